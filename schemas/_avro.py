@@ -1,0 +1,132 @@
+"""Avro codec for the hub's records: single-object encoding, schemas found by fingerprint.
+
+Every message value on the hub's topics is Avro single-object encoded (marker ``C3 01``, the
+8-byte little-endian CRC-64-AVRO fingerprint of the writer schema, then the binary body), so a
+consumer can find the writer schema from the bytes alone; producers also set the ``nsw-schema``
+header to the record's full name for readers that prefer headers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Final
+
+import fastavro
+from fastavro.schema import expand_schema, fingerprint, parse_schema, to_parsing_canonical_form
+
+from schemas.errors import AvroDecodeError, UnknownSchemaError
+
+MAGIC: Final = b"\xc3\x01"
+HEADER_LEN: Final = 10
+
+# Dependency order: a schema may only name types defined above it.
+_SCHEMA_FILES: Final = (
+    "Party",
+    "Authorisation",
+    "Document",
+    "Item",
+    "Submission",
+    "RoutingReason",
+    "AgencyRequest",
+    "ItemDecision",
+    "AgencyDecision",
+    "AgencyRoute",
+    "RoutingPlan",
+    "AgencyOutcome",
+    "ItemOutcome",
+    "ReleaseResponse",
+)
+
+#: Records that travel on topics on their own (the others are nested types).
+TOP_LEVEL: Final = ("Submission", "AgencyRequest", "AgencyDecision", "RoutingPlan", "ReleaseResponse")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSchema:
+    """One parsed writer schema with what the wire needs to name it."""
+
+    name: str  # full name, e.g. nsw.v1.Submission
+    parsed: Any
+    fingerprint: bytes  # 8 bytes, little-endian CRC-64-AVRO
+    canonical_json: str
+
+
+def _load_raw(name: str) -> dict[str, Any]:
+    text = resources.files("schemas").joinpath("avro").joinpath(f"{name}.avsc").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+class Registry:
+    """The schemas the hub knows, by full name and by fingerprint."""
+
+    def __init__(self) -> None:
+        named: dict[str, Any] = {}
+        self._by_name: dict[str, RecordSchema] = {}
+        self._by_fingerprint: dict[bytes, RecordSchema] = {}
+        for short in _SCHEMA_FILES:
+            raw = _load_raw(short)
+            parsed = parse_schema(raw, named_schemas=named)
+            full = f"{raw['namespace']}.{raw['name']}"
+            # Fingerprint the self-contained form so readers without our files can recompute it.
+            canonical = to_parsing_canonical_form(expand_schema(parsed))
+            record = RecordSchema(
+                name=full,
+                parsed=parsed,
+                fingerprint=bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")),  # little-endian
+                canonical_json=canonical,
+            )
+            self._by_name[full] = record
+            self._by_name[short] = record
+            self._by_fingerprint[record.fingerprint] = record
+
+    def get(self, name: str) -> RecordSchema:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownSchemaError(f"no Avro schema named {name!r}") from None
+
+    def by_fingerprint(self, fp: bytes) -> RecordSchema:
+        try:
+            return self._by_fingerprint[fp]
+        except KeyError:
+            raise UnknownSchemaError(f"no Avro schema with fingerprint {fp.hex()}") from None
+
+    def encode(self, name: str, record: Mapping[str, Any]) -> bytes:
+        """Single-object encoding of ``record`` with the schema called ``name``."""
+        schema = self.get(name)
+        buf = io.BytesIO()
+        buf.write(MAGIC)
+        buf.write(schema.fingerprint)
+        fastavro.schemaless_writer(buf, schema.parsed, record)
+        return buf.getvalue()
+
+    def decode(self, data: bytes, expected: str | None = None) -> tuple[str, dict[str, Any]]:
+        """Decode single-object bytes; return (full schema name, record)."""
+        if len(data) < HEADER_LEN or data[:2] != MAGIC:
+            raise AvroDecodeError("not Avro single-object encoding (missing C3 01 marker)")
+        schema = self.by_fingerprint(data[2:HEADER_LEN])
+        if expected is not None and schema.name != self.get(expected).name:
+            raise AvroDecodeError(f"expected {self.get(expected).name}, got {schema.name}")
+        try:
+            record = fastavro.schemaless_reader(io.BytesIO(data[HEADER_LEN:]), schema.parsed, None)
+        except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
+            raise AvroDecodeError(f"corrupt {schema.name} body: {exc}") from exc
+        if not isinstance(record, dict):
+            raise AvroDecodeError(f"{schema.name} body is not a record")
+        return schema.name, record
+
+
+_REGISTRY: Registry | None = None
+
+
+def registry() -> Registry:
+    """The process-wide registry (parsing the schemas once)."""
+    global _REGISTRY  # noqa: PLW0603 - a lazily built, immutable singleton
+    if _REGISTRY is None:
+        _REGISTRY = Registry()
+    return _REGISTRY

@@ -1,0 +1,155 @@
+"""Typed views of the Avro records in ``schemas/avro``.
+
+The records travel as plain dicts because that is what fastavro reads and writes; these
+TypedDicts give the pure core (mapping, routing, decisions, aggregation) static types at no
+runtime cost. Keep them in step with the ``.avsc`` files: ``tests/test_records.py`` checks.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+Outcome = Literal["RELEASE", "HOLD", "REFUSE"]
+SubmissionKind = Literal["DECLARATION", "AMENDMENT", "CANCELLATION"]
+Agency = Literal["customs", "sps", "cwc", "ipr"]
+
+AGENCIES: tuple[Agency, ...] = ("customs", "sps", "cwc", "ipr")
+
+
+class Party(TypedDict):
+    role: str
+    id: str | None
+    name: str | None
+    country: str | None
+
+
+class Authorisation(TypedDict):
+    category_code: str
+    holder_id: str | None
+
+
+class Document(TypedDict):
+    category_code: str
+    type_code: str
+    id: str | None
+
+
+class Item(TypedDict):
+    sequence: int
+    description: str
+    commodity_code: str
+    origin_country: str | None
+    cas_numbers: list[str]
+    documents: list[Document]
+    quantity: float | None
+    quantity_unit: str | None
+    net_mass_kg: float | None
+    value: float | None
+    currency: str | None
+
+
+class Submission(TypedDict):
+    submission_id: str
+    version: int
+    kind: SubmissionKind
+    received_at: int
+    bundle: str
+    function_code: str
+    trader_reference: str
+    declaration_type: str
+    declarant_id: str
+    parties: list[Party]
+    authorisations: list[Authorisation]
+    export_country: str | None
+    destination_country: str | None
+    items: list[Item]
+
+
+class RoutingReason(TypedDict):
+    item: int
+    rule: str
+    why: str
+
+
+class AgencyRequest(TypedDict):
+    request_id: str
+    submission_id: str
+    version: int
+    agency: str
+    requested_at: int
+    trader_reference: str
+    declaration_type: str
+    declarant_id: str
+    parties: list[Party]
+    authorisations: list[Authorisation]
+    export_country: str | None
+    destination_country: str | None
+    items: list[Item]
+    reasons: list[RoutingReason]
+
+
+class ItemDecision(TypedDict):
+    sequence: int
+    outcome: Outcome
+    code: str
+    reason: str
+
+
+class AgencyDecision(TypedDict):
+    decision_id: str
+    submission_id: str
+    version: int
+    agency: str
+    decided_at: int
+    items: list[ItemDecision]
+
+
+class AgencyRoute(TypedDict):
+    agency: str
+    reasons: list[RoutingReason]
+
+
+class RoutingPlan(TypedDict):
+    submission_id: str
+    version: int
+    routed_at: int
+    received_at: int
+    trader_reference: str
+    declarant_id: str
+    item_sequences: list[int]
+    agencies: list[AgencyRoute]
+
+
+class AgencyOutcome(TypedDict):
+    agency: str
+    outcome: Outcome
+    decision_id: str
+    decided_at: int
+
+
+class AgencyItemReason(TypedDict):
+    agency: str
+    outcome: Outcome
+    code: str
+    reason: str
+
+
+class ItemOutcome(TypedDict):
+    sequence: int
+    outcome: Outcome
+    reasons: list[AgencyItemReason]
+
+
+class ReleaseResponse(TypedDict):
+    response_id: str
+    submission_id: str
+    version: int
+    response_version: int
+    issued_at: int
+    received_at: int
+    trader_reference: str
+    declarant_id: str
+    outcome: Outcome
+    function_code: str
+    agencies: list[AgencyOutcome]
+    items: list[ItemOutcome]

@@ -1,0 +1,22 @@
+"""Errors raised at the schemas boundary.
+
+    NSWSchemaError (ValueError)            not retriable: the input is wrong, say where
+    ├── AvroDecodeError                    bytes are not a record of a schema we know
+    └── UnknownSchemaError                 fingerprint or name not among the hub's schemas
+"""
+
+from __future__ import annotations
+
+
+class NSWSchemaError(ValueError):
+    """Base of the schemas package's errors; never retriable (the same bytes fail again)."""
+
+    retriable = False
+
+
+class AvroDecodeError(NSWSchemaError):
+    """The payload is not valid Avro for the schema it names."""
+
+
+class UnknownSchemaError(NSWSchemaError):
+    """The payload names a writer schema (fingerprint or full name) the hub does not know."""
