@@ -22,10 +22,16 @@ from schemas._records import (
     Submission,
     SubmissionKind,
 )
+from schemas._document import DOCUMENT_ERROR_TYPES, DocumentError, DocumentErrorType, ErrorDetail
+from schemas._mapping import BUNDLE, NSW_NAMESPACE
+from schemas._xml import read_declaration, validate_document
 from schemas.errors import AvroDecodeError, NSWSchemaError, UnknownSchemaError
 
 __all__ = [
     "AGENCIES",
+    "BUNDLE",
+    "DOCUMENT_ERROR_TYPES",
+    "NSW_NAMESPACE",
     "TOP_LEVEL",
     "Agency",
     "AgencyDecision",
@@ -36,6 +42,9 @@ __all__ = [
     "Authorisation",
     "AvroDecodeError",
     "Document",
+    "DocumentError",
+    "DocumentErrorType",
+    "ErrorDetail",
     "Item",
     "ItemDecision",
     "ItemOutcome",
@@ -50,5 +59,7 @@ __all__ = [
     "Submission",
     "SubmissionKind",
     "UnknownSchemaError",
+    "read_declaration",
     "registry",
+    "validate_document",
 ]

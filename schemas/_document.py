@@ -1,0 +1,79 @@
+"""Errors about a posted XML document, precise enough to answer the trader.
+
+    NSWSchemaError (ValueError)       schemas/errors.py, never retriable
+    └── DocumentError                 the document was refused; ``type`` says why, ``errors`` where
+
+A refused document is the sender's problem and the same bytes fail again, so nothing here is
+retriable. Each ``type`` maps to one HTTP status so the ingress (and ``nsw validate``) can answer
+without its own table: 400 when the bytes are not a usable XML document at all, 413 when they are
+too big to look at, 422 when they are XML but not a declaration the hub accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from schemas.errors import NSWSchemaError
+
+DocumentErrorType = Literal[
+    "not-well-formed",
+    "wrong-encoding",
+    "unknown-namespace",
+    "unknown-message-kind",
+    "schema-violation",
+    "business-rule",
+    "too-large",
+    "forbidden-construct",
+]
+
+#: type -> (title, HTTP status). Titles are stable, human-readable summaries (RFC 9457 "title").
+DOCUMENT_ERROR_TYPES: Final[dict[DocumentErrorType, tuple[str, int]]] = {
+    "not-well-formed": ("The document is not well-formed XML", 400),
+    "wrong-encoding": ("The document is not valid UTF-8", 400),
+    "forbidden-construct": ("The document uses a construct the hub refuses (DTD or entity declaration)", 400),
+    "too-large": ("The document is larger than the hub accepts", 413),
+    "unknown-namespace": ("The document's namespace is not one the hub knows", 422),
+    "unknown-message-kind": ("The document is not a declaration (MetaData with WCOTypeName DEC)", 422),
+    "schema-violation": ("The document does not conform to the declaration schema", 422),
+    "business-rule": ("The declaration breaks a rule of the declaration profile", 422),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDetail:
+    """One problem in the document: what, on which line, at which element.
+
+    ``path`` has no namespace prefixes and indexes repeated siblings from 1, e.g.
+    ``/MetaData/Declaration/GoodsShipment/GovernmentAgencyGoodsItem[2]/Commodity``, so a trader
+    can find the element without knowing how the hub names namespaces.
+    """
+
+    message: str
+    line: int | None
+    path: str | None
+
+
+class DocumentError(NSWSchemaError):
+    """The hub refused a posted document; answer the sender with ``status`` and ``errors``."""
+
+    type: DocumentErrorType
+    title: str
+    status: int
+    errors: tuple[ErrorDetail, ...]
+
+    def __init__(self, kind: DocumentErrorType, errors: tuple[ErrorDetail, ...]) -> None:
+        # ``type`` is the attribute (the problem-details field name); the argument avoids the builtin.
+        title, status = DOCUMENT_ERROR_TYPES[kind]
+        first = errors[0].message if errors else title
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"{kind}: {first}{more}")
+        self.type = kind
+        self.title = title
+        self.status = status
+        self.errors = errors
+
+    def __reduce__(self) -> tuple[Callable[..., DocumentError], tuple[object, ...]]:
+        # Validation may run in a process pool; keep the error picklable despite the custom __init__.
+        return (DocumentError, (self.type, self.errors))
