@@ -1,0 +1,32 @@
+"""The one interface every agency's decision engine offers.
+
+An engine is pure: it gets the agency's request and the date it decides on, and answers one
+``ItemDecision`` per item, in the request's order. Transport (Kafka, an agency's HTTP system) is
+somebody else's concern; the runner hands requests in and carries decisions out.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Protocol, runtime_checkable
+
+from schemas import AgencyRequest, ItemDecision, Outcome
+
+
+@runtime_checkable
+class DecisionEngine(Protocol):
+    """Decides, per item, whether an agency releases, holds or refuses the goods."""
+
+    agency: str
+
+    def decide(self, request: AgencyRequest, *, today: date) -> list[ItemDecision]:
+        """One decision per item of ``request["items"]``, in order; ``today`` is the decision date."""
+        ...
+
+
+def decision(sequence: int, outcome: Outcome, code: str, reason: str) -> ItemDecision:
+    """Build an ``ItemDecision``; the code's first letter must agree with the outcome."""
+    expected = {"RELEASE": "C", "HOLD": "H", "REFUSE": "N"}[outcome]
+    if not code.startswith(expected):
+        raise ValueError(f"decision code {code!r} does not fit outcome {outcome}")
+    return {"sequence": sequence, "outcome": outcome, "code": code, "reason": reason}

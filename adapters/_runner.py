@@ -1,0 +1,63 @@
+"""Topic-mode adapter runner: consume an agency's requests, decide with its engine, publish the decision.
+
+The reference engines are pure; this module adds the Kafka edge and the clock. A real agency
+system replaces the engine by consuming ``nsw.agency.<agency>.requests`` itself and producing to
+``nsw.agency.<agency>.decisions`` (see README "Topic contract").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import structlog
+
+from adapters._engine import DecisionEngine
+from broker._envelope import InMessage, OutMessage, avro_message, decode
+from broker._kafka import ProcessorSpec
+from broker._topics import DLQ, decisions_topic, requests_topic
+from schemas import AgencyDecision, AgencyRequest
+
+log = structlog.get_logger("nsw.adapter")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class AdapterRunner:
+    def __init__(self, engine: DecisionEngine, *, clock: Callable[[], int] = _now_ms) -> None:
+        self.engine = engine
+        self._clock = clock
+
+    def handle(self, message: InMessage) -> Sequence[OutMessage]:
+        request: AgencyRequest = decode(message, "AgencyRequest")  # type: ignore[assignment]
+        now = self._clock()
+        structlog.contextvars.bind_contextvars(
+            submission_id=request["submission_id"], version=request["version"], agency=self.engine.agency
+        )
+        items = self.engine.decide(request, today=datetime.fromtimestamp(now / 1000, UTC).date())
+        decision: AgencyDecision = {
+            # Stable id: a replayed request yields the same decision id, so duplicates are recognisable.
+            "decision_id": f"{request['request_id']}:ref",
+            "submission_id": request["submission_id"],
+            "version": request["version"],
+            "agency": self.engine.agency,
+            "decided_at": now,
+            "items": items,
+        }
+        log.info("decided", outcomes=sorted({i["outcome"] for i in items}), items=len(items))
+        return [avro_message(decisions_topic(self.engine.agency), "AgencyDecision", decision)]
+
+
+def adapter_spec(engine: DecisionEngine, *, instance: str) -> ProcessorSpec:
+    agency = engine.agency
+    return ProcessorSpec(
+        service=f"adapter-{agency}",
+        group_id=f"nsw-adapter-{agency}",
+        topics=(requests_topic(agency),),
+        transactional_id=f"nsw-adapter-{agency}-{instance}",
+        handler=AdapterRunner(engine).handle,
+        dlq=DLQ,
+    )
