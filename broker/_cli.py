@@ -1,0 +1,150 @@
+"""``nsw``: the hub's command line (kafka, serve, submit, status)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from broker._client import submit_file
+from broker._config import HubConfig
+from broker._hub import SERVICES, Hub
+from broker._logging import configure_logging
+from broker.errors import NSWError
+from ops import LocalKafkaConfig, kafka_command
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.flush()
+
+
+def sample_files() -> list[Path]:
+    """The project's sample declarations, valid ones only, in name order."""
+    folder = Path(str(resources.files("schemas").joinpath("samples")))
+    return sorted(p for p in folder.glob("*.xml") if "invalid" not in p.name)
+
+
+async def _post_samples(url: str, *, wait: float) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        results = await asyncio.gather(*(submit_file(client, path, wait=wait) for path in sample_files()))
+    for path, result in zip(sample_files(), results, strict=True):
+        _print_json({"file": path.name, "submission_id": result.body.get("submission_id"),
+                     "release_response": result.response})
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    only = frozenset(args.only.split(",")) if args.only else frozenset(SERVICES)
+    unknown = only - set(SERVICES)
+    if unknown:
+        sys.stderr.write(f"unknown service(s) {sorted(unknown)}; choose from {', '.join(SERVICES)}\n")
+        return 2
+    config = HubConfig.from_env(bootstrap=args.bootstrap, host=args.host, port=args.port)
+    configure_logging(fmt=config.log_format, level=config.log_level)
+    hub = Hub(config, only=only)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await hub.start()
+    except NSWError as exc:
+        sys.stderr.write(f"nsw serve: {exc}\n")
+        await hub.stop()
+        return 1
+    if args.post_samples and "ingress" in only:
+        await _post_samples(f"http://{config.host}:{config.port}", wait=30.0)
+        sys.stderr.write(f"hub serving on http://{config.host}:{config.port} - Ctrl-C to stop\n")
+    waiter = asyncio.create_task(hub.wait())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+    await hub.stop()
+    for task in (waiter, stopper):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return 0
+
+
+async def _submit(args: argparse.Namespace) -> int:
+    async with httpx.AsyncClient(base_url=args.url, timeout=30) as client:
+        try:
+            result = await submit_file(client, Path(args.file), wait=args.wait)
+        except httpx.HTTPError as exc:
+            sys.stderr.write(f"nsw submit: cannot reach the hub at {args.url}: {exc}\n")
+            return 3
+    if result.status_code != 202:
+        _print_json(result.body)
+        return 1
+    if args.wait <= 0:
+        _print_json(result.body)
+        return 0
+    if result.response is None:
+        _print_json({**result.body, "error": f"no release response within {args.wait} s"})
+        return 2
+    _print_json(result.response)
+    return 0
+
+
+async def _status(args: argparse.Namespace) -> int:
+    async with httpx.AsyncClient(base_url=args.url, timeout=30) as client:
+        try:
+            answer = await client.get(f"/v1/submissions/{args.submission_id}")
+        except httpx.HTTPError as exc:
+            sys.stderr.write(f"nsw status: cannot reach the hub at {args.url}: {exc}\n")
+            return 3
+    _print_json(answer.json())
+    return 0 if answer.status_code == 200 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nsw", description="National Single Window message hub")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    kafka = sub.add_parser("kafka", help="the embedded local Apache Kafka broker")
+    kafka.add_argument("action", choices=["install", "start", "stop", "status"])
+
+    serve = sub.add_parser("serve", help="run the hub's services")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (env NSW_BOOTSTRAP)")
+    serve.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SERVICES)}")
+    serve.add_argument("--post-samples", action="store_true",
+                       help="post the bundled samples once started and print their release responses")
+
+    submit = sub.add_parser("submit", help="lodge a declaration and (with --wait) print its release response")
+    submit.add_argument("file")
+    submit.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the release response")
+    submit.add_argument("--url", default=DEFAULT_URL)
+
+    status = sub.add_parser("status", help="show a submission's status")
+    status.add_argument("submission_id")
+    status.add_argument("--url", default=DEFAULT_URL)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "kafka":
+        return kafka_command(args.action, LocalKafkaConfig.from_env())
+    runner = {"serve": _serve, "submit": _submit, "status": _status}[args.command]
+    if args.command == "serve":
+        with contextlib.suppress(ImportError):
+            import uvloop  # noqa: PLC0415 - optional speed-up, only for the long-running server
+
+            return uvloop.run(runner(args))  # type: ignore[no-any-return]
+    return asyncio.run(runner(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

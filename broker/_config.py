@@ -1,0 +1,51 @@
+"""The hub's configuration: one typed object, built once at start-up from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from schemas import AGENCIES
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HubConfig:
+    """Everything a hub process needs to know; see README "Configuration" for the variables."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    partitions: int = 6
+    replication: int = 1
+    instance: str = "0"
+    agencies: tuple[str, ...] = AGENCIES
+    max_body_bytes: int = 5_000_000
+    max_in_flight: int = 2_000
+    log_format: str = "auto"  # auto | json | console
+    log_level: str = "info"
+    state_dir: Path = field(default_factory=lambda: Path(".nsw"))
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> HubConfig:
+        """Read ``NSW_*`` variables; explicit ``overrides`` (from CLI flags) win when not None."""
+        d = cls()
+        values: dict[str, object] = {
+            "bootstrap": _env("NSW_BOOTSTRAP", d.bootstrap),
+            "host": _env("NSW_HOST", d.host),
+            "port": int(_env("NSW_PORT", str(d.port))),
+            "partitions": int(_env("NSW_PARTITIONS", str(d.partitions))),
+            "replication": int(_env("NSW_REPLICATION", str(d.replication))),
+            "instance": _env("NSW_INSTANCE", d.instance),
+            "max_body_bytes": int(_env("NSW_MAX_BODY_BYTES", str(d.max_body_bytes))),
+            "max_in_flight": int(_env("NSW_MAX_IN_FLIGHT", str(d.max_in_flight))),
+            "log_format": _env("NSW_LOG_FORMAT", d.log_format),
+            "log_level": _env("NSW_LOG_LEVEL", d.log_level),
+            "state_dir": Path(_env("NSW_STATE_DIR", str(d.state_dir))),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

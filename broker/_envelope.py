@@ -1,0 +1,73 @@
+"""Kafka messages as values: what goes out (topic, key, Avro value, headers) and what comes in.
+
+Headers on every hub message:
+    nsw-schema          full name of the Avro writer schema, e.g. ``nsw.v1.Submission``
+    nsw-submission-id   the submission id (also the key)
+    nsw-version         the submission version, decimal
+    content-type        ``avro/binary`` (single-object encoding) or ``application/json``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from schemas import registry
+
+Headers = tuple[tuple[str, bytes], ...]
+
+SCHEMA_HEADER = "nsw-schema"
+SUBMISSION_HEADER = "nsw-submission-id"
+VERSION_HEADER = "nsw-version"
+CONTENT_TYPE_HEADER = "content-type"
+AVRO_CONTENT_TYPE = b"avro/binary"
+JSON_CONTENT_TYPE = b"application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InMessage:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes
+    headers: Headers
+
+    def header(self, name: str) -> bytes | None:
+        return header(self.headers, name)
+
+
+def header(headers: Sequence[tuple[str, bytes]], name: str) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def avro_message(topic: str, schema: str, record: Mapping[str, Any], *, extra: Headers = ()) -> OutMessage:
+    """A hub record for ``topic``, keyed by its submission id, Avro single-object encoded."""
+    reg = registry()
+    submission_id: str = record["submission_id"]
+    headers: Headers = (
+        (SCHEMA_HEADER, reg.get(schema).name.encode()),
+        (SUBMISSION_HEADER, submission_id.encode()),
+        (VERSION_HEADER, str(record["version"]).encode()),
+        (CONTENT_TYPE_HEADER, AVRO_CONTENT_TYPE),
+        *extra,
+    )
+    return OutMessage(topic=topic, key=submission_id.encode(), value=reg.encode(schema, record), headers=headers)
+
+
+def decode(message: InMessage, expected: str | None = None) -> dict[str, Any]:
+    """The Avro record in ``message`` (raises schemas.NSWSchemaError when it is not one)."""
+    return registry().decode(message.value, expected)[1]

@@ -1,0 +1,148 @@
+"""Running the hub's services: all in one process by default, or a subset (``--only``).
+
+Each Kafka service runs under a supervisor that restarts it with backoff when Kafka goes away or
+the service is fenced; ``Hub.stop`` returns even when the broker is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+import uvicorn
+
+from adapters import ENGINES
+from adapters._runner import adapter_spec
+from broker._aggregator import Aggregator, aggregator_spec
+from broker._config import HubConfig
+from broker._ingress import Ingress, create_app
+from broker._kafka import Producer, ProcessorSpec, TransactionalProcessor, ensure_topics
+from broker._router import router_spec
+from broker._topics import declared_topics
+from broker._view import StatusView
+from broker.errors import NSWError
+
+log = structlog.get_logger("nsw.hub")
+
+SERVICES = ("ingress", "router", "adapters", "aggregator")
+
+
+@dataclass(slots=True)
+class _Supervised:
+    name: str
+    make: Callable[[], ProcessorSpec]
+    current: TransactionalProcessor | None = None
+    task: asyncio.Task[None] | None = None
+    restarts: int = 0
+
+
+@dataclass(slots=True)
+class Hub:
+    config: HubConfig
+    only: frozenset[str] = frozenset(SERVICES)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _supervised: list[_Supervised] = field(default_factory=list)
+    view: StatusView | None = None
+    producer: Producer | None = None
+    ingress: Ingress | None = None
+    server: uvicorn.Server | None = None
+    _server_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        cfg = self.config
+        await ensure_topics(cfg.bootstrap, declared_topics(cfg.agencies, partitions=cfg.partitions,
+                                                           replication=cfg.replication))
+        specs: list[tuple[str, Callable[[], ProcessorSpec]]] = []
+        if "router" in self.only:
+            specs.append(("router", lambda: router_spec(instance=cfg.instance)))
+        if "adapters" in self.only:
+            for agency in cfg.agencies:
+                engine = ENGINES[agency]
+                specs.append((f"adapter-{agency}", lambda e=engine: adapter_spec(e, instance=cfg.instance)))
+        if "aggregator" in self.only:
+            specs.append(("aggregator", lambda: aggregator_spec(
+                Aggregator(bootstrap=cfg.bootstrap, agencies=cfg.agencies),
+                instance=cfg.instance, agencies=cfg.agencies)))
+        for name, make in specs:
+            sup = _Supervised(name, make)
+            sup.task = asyncio.create_task(self._supervise(sup), name=f"supervise-{name}")
+            self._supervised.append(sup)
+        if "ingress" in self.only:
+            await self._start_ingress()
+        log.info("hub_started", services=sorted(self.only), bootstrap=cfg.bootstrap)
+
+    async def _start_ingress(self) -> None:
+        cfg = self.config
+        self.view = StatusView(cfg.bootstrap)
+        await self.view.start()
+        self.producer = Producer(cfg.bootstrap)
+        await self.producer.start()
+        self.ingress = Ingress(producer=self.producer, view=self.view, max_body_bytes=cfg.max_body_bytes,
+                               max_in_flight=cfg.max_in_flight)
+        server_config = uvicorn.Config(
+            create_app(self.ingress), host=cfg.host, port=cfg.port, access_log=False, log_level="warning",
+            lifespan="off", loop="none", http="httptools",
+        )
+        self.server = uvicorn.Server(server_config)
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the CLI owns signals
+        self._server_task = asyncio.create_task(self.server.serve(), name="ingress-http")
+        while not self.server.started:
+            if self._server_task.done():
+                await self._server_task  # re-raises why it could not start (port taken, ...)
+                raise NSWError(f"ingress could not listen on {cfg.host}:{cfg.port}")
+            await asyncio.sleep(0.02)
+
+    async def _supervise(self, sup: _Supervised) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            processor = TransactionalProcessor(sup.make(), self.config.bootstrap)
+            sup.current = processor
+            try:
+                await processor.start()
+                delay = 0.5
+                await processor.run()
+            except NSWError as exc:
+                sup.restarts += 1
+                log.warning("service_restart", service=sup.name, error=str(exc), retry_in=round(delay, 2))
+            finally:
+                await processor.stop()
+            if self._stopping.is_set():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay * (1 + random.random() / 2))  # noqa: S311
+            delay = min(delay * 2, 15.0)
+
+    async def wait(self) -> None:
+        """Until ``stop`` is called or the HTTP server exits on its own."""
+        waits = [asyncio.create_task(self._stopping.wait())]
+        if self._server_task is not None:
+            waits.append(self._server_task)  # type: ignore[arg-type]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self.server is not None:
+            self.server.should_exit = True
+            if self._server_task is not None:
+                with contextlib.suppress(Exception):  # noqa: BLE001 - shutting down; the server's error was logged
+                    await asyncio.wait_for(self._server_task, timeout=10)
+        for sup in self._supervised:
+            if sup.current is not None:
+                sup.current.request_stop()
+        tasks = [s.task for s in self._supervised if s.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=15)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        if self.producer is not None:
+            with contextlib.suppress(NSWError):
+                await self.producer.stop()
+        if self.view is not None:
+            await self.view.stop()
+        log.info("hub_stopped")

@@ -1,0 +1,52 @@
+"""RFC 9457 problem details for every refusal the ingress gives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.responses import Response
+
+import orjson
+
+PROBLEM_BASE = "https://nsw-broker.dev/problems/"
+
+#: Problem types the API can answer with: slug -> (status, title). Documented in the README.
+PROBLEM_TYPES: dict[str, tuple[int, str]] = {
+    "not-well-formed": (400, "The document is not well-formed XML"),
+    "wrong-encoding": (400, "The document's bytes do not match its declared encoding"),
+    "forbidden-construct": (400, "The document uses a construct the hub refuses (DTD, entities)"),
+    "too-large": (413, "The document is larger than the hub accepts"),
+    "unsupported-media-type": (415, "The hub accepts application/xml (and avro/binary)"),
+    "unknown-namespace": (422, "The document's namespace is not one the hub knows"),
+    "unknown-message-kind": (422, "The document is not a message kind the hub accepts"),
+    "schema-violation": (422, "The document does not conform to its schema"),
+    "business-rule": (422, "The document breaks a business rule"),
+    "not-found": (404, "No such submission"),
+    "overloaded": (503, "The hub is at capacity; retry after the indicated delay"),
+    "unavailable": (503, "The hub cannot reach Kafka; nothing was accepted"),
+}
+
+
+def problem(
+    slug: str,
+    *,
+    detail: str,
+    errors: Iterable[dict[str, Any]] = (),
+    instance: str | None = None,
+    status: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    default_status, title = PROBLEM_TYPES[slug]
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status or default_status,
+        "detail": detail,
+        "errors": list(errors),
+    }
+    if instance is not None:
+        body["instance"] = instance
+    return Response(
+        orjson.dumps(body), status_code=body["status"], media_type="application/problem+json", headers=headers
+    )

@@ -1,0 +1,71 @@
+"""The hub's topics, declared once: name, partitions, replication, cleanup policy, retention.
+
+All keyed topics are co-partitioned (same partition count, key = submission id, Kafka's default
+murmur2 partitioner), so one consumer of a partition number sees every message about the
+submissions hashed there: the aggregator relies on that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+SUBMISSIONS: Final = "nsw.submissions"
+ROUTING: Final = "nsw.routing"
+RESPONSES: Final = "nsw.responses"
+DLQ: Final = "nsw.dlq"
+AGGREGATE_STATE: Final = "nsw.aggregator.state"
+
+_WEEK_MS: Final = 7 * 24 * 3600 * 1000
+
+
+def requests_topic(agency: str) -> str:
+    return f"nsw.agency.{agency}.requests"
+
+
+def decisions_topic(agency: str) -> str:
+    return f"nsw.agency.{agency}.decisions"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication: int
+    cleanup_policy: str = "delete"
+    retention_ms: int = _WEEK_MS
+    public: bool = True
+    doc: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def configs(self) -> dict[str, str]:
+        configs = {"cleanup.policy": self.cleanup_policy, **self.extra}
+        if self.cleanup_policy == "delete":
+            configs["retention.ms"] = str(self.retention_ms)
+        return configs
+
+
+def declared_topics(agencies: tuple[str, ...], *, partitions: int, replication: int) -> tuple[TopicSpec, ...]:
+    """Every topic the hub uses, in the order an operator reads them."""
+    p, r = partitions, replication
+    specs = [
+        TopicSpec(name=SUBMISSIONS, partitions=p, replication=r, retention_ms=4 * _WEEK_MS,
+                  doc="Canonical accepted submissions (Avro nsw.v1.Submission), key = submission id."),
+        TopicSpec(name=ROUTING, partitions=p, replication=r, public=False,
+                  doc="Routing plans (Avro nsw.v1.RoutingPlan): which agencies decide which items."),
+    ]
+    for agency in agencies:
+        specs.append(TopicSpec(name=requests_topic(agency), partitions=p, replication=r,
+                               doc=f"Requests for {agency} (Avro nsw.v1.AgencyRequest), key = submission id."))
+        specs.append(TopicSpec(name=decisions_topic(agency), partitions=p, replication=r,
+                               doc=f"Decisions of {agency} (Avro nsw.v1.AgencyDecision), key = submission id."))
+    specs += [
+        TopicSpec(name=RESPONSES, partitions=p, replication=r, retention_ms=4 * _WEEK_MS,
+                  doc="Release responses (Avro nsw.v1.ReleaseResponse), key = submission id."),
+        TopicSpec(name=AGGREGATE_STATE, partitions=p, replication=r, cleanup_policy="compact", public=False,
+                  extra={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
+                  doc="Aggregator changelog: the state of each submission (JSON), compacted, key = submission id."),
+        TopicSpec(name=DLQ, partitions=1, replication=r, retention_ms=4 * _WEEK_MS,
+                  doc="Dead letters: the original bytes with nsw-error-* headers saying why."),
+    ]
+    return tuple(specs)

@@ -1,0 +1,37 @@
+"""Errors at the broker boundary (Kafka plumbing, ingress, services).
+
+    NSWError (Exception)
+    ├── TransportError (ConnectionError)     retriable: Kafka unreachable, timed out, not leader
+    │   └── ProduceError                     retriable: a record could not be written
+    ├── FencedError (RuntimeError)           not retriable: another instance took over our transactional id
+    └── MessageError (ValueError)            not retriable: a record cannot be decoded or handled
+
+aiokafka's own exceptions are translated into these once, in ``broker._kafka``; nothing above
+that module catches an aiokafka class.
+"""
+
+from __future__ import annotations
+
+
+class NSWError(Exception):
+    """Base of the hub's errors."""
+
+    retriable: bool = False
+
+
+class TransportError(NSWError, ConnectionError):
+    """Kafka could not be reached or did not answer in time; trying again may work."""
+
+    retriable = True
+
+
+class ProduceError(TransportError):
+    """A record was not acknowledged by the broker."""
+
+
+class FencedError(NSWError, RuntimeError):
+    """A newer instance with the same transactional id exists: this one must stop."""
+
+
+class MessageError(NSWError, ValueError):
+    """A record on a topic cannot be decoded or handled; retrying the same bytes fails again."""

@@ -1,0 +1,74 @@
+"""Shared fixtures: the real local Kafka (started by `make test` / `nsw kafka start`) and a running hub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from broker._config import HubConfig
+from broker._hub import Hub
+
+T = TypeVar("T")
+
+SAMPLES = Path(str(resources.files("schemas").joinpath("samples")))
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def bootstrap() -> str:
+    return os.environ.get("NSW_BOOTSTRAP", "127.0.0.1:9092")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def expected_outcomes() -> dict[str, dict[str, Any]]:
+    loaded: dict[str, dict[str, Any]] = json.loads((SAMPLES / "expected.json").read_text())
+    return loaded
+
+
+async def poll(check: Callable[[], Awaitable[T | None]], *, timeout: float, what: str) -> T:
+    """Wait for a condition with a deadline (never a bare sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value is not None:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def hub_config(**changes: Any) -> HubConfig:
+    return replace(HubConfig.from_env(bootstrap=bootstrap()), port=free_port(), **changes)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def hub() -> AsyncIterator[Hub]:
+    running = Hub(hub_config())
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=f"http://{hub.config.host}:{hub.config.port}", timeout=30) as http:
+        yield http

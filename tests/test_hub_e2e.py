@@ -1,0 +1,113 @@
+"""The hub end to end on the real local Kafka: samples in, one release response each out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from broker import RESPONSES
+from broker._envelope import InMessage
+from broker._hub import Hub
+from broker._kafka import read_to_end
+from schemas import registry
+from tests.conftest import SAMPLES, bootstrap, expected_outcomes, poll
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+
+VALID = sorted(name for name, exp in expected_outcomes().items() if exp.get("outcome"))
+INVALID = sorted(name for name, exp in expected_outcomes().items() if not exp.get("outcome"))
+
+
+async def responses_on_topic(submission_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every release response on nsw.responses for these submissions (committed ones only)."""
+    found: dict[str, list[dict[str, Any]]] = {sid: [] for sid in submission_ids}
+
+    def keep(message: InMessage) -> None:
+        if message.key is not None and message.key.decode() in found:
+            found[message.key.decode()].append(registry().decode(message.value, "ReleaseResponse")[1])
+
+    await read_to_end(bootstrap(), [(RESPONSES, p) for p in range(6)], keep)
+    return found
+
+
+async def final_status(client: httpx.AsyncClient, sid: str, timeout: float = 30) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await client.get(f"/v1/submissions/{sid}")).json()
+        return body if body["status"] in {"released", "held", "refused"} else None
+
+    return await poll(check, timeout=timeout, what=f"final status of {sid}")
+
+
+@pytest.mark.parametrize("name", VALID)
+async def test_sample_gets_its_release_response(client: httpx.AsyncClient, name: str) -> None:
+    expected = expected_outcomes()[name]
+    posted = await client.post("/v1/submissions", content=(SAMPLES / name).read_bytes(),
+                               headers={"Content-Type": "application/xml"})
+    assert posted.status_code == 202, posted.text
+    accepted = posted.json()
+    assert accepted["status"] == "accepted"
+    sid = accepted["submission_id"]
+    assert accepted["links"]["self"] == f"/v1/submissions/{sid}"
+
+    status = await final_status(client, sid)
+    assert status["response"]["outcome"] == expected["outcome"]
+    assert sorted(status["routing"]["agencies"]) == sorted(expected["agencies"])
+    assert sorted(status["decisions"]) == sorted(expected["agencies"])
+    for agency, reasons in status["routing"]["agencies"].items():
+        assert reasons, f"{agency} routed without a reason"
+        assert all(r["rule"] and r["why"] for r in reasons)
+
+    on_topic = await responses_on_topic({sid})
+    assert len(on_topic[sid]) == 1, f"expected exactly one release response, got {len(on_topic[sid])}"
+    assert on_topic[sid][0]["outcome"] == expected["outcome"]
+
+
+@pytest.mark.parametrize("name", INVALID)
+async def test_invalid_sample_is_refused_naming_the_element(client: httpx.AsyncClient, name: str) -> None:
+    expected = expected_outcomes()[name]
+    answer = await client.post("/v1/submissions", content=(SAMPLES / name).read_bytes(),
+                               headers={"Content-Type": "application/xml"})
+    assert answer.status_code == expected.get("status", 422)
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json()
+    assert problem["errors"], problem
+    first = problem["errors"][0]
+    assert isinstance(first["line"], int)
+    assert expected["element"] in (first["path"] or "") or expected["element"] in first["message"]
+
+
+async def test_wrong_media_type_is_415(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/v1/submissions", content=b"{}", headers={"Content-Type": "application/json"})
+    assert answer.status_code == 415
+    assert answer.json()["type"].endswith("/unsupported-media-type")
+
+
+async def test_oversize_body_is_413(client: httpx.AsyncClient, hub: Hub) -> None:
+    body = b"<a>" + b"x" * (hub.config.max_body_bytes + 1) + b"</a>"
+    answer = await client.post("/v1/submissions", content=body, headers={"Content-Type": "application/xml"})
+    assert answer.status_code == 413
+
+
+async def test_unknown_submission_is_404(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/v1/submissions/NOPE")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+async def test_health_and_openapi(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    spec = (await client.get("/openapi.json")).json()
+    assert "/v1/submissions" in spec["paths"]
+    assert spec["openapi"].startswith("3.")
+
+
+async def test_long_poll_returns_the_response(client: httpx.AsyncClient) -> None:
+    posted = await client.post("/v1/submissions", content=(SAMPLES / "plain-goods.xml").read_bytes(),
+                               headers={"Content-Type": "application/xml"})
+    sid = posted.json()["submission_id"]
+    answer = await client.get(f"/v1/submissions/{sid}/response", params={"wait": "20"}, timeout=30)
+    assert answer.status_code == 200
+    assert answer.json()["submission_id"] == sid
+    assert answer.json()["outcome"] == expected_outcomes()["plain-goods.xml"]["outcome"]
