@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(ImportError):
             import uvloop  # noqa: PLC0415 - optional speed-up, only for the long-running server
 
-            return uvloop.run(runner(args))  # type: ignore[no-any-return]
+            return uvloop.run(runner(args))
     return asyncio.run(runner(args))
 
 

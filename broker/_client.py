@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,8 @@ async def submit_file(
 ) -> SubmitResult:
     """POST one document; with ``wait`` > 0, long-poll for its release response until the deadline."""
     content_type = CONTENT_TYPES.get(path.suffix.lower(), "application/xml")
-    posted = await client.post("/v1/submissions", content=path.read_bytes(),
+    content = await asyncio.to_thread(path.read_bytes)
+    posted = await client.post("/v1/submissions", content=content,
                                headers={"Content-Type": content_type})
     body: dict[str, Any] = posted.json()
     if posted.status_code != 202 or wait <= 0:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import structlog
@@ -20,7 +21,7 @@ from adapters._runner import adapter_spec
 from broker._aggregator import Aggregator, aggregator_spec
 from broker._config import HubConfig
 from broker._ingress import Ingress, create_app
-from broker._kafka import Producer, ProcessorSpec, TransactionalProcessor, ensure_topics
+from broker._kafka import ProcessorSpec, Producer, TransactionalProcessor, ensure_topics
 from broker._router import router_spec
 from broker._topics import declared_topics
 from broker._view import StatusView
@@ -29,6 +30,14 @@ from broker.errors import NSWError
 log = structlog.get_logger("nsw.hub")
 
 SERVICES = ("ingress", "router", "adapters", "aggregator")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the process owner (CLI, tests) decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 @dataclass(slots=True)
@@ -62,7 +71,7 @@ class Hub:
         if "adapters" in self.only:
             for agency in cfg.agencies:
                 engine = ENGINES[agency]
-                specs.append((f"adapter-{agency}", lambda e=engine: adapter_spec(e, instance=cfg.instance)))
+                specs.append((f"adapter-{agency}", functools.partial(adapter_spec, engine, instance=cfg.instance)))
         if "aggregator" in self.only:
             specs.append(("aggregator", lambda: aggregator_spec(
                 Aggregator(bootstrap=cfg.bootstrap, agencies=cfg.agencies),
@@ -87,8 +96,7 @@ class Hub:
             create_app(self.ingress), host=cfg.host, port=cfg.port, access_log=False, log_level="warning",
             lifespan="off", loop="none", http="httptools",
         )
-        self.server = uvicorn.Server(server_config)
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the CLI owns signals
+        self.server = _Server(server_config)
         self._server_task = asyncio.create_task(self.server.serve(), name="ingress-http")
         while not self.server.started:
             if self._server_task.done():
@@ -128,7 +136,7 @@ class Hub:
         if self.server is not None:
             self.server.should_exit = True
             if self._server_task is not None:
-                with contextlib.suppress(Exception):  # noqa: BLE001 - shutting down; the server's error was logged
+                with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._server_task, timeout=10)
         for sup in self._supervised:
             if sup.current is not None:

@@ -108,7 +108,7 @@ class Ingress:
         try:
             await self._producer.send(avro_message(SUBMISSIONS, "Submission", submission))
         except TransportError as exc:
-            log.error("publish_failed", submission_id=sid, error=str(exc))
+            log.exception("publish_failed", submission_id=sid, error=str(exc))
             return problem("unavailable", detail="Kafka did not acknowledge the submission; nothing was accepted",
                            headers={"Retry-After": "5"})
         self._view.accepted(sid, version=submission["version"], received_at=submission["received_at"])

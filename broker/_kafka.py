@@ -11,6 +11,7 @@ replays the batch and the aborted output is never seen by ``read_committed`` rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -64,10 +65,9 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
             missing = [s for s in specs if s.name not in existing]
             if missing:
                 new = [NewTopic(s.name, s.partitions, s.replication, topic_configs=s.configs()) for s in missing]
-                try:
+                # Another process may win the race: the topics are there then, which is all we want.
+                with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(new)
-                except TopicAlreadyExistsError:
-                    pass  # another process won the race: the topics are there, which is all we want
         finally:
             await admin.close()
     for spec in missing:
@@ -245,11 +245,10 @@ class TransactionalProcessor:
                 )
                 outputs.extend(self._handle(message))
             offsets[tp] = records[-1].offset + 1
-        async with kafka_errors(f"commit {self.spec.service} batch"):
-            async with self._producer.transaction():
-                for out in outputs:
-                    await self._producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
-                await self._producer.send_offsets_to_transaction(offsets, self.spec.group_id)
+        async with kafka_errors(f"commit {self.spec.service} batch"), self._producer.transaction():
+            for out in outputs:
+                await self._producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
+            await self._producer.send_offsets_to_transaction(offsets, self.spec.group_id)
         self.processed += sum(len(r) for r in batches.values())
 
     def _handle(self, message: InMessage) -> Sequence[OutMessage]:
@@ -285,7 +284,7 @@ async def read_to_end(
             pending = {tp for tp in tps if ends[tp] > 0}
             while pending:
                 batches = await consumer.getmany(*pending, timeout_ms=200, max_records=2000)
-                for tp, records in batches.items():
+                for records in batches.values():
                     for record in records:
                         on_record(to_in_message(record))
                         count += 1

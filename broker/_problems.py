@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from starlette.responses import Response
-
 import orjson
+from starlette.responses import Response
 
 PROBLEM_BASE = "https://nsw-broker.dev/problems/"
 

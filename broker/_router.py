@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import structlog
 
 from broker._envelope import InMessage, OutMessage, avro_message, decode
-from broker._topics import DLQ, ROUTING, SUBMISSIONS, requests_topic
 from broker._kafka import ProcessorSpec
+from broker._topics import DLQ, ROUTING, SUBMISSIONS, requests_topic
 from routing import RuleTable, load_rules, route
 from schemas import AgencyRequest, RoutingPlan, RoutingReason, Submission
 

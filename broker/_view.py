@@ -161,13 +161,13 @@ class StatusView:
     def get(self, submission_id: str) -> Entry | None:
         return self._entries.get(submission_id)
 
-    async def wait_final(self, submission_id: str, timeout: float) -> Entry | None:
+    async def wait_final(self, submission_id: str, seconds: float) -> Entry | None:
         entry = self._entries.get(submission_id)
-        if entry is None or entry.status in FINAL or timeout <= 0:
+        if entry is None or entry.status in FINAL or seconds <= 0:
             return entry
         event = asyncio.Event()
         entry.waiters.append(event)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            await asyncio.wait_for(event.wait(), seconds)
         return entry
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import pytest
 import pytest_asyncio
 
 from broker._config import HubConfig
