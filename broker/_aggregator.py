@@ -112,7 +112,7 @@ def aggregator_spec(aggregator: Aggregator, *, instance: str, agencies: tuple[st
         service="aggregator",
         group_id="nsw-aggregator",
         topics=(ROUTING, *(decisions_topic(a) for a in agencies)),
-        transactional_id=f"nsw-aggregator-{instance}",
+        transactional_prefix="nsw-aggregator",
         handler=aggregator.handle,
         dlq=DLQ,
         on_assign=aggregator.on_assign,

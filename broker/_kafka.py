@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -36,7 +38,7 @@ from broker.errors import FencedError, NSWError, ProduceError, TransportError
 
 log = structlog.get_logger("nsw.kafka")
 
-Handler = Callable[[InMessage], Sequence[OutMessage]]
+Handler = Callable[[InMessage], Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]]
 AssignHook = Callable[[set[tuple[str, int]]], Awaitable[None]]
 
 
@@ -136,9 +138,12 @@ def to_in_message(record: Any) -> InMessage:
     )
 
 
-def dead_letter(message: InMessage, error: BaseException, *, service: str, dlq: str) -> OutMessage:
+def dead_letter(
+    message: InMessage, error: BaseException, *, service: str, dlq: str, attempts: int = 1, first_failure: int = 0
+) -> OutMessage:
     """The original bytes, with headers saying what failed, where and when."""
-    now = str(int(time.time() * 1000)).encode()
+    now_ms = int(time.time() * 1000)
+    now = str(now_ms).encode()
     headers: Headers = (
         *message.headers,
         ("nsw-error-type", error.__class__.__name__.encode()),
@@ -147,11 +152,24 @@ def dead_letter(message: InMessage, error: BaseException, *, service: str, dlq: 
         ("nsw-source-partition", str(message.partition).encode()),
         ("nsw-source-offset", str(message.offset).encode()),
         ("nsw-service", service.encode()),
-        ("nsw-attempts", b"1"),
-        ("nsw-first-failure", now),
+        ("nsw-attempts", str(attempts).encode()),
+        ("nsw-first-failure", str(first_failure or now_ms).encode()),
         ("nsw-last-failure", now),
     )
     return OutMessage(topic=dlq, key=message.key or b"", value=message.value, headers=headers)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How often a failing record is tried before it goes to the dead-letter topic."""
+
+    attempts: int = 3
+    base_delay: float = 0.1
+    max_delay: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter, for the wait after failed ``attempt`` (1-based)."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))  # noqa: S311
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,28 +179,38 @@ class ProcessorSpec:
     service: str
     group_id: str
     topics: tuple[str, ...]
-    transactional_id: str
+    transactional_prefix: str
     handler: Handler
     dlq: str
     on_assign: AssignHook | None = None
     max_records: int = 500
+    retry: RetryPolicy = RetryPolicy()
+
+    def transactional_id(self, partition: int) -> str:
+        return f"{self.transactional_prefix}-p{partition}"
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, hook: AssignHook | None) -> None:
-        self._hook = hook
+    def __init__(self, processor: TransactionalProcessor) -> None:
+        self._processor = processor
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        log.info("partitions_revoked", count=len(revoked))
+        await self._processor.partitions_revoked({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        log.info("partitions_assigned", count=len(assigned))
-        if self._hook is not None:
-            await self._hook({(tp.topic, tp.partition) for tp in assigned})
+        await self._processor.partitions_assigned({(tp.topic, tp.partition) for tp in assigned})
 
 
 class TransactionalProcessor:
-    """consume → handle → produce + commit offsets, in one Kafka transaction per batch."""
+    """consume → handle → produce + commit offsets, in one Kafka transaction per partition and batch.
+
+    Exactly-once without KIP-447: aiokafka commits offsets in a transaction without the consumer
+    generation, so a zombie (an instance that lost its partitions but does not know it yet) could
+    commit. Each input partition number therefore has its own transactional id
+    (``<prefix>-p<n>``); whoever is assigned partition n starts that producer, which fences the
+    previous owner's producer: the zombie's commit fails and its output is aborted. All input
+    topics of a processor are co-partitioned, so partition n of each belongs to the same id.
+    """
 
     def __init__(self, spec: ProcessorSpec, bootstrap: str) -> None:
         self.spec = spec
@@ -198,16 +226,54 @@ class TransactionalProcessor:
             fetch_max_wait_ms=100,
             max_poll_records=spec.max_records,
         )
-        kwargs = _producer_kwargs(bootstrap)
-        kwargs["transactional_id"] = spec.transactional_id
-        self._producer = AIOKafkaProducer(**kwargs)
+        self._producers: dict[int, asyncio.Task[AIOKafkaProducer]] = {}
         self.processed = 0
+        self.dead_lettered = 0
 
     async def start(self) -> None:
         async with kafka_errors(f"start {self.spec.service}"):
-            await self._producer.start()
-            self._consumer.subscribe(list(self.spec.topics), listener=_Listener(self.spec.on_assign))
+            self._consumer.subscribe(list(self.spec.topics), listener=_Listener(self))
             await self._consumer.start()
+
+    async def partitions_assigned(self, assigned: set[tuple[str, int]]) -> None:
+        numbers = sorted({p for _, p in assigned})
+        await asyncio.gather(*(self._producer(n) for n in numbers))
+        log.info("partitions_assigned", service=self.spec.service, partitions=numbers)
+        if self.spec.on_assign is not None:
+            await self.spec.on_assign(assigned)
+
+    async def _producer(self, partition: int) -> AIOKafkaProducer:
+        """The transactional producer of ``partition``, started once (fetches may race the listener)."""
+        task = self._producers.get(partition)
+        if task is None:
+            task = self._producers[partition] = asyncio.create_task(self._start_producer(partition))
+        try:
+            return await asyncio.shield(task)
+        except NSWError:
+            self._producers.pop(partition, None)
+            raise
+
+    async def _start_producer(self, partition: int) -> AIOKafkaProducer:
+        kwargs = _producer_kwargs(self._bootstrap)
+        kwargs["transactional_id"] = self.spec.transactional_id(partition)
+        producer = AIOKafkaProducer(**kwargs)
+        async with kafka_errors(f"start {self.spec.service} producer p{partition}"):
+            await producer.start()  # init_transactions: fences any older producer with this id
+        return producer
+
+    async def partitions_revoked(self, numbers: set[int]) -> None:
+        if numbers:
+            log.info("partitions_revoked", service=self.spec.service, partitions=sorted(numbers))
+        await self._stop_producers([self._producers.pop(n) for n in sorted(numbers) if n in self._producers])
+
+    async def _stop_producers(self, tasks: list[asyncio.Task[AIOKafkaProducer]]) -> None:
+        for task in tasks:
+            try:
+                producer = await task
+                async with kafka_errors(f"stop {self.spec.service} producer"):
+                    await asyncio.wait_for(producer.stop(), timeout=10)
+            except (NSWError, TimeoutError) as exc:
+                log.warning("stop_incomplete", service=self.spec.service, error=str(exc))
 
     def request_stop(self) -> None:
         """Finish the batch in hand, then return from ``run``."""
@@ -215,49 +281,70 @@ class TransactionalProcessor:
 
     async def stop(self) -> None:
         self._stopping.set()
-        for closer in (self._consumer.stop, self._producer.stop):
-            try:
-                async with kafka_errors(f"stop {self.spec.service}"):
-                    await asyncio.wait_for(closer(), timeout=10)
-            except (NSWError, TimeoutError) as exc:
-                log.warning("stop_incomplete", service=self.spec.service, error=str(exc))
+        try:
+            async with kafka_errors(f"stop {self.spec.service}"):
+                await asyncio.wait_for(self._consumer.stop(), timeout=10)
+        except (NSWError, TimeoutError) as exc:
+            log.warning("stop_incomplete", service=self.spec.service, error=str(exc))
+        producers, self._producers = list(self._producers.values()), {}
+        await self._stop_producers(producers)
 
     async def run(self) -> None:
         """Process until ``stop``; raises TransportError/FencedError for the supervisor to act on."""
         while not self._stopping.is_set():
             async with kafka_errors(f"fetch for {self.spec.service}"):
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=self.spec.max_records)
-            if not batches:
-                continue
-            await self._process(batches)
+            if batches:
+                await self.process(batches)
 
-    async def _process(self, batches: dict[Any, list[Any]]) -> None:
+    async def process(self, batches: dict[Any, list[Any]]) -> None:
+        by_partition: dict[int, list[tuple[Any, list[Any]]]] = {}
+        for tp, records in batches.items():
+            by_partition.setdefault(tp.partition, []).append((tp, records))
+        await asyncio.gather(*(self._process_partition(n, parts) for n, parts in by_partition.items()))
+
+    async def _process_partition(self, number: int, parts: list[tuple[Any, list[Any]]]) -> None:
         outputs: list[OutMessage] = []
         offsets: dict[Any, int] = {}
-        for tp, records in batches.items():
+        for tp, records in parts:
             for record in records:
-                message = to_in_message(record)
-                # One context per message: ids bound by the handler must not leak to the next one.
-                structlog.contextvars.clear_contextvars()
-                structlog.contextvars.bind_contextvars(
-                    service=self.spec.service, topic=message.topic, partition=message.partition,
-                    offset=message.offset,
-                )
-                outputs.extend(self._handle(message))
+                outputs.extend(await self._handle(to_in_message(record)))
             offsets[tp] = records[-1].offset + 1
-        async with kafka_errors(f"commit {self.spec.service} batch"), self._producer.transaction():
+        if not self._consumer.assignment() & {tp for tp, _ in parts}:
+            # Revoked while we worked: the new owner re-reads these records from the committed offset.
+            log.info("batch_dropped_after_revoke", service=self.spec.service, partition=number)
+            return
+        producer = await self._producer(number)
+        async with kafka_errors(f"commit {self.spec.service} p{number}"), producer.transaction():
             for out in outputs:
-                await self._producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
-            await self._producer.send_offsets_to_transaction(offsets, self.spec.group_id)
-        self.processed += sum(len(r) for r in batches.values())
+                await producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
+            await producer.send_offsets_to_transaction(offsets, self.spec.group_id)
+        self.processed += sum(len(records) for _, records in parts)
 
-    def _handle(self, message: InMessage) -> Sequence[OutMessage]:
-        try:
-            return self.spec.handler(message)
-        except Exception as exc:  # noqa: BLE001 - whatever breaks on one record, that record goes to the DLQ
-            log.warning("dead_lettered", service=self.spec.service, error_type=exc.__class__.__name__,
-                        error=str(exc)[:500])
-            return [dead_letter(message, exc, service=self.spec.service, dlq=self.spec.dlq)]
+    async def _handle(self, message: InMessage) -> Sequence[OutMessage]:
+        """The handler's output, after bounded retries; a record that keeps failing is dead-lettered."""
+        first_failure = 0
+        for attempt in range(1, self.spec.retry.attempts + 1):
+            # One context per message: ids bound by the handler must not leak to the next one.
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(
+                service=self.spec.service, topic=message.topic, partition=message.partition, offset=message.offset
+            )
+            try:
+                result = self.spec.handler(message)
+                return await result if inspect.isawaitable(result) else result
+            except Exception as exc:  # noqa: BLE001 - whatever breaks on one record, that record is retried, then dead-lettered
+                first_failure = first_failure or int(time.time() * 1000)
+                if attempt < self.spec.retry.attempts and getattr(exc, "retriable", True):
+                    log.info("retrying", attempt=attempt, error_type=exc.__class__.__name__)
+                    await asyncio.sleep(self.spec.retry.delay(attempt))
+                    continue
+                log.warning("dead_lettered", attempts=attempt, error_type=exc.__class__.__name__,
+                            error=str(exc)[:500])
+                self.dead_lettered += 1
+                return [dead_letter(message, exc, service=self.spec.service, dlq=self.spec.dlq,
+                                    attempts=attempt, first_failure=first_failure)]
+        raise AssertionError("unreachable: the last attempt returns or dead-letters")
 
 
 async def read_to_end(

@@ -91,7 +91,7 @@ def router_spec(*, instance: str, rules: RuleTable | None = None) -> ProcessorSp
         service="router",
         group_id="nsw-router",
         topics=(SUBMISSIONS,),
-        transactional_id=f"nsw-router-{instance}",
+        transactional_prefix="nsw-router",
         handler=Router(rules=rules).handle,
         dlq=DLQ,
     )
