@@ -57,7 +57,7 @@ def adapter_spec(engine: DecisionEngine, *, instance: str) -> ProcessorSpec:
         service=f"adapter-{agency}",
         group_id=f"nsw-adapter-{agency}",
         topics=(requests_topic(agency),),
-        transactional_id=f"nsw-adapter-{agency}-{instance}",
+        transactional_prefix=f"nsw-adapter-{agency}",
         handler=AdapterRunner(engine).handle,
         dlq=DLQ,
     )

@@ -6,7 +6,9 @@
 A refused document is the sender's problem and the same bytes fail again, so nothing here is
 retriable. Each ``type`` maps to one HTTP status so the ingress (and ``nsw validate``) can answer
 without its own table: 400 when the bytes are not a usable XML document at all, 413 when they are
-too big to look at, 422 when they are XML but not a declaration the hub accepts.
+too big to look at, 422 when they are XML but not a declaration the hub accepts. Avro
+submissions use the same class: ``corrupt-avro`` (400) for bytes that are not a record,
+``unknown-schema`` and ``schema-incompatible`` (422) for writer schemas the hub cannot read.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ DocumentErrorType = Literal[
     "business-rule",
     "too-large",
     "forbidden-construct",
+    "corrupt-avro",
+    "unknown-schema",
+    "schema-incompatible",
 ]
 
 #: type -> (title, HTTP status). Titles are stable, human-readable summaries (RFC 9457 "title").
@@ -35,9 +40,17 @@ DOCUMENT_ERROR_TYPES: Final[dict[DocumentErrorType, tuple[str, int]]] = {
     "forbidden-construct": ("The document uses a construct the hub refuses (DTD or entity declaration)", 400),
     "too-large": ("The document is larger than the hub accepts", 413),
     "unknown-namespace": ("The document's namespace is not one the hub knows", 422),
-    "unknown-message-kind": ("The document is not a declaration (MetaData with WCOTypeName DEC)", 422),
+    "unknown-message-kind": (
+        "The document is not a message the hub accepts (declaration, amendment or cancellation)",
+        422,
+    ),
     "schema-violation": ("The document does not conform to the declaration schema", 422),
     "business-rule": ("The declaration breaks a rule of the declaration profile", 422),
+    # Avro submissions (``avro/binary``): the same answer shape, ``path`` is a field path such as
+    # ``/items[2]/commodity_code`` and ``line`` is always None.
+    "corrupt-avro": ("The body is not an Avro single-object encoded record", 400),
+    "unknown-schema": ("The Avro writer schema's fingerprint is not one the hub knows", 422),
+    "schema-incompatible": ("The Avro writer schema cannot be resolved into the hub's schema", 422),
 }
 
 

@@ -25,6 +25,7 @@ from typing import Final, Protocol, cast
 from lxml import etree
 
 from schemas._document import DocumentError, DocumentErrorType, ErrorDetail
+from schemas._hs import hs_nomenclature
 from schemas._mapping import (
     CAS_TYPE,
     COMMODITY_CODE_TYPES,
@@ -70,6 +71,7 @@ _ENCODING_ERRORS: Final = frozenset(
 _CAS: Final = re.compile(r"(\d{2,7})-(\d{2})-(\d)")
 _COMMODITY_CODE: Final = re.compile(r"\d{6,10}")
 _NS_BRACES: Final = "{" + NSW_NAMESPACE + "}"
+_CLARK_NS: Final = re.compile(r"\{[^{}\s]*:[^{}\s]*\}(?=[A-Za-z_])")
 _PREFIX: Final = re.compile(r"[A-Za-z_][\w.\-]*:(?=[A-Za-z_*])")
 _LOCAL_NAME_STEP: Final = re.compile(r"\*\[local-name\(\)\s*=\s*'([^']+)'\]")
 
@@ -97,6 +99,11 @@ def _line(element: _Element) -> int | None:
     # lxml-stubs types sourceline loosely; libxml2 reports 0 or None when it does not know.
     line: object = element.sourceline
     return line if isinstance(line, int) and line > 0 else None
+
+
+def line_of(element: _Element) -> int | None:
+    """The element's source line, or None when libxml2 does not know it."""
+    return _line(element)
 
 
 def _line_at(data: bytes, offset: int) -> int:
@@ -184,7 +191,13 @@ def _clean_path(root: _Element, raw: str | None) -> str | None:
 
 
 def _clean_message(message: str) -> str:
-    return message.replace(_NS_BRACES, "").strip()
+    # libxml2 names elements in Clark notation ({uri}local); traders know local names.
+    return _CLARK_NS.sub("", message.replace(_NS_BRACES, "")).strip()
+
+
+def limited(errors: list[ErrorDetail]) -> tuple[ErrorDetail, ...]:
+    """At most MAX_REPORTED_ERRORS details, with a note saying how many were left out."""
+    return _limited(errors)
 
 
 def _limited(errors: list[ErrorDetail]) -> tuple[ErrorDetail, ...]:
@@ -289,7 +302,11 @@ def _check_kind(root: _Element) -> None:
 
 
 def _validate(root: _Element) -> None:
-    schema = _schema()
+    schema_check(_schema(), root)
+
+
+def schema_check(schema: etree.XMLSchema, root: _Element) -> None:
+    """Validate ``root`` with a compiled schema; raise ``schema-violation`` naming lines and paths."""
     if schema.validate(root.getroottree()):
         return
     details = [
@@ -321,6 +338,8 @@ def _classification_errors(commodity: _Element) -> list[ErrorDetail]:
         if kind in COMMODITY_CODE_TYPES and _COMMODITY_CODE.fullmatch(value) is None:
             message = f"Classification ID {value!r} of type {kind} must be a commodity code of 6 to 10 digits"
             errors.append(ErrorDetail(message, _line(id_el), element_path(id_el)))
+        elif kind in COMMODITY_CODE_TYPES and (problem := hs_nomenclature().problem(value)) is not None:
+            errors.append(ErrorDetail(f"{problem} (unknown HS code)", _line(id_el), element_path(id_el)))
         elif kind == CAS_TYPE and not _cas_check_digit_ok(value):
             message = f"Classification ID {value!r} of type CAS is not a CAS registry number (check digit)"
             errors.append(ErrorDetail(message, _line(id_el), element_path(id_el)))
@@ -338,7 +357,8 @@ def _classification_errors(commodity: _Element) -> list[ErrorDetail]:
     return errors
 
 
-def _check_business_rules(root: _Element) -> SubmissionKind:
+def nsw_rule_errors(root: _Element) -> list[ErrorDetail]:
+    """The NSW profile's business rules over a schema-valid document (empty when all hold)."""
     errors: list[ErrorDetail] = []
     first_seen: dict[int, _Element] = {}
     for item in root.iterfind("d:Declaration/d:GoodsShipment/d:GovernmentAgencyGoodsItem", NS):
@@ -356,6 +376,11 @@ def _check_business_rules(root: _Element) -> SubmissionKind:
         commodity = item.find("d:Commodity", NS)
         if commodity is not None:
             errors.extend(_classification_errors(commodity))
+    return errors
+
+
+def _check_business_rules(root: _Element) -> SubmissionKind:
+    errors = nsw_rule_errors(root)
     if errors:
         raise DocumentError("business-rule", _limited(errors))
     function_code = root.find("d:Declaration/d:FunctionCode", NS)
@@ -366,11 +391,26 @@ def _check_business_rules(root: _Element) -> SubmissionKind:
         raise _fail("business-rule", f"FunctionCode {code!r} is not one the profile knows") from None
 
 
-def _checked(data: bytes, max_bytes: int) -> tuple[_Element, SubmissionKind]:
+def parse_document(data: bytes, *, max_bytes: int) -> _Element:
+    """Size, encoding and prolog checks, then the hardened parse: the first steps of every bundle."""
     _check_size(data, max_bytes)
     _check_encoding(data)
     _check_prolog(data)
-    root = _parse(data)
+    return _parse(data)
+
+
+def compile_schema(xsd: bytes, base_url: str | None = None) -> etree.XMLSchema:
+    """Compile an XSD (its includes and imports resolved relative to ``base_url``)."""
+    return etree.XMLSchema(etree.fromstring(xsd, _hardened_parser(), base_url=base_url))
+
+
+def nsw_xsd() -> bytes:
+    """The NSW profile XSD (packaged resource)."""
+    return _xsd_bytes()
+
+
+def _checked(data: bytes, max_bytes: int) -> tuple[_Element, SubmissionKind]:
+    root = parse_document(data, max_bytes=max_bytes)
     _check_kind(root)
     _validate(root)
     return root, _check_business_rules(root)

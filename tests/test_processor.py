@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from broker._envelope import InMessage, OutMessage, header
-from broker._kafka import Producer, ProcessorSpec, RetryPolicy, TransactionalProcessor, ensure_topics, read_to_end
+from broker._kafka import ProcessorSpec, Producer, RetryPolicy, TransactionalProcessor, ensure_topics, read_to_end
 from broker._topics import TopicSpec
 from broker.errors import FencedError
 from tests.conftest import bootstrap, poll
