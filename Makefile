@@ -1,0 +1,68 @@
+# nsw-broker: the two commands a developer needs are `make run` and `make test`.
+# Prerequisites on PATH: python3.11, java 17+, mvn (Maven fetches the pinned Kafka jars once).
+# The embedded Kafka broker listens on 127.0.0.1:9092 (NSW_KAFKA_PORT) with state in .nsw/kafka (NSW_KAFKA_HOME).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NSW    := $(BIN)/nsw
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint typecheck pytest bench kafka-start kafka-stop kafka-status clean distclean
+
+help:
+	@echo "make install      virtualenv + package + test tools + Kafka jars (quick when done)"
+	@echo "make run          start Kafka, serve the hub and post the sample declarations"
+	@echo "make test         start Kafka, then ruff, mypy and pytest"
+	@echo "make bench        start Kafka, run the end-to-end benchmark"
+	@echo "make kafka-stop   stop the embedded Kafka broker"
+	@echo "make clean        stop Kafka, remove its state and the tool caches (distclean: also .venv)"
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Redone only when pyproject.toml or the Kafka pom changes; `nsw kafka install` is itself idempotent.
+$(STAMP): $(BIN)/python pyproject.toml ops/kafka/pom.xml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(NSW) kafka install
+	@touch $@
+
+kafka-start: install
+	$(NSW) kafka start
+
+kafka-status: install
+	$(NSW) kafka status
+
+kafka-stop:
+	@if [ -x $(NSW) ]; then $(NSW) kafka stop; else echo "no $(NSW): nothing to stop"; fi
+
+run: kafka-start
+	$(NSW) serve --post-samples
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: kafka-start
+	$(BIN)/pytest
+
+test: kafka-start
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+bench: kafka-start
+	$(NSW) bench e2e
+
+clean: kafka-stop
+	rm -rf .nsw build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-*.json
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,603 @@
+"""The embedded local Kafka broker: one KRaft node (broker and controller in one JVM) for development and CI.
+
+Why this exists: the hub's integration tests and `make run` need a real Kafka broker, and a developer's
+machine or CI has Java and Maven but no Kafka distribution and no container engine. So the pinned Kafka jars
+are fetched from Maven Central with `mvn dependency:copy-dependencies` (``ops/kafka/pom.xml``) into a cache
+shared by every checkout, and the broker runs detached from the CLI that started it, its state in one home
+folder:
+
+    <home>/server.properties   written at every start from LocalKafkaConfig
+    <home>/log4j2.properties   copied from ops/kafka/ at every start
+    <home>/cluster.id          chosen once; the storage is formatted once with it
+    <home>/data/               the log dirs (topics, offsets, KRaft metadata): kept across restarts
+    <home>/kafka.pid           pid of the running JVM; its mtime is the start time
+    <home>/server.log          the broker's log; server.out has the JVM's own stdout and stderr
+
+This is synchronous code for the CLI and test fixtures; nothing here may be called from a running event loop
+(the readiness probe runs aiokafka in its own ``asyncio.run``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+from ops.errors import KafkaRuntimeError, OpsConfigError
+
+__all__ = ["KafkaStatus", "LocalKafka", "LocalKafkaConfig", "kafka_command", "kafka_version"]
+
+MIN_JAVA: Final = 17
+_MAIN_CLASS: Final = "kafka.Kafka"
+_MARKER: Final = "installed.json"
+_POLL_S: Final = 0.2
+
+
+def _resource_text(name: str) -> str:
+    return (resources.files("ops") / "kafka" / name).read_text(encoding="utf-8")
+
+
+@cache
+def kafka_version() -> str:
+    """The Kafka version pinned in ``ops/kafka/pom.xml`` (the pom is the single source of truth)."""
+    match = re.search(r"<kafka\.version>\s*([^<\s]+)\s*</kafka\.version>", _resource_text("pom.xml"))
+    if match is None:
+        raise KafkaRuntimeError("ops/kafka/pom.xml has no <kafka.version> property")
+    return match.group(1)
+
+
+def _env_port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise OpsConfigError(f"{name}={raw!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise OpsConfigError(f"{name}={port} is outside 1..65535")
+    return port
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalKafkaConfig:
+    """Where the embedded broker keeps its state and jars, and where it listens.
+
+    Built once by :meth:`from_env`; every field has an ``NSW_KAFKA_*`` environment variable.
+    """
+
+    home: Path
+    """State folder (config, data, pid, logs). ``NSW_KAFKA_HOME``, default ``.nsw/kafka`` under the cwd."""
+    cache: Path
+    """Jar cache shared by all checkouts. ``NSW_KAFKA_CACHE``, default ``~/.cache/nsw-broker/kafka-<ver>``."""
+    host: str = "127.0.0.1"
+    """``NSW_KAFKA_HOST``: the only interface the broker listens on; loopback keeps it private."""
+    port: int = 9092
+    """``NSW_KAFKA_PORT``: client (PLAINTEXT) listener."""
+    controller_port: int = 9093
+    """``NSW_KAFKA_CONTROLLER_PORT``: KRaft controller listener."""
+    heap: str = "1g"
+    """``NSW_KAFKA_HEAP``: the JVM's ``-Xmx``."""
+
+    def __post_init__(self) -> None:
+        if self.port == self.controller_port:
+            raise OpsConfigError(f"the client and controller ports are both {self.port}; they must differ")
+        if re.fullmatch(r"[1-9][0-9]*[kKmMgG]?", self.heap) is None:
+            raise OpsConfigError(f"heap {self.heap!r} is not a JVM size such as 512m or 1g")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LocalKafkaConfig:
+        e = os.environ if env is None else env
+        default_cache = Path.home() / ".cache" / "nsw-broker" / f"kafka-{kafka_version()}"
+        return cls(
+            home=Path(e.get("NSW_KAFKA_HOME") or ".nsw/kafka").expanduser().absolute(),
+            cache=Path(e.get("NSW_KAFKA_CACHE") or default_cache).expanduser().absolute(),
+            host=e.get("NSW_KAFKA_HOST") or "127.0.0.1",
+            port=_env_port(e, "NSW_KAFKA_PORT", 9092),
+            controller_port=_env_port(e, "NSW_KAFKA_CONTROLLER_PORT", 9093),
+            heap=e.get("NSW_KAFKA_HEAP") or "1g",
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KafkaStatus:
+    running: bool
+    """The broker's JVM is alive (a stale pid file counts as not running)."""
+    listening: bool
+    """Something accepts TCP connections on the client port (the broker, or another program if not
+    running)."""
+    pid: int | None
+    bootstrap: str
+    version: str
+    home: Path
+    log: Path
+    started_at: datetime | None
+    uptime_s: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "running": self.running,
+            "listening": self.listening,
+            "pid": self.pid,
+            "bootstrap": self.bootstrap,
+            "version": self.version,
+            "home": str(self.home),
+            "log": str(self.log),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "uptime_s": round(self.uptime_s, 1) if self.uptime_s is not None else None,
+        }
+
+
+# --- process helpers -------------------------------------------------------------------------------------
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status if ``pid`` is our own child, so a dead broker is not kept as a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _alive(pid: int) -> bool:
+    _reap(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        # A zombie (state Z) whose parent has not reaped it yet is gone for our purposes.
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _is_our_broker(pid: int, server_properties: Path) -> bool:
+    """Guard against pid reuse: the pid must be a JVM running kafka.Kafka on this home's config.
+
+    Where /proc does not exist (macOS) the pid is trusted.
+    """
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not Path("/proc/self/cmdline").exists():
+        return True
+    try:
+        args = cmdline.read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return _MAIN_CLASS.encode() in args and os.fsencode(server_properties) in args
+
+
+def _port_free(host: str, port: int) -> bool:
+    # SO_REUSEADDR as the JVM sets it, so sockets in TIME_WAIT from a previous broker do not count as taken.
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise KafkaRuntimeError(f"cannot bind {host}:{port}: {exc}") from exc
+    return True
+
+
+def _listening(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _tail(path: Path, lines: int = 25, *, since: int = 0) -> str:
+    """The last ``lines`` lines of ``path`` written after byte offset ``since`` (this start's, not older)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(since if since <= path.stat().st_size else 0)
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise install/start/stop across processes (two `make test` runs, a CLI and a test fixture)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    candidate = Path(java_home) / "bin" / "java" if java_home else None
+    java = str(candidate) if candidate and candidate.is_file() else shutil.which("java")
+    if java is None:
+        raise KafkaRuntimeError(
+            f"java not found: the embedded Kafka broker needs a Java {MIN_JAVA}+ runtime "
+            "(Debian/Ubuntu: apt-get install openjdk-17-jre-headless; macOS: brew install openjdk@17)"
+        )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False, timeout=60)
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if match is None:
+        raise KafkaRuntimeError(f"cannot tell the version of {java}: {out.stderr.strip()[:200]}")
+    major = int(match.group(2)) if match.group(1) == "1" and match.group(2) else int(match.group(1))
+    if major < MIN_JAVA:
+        raise KafkaRuntimeError(
+            f"{java} is Java {major}; Kafka {kafka_version()} needs Java {MIN_JAVA}+ "
+            "(install openjdk-17 or newer, or point JAVA_HOME at it)"
+        )
+    return java
+
+
+def _mvn() -> str:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise KafkaRuntimeError(
+            "mvn not found: Maven fetches the pinned Kafka jars once "
+            "(Debian/Ubuntu: apt-get install maven; macOS: brew install maven)"
+        )
+    return mvn
+
+
+def _cluster_id() -> str:
+    """A Kafka ``Uuid`` in its base64url form, chosen as ``StorageTool random-uuid`` does, without a JVM."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
+# --- the runtime -----------------------------------------------------------------------------------------
+
+
+class LocalKafka:
+    """Install, start, stop and inspect the embedded broker described by a :class:`LocalKafkaConfig`."""
+
+    def __init__(self, config: LocalKafkaConfig) -> None:
+        self.config = config
+        self.home = config.home.expanduser().absolute()
+        self.cache = config.cache.expanduser().absolute()
+        self.libs = self.cache / "libs"
+        self.server_properties = self.home / "server.properties"
+        self.log4j_properties = self.home / "log4j2.properties"
+        self.data = self.home / "data"
+        self.pid_file = self.home / "kafka.pid"
+        self.log = self.home / "server.log"
+        self.out = self.home / "server.out"
+
+    # install ---------------------------------------------------------------------------------------------
+
+    def installed(self) -> bool:
+        try:
+            marker = json.loads((self.cache / _MARKER).read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(marker.get("pom_sha256") == self._pom_hash() and self.libs.is_dir())
+
+    def install(self) -> Path:
+        """Fetch the pinned jars into the cache (once per pom); return the folder of jars.
+
+        Maven writes into a fresh temporary folder that is renamed into place only when it succeeded, and the
+        marker names the pom's hash, so a broken download or an edited pom is never mistaken for an install.
+        """
+        with _locked(self.cache.with_name(self.cache.name + ".lock")):
+            if self.installed():
+                return self.libs
+            _java()
+            mvn = _mvn()
+            self.cache.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".install-", dir=self.cache))
+            try:
+                pom = staging / "pom.xml"
+                pom.write_text(_resource_text("pom.xml"), encoding="utf-8")
+                jars = staging / "libs"
+                cmd = [mvn, "-q", "-B", "-f", str(pom), f"-DoutputDirectory={jars}",
+                       "dependency:copy-dependencies"]  # fmt: skip
+                try:
+                    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
+                except subprocess.TimeoutExpired as exc:
+                    raise KafkaRuntimeError("mvn took over 15 minutes to fetch Kafka", retriable=True) from exc
+                log = done.stdout + done.stderr
+                (self.cache / "mvn.log").write_text(log, encoding="utf-8")
+                if done.returncode != 0 or not any(jars.glob("kafka_*.jar")):
+                    tail = "\n".join(log.splitlines()[-20:])
+                    raise KafkaRuntimeError(
+                        f"mvn could not fetch Kafka {kafka_version()} (exit {done.returncode}); "
+                        f"is Maven Central reachable?\n{tail}",
+                        retriable=True,
+                    )
+                if self.libs.exists():
+                    shutil.rmtree(self.libs)
+                jars.rename(self.libs)
+                marker = {"pom_sha256": self._pom_hash(), "version": kafka_version(),
+                          "jars": len(list(self.libs.glob("*.jar"))),
+                          "installed_at": datetime.now(UTC).isoformat()}  # fmt: skip
+                tmp_marker = staging / _MARKER
+                tmp_marker.write_text(json.dumps(marker, indent=2), encoding="utf-8")
+                tmp_marker.replace(self.cache / _MARKER)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            return self.libs
+
+    def _pom_hash(self) -> str:
+        return hashlib.sha256(_resource_text("pom.xml").encode()).hexdigest()
+
+    # status ----------------------------------------------------------------------------------------------
+
+    def _read_pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _running_pid(self) -> int | None:
+        pid = self._read_pid()
+        if pid is None or not _alive(pid) or not _is_our_broker(pid, self.server_properties):
+            return None
+        return pid
+
+    def status(self) -> KafkaStatus:
+        pid = self._running_pid()
+        started_at: datetime | None = None
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                started_at = datetime.fromtimestamp(self.pid_file.stat().st_mtime, UTC)
+        return KafkaStatus(
+            running=pid is not None,
+            listening=_listening(self.config.host, self.config.port),
+            pid=pid,
+            bootstrap=self.config.bootstrap,
+            version=kafka_version(),
+            home=self.home,
+            log=self.log,
+            started_at=started_at,
+            uptime_s=(datetime.now(UTC) - started_at).total_seconds() if started_at else None,
+        )
+
+    # start -----------------------------------------------------------------------------------------------
+
+    def start(self, *, timeout: float = 60.0) -> KafkaStatus:
+        """Start the broker detached and return once it answers a metadata request; idempotent.
+
+        Blocks for seconds, so it refuses to run on an event loop's thread: use ``asyncio.to_thread``.
+        """
+        if _in_event_loop():
+            raise KafkaRuntimeError("LocalKafka.start() blocks; call it via asyncio.to_thread() in async code")
+        with _locked(self.home / ".lock"):
+            pid = self._running_pid()
+            if pid is not None:
+                self._wait_ready(pid, time.monotonic() + timeout)
+                return self.status()
+            self.pid_file.unlink(missing_ok=True)  # stale
+            for port in (self.config.port, self.config.controller_port):
+                if not _port_free(self.config.host, port):
+                    raise KafkaRuntimeError(
+                        f"port {port} on {self.config.host} is already in use by another program, so the "
+                        f"embedded Kafka cannot listen there; stop that program or choose other ports "
+                        f"with NSW_KAFKA_PORT / NSW_KAFKA_CONTROLLER_PORT"
+                    )
+            java = _java()
+            libs = self.install()
+            self.home.mkdir(parents=True, exist_ok=True)
+            self._write_config()
+            self._format(java, libs)
+            log_offset = self.log.stat().st_size if self.log.exists() else 0
+            pid = self._spawn(java, libs)
+            try:
+                self._wait_ready(pid, time.monotonic() + timeout, log_offset=log_offset)
+            except KafkaRuntimeError:
+                self._terminate(pid, timeout=10.0)
+                self.pid_file.unlink(missing_ok=True)
+                raise
+            return self.status()
+
+    def _write_config(self) -> None:
+        c = self.config
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{c.host}:{c.controller_port}",
+            "listeners": f"PLAINTEXT://{c.host}:{c.port},CONTROLLER://{c.host}:{c.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{c.host}:{c.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(self.data),
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+        }
+        body = "".join(f"{k}={v}\n" for k, v in props.items())
+        header = "# Written by `nsw kafka start` from LocalKafkaConfig at every start; edits are overwritten.\n"
+        self.server_properties.write_text(header + body, encoding="utf-8")
+        self.log4j_properties.write_text(_resource_text("log4j2.properties"), encoding="utf-8")
+
+    def _format(self, java: str, libs: Path) -> None:
+        if (self.data / "meta.properties").exists():
+            return
+        id_file = self.home / "cluster.id"
+        if not id_file.exists():
+            id_file.write_text(_cluster_id() + "\n", encoding="utf-8")
+        cluster_id = id_file.read_text().strip()
+        cmd = [java, *self._jvm_flags(), "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
+               "-t", cluster_id, "-c", str(self.server_properties)]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+        if done.returncode != 0:
+            raise KafkaRuntimeError(
+                f"formatting the Kafka storage in {self.data} failed (exit {done.returncode}):\n"
+                f"{(done.stdout + done.stderr).strip()[-2000:]}"
+            )
+
+    def _jvm_flags(self) -> list[str]:
+        return [
+            f"-Xmx{self.config.heap}",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            f"-Dkafka.logs.dir={self.home}",
+            f"-Dlog4j2.configurationFile={self.log4j_properties}",
+        ]
+
+    def _spawn(self, java: str, libs: Path) -> int:
+        # posix_spawn rather than Popen: the JVM outlives this process (new session, no Popen object whose
+        # finaliser would warn that it is still running); _alive() reaps it if we are still its parent.
+        argv = [java, *self._jvm_flags(), "-cp", f"{libs}/*", _MAIN_CLASS, str(self.server_properties)]
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(self.out), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ]
+        try:
+            pid = os.posix_spawn(java, argv, dict(os.environ), file_actions=actions, setsid=True)
+        except OSError as exc:
+            raise KafkaRuntimeError(f"cannot start {java}: {exc}") from exc
+        self.pid_file.write_text(f"{pid}\n", encoding="utf-8")
+        return pid
+
+    def _wait_ready(self, pid: int, deadline: float, *, log_offset: int = 0) -> None:
+        while True:
+            if not _alive(pid):
+                tails = [(self.out, _tail(self.out)), (self.log, _tail(self.log, since=log_offset))]
+                shown = "".join(f"\n--- {path.name} ---\n{text}" for path, text in tails if text)
+                raise KafkaRuntimeError(f"the Kafka broker (pid {pid}) exited during start-up; see {self.log}{shown}")
+            if _listening(self.config.host, self.config.port) and _metadata_ok(self.config.bootstrap):
+                return
+            if time.monotonic() > deadline:
+                raise KafkaRuntimeError(
+                    f"the Kafka broker (pid {pid}) did not answer on {self.config.bootstrap} in time; "
+                    f"see {self.log}\n{_tail(self.log, since=log_offset)}",
+                    retriable=True,
+                )
+            time.sleep(_POLL_S)
+
+    # stop ------------------------------------------------------------------------------------------------
+
+    def stop(self, *, timeout: float = 30.0) -> bool:
+        """SIGTERM (controlled shutdown), SIGKILL after ``timeout``; True if a broker was running."""
+        with _locked(self.home / ".lock"):
+            pid = self._running_pid()
+            if pid is None:
+                self.pid_file.unlink(missing_ok=True)  # stale, if any
+                return False
+            self._terminate(pid, timeout=timeout)
+            self.pid_file.unlink(missing_ok=True)
+            return True
+
+    def _terminate(self, pid: int, *, timeout: float) -> None:
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if not _alive(pid):
+                    return
+                time.sleep(_POLL_S)
+        raise KafkaRuntimeError(f"the Kafka broker (pid {pid}) survived SIGKILL", retriable=True)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+# --- readiness probe -------------------------------------------------------------------------------------
+
+
+def _metadata_ok(bootstrap: str, timeout: float = 5.0) -> bool:
+    """True when the broker answers a cluster-metadata request listing at least one broker."""
+    try:
+        return asyncio.run(asyncio.wait_for(_describe_cluster(bootstrap, int(timeout * 1000)), timeout))
+    except TimeoutError:
+        return False
+
+
+async def _describe_cluster(bootstrap: str, request_timeout_ms: int) -> bool:
+    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415  (the CLI's other commands skip it)
+    from aiokafka.errors import KafkaError  # noqa: PLC0415
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms)
+    try:
+        await admin.start()
+        cluster = await admin.describe_cluster()
+    except (KafkaError, OSError):
+        return False
+    finally:
+        await admin.close()
+    return bool(cluster.get("brokers"))
+
+
+# --- CLI entry -------------------------------------------------------------------------------------------
+
+
+def kafka_command(action: str, config: LocalKafkaConfig) -> int:
+    """Run ``nsw kafka <action>``: print a JSON document, return the process exit code.
+
+    Exit codes: 0 done (``status``: running), 1 failed (the error is in the JSON, on stderr), 2 unknown
+    action, 3 ``status`` says not running (as LSB init scripts do).
+    """
+    kafka = LocalKafka(config)
+    began = time.monotonic()
+    if action in {"install", "start"} and not kafka.installed():
+        print(f"nsw: fetching Kafka {kafka_version()} with Maven into {kafka.cache} (once)", file=sys.stderr)
+    try:
+        match action:
+            case "install":
+                libs = kafka.install()
+                doc: dict[str, Any] = {"installed": True, "libs": str(libs), "version": kafka_version()}
+            case "start":
+                doc = kafka.start().as_dict()
+            case "stop":
+                doc = {"stopped": kafka.stop(), **kafka.status().as_dict()}
+            case "status":
+                doc = kafka.status().as_dict()
+            case _:
+                print(json.dumps({"error": f"unknown action {action!r}",
+                                  "actions": ["install", "start", "stop", "status"]}))  # fmt: skip
+                return 2
+    except (KafkaRuntimeError, OpsConfigError) as exc:
+        first, *details = str(exc).splitlines() or [type(exc).__name__]
+        err: dict[str, Any] = {"action": action, "error": first, "retriable": exc.retriable}
+        if details:
+            err["details"] = details
+        print(json.dumps(err, indent=2), file=sys.stderr)
+        return 1
+    doc = {"action": action, **doc, "elapsed_s": round(time.monotonic() - began, 2)}
+    print(json.dumps(doc, indent=2))
+    if action == "status" and not doc["running"]:
+        return 3
+    return 0
