@@ -37,6 +37,9 @@ class AdapterRunner:
         structlog.contextvars.bind_contextvars(
             submission_id=request["submission_id"], version=request["version"], agency=self.engine.agency
         )
+        if request.get("kind") == "CANCELLATION":
+            log.info("cancelled_by_hub")  # the reference engine keeps no work in progress to stop
+            return []
         items = self.engine.decide(request, today=datetime.fromtimestamp(now / 1000, UTC).date())
         decision: AgencyDecision = {
             # Stable id: a replayed request yields the same decision id, so duplicates are recognisable.
@@ -51,7 +54,7 @@ class AdapterRunner:
         return [avro_message(decisions_topic(self.engine.agency), "AgencyDecision", decision)]
 
 
-def adapter_spec(engine: DecisionEngine, *, instance: str) -> ProcessorSpec:
+def adapter_spec(engine: DecisionEngine) -> ProcessorSpec:
     agency = engine.agency
     return ProcessorSpec(
         service=f"adapter-{agency}",

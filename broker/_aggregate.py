@@ -1,18 +1,23 @@
 """Combining agency decisions into one release response: pure functions over the aggregate state.
 
-Rules (see README "Release responses"):
+Rules (README "Release responses"):
 - strictest wins per item: REFUSE > HOLD > RELEASE; the consignment takes its strictest item;
-- an answer is given only when every agency in the routing plan has decided on the plan's
-  version; an item an agency was asked about but left out of its decision counts as HOLD;
-- decisions are versioned: one for an older version is ignored, one for a newer version waits
-  for that version's plan;
-- the latest decision of an agency counts; when a changed decision changes the combined answer,
-  a new response version is issued (a hold becomes a release after inspection), otherwise none.
+- an answer is given only when every agency in the routing plan has decided on the plan's version
+  (or, for an agency whose items did not change in an amendment, on the version its decision
+  carries over from); an item an agency was asked about but left out of its decision counts as HOLD;
+- a decision for any other version is recorded in the timeline and otherwise ignored: a decision
+  on an old version never releases a new one;
+- the latest decision of an agency counts: when a changed decision changes the combined answer, a
+  new response version is issued (a hold becomes a release after inspection), otherwise none;
+- a cancellation answers at once with function code 10 (invalidated); later decisions are recorded
+  and change nothing;
+- an agency that has not decided by its deadline is escalated: an explicit state, never a release.
 """
 
 from __future__ import annotations
 
-from typing import Final, TypedDict
+from collections.abc import Mapping
+from typing import Final, NotRequired, TypedDict
 
 from schemas import (
     AgencyDecision,
@@ -29,12 +34,29 @@ SEVERITY: Final[dict[Outcome, int]] = {"RELEASE": 0, "HOLD": 1, "REFUSE": 2}
 #: WCO DM Response/FunctionCode for each combined outcome.
 FUNCTION_CODES: Final[dict[Outcome, str]] = {"RELEASE": "08", "HOLD": "05", "REFUSE": "03"}
 DOCUMENTS_REQUIRED_CODE: Final = "06"
+INVALIDATED_CODE: Final = "10"
 
 MISSING_ITEM_CODE: Final = "H-NOITEM"
 
 #: Holds that mean "documents required" (agency:code); when every hold is one of these the
 #: response says 06 instead of 05. Codes are the reference engines' (see each engine's docstring).
 DOCUMENT_HOLDS: Final = frozenset({"sps:H01", "customs:H02", "cwc:H01"})
+
+FINAL_STATUSES: Final = frozenset({"released", "held", "refused", "cancelled"})
+TIMELINE_LIMIT: Final = 500
+
+
+class TimelineEvent(TypedDict):
+    at: int
+    step: str
+    version: int
+    agency: NotRequired[str]
+    detail: NotRequired[str]
+
+
+class Escalation(TypedDict):
+    deadline_at: int
+    escalated_at: int
 
 
 class AggregateState(TypedDict):
@@ -48,6 +70,8 @@ class AggregateState(TypedDict):
     response: ReleaseResponse | None
     status: str
     updated_at: int
+    escalations: NotRequired[dict[str, Escalation]]
+    timeline: NotRequired[list[TimelineEvent]]
 
 
 def new_state(submission_id: str) -> AggregateState:
@@ -60,6 +84,8 @@ def new_state(submission_id: str) -> AggregateState:
         "response": None,
         "status": "accepted",
         "updated_at": 0,
+        "escalations": {},
+        "timeline": [],
     }
 
 
@@ -67,22 +93,61 @@ def strictest(outcomes: list[Outcome]) -> Outcome:
     return max(outcomes, key=SEVERITY.__getitem__) if outcomes else "RELEASE"
 
 
+def record(state: AggregateState, event: TimelineEvent) -> None:
+    timeline = state.setdefault("timeline", [])
+    timeline.append(event)
+    if len(timeline) > TIMELINE_LIMIT:
+        del timeline[: len(timeline) - TIMELINE_LIMIT]
+
+
+def _carried_from(plan: RoutingPlan, agency: str) -> int | None:
+    for route in plan["agencies"]:
+        if route["agency"] == agency:
+            return route.get("carried_from_version")
+    return None
+
+
+def _accepts(plan: RoutingPlan, decision: AgencyDecision) -> bool:
+    """Does ``decision`` count for ``plan``'s version?"""
+    if not any(route["agency"] == decision["agency"] for route in plan["agencies"]):
+        return False
+    wanted = _carried_from(plan, decision["agency"])
+    return decision["version"] == (wanted if wanted is not None else plan["version"])
+
+
 def apply_plan(
     state: AggregateState, plan: RoutingPlan, *, now: int, documents_codes: frozenset[str] = DOCUMENT_HOLDS
 ) -> ReleaseResponse | None:
-    """Take a routing plan; a plan for an older version than the state's is ignored."""
+    """Take a routing plan; one for an older version than the state's is ignored."""
     if plan["version"] < state["version"]:
         return None
-    if plan["version"] > state["version"]:
-        state["decisions"] = {}
-        state["response"] = None if state["version"] == 0 else state["response"]
-    state["version"] = plan["version"]
-    state["plan"] = plan
-    early = [d for d in state["early"] if d["version"] == plan["version"]]
-    state["early"] = [d for d in state["early"] if d["version"] > plan["version"]]
-    for decision in early:
-        state["decisions"][decision["agency"]] = decision
+    newer = plan["version"] > state["version"]
     state["updated_at"] = now
+    if newer:
+        previous = state["decisions"]
+        state["decisions"] = {a: d for a, d in previous.items() if _accepts(plan, d)}
+        state["escalations"] = {}
+        state["version"] = plan["version"]
+        record(state, {"at": plan["received_at"], "step": "received", "version": plan["version"],
+                       "detail": plan.get("kind", "DECLARATION")})
+        record(state, {"at": plan["received_at"], "step": "validated", "version": plan["version"]})
+        record(state, {"at": plan["routed_at"], "step": "routed", "version": plan["version"],
+                       "detail": ", ".join(r["agency"] for r in plan["agencies"]) or "no agency"})
+        for route in plan["agencies"]:
+            carried = route.get("carried_from_version")
+            if carried is not None:
+                record(state, {"at": plan["routed_at"], "step": "carried_over", "version": plan["version"],
+                               "agency": route["agency"], "detail": f"decision on version {carried} still applies"})
+            else:
+                record(state, {"at": plan["routed_at"], "step": "requested", "version": plan["version"],
+                               "agency": route["agency"]})
+    state["plan"] = plan
+    if plan.get("kind") == "CANCELLATION":
+        return _cancel(state, plan, now=now)
+    waiting = [d for d in state["early"] if _accepts(plan, d)]
+    state["early"] = [d for d in state["early"] if d["version"] > plan["version"]]
+    for decision in waiting:
+        state["decisions"][decision["agency"]] = decision
     return _evaluate(state, now=now, documents_codes=documents_codes)
 
 
@@ -91,24 +156,82 @@ def apply_decision(
 ) -> ReleaseResponse | None:
     """Take one agency decision; return a response when it completes or changes the answer."""
     state["updated_at"] = now
-    if decision["version"] < state["version"]:
-        return None
-    if state["plan"] is None or decision["version"] > state["version"]:
+    outcomes = sorted({i["outcome"] for i in decision["items"]}, key=SEVERITY.__getitem__)
+    event: TimelineEvent = {"at": decision["decided_at"], "step": "decided", "version": decision["version"],
+                            "agency": decision["agency"], "detail": "/".join(outcomes) or "no items"}
+    plan = state["plan"]
+    if plan is None or decision["version"] > state["version"]:
         state["early"] = [
-            d for d in state["early"]
-            if (d["agency"], d["version"]) != (decision["agency"], decision["version"])
+            d for d in state["early"] if (d["agency"], d["version"]) != (decision["agency"], decision["version"])
         ]
         state["early"].append(decision)
+        record(state, {**event, "detail": event.get("detail", "") + " (waiting for its routing plan)"})
         return None
+    if not _accepts(plan, decision):
+        record(state, {**event, "detail": event.get("detail", "") + f" (ignored: not for version {plan['version']})"})
+        return None
+    if state["status"] == "cancelled":
+        record(state, {**event, "detail": event.get("detail", "") + " (ignored: the declaration was cancelled)"})
+        return None
+    record(state, event)
     state["decisions"][decision["agency"]] = decision
+    state.setdefault("escalations", {}).pop(decision["agency"], None)
     return _evaluate(state, now=now, documents_codes=documents_codes)
 
 
 def pending_agencies(state: AggregateState) -> list[str]:
     plan = state["plan"]
-    if plan is None:
+    if plan is None or state["status"] == "cancelled":
         return []
     return [route["agency"] for route in plan["agencies"] if route["agency"] not in state["decisions"]]
+
+
+def escalate_due(state: AggregateState, *, now: int, deadlines: Mapping[str, int]) -> bool:
+    """Mark agencies past their deadline (ms after routing) as escalated; True when something changed."""
+    plan = state["plan"]
+    if plan is None or state["status"] in FINAL_STATUSES:
+        return False
+    changed = False
+    escalations = state.setdefault("escalations", {})
+    for agency in pending_agencies(state):
+        deadline = deadlines.get(agency)
+        if deadline is None or agency in escalations:
+            continue
+        due = plan["routed_at"] + deadline
+        if now >= due:
+            escalations[agency] = {"deadline_at": due, "escalated_at": now}
+            record(state, {"at": now, "step": "escalated", "version": plan["version"], "agency": agency,
+                           "detail": f"no decision by the deadline ({deadline // 1000} s after routing)"})
+            changed = True
+    if changed:
+        state["status"] = "escalated"
+        state["updated_at"] = now
+    return changed
+
+
+def _cancel(state: AggregateState, plan: RoutingPlan, *, now: int) -> ReleaseResponse | None:
+    if state["status"] == "cancelled":
+        return None
+    response: ReleaseResponse = {
+        "response_id": f"{plan['submission_id']}:{plan['version']}:1",
+        "submission_id": plan["submission_id"],
+        "version": plan["version"],
+        "response_version": 1,
+        "issued_at": now,
+        "received_at": plan["received_at"],
+        "trader_reference": plan["trader_reference"],
+        "declarant_id": plan["declarant_id"],
+        "outcome": "REFUSE",
+        "function_code": INVALIDATED_CODE,
+        "agencies": [],
+        "items": [],
+        "invalidated": True,
+    }
+    state["status"] = "cancelled"
+    state["response"] = response
+    state["escalations"] = {}
+    record(state, {"at": now, "step": "responded", "version": plan["version"], "detail": "10 invalidated"})
+    return response
 
 
 def _evaluate(state: AggregateState, *, now: int, documents_codes: frozenset[str]) -> ReleaseResponse | None:
@@ -116,7 +239,7 @@ def _evaluate(state: AggregateState, *, now: int, documents_codes: frozenset[str
     if plan is None:
         return None
     if pending_agencies(state):
-        state["status"] = "routed"
+        state["status"] = "escalated" if state.get("escalations") else "routed"
         return None
     previous = state["response"] if state["response"] and state["response"]["version"] == plan["version"] else None
     response = combine(
@@ -130,6 +253,8 @@ def _evaluate(state: AggregateState, *, now: int, documents_codes: frozenset[str
     if previous is not None and _same_answer(previous, response):
         return None
     state["response"] = response
+    detail = f"{response['function_code']} {response['outcome']} (response {response['response_version']})"
+    record(state, {"at": now, "step": "responded", "version": plan["version"], "detail": detail})
     return response
 
 
@@ -139,7 +264,7 @@ def _same_answer(a: ReleaseResponse, b: ReleaseResponse) -> bool:
 
 def combine(
     plan: RoutingPlan,
-    decisions: dict[str, AgencyDecision],
+    decisions: Mapping[str, AgencyDecision],
     *,
     response_version: int,
     now: int,
@@ -168,6 +293,7 @@ def combine(
             "outcome": strictest(agency_outcomes),
             "decision_id": decision["decision_id"],
             "decided_at": decision["decided_at"],
+            "carried_from_version": route.get("carried_from_version"),
         })
     items: list[ItemOutcome] = [
         {"sequence": seq, "outcome": strictest([r["outcome"] for r in reasons]), "reasons": reasons}
@@ -192,4 +318,5 @@ def combine(
         "function_code": function_code,
         "agencies": agencies,
         "items": items,
+        "invalidated": False,
     }

@@ -8,22 +8,14 @@ partitions whenever partitions are assigned. Nothing exists only in memory.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-import orjson
 import structlog
 
-from broker._aggregate import DOCUMENT_HOLDS, AggregateState, apply_decision, apply_plan, new_state
-from broker._envelope import (
-    CONTENT_TYPE_HEADER,
-    JSON_CONTENT_TYPE,
-    SUBMISSION_HEADER,
-    InMessage,
-    OutMessage,
-    avro_message,
-    decode,
-)
-from broker._kafka import ProcessorSpec, read_to_end
+from broker._aggregate import DOCUMENT_HOLDS, AggregateState, apply_decision, apply_plan, escalate_due, new_state
+from broker._envelope import InMessage, OutMessage, avro_message, decode
+from broker._kafka import ProcessorSpec
+from broker._state import ChangelogStore
 from broker._topics import AGGREGATE_STATE, DLQ, RESPONSES, ROUTING, decisions_topic
 from schemas import AgencyDecision, ReleaseResponse, RoutingPlan
 
@@ -34,47 +26,27 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def state_message(state: AggregateState) -> OutMessage:
-    sid = state["submission_id"].encode()
-    return OutMessage(
-        topic=AGGREGATE_STATE,
-        key=sid,
-        value=orjson.dumps(state),
-        headers=((SUBMISSION_HEADER, sid), (CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE)),
-    )
-
-
 class Aggregator:
     def __init__(
         self,
         *,
         bootstrap: str,
         agencies: tuple[str, ...],
+        deadlines: Mapping[str, int] | None = None,
         documents_codes: frozenset[str] = DOCUMENT_HOLDS,
         clock: Callable[[], int] = _now_ms,
     ) -> None:
-        self._bootstrap = bootstrap
         self._decision_topics = {decisions_topic(a) for a in agencies}
         self._documents_codes = documents_codes
+        self._deadlines = dict(deadlines or {})
         self._clock = clock
-        self.states: dict[str, AggregateState] = {}
+        self.store: ChangelogStore[AggregateState] = ChangelogStore(
+            bootstrap=bootstrap, topic=AGGREGATE_STATE, name="aggregator"
+        )
 
     async def on_assign(self, assigned: set[tuple[str, int]]) -> None:
         """Rebuild the state of the assigned partitions from the changelog."""
-        partitions = {p for _, p in assigned}
-        self.states.clear()
-
-        def load(message: InMessage) -> None:
-            if message.key is None:
-                return
-            key = message.key.decode()
-            if message.value:
-                self.states[key] = orjson.loads(message.value)
-            else:
-                self.states.pop(key, None)
-
-        count = await read_to_end(self._bootstrap, [(AGGREGATE_STATE, p) for p in sorted(partitions)], load)
-        log.info("state_restored", partitions=sorted(partitions), records=count, submissions=len(self.states))
+        await self.store.restore({p for _, p in assigned})
 
     def handle(self, message: InMessage) -> Sequence[OutMessage]:
         now = self._clock()
@@ -93,21 +65,31 @@ class Aggregator:
             response = apply_decision(state, decision, now=now, documents_codes=self._documents_codes)
         else:
             raise ValueError(f"aggregator does not read {message.topic}")
-        out = [state_message(state)]
+        out = [self.store.put(state["submission_id"], state, partition=message.partition)]
         if response is not None:
             out.insert(0, avro_message(RESPONSES, "ReleaseResponse", response))
-            log.info("responded", outcome=response["outcome"], response_version=response["response_version"],
-                     latency_ms=now - response["received_at"])
+            log.info("responded", outcome=response["outcome"], function_code=response["function_code"],
+                     response_version=response["response_version"], latency_ms=now - response["received_at"])
+        return out
+
+    def tick(self, partition: int, now: int) -> Sequence[OutMessage]:
+        """Escalate agencies past their deadline, for the submissions of one partition."""
+        if not self._deadlines:
+            return []
+        out = []
+        for sid, state in list(self.store.in_partition(partition)):
+            if escalate_due(state, now=now, deadlines=self._deadlines):
+                log.warning("escalated", submission_id=sid, version=state["version"],
+                            agencies=sorted(state.get("escalations", {})))
+                out.append(self.store.put(sid, state, partition=partition))
         return out
 
     def _state(self, submission_id: str) -> AggregateState:
-        state = self.states.get(submission_id)
-        if state is None:
-            state = self.states[submission_id] = new_state(submission_id)
-        return state
+        state = self.store.get(submission_id)
+        return state if state is not None else new_state(submission_id)
 
 
-def aggregator_spec(aggregator: Aggregator, *, instance: str, agencies: tuple[str, ...]) -> ProcessorSpec:
+def aggregator_spec(aggregator: Aggregator, *, agencies: tuple[str, ...]) -> ProcessorSpec:
     return ProcessorSpec(
         service="aggregator",
         group_id="nsw-aggregator",
@@ -116,4 +98,5 @@ def aggregator_spec(aggregator: Aggregator, *, instance: str, agencies: tuple[st
         handler=aggregator.handle,
         dlq=DLQ,
         on_assign=aggregator.on_assign,
+        on_tick=aggregator.tick,
     )

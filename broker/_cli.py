@@ -83,7 +83,7 @@ async def _submit(args: argparse.Namespace) -> int:
         except httpx.HTTPError as exc:
             sys.stderr.write(f"nsw submit: cannot reach the hub at {args.url}: {exc}\n")
             return 3
-    if result.status_code != 202:
+    if result.status_code not in (200, 202):
         _print_json(result.body)
         return 1
     if args.wait <= 0:

@@ -29,7 +29,7 @@ async def submit_file(
     posted = await client.post("/v1/submissions", content=content,
                                headers={"Content-Type": content_type})
     body: dict[str, Any] = posted.json()
-    if posted.status_code != 202 or wait <= 0:
+    if posted.status_code not in (200, 202) or wait <= 0:  # 200: lodged before, answered as a duplicate
         return SubmitResult(posted.status_code, body, None)
     deadline = time.monotonic() + wait
     link = body["links"]["response"]

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from schemas import AGENCIES
 
+#: Seconds an agency has to decide before the submission is escalated (TradeNet answers 90% in 10 minutes).
+DEFAULT_DEADLINES: dict[str, int] = {"customs": 600, "sps": 4 * 3600, "cwc": 24 * 3600, "ipr": 24 * 3600}
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
@@ -29,6 +32,11 @@ class HubConfig:
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
     state_dir: Path = field(default_factory=lambda: Path(".nsw"))
+    #: Service-level deadline per agency, in seconds after routing (NSW_DEADLINE_<AGENCY>).
+    deadlines: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DEADLINES))
+
+    def deadlines_ms(self) -> dict[str, int]:
+        return {agency: seconds * 1000 for agency, seconds in self.deadlines.items()}
 
     @classmethod
     def from_env(cls, **overrides: object) -> HubConfig:
@@ -46,6 +54,10 @@ class HubConfig:
             "log_format": _env("NSW_LOG_FORMAT", d.log_format),
             "log_level": _env("NSW_LOG_LEVEL", d.log_level),
             "state_dir": Path(_env("NSW_STATE_DIR", str(d.state_dir))),
+            "deadlines": {
+                agency: int(_env(f"NSW_DEADLINE_{agency.upper()}", str(seconds)))
+                for agency, seconds in d.deadlines.items()
+            },
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

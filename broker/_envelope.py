@@ -4,6 +4,8 @@ Headers on every hub message:
     nsw-schema          full name of the Avro writer schema, e.g. ``nsw.v1.Submission``
     nsw-submission-id   the submission id (also the key)
     nsw-version         the submission version, decimal
+    nsw-kind            on nsw.submissions: DECLARATION, AMENDMENT or CANCELLATION
+    nsw-content-digest  on nsw.submissions: digest of the declared content (duplicate detection)
     content-type        ``avro/binary`` (single-object encoding) or ``application/json``
 """
 
@@ -20,6 +22,8 @@ Headers = tuple[tuple[str, bytes], ...]
 SCHEMA_HEADER = "nsw-schema"
 SUBMISSION_HEADER = "nsw-submission-id"
 VERSION_HEADER = "nsw-version"
+KIND_HEADER = "nsw-kind"
+DIGEST_HEADER = "nsw-content-digest"
 CONTENT_TYPE_HEADER = "content-type"
 AVRO_CONTENT_TYPE = b"avro/binary"
 JSON_CONTENT_TYPE = b"application/json"

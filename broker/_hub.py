@@ -22,7 +22,7 @@ from broker._aggregator import Aggregator, aggregator_spec
 from broker._config import HubConfig
 from broker._ingress import Ingress, create_app
 from broker._kafka import ProcessorSpec, Producer, TransactionalProcessor, ensure_topics
-from broker._router import router_spec
+from broker._router import Router, router_spec
 from broker._topics import declared_topics
 from broker._view import StatusView
 from broker.errors import NSWError
@@ -67,15 +67,14 @@ class Hub:
                                                            replication=cfg.replication))
         specs: list[tuple[str, Callable[[], ProcessorSpec]]] = []
         if "router" in self.only:
-            specs.append(("router", lambda: router_spec(instance=cfg.instance)))
+            specs.append(("router", lambda: router_spec(Router(bootstrap=cfg.bootstrap))))
         if "adapters" in self.only:
             for agency in cfg.agencies:
-                engine = ENGINES[agency]
-                specs.append((f"adapter-{agency}", functools.partial(adapter_spec, engine, instance=cfg.instance)))
+                specs.append((f"adapter-{agency}", functools.partial(adapter_spec, ENGINES[agency])))
         if "aggregator" in self.only:
             specs.append(("aggregator", lambda: aggregator_spec(
-                Aggregator(bootstrap=cfg.bootstrap, agencies=cfg.agencies),
-                instance=cfg.instance, agencies=cfg.agencies)))
+                Aggregator(bootstrap=cfg.bootstrap, agencies=cfg.agencies, deadlines=cfg.deadlines_ms()),
+                agencies=cfg.agencies)))
         for name, make in specs:
             sup = _Supervised(name, make)
             sup.task = asyncio.create_task(self._supervise(sup), name=f"supervise-{name}")

@@ -2,12 +2,16 @@
 
 ``POST /v1/submissions`` answers 202 only after the canonical record is on ``nsw.submissions``
 (acks=all): an accepted submission is never lost. Bad documents get RFC 9457 problem details
-naming the element and line.
+naming the element and line. A declaration lodged twice is answered, not processed twice; an
+amendment becomes the next version of the submission it amends.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -18,13 +22,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from broker._envelope import avro_message
-from broker._ids import new_submission_id
+from broker._envelope import DIGEST_HEADER, KIND_HEADER, avro_message
+from broker._idempotency import Stored, fingerprint, valid_key
 from broker._kafka import Producer
+from broker._lodgement import Lodgement, content_digest, decide_lodgement, submission_id_for
 from broker._openapi import openapi_document
 from broker._problems import problem
 from broker._topics import SUBMISSIONS
-from broker._view import StatusView, render_response, render_status
+from broker._view import FINAL, StatusView, render_response, render_status, render_timeline
 from broker.errors import TransportError
 from schemas import DocumentError, Submission, read_declaration
 
@@ -33,10 +38,41 @@ log = structlog.get_logger("nsw.ingress")
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 THREAD_THRESHOLD = 256 * 1024  # parse bigger documents off the event loop
 MAX_WAIT_SECONDS = 60.0
+ANONYMOUS = "anonymous"
+
+
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def trader_of(request: Request) -> str:
+    """Who is lodging: the authenticated trader (set by the auth middleware) or anonymous."""
+    trader = request.scope.get("nsw.trader")
+    return trader if isinstance(trader, str) else ANONYMOUS
 
 
 class Ingress:
@@ -46,8 +82,10 @@ class Ingress:
         self._max_body = max_body_bytes
         self._max_in_flight = max_in_flight
         self._in_flight = 0
+        self._locks = KeyedLocks()
         self.accepted = 0
         self.rejected = 0
+        self.duplicates = 0
 
     async def submit(self, request: Request) -> Response:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -58,9 +96,45 @@ class Ingress:
             return problem("overloaded", detail="too many submissions in flight", headers={"Retry-After": "1"})
         self._in_flight += 1
         try:
-            return await self._submit(request)
+            body = await self._read_body(request)
+            if body is None:
+                self.rejected += 1
+                return problem("too-large", detail=f"the body exceeds {self._max_body} bytes")
+            key = request.headers.get("idempotency-key")
+            if key is None:
+                return await self._lodge(body)
+            return await self._lodge_once(trader_of(request), key, media, body)
         finally:
             self._in_flight -= 1
+
+    async def _lodge_once(self, trader: str, key: str, media: str, body: bytes) -> Response:
+        """Idempotency-Key semantics (IETF draft): replay, 422 on reuse with another body, 409 in flight."""
+        if not valid_key(key):
+            return problem("bad-idempotency-key", detail="Idempotency-Key must be 1-255 printable characters")
+        store = self._view.idempotency
+        print_ = fingerprint(body, media)
+        verdict, stored = store.check(trader, key, print_)
+        if verdict == "replay" and stored is not None:
+            return Response(stored.body, status_code=stored.status, media_type=_media_for(stored.status),
+                            headers={"Idempotent-Replayed": "true"})
+        if verdict == "mismatch":
+            return problem("idempotency-key-reused",
+                           detail="this Idempotency-Key was used with a different request body")
+        if verdict == "in-flight":
+            return problem("idempotency-in-flight", detail="the first request with this Idempotency-Key is "
+                           "still being processed", headers={"Retry-After": "1"})
+        store.begin(trader, key, print_)
+        answer = await self._lodge(body)
+        if answer.status_code >= 500:
+            store.abandon(trader, key)  # worth retrying with the same key
+            return answer
+        record = store.complete(trader, key, Stored(print_, answer.status_code, bytes(answer.body),
+                                                    int(time.time() * 1000)))
+        try:
+            await self._producer.send(record)
+        except TransportError as exc:
+            log.warning("idempotency_record_not_kept", error=str(exc))
+        return answer
 
     async def _read_body(self, request: Request) -> bytes | None:
         declared = request.headers.get("content-length")
@@ -75,23 +149,16 @@ class Ingress:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _submit(self, request: Request) -> Response:
-        body = await self._read_body(request)
-        if body is None:
-            self.rejected += 1
-            return problem("too-large", detail=f"the body exceeds {self._max_body} bytes")
+    async def _lodge(self, body: bytes) -> Response:
         received_at = int(time.time() * 1000)
-        submission_id = new_submission_id(received_at)
         try:
             if len(body) > THREAD_THRESHOLD:
                 submission = await run_in_threadpool(
-                    read_declaration, body, submission_id=submission_id, received_at=received_at,
-                    max_bytes=self._max_body,
+                    read_declaration, body, submission_id="", received_at=received_at, max_bytes=self._max_body
                 )
             else:
-                submission = read_declaration(
-                    body, submission_id=submission_id, received_at=received_at, max_bytes=self._max_body
-                )
+                submission = read_declaration(body, submission_id="", received_at=received_at,
+                                              max_bytes=self._max_body)
         except DocumentError as exc:
             self.rejected += 1
             log.info("rejected", problem=exc.type, errors=len(exc.errors))
@@ -101,24 +168,52 @@ class Ingress:
                 detail=str(exc),
                 errors=[{"message": e.message, "line": e.line, "path": e.path} for e in exc.errors],
             )
-        return await self._publish(submission)
+        sid = submission_id_for(submission["declarant_id"], submission["trader_reference"])
+        digest = content_digest(submission)
+        async with self._locks.hold(sid):  # decide-then-publish must not interleave for one submission
+            entry = self._view.get(sid)
+            lodgement = decide_lodgement(entry.known if entry else None, submission["kind"], digest)
+            if lodgement.action != "publish":
+                return self._not_published(sid, submission, lodgement)
+            submission["submission_id"] = sid
+            submission["version"] = lodgement.version
+            return await self._publish(submission, digest)
 
-    async def _publish(self, submission: Submission) -> Response:
+    def _not_published(self, sid: str, submission: Submission, lodgement: Lodgement) -> Response:
+        links = _links(sid)
+        if lodgement.action == "duplicate":
+            self.duplicates += 1
+            entry = self._view.get(sid)
+            log.info("duplicate", submission_id=sid, version=lodgement.version)
+            return _json({"submission_id": sid, "status": entry.status if entry else "accepted",
+                          "version": lodgement.version, "trader_reference": submission["trader_reference"],
+                          "duplicate": True, "detail": lodgement.reason, "links": links},
+                         headers={"Location": links["self"]})
+        self.rejected += 1
+        slug = "reference-conflict" if lodgement.action == "conflict" else "unknown-reference"
+        instance = links["self"] if lodgement.action == "conflict" else None
+        return problem(slug, detail=lodgement.reason, instance=instance, errors=[{"message": lodgement.reason, "line": None,
+                                "path": "/MetaData/Declaration/FunctionalReferenceID"}])
+
+    async def _publish(self, submission: Submission, digest: str) -> Response:
         sid = submission["submission_id"]
+        message = avro_message(SUBMISSIONS, "Submission", submission, extra=(
+            (KIND_HEADER, submission["kind"].encode()), (DIGEST_HEADER, digest.encode())))
         try:
-            await self._producer.send(avro_message(SUBMISSIONS, "Submission", submission))
+            await self._producer.send(message)
         except TransportError as exc:
             log.exception("publish_failed", submission_id=sid, error=str(exc))
             return problem("unavailable", detail="Kafka did not acknowledge the submission; nothing was accepted",
                            headers={"Retry-After": "5"})
-        self._view.accepted(sid, version=submission["version"], received_at=submission["received_at"])
+        self._view.accepted(sid, version=submission["version"], received_at=submission["received_at"],
+                            digest=digest, kind=submission["kind"])
         self.accepted += 1
         log.info("accepted", submission_id=sid, version=submission["version"], items=len(submission["items"]),
                  kind=submission["kind"])
-        links = {"self": f"/v1/submissions/{sid}", "response": f"/v1/submissions/{sid}/response"}
+        links = _links(sid)
         return _json(
             {"submission_id": sid, "status": "accepted", "version": submission["version"],
-             "trader_reference": submission["trader_reference"], "links": links},
+             "kind": submission["kind"], "trader_reference": submission["trader_reference"], "links": links},
             status=202,
             headers={"Location": links["self"]},
         )
@@ -129,6 +224,13 @@ class Ingress:
         if entry is None:
             return problem("not-found", detail=f"no submission {sid}", instance=request.url.path)
         return _json(render_status(entry))
+
+    async def timeline(self, request: Request) -> Response:
+        sid = request.path_params["submission_id"]
+        entry = self._view.get(sid)
+        if entry is None:
+            return problem("not-found", detail=f"no submission {sid}", instance=request.url.path)
+        return _json(render_timeline(entry))
 
     async def response(self, request: Request) -> Response:
         """The release response; ``?wait=N`` long-polls up to N seconds for it."""
@@ -141,7 +243,7 @@ class Ingress:
         if entry is None:
             return problem("not-found", detail=f"no submission {sid}", instance=request.url.path)
         state = entry.state
-        if state is None or state["response"] is None or entry.status not in {"released", "held", "refused"}:
+        if state is None or state["response"] is None or entry.status not in FINAL:
             return _json({"submission_id": sid, "status": entry.status, "response": None}, status=202,
                          headers={"Retry-After": "1"})
         return _json(render_response(state["response"]))
@@ -153,14 +255,23 @@ class Ingress:
         return _json(openapi_document())
 
 
+def _links(sid: str) -> dict[str, str]:
+    return {"self": f"/v1/submissions/{sid}", "response": f"/v1/submissions/{sid}/response",
+            "timeline": f"/v1/submissions/{sid}/timeline"}
+
+
+def _media_for(status: int) -> str:
+    return "application/problem+json" if status >= 400 else "application/json"
+
+
 def create_app(ingress: Ingress) -> Starlette:
     return Starlette(
         routes=[
             Route("/v1/submissions", ingress.submit, methods=["POST"]),
             Route("/v1/submissions/{submission_id}", ingress.status, methods=["GET"]),
             Route("/v1/submissions/{submission_id}/response", ingress.response, methods=["GET"]),
+            Route("/v1/submissions/{submission_id}/timeline", ingress.timeline, methods=["GET"]),
             Route("/healthz", ingress.healthz, methods=["GET"]),
             Route("/openapi.json", ingress.openapi, methods=["GET"]),
         ]
     )
-

@@ -22,6 +22,11 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "schema-violation": (422, "The document does not conform to its schema"),
     "business-rule": (422, "The document breaks a business rule"),
     "not-found": (404, "No such submission"),
+    "reference-conflict": (409, "The trader reference is already used by another declaration"),
+    "unknown-reference": (422, "No declaration with this declarant and trader reference"),
+    "bad-idempotency-key": (400, "The Idempotency-Key header is malformed"),
+    "idempotency-key-reused": (422, "The Idempotency-Key was used with a different request"),
+    "idempotency-in-flight": (409, "A request with this Idempotency-Key is still being processed"),
     "overloaded": (503, "The hub is at capacity; retry after the indicated delay"),
     "unavailable": (503, "The hub cannot reach Kafka; nothing was accepted"),
 }

@@ -1,97 +1,165 @@
-"""The router service: one canonical submission in, one request per required agency plus a plan out."""
+"""The router service: which agencies must decide on which items of each submission version.
+
+For each version it publishes one request per agency that must decide and a routing plan for the
+aggregator. It keeps, per submission, the digest of what each agency was last asked (changelog
+``nsw.router.state``), so that:
+- a version it has already routed (a duplicate, a replay) produces nothing new;
+- after an amendment only the agencies whose items changed are asked again; the others' decisions
+  carry over (``carried_from_version`` in the plan and in the release response);
+- an agency no longer concerned after an amendment, and every agency after a cancellation, gets a
+  request of kind CANCELLATION telling it to stop.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypedDict
 
+import orjson
 import structlog
 
 from broker._envelope import InMessage, OutMessage, avro_message, decode
 from broker._kafka import ProcessorSpec
-from broker._topics import DLQ, ROUTING, SUBMISSIONS, requests_topic
+from broker._state import ChangelogStore
+from broker._topics import DLQ, ROUTER_STATE, ROUTING, SUBMISSIONS, requests_topic
 from routing import RuleTable, load_rules, route
-from schemas import AgencyRequest, RoutingPlan, RoutingReason, Submission
+from schemas import AgencyRequest, Item, RoutingPlan, RoutingReason, Submission
 
 log = structlog.get_logger("nsw.router")
 
 Clock = Callable[[], int]
 
 
+class AgencyAsked(TypedDict):
+    digest: str
+    version: int  # the version whose decision applies (asked at, or carried from)
+
+
+class RouterState(TypedDict):
+    submission_id: str
+    version: int
+    cancelled: bool
+    agencies: dict[str, AgencyAsked]
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def plan_submission(
-    submission: Submission, routes: dict[str, list[RoutingReason]], *, now: int
-) -> tuple[RoutingPlan, list[AgencyRequest]]:
-    """Turn the router's answer into the plan (for the aggregator) and the agencies' requests."""
-    items = {item["sequence"]: item for item in submission["items"]}
-    requests: list[AgencyRequest] = []
-    for agency, reasons in routes.items():
-        wanted = dict.fromkeys(r["item"] for r in reasons)
-        requests.append({
-            "request_id": f"{submission['submission_id']}:{submission['version']}:{agency}",
-            "submission_id": submission["submission_id"],
-            "version": submission["version"],
-            "agency": agency,
-            "requested_at": now,
-            "trader_reference": submission["trader_reference"],
-            "declaration_type": submission["declaration_type"],
-            "declarant_id": submission["declarant_id"],
-            "parties": submission["parties"],
-            "authorisations": submission["authorisations"],
-            "export_country": submission["export_country"],
-            "destination_country": submission["destination_country"],
-            "items": [items[seq] for seq in wanted if seq in items],
-            "reasons": reasons,
-        })
-    plan: RoutingPlan = {
+def items_digest(items: Sequence[Item], reasons: Sequence[RoutingReason]) -> str:
+    """What an agency is asked about, as a digest: same digest, same question, same answer."""
+    payload = orjson.dumps([list(items), [r["item"] for r in reasons]], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(payload).hexdigest()[:32]
+
+
+def _request(submission: Submission, agency: str, items: list[Item], reasons: list[RoutingReason], *,
+             now: int) -> AgencyRequest:
+    return {
+        "request_id": f"{submission['submission_id']}:{submission['version']}:{agency}",
         "submission_id": submission["submission_id"],
         "version": submission["version"],
+        "agency": agency,
+        "requested_at": now,
+        "trader_reference": submission["trader_reference"],
+        "declaration_type": submission["declaration_type"],
+        "declarant_id": submission["declarant_id"],
+        "parties": submission["parties"],
+        "authorisations": submission["authorisations"],
+        "export_country": submission["export_country"],
+        "destination_country": submission["destination_country"],
+        "items": items,
+        "reasons": reasons,
+        "kind": submission["kind"],
+    }
+
+
+def plan_submission(
+    submission: Submission,
+    routes: dict[str, list[RoutingReason]],
+    *,
+    now: int,
+    previous: RouterState | None = None,
+) -> tuple[RoutingPlan, list[AgencyRequest], RouterState]:
+    """The plan, the requests to send and the router's new state for one submission version."""
+    items = {item["sequence"]: item for item in submission["items"]}
+    sid, version = submission["submission_id"], submission["version"]
+    asked_before = previous["agencies"] if previous is not None else {}
+    requests: list[AgencyRequest] = []
+    agencies: dict[str, AgencyAsked] = {}
+    plan_routes = []
+    cancelling = submission["kind"] == "CANCELLATION"
+    if not cancelling:
+        for agency, reasons in routes.items():
+            wanted = [items[seq] for seq in dict.fromkeys(r["item"] for r in reasons) if seq in items]
+            digest = items_digest(wanted, reasons)
+            before = asked_before.get(agency)
+            carried = before["version"] if before is not None and before["digest"] == digest else None
+            agencies[agency] = {"digest": digest, "version": carried if carried is not None else version}
+            plan_routes.append({"agency": agency, "reasons": reasons, "carried_from_version": carried})
+            if carried is None:
+                requests.append(_request(submission, agency, wanted, reasons, now=now))
+    for agency in asked_before:
+        if agency not in agencies:  # no longer concerned (or cancelled): tell it to stop
+            requests.append({**_request(submission, agency, [], [], now=now), "kind": "CANCELLATION"})
+    plan: RoutingPlan = {
+        "submission_id": sid,
+        "version": version,
         "routed_at": now,
         "received_at": submission["received_at"],
         "trader_reference": submission["trader_reference"],
         "declarant_id": submission["declarant_id"],
         "item_sequences": sorted(items),
-        "agencies": [{"agency": agency, "reasons": reasons} for agency, reasons in routes.items()],
+        "agencies": plan_routes,  # type: ignore[typeddict-item]
+        "kind": submission["kind"],
     }
-    return plan, requests
+    state: RouterState = {"submission_id": sid, "version": version, "cancelled": cancelling, "agencies": agencies}
+    return plan, requests, state
 
 
 class Router:
-    """Stateless: everything it needs is in the submission and the rule table."""
-
-    def __init__(self, *, rules: RuleTable | None = None, clock: Clock = _now_ms) -> None:
+    def __init__(self, *, bootstrap: str, rules: RuleTable | None = None, clock: Clock = _now_ms) -> None:
         self._rules = rules
         self._clock = clock
+        self.store: ChangelogStore[RouterState] = ChangelogStore(bootstrap=bootstrap, topic=ROUTER_STATE,
+                                                                 name="router")
 
     def _table(self, now: int) -> RuleTable:
         if self._rules is None:
             self._rules = load_rules(on=datetime.fromtimestamp(now / 1000, UTC).date())
         return self._rules
 
+    async def on_assign(self, assigned: set[tuple[str, int]]) -> None:
+        await self.store.restore({p for _, p in assigned})
+
     def handle(self, message: InMessage) -> Sequence[OutMessage]:
         submission: Submission = decode(message, "Submission")  # type: ignore[assignment]
+        sid, version = submission["submission_id"], submission["version"]
+        structlog.contextvars.bind_contextvars(submission_id=sid, version=version)
+        previous = self.store.get(sid)
+        if previous is not None and (version <= previous["version"] or previous["cancelled"]):
+            log.info("already_routed", known_version=previous["version"], cancelled=previous["cancelled"])
+            return []
         now = self._clock()
-        structlog.contextvars.bind_contextvars(
-            submission_id=submission["submission_id"], version=submission["version"]
-        )
-        routes = route(submission, self._table(now))
-        plan, requests = plan_submission(submission, routes, now=now)
+        routes = {} if submission["kind"] == "CANCELLATION" else route(submission, self._table(now))
+        plan, requests, state = plan_submission(submission, routes, now=now, previous=previous)
         out = [avro_message(requests_topic(r["agency"]), "AgencyRequest", r) for r in requests]
         out.append(avro_message(ROUTING, "RoutingPlan", plan))
-        log.info("routed", agencies=list(routes), items=len(submission["items"]))
+        out.append(self.store.put(sid, state, partition=message.partition))
+        log.info("routed", kind=submission["kind"], agencies=list(routes), asked=[r["agency"] for r in requests],
+                 items=len(submission["items"]))
         return out
 
 
-def router_spec(*, instance: str, rules: RuleTable | None = None) -> ProcessorSpec:
+def router_spec(router: Router) -> ProcessorSpec:
     return ProcessorSpec(
         service="router",
         group_id="nsw-router",
         topics=(SUBMISSIONS,),
         transactional_prefix="nsw-router",
-        handler=Router(rules=rules).handle,
+        handler=router.handle,
         dlq=DLQ,
+        on_assign=router.on_assign,
     )

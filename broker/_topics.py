@@ -15,6 +15,8 @@ ROUTING: Final = "nsw.routing"
 RESPONSES: Final = "nsw.responses"
 DLQ: Final = "nsw.dlq"
 AGGREGATE_STATE: Final = "nsw.aggregator.state"
+ROUTER_STATE: Final = "nsw.router.state"
+IDEMPOTENCY: Final = "nsw.idempotency"
 
 _WEEK_MS: Final = 7 * 24 * 3600 * 1000
 
@@ -40,7 +42,7 @@ class TopicSpec:
 
     def configs(self) -> dict[str, str]:
         configs = {"cleanup.policy": self.cleanup_policy, **self.extra}
-        if self.cleanup_policy == "delete":
+        if "delete" in self.cleanup_policy:
             configs["retention.ms"] = str(self.retention_ms)
         return configs
 
@@ -65,6 +67,12 @@ def declared_topics(agencies: tuple[str, ...], *, partitions: int, replication: 
         TopicSpec(name=AGGREGATE_STATE, partitions=p, replication=r, cleanup_policy="compact", public=False,
                   extra={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
                   doc="Aggregator changelog: the state of each submission (JSON), compacted, key = submission id."),
+        TopicSpec(name=ROUTER_STATE, partitions=p, replication=r, cleanup_policy="compact", public=False,
+                  extra={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
+                  doc="Router changelog: per submission, what each agency was last asked (JSON), compacted."),
+        TopicSpec(name=IDEMPOTENCY, partitions=p, replication=r, cleanup_policy="compact,delete",
+                  retention_ms=2 * 24 * 3600 * 1000, public=False,
+                  doc="Idempotency-Key answers per trader (JSON), kept 48 h."),
         TopicSpec(name=DLQ, partitions=1, replication=r, retention_ms=4 * _WEEK_MS,
                   doc="Dead letters: the original bytes with nsw-error-* headers saying why."),
     ]

@@ -16,15 +16,17 @@ from typing import Any
 import orjson
 import structlog
 
-from broker._aggregate import AggregateState, pending_agencies
-from broker._envelope import VERSION_HEADER, InMessage
+from broker._aggregate import FINAL_STATUSES, AggregateState, pending_agencies
+from broker._envelope import DIGEST_HEADER, KIND_HEADER, VERSION_HEADER, InMessage
+from broker._idempotency import IdempotencyStore
 from broker._kafka import TopicTail
-from broker._topics import AGGREGATE_STATE, SUBMISSIONS
+from broker._lodgement import Known
+from broker._topics import AGGREGATE_STATE, IDEMPOTENCY, SUBMISSIONS
 from broker.errors import NSWError
 
 log = structlog.get_logger("nsw.view")
 
-FINAL = frozenset({"released", "held", "refused"})
+FINAL = FINAL_STATUSES
 
 
 def iso(ms: int) -> str:
@@ -36,12 +38,16 @@ class Entry:
     submission_id: str
     version: int
     received_at: int
+    known: Known
     state: AggregateState | None = None
     waiters: list[asyncio.Event] = field(default_factory=list)
 
     @property
     def status(self) -> str:
-        return self.state["status"] if self.state is not None else "accepted"
+        """The state's status once the aggregator has seen the latest lodged version, else accepted."""
+        if self.state is None or self.state["version"] < self.known.version:
+            return "accepted"
+        return self.state["status"]
 
 
 def render_status(entry: Entry, *, base: str = "") -> dict[str, Any]:
@@ -56,7 +62,11 @@ def render_status(entry: Entry, *, base: str = "") -> dict[str, Any]:
         "pending_agencies": [],
         "decisions": {},
         "response": None,
-        "links": {"self": f"{base}/v1/submissions/{sid}", "response": f"{base}/v1/submissions/{sid}/response"},
+        "links": {
+            "self": f"{base}/v1/submissions/{sid}",
+            "response": f"{base}/v1/submissions/{sid}/response",
+            "timeline": f"{base}/v1/submissions/{sid}/timeline",
+        },
     }
     state = entry.state
     if state is None:
@@ -72,6 +82,10 @@ def render_status(entry: Entry, *, base: str = "") -> dict[str, Any]:
             },
         }
         body["pending_agencies"] = pending_agencies(state)
+        body["escalated_agencies"] = {
+            agency: {"deadline_at": iso(e["deadline_at"]), "escalated_at": iso(e["escalated_at"])}
+            for agency, e in state.get("escalations", {}).items()
+        }
     for agency, decision in state["decisions"].items():
         body["decisions"][agency] = {
             "decision_id": decision["decision_id"],
@@ -83,6 +97,21 @@ def render_status(entry: Entry, *, base: str = "") -> dict[str, Any]:
     return body
 
 
+def render_timeline(entry: Entry) -> dict[str, Any]:
+    """Technical steps and business decisions of every version, in time order."""
+    events: list[dict[str, Any]] = []
+    for version in sorted(entry.known.digests):
+        if entry.state is None or version > entry.state["version"]:
+            at = iso(entry.received_at) if version == entry.version else None
+            events.append({"at": at, "step": "received", "version": version})
+            events.append({"at": at, "step": "validated", "version": version})
+    if entry.state is not None:
+        for event in entry.state.get("timeline", []):
+            events.append({**event, "at": iso(event["at"])})
+    events.sort(key=lambda e: (e["at"] or "", e["version"]))
+    return {"submission_id": entry.submission_id, "status": entry.status, "events": events}
+
+
 def render_response(response: Any) -> dict[str, Any]:
     rendered = dict(response)
     rendered["issued_at"] = iso(response["issued_at"])
@@ -92,8 +121,9 @@ def render_response(response: Any) -> dict[str, Any]:
 
 
 class StatusView:
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, idempotency: IdempotencyStore | None = None) -> None:
         self._bootstrap = bootstrap
+        self.idempotency = idempotency if idempotency is not None else IdempotencyStore()
         self._entries: dict[str, Entry] = {}
         self._task: asyncio.Task[None] | None = None
         self._tail: TopicTail | None = None
@@ -103,7 +133,7 @@ class StatusView:
         return len(self._entries)
 
     async def start(self) -> None:
-        self._tail = TopicTail(self._bootstrap, (SUBMISSIONS, AGGREGATE_STATE))
+        self._tail = TopicTail(self._bootstrap, (SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY))
         await self._tail.start()
         self._task = asyncio.create_task(self._run(self._tail), name="status-view")
 
@@ -131,14 +161,18 @@ class StatusView:
     def _apply(self, message: InMessage) -> None:
         if message.key is None:
             return
+        if message.topic == IDEMPOTENCY:
+            self.idempotency.apply(message)
+            return
         sid = message.key.decode()
         if message.topic == SUBMISSIONS:
-            version = int(message.header(VERSION_HEADER) or b"1")
-            entry = self._entries.get(sid)
-            if entry is None:
-                self._entries[sid] = Entry(sid, version, message.timestamp)
-            elif version > entry.version:
-                entry.version = version
+            self.accepted(
+                sid,
+                version=int(message.header(VERSION_HEADER) or b"1"),
+                received_at=message.timestamp,
+                digest=(message.header(DIGEST_HEADER) or b"").decode(),
+                kind=(message.header(KIND_HEADER) or b"DECLARATION").decode(),
+            )
             return
         if not message.value:
             return
@@ -146,17 +180,26 @@ class StatusView:
         entry = self._entries.get(sid)
         if entry is None:
             received = state["plan"]["received_at"] if state["plan"] else message.timestamp
-            entry = self._entries[sid] = Entry(sid, state["version"], received)
+            entry = self._entries[sid] = Entry(sid, state["version"], received, Known(state["version"]))
         entry.state = state
         if entry.status in FINAL:
             for event in entry.waiters:
                 event.set()
             entry.waiters.clear()
 
-    def accepted(self, submission_id: str, *, version: int, received_at: int) -> None:
-        """Record a submission this process just accepted, before the topic echoes it back."""
-        if submission_id not in self._entries:
-            self._entries[submission_id] = Entry(submission_id, version, received_at)
+    def accepted(self, submission_id: str, *, version: int, received_at: int, digest: str, kind: str) -> None:
+        """Record a lodged version (this process's own at once, others' when the topic brings them)."""
+        entry = self._entries.get(submission_id)
+        if entry is None:
+            entry = self._entries[submission_id] = Entry(submission_id, version, received_at, Known(version))
+        known = entry.known
+        known.digests.setdefault(version, digest)
+        if kind == "CANCELLATION":
+            known.cancelled = True
+        known.version = max(known.version, version)
+        if version > entry.version:
+            entry.version = version
+            entry.received_at = received_at
 
     def get(self, submission_id: str) -> Entry | None:
         return self._entries.get(submission_id)

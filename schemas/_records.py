@@ -86,6 +86,7 @@ class AgencyRequest(TypedDict):
     destination_country: str | None
     items: list[Item]
     reasons: list[RoutingReason]
+    kind: SubmissionKind
 
 
 class ItemDecision(TypedDict):
@@ -107,6 +108,7 @@ class AgencyDecision(TypedDict):
 class AgencyRoute(TypedDict):
     agency: str
     reasons: list[RoutingReason]
+    carried_from_version: int | None
 
 
 class RoutingPlan(TypedDict):
@@ -118,6 +120,7 @@ class RoutingPlan(TypedDict):
     declarant_id: str
     item_sequences: list[int]
     agencies: list[AgencyRoute]
+    kind: SubmissionKind
 
 
 class AgencyOutcome(TypedDict):
@@ -125,6 +128,7 @@ class AgencyOutcome(TypedDict):
     outcome: Outcome
     decision_id: str
     decided_at: int
+    carried_from_version: int | None
 
 
 class AgencyItemReason(TypedDict):
@@ -153,3 +157,4 @@ class ReleaseResponse(TypedDict):
     function_code: str
     agencies: list[AgencyOutcome]
     items: list[ItemOutcome]
+    invalidated: bool

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from importlib import resources
@@ -34,6 +36,18 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def sample(name: str, *, reference: str | None = None, function_code: str | None = None) -> bytes:
+    """A project sample, with a fresh trader reference (so it is a new declaration) unless one is given."""
+    text = (SAMPLES / name).read_text(encoding="utf-8")
+    ref = reference if reference is not None else f"T-{uuid.uuid4().hex[:20]}"
+    text = re.sub(r"<FunctionalReferenceID>[^<]*</FunctionalReferenceID>",
+                  f"<FunctionalReferenceID>{ref}</FunctionalReferenceID>", text, count=1)
+    if function_code is not None:
+        text = re.sub(r"<FunctionCode>[^<]*</FunctionCode>", f"<FunctionCode>{function_code}</FunctionCode>",
+                      text, count=1)
+    return text.encode("utf-8")
 
 
 def expected_outcomes() -> dict[str, dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from typing import Any
 
 import httpx
@@ -12,7 +14,7 @@ from broker._envelope import InMessage
 from broker._hub import Hub
 from broker._kafka import read_to_end
 from schemas import registry
-from tests.conftest import SAMPLES, bootstrap, expected_outcomes, poll
+from tests.conftest import SAMPLES, bootstrap, expected_outcomes, poll, sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -40,10 +42,31 @@ async def final_status(client: httpx.AsyncClient, sid: str, timeout: float = 30)
     return await poll(check, timeout=timeout, what=f"final status of {sid}")
 
 
+def original_of(name: str) -> str | None:
+    """For an amendment sample, the sample it amends (same trader reference, FunctionCode 9)."""
+    text = (SAMPLES / name).read_text()
+    if "<FunctionCode>13</FunctionCode>" not in text:
+        return None
+    reference = re.search(r"<FunctionalReferenceID>([^<]*)<", text)
+    assert reference is not None
+    for other in sorted(SAMPLES.glob("*.xml")):
+        other_text = other.read_text()
+        if other.name != name and f">{reference.group(1)}<" in other_text and "<FunctionCode>9<" in other_text:
+            return other.name
+    raise AssertionError(f"no original for amendment sample {name}")
+
+
 @pytest.mark.parametrize("name", VALID)
 async def test_sample_gets_its_release_response(client: httpx.AsyncClient, name: str) -> None:
     expected = expected_outcomes()[name]
-    posted = await client.post("/v1/submissions", content=(SAMPLES / name).read_bytes(),
+    reference = f"T-{uuid.uuid4().hex[:20]}"
+    original = original_of(name)
+    if original is not None:
+        first = await client.post("/v1/submissions", content=sample(original, reference=reference),
+                                  headers={"Content-Type": "application/xml"})
+        assert first.status_code == 202, first.text
+        await final_status(client, first.json()["submission_id"])
+    posted = await client.post("/v1/submissions", content=sample(name, reference=reference),
                                headers={"Content-Type": "application/xml"})
     assert posted.status_code == 202, posted.text
     accepted = posted.json()
@@ -59,9 +82,11 @@ async def test_sample_gets_its_release_response(client: httpx.AsyncClient, name:
         assert reasons, f"{agency} routed without a reason"
         assert all(r["rule"] and r["why"] for r in reasons)
 
+    assert status["version"] == (2 if original else 1)
     on_topic = await responses_on_topic({sid})
-    assert len(on_topic[sid]) == 1, f"expected exactly one release response, got {len(on_topic[sid])}"
-    assert on_topic[sid][0]["outcome"] == expected["outcome"]
+    mine = [r for r in on_topic[sid] if r["version"] == status["version"]]
+    assert len(mine) == 1, f"expected exactly one release response, got {len(mine)}"
+    assert mine[0]["outcome"] == expected["outcome"]
 
 
 @pytest.mark.parametrize("name", INVALID)
@@ -104,7 +129,7 @@ async def test_health_and_openapi(client: httpx.AsyncClient) -> None:
 
 
 async def test_long_poll_returns_the_response(client: httpx.AsyncClient) -> None:
-    posted = await client.post("/v1/submissions", content=(SAMPLES / "plain-goods.xml").read_bytes(),
+    posted = await client.post("/v1/submissions", content=sample("plain-goods.xml"),
                                headers={"Content-Type": "application/xml"})
     sid = posted.json()["submission_id"]
     answer = await client.get(f"/v1/submissions/{sid}/response", params={"wait": "20"}, timeout=30)

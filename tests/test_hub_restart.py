@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from broker._hub import Hub
-from tests.conftest import SAMPLES, hub_config, poll
+from tests.conftest import hub_config, poll, sample
 from tests.test_hub_e2e import responses_on_topic
 
 pytestmark = [pytest.mark.integration]
@@ -18,10 +18,10 @@ SUBMISSIONS = 60
 
 
 async def post_many(base: str, count: int) -> list[str]:
-    body = (SAMPLES / "all-agencies.xml").read_bytes()
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         answers = await asyncio.gather(*(
-            client.post("/v1/submissions", content=body, headers={"Content-Type": "application/xml"})
+            client.post("/v1/submissions", content=sample("all-agencies.xml"),
+                        headers={"Content-Type": "application/xml"})
             for _ in range(count)
         ))
     assert all(a.status_code == 202 for a in answers), [a.text for a in answers if a.status_code != 202]
