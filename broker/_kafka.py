@@ -185,6 +185,10 @@ class ProcessorSpec:
     on_assign: AssignHook | None = None
     max_records: int = 500
     retry: RetryPolicy = RetryPolicy()
+    #: Called about every ``tick_seconds`` per owned partition number with the time in epoch ms; its
+    #: output is written in a transaction of that partition's producer (deadlines, timers).
+    on_tick: Callable[[int, int], Sequence[OutMessage]] | None = None
+    tick_seconds: float = 1.0
 
     def transactional_id(self, partition: int) -> str:
         return f"{self.transactional_prefix}-p{partition}"
@@ -291,11 +295,26 @@ class TransactionalProcessor:
 
     async def run(self) -> None:
         """Process until ``stop``; raises TransportError/FencedError for the supervisor to act on."""
+        last_tick = time.monotonic()
         while not self._stopping.is_set():
             async with kafka_errors(f"fetch for {self.spec.service}"):
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=self.spec.max_records)
             if batches:
                 await self.process(batches)
+            if self.spec.on_tick is not None and time.monotonic() - last_tick >= self.spec.tick_seconds:
+                last_tick = time.monotonic()
+                await self._tick(self.spec.on_tick)
+
+    async def _tick(self, on_tick: Callable[[int, int], Sequence[OutMessage]]) -> None:
+        now = int(time.time() * 1000)
+        for number in sorted({tp.partition for tp in self._consumer.assignment()}):
+            outputs = on_tick(number, now)
+            if not outputs:
+                continue
+            producer = await self._producer(number)
+            async with kafka_errors(f"tick {self.spec.service} p{number}"), producer.transaction():
+                for out in outputs:
+                    await producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
 
     async def process(self, batches: dict[Any, list[Any]]) -> None:
         by_partition: dict[int, list[tuple[Any, list[Any]]]] = {}
@@ -424,3 +443,221 @@ class TopicTail:
     async def stop(self) -> None:
         async with kafka_errors("stop topic tail"):
             await asyncio.wait_for(self._consumer.stop(), timeout=10)
+
+
+# --- Operations helpers (``nsw ops``): key partitions, offset ranges, raw produce, groups, configs. ---
+# Appended for the ops package, which may not import aiokafka itself; every function translates
+# aiokafka's errors through ``kafka_errors`` like the rest of this module.
+
+Partition = tuple[str, int]
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as aiokafka's and Java's) gives ``key``."""
+    from aiokafka.partitioner import murmur2  # noqa: PLC0415 - only the ops tools need it
+
+    if partitions < 1:
+        raise ValueError("a topic has at least one partition")
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
+def _reader(**extra: Any) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=extra.pop("bootstrap"), enable_auto_commit=False, isolation_level="read_committed",
+        group_id=None, fetch_max_wait_ms=50, auto_offset_reset="earliest", **extra,
+    )
+
+
+async def offset_bounds(bootstrap: str, partitions: Iterable[Partition]) -> dict[Partition, tuple[int, int]]:
+    """(first offset, end offset) of each partition; the end is the last stable offset (read_committed)."""
+    tps = [TopicPartition(t, p) for t, p in partitions]
+    if not tps:
+        return {}
+    async with kafka_errors("read offsets"):
+        consumer = _reader(bootstrap=bootstrap)
+        await consumer.start()
+        try:
+            first = await consumer.beginning_offsets(tps)
+            ends = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+    return {(tp.topic, tp.partition): (first[tp], ends[tp]) for tp in tps}
+
+
+async def offsets_at(bootstrap: str, partitions: Iterable[Partition], timestamp_ms: int) -> dict[Partition, int | None]:
+    """The first offset of each partition whose record timestamp is at or after ``timestamp_ms`` (None: none)."""
+    tps = [TopicPartition(t, p) for t, p in partitions]
+    if not tps:
+        return {}
+    async with kafka_errors("find offsets by time"):
+        consumer = _reader(bootstrap=bootstrap)
+        await consumer.start()
+        try:
+            found = await consumer.offsets_for_times(dict.fromkeys(tps, timestamp_ms))
+        finally:
+            await consumer.stop()
+    return {(tp.topic, tp.partition): (None if hit is None else int(hit.offset)) for tp, hit in found.items()}
+
+
+async def read_range(
+    bootstrap: str,
+    ranges: Iterable[tuple[str, int, int | None, int | None]],
+    on_record: Callable[[InMessage], None],
+    *,
+    give_up_after: float = 120.0,
+) -> int:
+    """Read committed records of (topic, partition, from offset, to offset exclusive); None means the start/end.
+
+    Offsets beyond the partition are clamped to it. Raises TransportError when the range cannot be read
+    within ``give_up_after`` seconds (a broker gone away mid-read).
+    """
+    wanted = [(TopicPartition(t, p), start, stop) for t, p, start, stop in ranges]
+    if not wanted:
+        return 0
+    count = 0
+    deadline = time.monotonic() + give_up_after
+    async with kafka_errors("read range"):
+        consumer = _reader(bootstrap=bootstrap)
+        await consumer.start()
+        try:
+            tps = [tp for tp, _, _ in wanted]
+            consumer.assign(tps)
+            first = await consumer.beginning_offsets(tps)
+            ends = await consumer.end_offsets(tps)
+            stop_at: dict[Any, int] = {}
+            for tp, start, stop in wanted:
+                begin = max(first[tp], start if start is not None else 0)
+                stop_at[tp] = min(ends[tp], stop if stop is not None else ends[tp])
+                consumer.seek(tp, begin)
+            pending = {tp for tp in tps if await consumer.position(tp) < stop_at[tp]}
+            while pending:
+                if time.monotonic() > deadline:
+                    unfinished = len(pending)
+                    raise KafkaTimeoutError(f"read range: {unfinished} partition(s) unfinished after {give_up_after} s")
+                batches = await consumer.getmany(*pending, timeout_ms=200, max_records=2000)
+                for tp, records in batches.items():
+                    for record in records:
+                        if record.offset < stop_at[tp]:
+                            on_record(to_in_message(record))
+                            count += 1
+                for tp in list(pending):
+                    if await consumer.position(tp) >= stop_at[tp]:
+                        pending.discard(tp)
+        finally:
+            await consumer.stop()
+    return count
+
+
+async def send_all(
+    bootstrap: str,
+    messages: Sequence[tuple[OutMessage, int | None]],
+    *,
+    transactional_id: str | None = None,
+    on_sent: Callable[[int], None] | None = None,
+) -> list[tuple[str, int, int]]:
+    """Write (message, partition or None for the key's partition) in order; return (topic, partition, offset).
+
+    With ``transactional_id`` every message is written in one transaction (all or none, and a second
+    writer with the same id fences the first); otherwise the idempotent producer is used.
+    ``on_sent`` gets the number acknowledged so far.
+    """
+    kwargs = _producer_kwargs(bootstrap)
+    if transactional_id is not None:
+        kwargs["transactional_id"] = transactional_id
+    producer = AIOKafkaProducer(**kwargs)
+    written: list[tuple[str, int, int]] = []
+
+    async def write() -> None:
+        window: list[asyncio.Future[Any]] = []
+        for message, partition in messages:
+            window.append(await producer.send(message.topic, message.value, key=message.key or None,
+                                              partition=partition, headers=list(message.headers)))
+            if len(window) >= 500:
+                await flush(window)
+        await flush(window)
+
+    async def flush(window: list[asyncio.Future[Any]]) -> None:
+        for meta in await asyncio.gather(*window):
+            written.append((meta.topic, meta.partition, meta.offset))
+        window.clear()
+        if on_sent is not None:
+            on_sent(len(written))
+
+    try:
+        async with kafka_errors("write records"):
+            await producer.start()
+            try:
+                if transactional_id is None:
+                    await write()
+                else:
+                    async with producer.transaction():
+                        await write()
+            finally:
+                await producer.stop()
+    except TransportError as exc:
+        raise ProduceError(str(exc)) from exc
+    return written
+
+
+async def list_group_ids(bootstrap: str) -> list[str]:
+    """Every consumer group the cluster knows, sorted."""
+    async with kafka_errors("list consumer groups"):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+        await admin.start()
+        try:
+            groups = await admin.list_consumer_groups()
+        finally:
+            await admin.close()
+    return sorted({str(g[0]) for g in groups})
+
+
+async def group_offsets(bootstrap: str, groups: Iterable[str]) -> dict[str, dict[Partition, int]]:
+    """The committed offset of each (topic, partition) per consumer group (empty for an unknown group)."""
+    result: dict[str, dict[Partition, int]] = {}
+    async with kafka_errors("read committed offsets"):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+        await admin.start()
+        try:
+            for group in groups:
+                offsets = await admin.list_consumer_group_offsets(group)
+                result[group] = {(tp.topic, tp.partition): int(meta.offset) for tp, meta in offsets.items()
+                                 if meta.offset >= 0}
+        finally:
+            await admin.close()
+    return result
+
+
+async def topic_configs(bootstrap: str, topics: Iterable[str]) -> dict[str, dict[str, tuple[str, bool]]]:
+    """Each existing topic's configuration: name -> (value, set on the topic itself rather than defaulted)."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType  # noqa: PLC0415
+
+    names = list(topics)
+    if not names:
+        return {}
+    result: dict[str, dict[str, tuple[str, bool]]] = {}
+    async with kafka_errors("describe topic configs"):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+        await admin.start()
+        try:
+            responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+        finally:
+            await admin.close()
+    for response in responses:
+        for error_code, _msg, _type, name, entries in response.resources:
+            if error_code != 0:
+                continue
+            # config_source 1 = DYNAMIC_TOPIC_CONFIG: set on this topic (v1+ responses carry the source).
+            result[name] = {entry[0]: ("" if entry[1] is None else str(entry[1]), entry[3] == 1) for entry in entries}
+    return result
+
+
+async def list_topic_names(bootstrap: str) -> list[str]:
+    """Every topic in the cluster, sorted."""
+    async with kafka_errors("list topics"):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+        await admin.start()
+        try:
+            names = await admin.list_topics()
+        finally:
+            await admin.close()
+    return sorted(str(n) for n in names)
