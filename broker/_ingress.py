@@ -192,8 +192,8 @@ class Ingress:
         self.rejected += 1
         slug = "reference-conflict" if lodgement.action == "conflict" else "unknown-reference"
         instance = links["self"] if lodgement.action == "conflict" else None
-        return problem(slug, detail=lodgement.reason, instance=instance, errors=[{"message": lodgement.reason, "line": None,
-                                "path": "/MetaData/Declaration/FunctionalReferenceID"}])
+        error = {"message": lodgement.reason, "line": None, "path": "/MetaData/Declaration/FunctionalReferenceID"}
+        return problem(slug, detail=lodgement.reason, instance=instance, errors=[error])
 
     async def _publish(self, submission: Submission, digest: str) -> Response:
         sid = submission["submission_id"]
