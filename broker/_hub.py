@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import structlog
 import uvicorn
+from starlette.routing import Route
 
 from adapters import ENGINES
 from adapters._runner import adapter_spec
@@ -25,11 +26,12 @@ from broker._kafka import ProcessorSpec, Producer, TransactionalProcessor, ensur
 from broker._router import Router, router_spec
 from broker._topics import declared_topics
 from broker._view import StatusView
+from broker._webhooks import Notifier, WebhookRegistry, notifier_spec, registration_routes
 from broker.errors import NSWError
 
 log = structlog.get_logger("nsw.hub")
 
-SERVICES = ("ingress", "router", "adapters", "aggregator")
+SERVICES = ("ingress", "router", "adapters", "aggregator", "notifier")
 
 
 class _Server(uvicorn.Server):
@@ -56,6 +58,8 @@ class Hub:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _supervised: list[_Supervised] = field(default_factory=list)
     view: StatusView | None = None
+    webhooks: WebhookRegistry | None = None
+    notifier: Notifier | None = None
     producer: Producer | None = None
     ingress: Ingress | None = None
     server: uvicorn.Server | None = None
@@ -75,6 +79,13 @@ class Hub:
             specs.append(("aggregator", lambda: aggregator_spec(
                 Aggregator(bootstrap=cfg.bootstrap, agencies=cfg.agencies, deadlines=cfg.deadlines_ms()),
                 agencies=cfg.agencies)))
+        if "ingress" in self.only or "notifier" in self.only:
+            self.webhooks = WebhookRegistry(cfg.bootstrap)
+            await self.webhooks.start()
+        if "notifier" in self.only:
+            assert self.webhooks is not None
+            notifier = self.notifier = Notifier(bootstrap=cfg.bootstrap, registry=self.webhooks, xml=None)
+            specs.append(("notifier", lambda: notifier_spec(notifier)))
         for name, make in specs:
             sup = _Supervised(name, make)
             sup.task = asyncio.create_task(self._supervise(sup), name=f"supervise-{name}")
@@ -92,7 +103,7 @@ class Hub:
         self.ingress = Ingress(producer=self.producer, view=self.view, max_body_bytes=cfg.max_body_bytes,
                                max_in_flight=cfg.max_in_flight)
         server_config = uvicorn.Config(
-            create_app(self.ingress), host=cfg.host, port=cfg.port, access_log=False, log_level="warning",
+            create_app(self.ingress, extra_routes=self._extra_routes()), host=cfg.host, port=cfg.port, access_log=False, log_level="warning",
             lifespan="off", loop="none", http="httptools",
         )
         self.server = _Server(server_config)
@@ -102,6 +113,13 @@ class Hub:
                 await self._server_task  # re-raises why it could not start (port taken, ...)
                 raise NSWError(f"ingress could not listen on {cfg.host}:{cfg.port}")
             await asyncio.sleep(0.02)
+
+    def _extra_routes(self) -> list[Route]:
+        assert self.producer is not None
+        routes: list[Route] = []
+        if self.webhooks is not None:
+            routes += registration_routes(self.webhooks, self.producer)
+        return routes
 
     async def _supervise(self, sup: _Supervised) -> None:
         delay = 0.5
@@ -147,6 +165,10 @@ class Hub:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+        if self.notifier is not None:
+            await self.notifier.close()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         if self.producer is not None:
             with contextlib.suppress(NSWError):
                 await self.producer.stop()

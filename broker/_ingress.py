@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from broker._envelope import DIGEST_HEADER, KIND_HEADER, avro_message
 from broker._idempotency import Stored, fingerprint, valid_key
@@ -264,9 +264,10 @@ def _media_for(status: int) -> str:
     return "application/problem+json" if status >= 400 else "application/json"
 
 
-def create_app(ingress: Ingress) -> Starlette:
+def create_app(ingress: Ingress, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     return Starlette(
         routes=[
+            *extra_routes,
             Route("/v1/submissions", ingress.submit, methods=["POST"]),
             Route("/v1/submissions/{submission_id}", ingress.status, methods=["GET"]),
             Route("/v1/submissions/{submission_id}/response", ingress.response, methods=["GET"]),

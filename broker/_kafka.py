@@ -187,7 +187,7 @@ class ProcessorSpec:
     retry: RetryPolicy = RetryPolicy()
     #: Called about every ``tick_seconds`` per owned partition number with the time in epoch ms; its
     #: output is written in a transaction of that partition's producer (deadlines, timers).
-    on_tick: Callable[[int, int], Sequence[OutMessage]] | None = None
+    on_tick: Callable[[int, int], Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]] | None = None
     tick_seconds: float = 1.0
 
     def transactional_id(self, partition: int) -> str:
@@ -305,10 +305,13 @@ class TransactionalProcessor:
                 last_tick = time.monotonic()
                 await self._tick(self.spec.on_tick)
 
-    async def _tick(self, on_tick: Callable[[int, int], Sequence[OutMessage]]) -> None:
+    async def _tick(
+        self, on_tick: Callable[[int, int], Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]]
+    ) -> None:
         now = int(time.time() * 1000)
         for number in sorted({tp.partition for tp in self._consumer.assignment()}):
-            outputs = on_tick(number, now)
+            result = on_tick(number, now)
+            outputs = await result if inspect.isawaitable(result) else result
             if not outputs:
                 continue
             producer = await self._producer(number)
@@ -554,12 +557,15 @@ async def send_all(
     *,
     transactional_id: str | None = None,
     on_sent: Callable[[int], None] | None = None,
+    then: Callable[[list[tuple[str, int, int]]], Sequence[tuple[OutMessage, int | None]]] | None = None,
 ) -> list[tuple[str, int, int]]:
-    """Write (message, partition or None for the key's partition) in order; return (topic, partition, offset).
+    """Write (message, partition or None for the key's partition) in order; return each (topic, partition, offset).
 
     With ``transactional_id`` every message is written in one transaction (all or none, and a second
     writer with the same id fences the first); otherwise the idempotent producer is used.
-    ``on_sent`` gets the number acknowledged so far.
+    ``on_sent`` gets the number acknowledged so far. ``then`` receives the positions of ``messages``
+    once they are acknowledged and returns more records to write after them (in the same transaction,
+    when there is one): a receipt that names where the first records went.
     """
     kwargs = _producer_kwargs(bootstrap)
     if transactional_id is not None:
@@ -568,8 +574,13 @@ async def send_all(
     written: list[tuple[str, int, int]] = []
 
     async def write() -> None:
+        await write_batch(messages)
+        if then is not None:
+            await write_batch(then(list(written)))
+
+    async def write_batch(batch: Sequence[tuple[OutMessage, int | None]]) -> None:
         window: list[asyncio.Future[Any]] = []
-        for message, partition in messages:
+        for message, partition in batch:
             window.append(await producer.send(message.topic, message.value, key=message.key or None,
                                               partition=partition, headers=list(message.headers)))
             if len(window) >= 500:

@@ -22,6 +22,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "schema-violation": (422, "The document does not conform to its schema"),
     "business-rule": (422, "The document breaks a business rule"),
     "not-found": (404, "No such submission"),
+    "bad-webhook": (422, "The webhook registration is not valid"),
     "reference-conflict": (409, "The trader reference is already used by another declaration"),
     "unknown-reference": (422, "No declaration with this declarant and trader reference"),
     "bad-idempotency-key": (400, "The Idempotency-Key header is malformed"),

@@ -17,6 +17,8 @@ DLQ: Final = "nsw.dlq"
 AGGREGATE_STATE: Final = "nsw.aggregator.state"
 ROUTER_STATE: Final = "nsw.router.state"
 IDEMPOTENCY: Final = "nsw.idempotency"
+WEBHOOKS: Final = "nsw.webhooks"
+WEBHOOK_DELIVERIES: Final = "nsw.webhook.deliveries"
 
 _WEEK_MS: Final = 7 * 24 * 3600 * 1000
 
@@ -73,6 +75,11 @@ def declared_topics(agencies: tuple[str, ...], *, partitions: int, replication: 
         TopicSpec(name=IDEMPOTENCY, partitions=p, replication=r, cleanup_policy="compact,delete",
                   retention_ms=2 * 24 * 3600 * 1000, public=False,
                   doc="Idempotency-Key answers per trader (JSON), kept 48 h."),
+        TopicSpec(name=WEBHOOKS, partitions=1, replication=r, cleanup_policy="compact", public=False,
+                  doc="Webhook registrations per trader (JSON), compacted."),
+        TopicSpec(name=WEBHOOK_DELIVERIES, partitions=p, replication=r, cleanup_policy="compact", public=False,
+                  extra={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
+                  doc="Notifier changelog: each release response's webhook delivery and its attempts (JSON)."),
         TopicSpec(name=DLQ, partitions=1, replication=r, retention_ms=4 * _WEEK_MS,
                   doc="Dead letters: the original bytes with nsw-error-* headers saying why."),
     ]

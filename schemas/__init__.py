@@ -1,6 +1,41 @@
 """Schemas of the hub: the WCO DM profile (XSD), the Avro records, and the code that loads them."""
 
 from schemas._avro import TOP_LEVEL, RecordSchema, Registry, registry
+from schemas._avro_submission import (
+    CURRENT_VERSION as TRADER_SCHEMA_VERSION,
+)
+from schemas._avro_submission import (
+    TraderSchema,
+    TraderSchemas,
+    encode_avro_submission,
+    read_avro_submission,
+    trader_schemas,
+)
+from schemas._bundle import (
+    BUNDLES_ENV,
+    Bundle,
+    BundleSet,
+    Checked,
+    Envelope,
+    MessageKind,
+    ValidationResult,
+    XsdSource,
+    check_document,
+    load_bundle,
+    parse_bundle_spec,
+    read_submission,
+    validate_file_result,
+)
+from schemas._document import (
+    AVRO_ERROR_TYPES,
+    DOCUMENT_ERROR_TYPES,
+    ERROR_TYPES,
+    DocumentError,
+    DocumentErrorType,
+    ErrorDetail,
+)
+from schemas._hs import HsNomenclature, hs_nomenclature
+from schemas._mapping import BUNDLE, NSW_NAMESPACE
 from schemas._records import (
     AGENCIES,
     Agency,
@@ -22,17 +57,20 @@ from schemas._records import (
     Submission,
     SubmissionKind,
 )
-from schemas._document import DOCUMENT_ERROR_TYPES, DocumentError, DocumentErrorType, ErrorDetail
-from schemas._mapping import BUNDLE, NSW_NAMESPACE
-from schemas._xml import read_declaration, validate_document
-from schemas.errors import AvroDecodeError, NSWSchemaError, UnknownSchemaError
+from schemas._xml import DEFAULT_MAX_BYTES, read_declaration, validate_document
+from schemas.errors import AvroDecodeError, BundleError, NSWSchemaError, UnknownSchemaError
 
 __all__ = [
     "AGENCIES",
+    "AVRO_ERROR_TYPES",
     "BUNDLE",
+    "BUNDLES_ENV",
+    "DEFAULT_MAX_BYTES",
     "DOCUMENT_ERROR_TYPES",
+    "ERROR_TYPES",
     "NSW_NAMESPACE",
     "TOP_LEVEL",
+    "TRADER_SCHEMA_VERSION",
     "Agency",
     "AgencyDecision",
     "AgencyItemReason",
@@ -41,13 +79,20 @@ __all__ = [
     "AgencyRoute",
     "Authorisation",
     "AvroDecodeError",
+    "Bundle",
+    "BundleError",
+    "BundleSet",
+    "Checked",
     "Document",
     "DocumentError",
     "DocumentErrorType",
+    "Envelope",
     "ErrorDetail",
+    "HsNomenclature",
     "Item",
     "ItemDecision",
     "ItemOutcome",
+    "MessageKind",
     "NSWSchemaError",
     "Outcome",
     "Party",
@@ -58,8 +103,21 @@ __all__ = [
     "RoutingReason",
     "Submission",
     "SubmissionKind",
+    "TraderSchema",
+    "TraderSchemas",
     "UnknownSchemaError",
+    "ValidationResult",
+    "XsdSource",
+    "check_document",
+    "encode_avro_submission",
+    "hs_nomenclature",
+    "load_bundle",
+    "parse_bundle_spec",
+    "read_avro_submission",
     "read_declaration",
+    "read_submission",
     "registry",
+    "trader_schemas",
     "validate_document",
+    "validate_file_result",
 ]

@@ -33,7 +33,8 @@ DocumentErrorType = Literal[
     "schema-incompatible",
 ]
 
-#: type -> (title, HTTP status). Titles are stable, human-readable summaries (RFC 9457 "title").
+#: type -> (title, HTTP status) for XML documents. Titles are stable, human-readable summaries
+#: (RFC 9457 "title").
 DOCUMENT_ERROR_TYPES: Final[dict[DocumentErrorType, tuple[str, int]]] = {
     "not-well-formed": ("The document is not well-formed XML", 400),
     "wrong-encoding": ("The document is not valid UTF-8", 400),
@@ -46,12 +47,19 @@ DOCUMENT_ERROR_TYPES: Final[dict[DocumentErrorType, tuple[str, int]]] = {
     ),
     "schema-violation": ("The document does not conform to the declaration schema", 422),
     "business-rule": ("The declaration breaks a rule of the declaration profile", 422),
-    # Avro submissions (``avro/binary``): the same answer shape, ``path`` is a field path such as
-    # ``/items[2]/commodity_code`` and ``line`` is always None.
+}
+
+#: Refusals specific to Avro submissions (``avro/binary``). Same answer shape; ``path`` is a field
+#: path such as ``/items[2]/commodity_code`` and ``line`` is None. Avro documents are refused with
+#: the XML types too when they apply (``too-large``, ``business-rule``, ``unknown-message-kind``).
+AVRO_ERROR_TYPES: Final[dict[DocumentErrorType, tuple[str, int]]] = {
     "corrupt-avro": ("The body is not an Avro single-object encoded record", 400),
     "unknown-schema": ("The Avro writer schema's fingerprint is not one the hub knows", 422),
     "schema-incompatible": ("The Avro writer schema cannot be resolved into the hub's schema", 422),
 }
+
+#: Every refusal type of a posted submission, XML or Avro: the problem+json ``type`` table.
+ERROR_TYPES: Final[dict[DocumentErrorType, tuple[str, int]]] = {**DOCUMENT_ERROR_TYPES, **AVRO_ERROR_TYPES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +86,7 @@ class DocumentError(NSWSchemaError):
 
     def __init__(self, kind: DocumentErrorType, errors: tuple[ErrorDetail, ...]) -> None:
         # ``type`` is the attribute (the problem-details field name); the argument avoids the builtin.
-        title, status = DOCUMENT_ERROR_TYPES[kind]
+        title, status = ERROR_TYPES[kind]
         first = errors[0].message if errors else title
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         super().__init__(f"{kind}: {first}{more}")

@@ -1,0 +1,58 @@
+"""Trader webhooks on the real Kafka: every release response pushed, signed, retried until acknowledged."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from broker._webhooks import SIGNATURE_HEADER, verify_signature
+from tests.agency_server import serve
+from tests.conftest import poll, sample
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+
+
+async def test_release_response_reaches_webhook_after_failures(client: httpx.AsyncClient) -> None:
+    secret = uuid.uuid4().hex
+    received: list[tuple[dict[str, str], bytes]] = []
+    failures_left = [2]
+
+    async def receive(request: Request) -> Response:
+        body = await request.body()
+        if failures_left[0] > 0:
+            failures_left[0] -= 1
+            return Response(status_code=503)
+        received.append((dict(request.headers), body))
+        return Response(status_code=204)
+
+    async with serve([Route("/hook", receive, methods=["POST"])]) as base:
+        body = sample("branded-ipr.xml")
+        declarant = body.decode().split("<Declarant>")[1].split("<ID>")[1].split("</ID>")[0]
+        registered = await client.put(f"/v1/webhooks/{declarant}", json={"url": f"{base}/hook", "secret": secret})
+        assert registered.status_code == 200
+        sid = (await client.post("/v1/submissions", content=body,
+                                 headers={"Content-Type": "application/xml"})).json()["submission_id"]
+
+        async def delivered() -> list[dict[str, Any]] | None:
+            mine = [orjson.loads(b) for h, b in received if orjson.loads(b)["submission_id"] == sid]
+            return mine or None
+
+        deliveries = await poll(delivered, timeout=60, what="the webhook delivery")
+    assert failures_left == [0]
+    assert len(deliveries) == 1
+    headers, raw = next((h, b) for h, b in received if orjson.loads(b)["submission_id"] == sid)
+    assert verify_signature(secret, headers[SIGNATURE_HEADER.lower()], raw)
+    assert deliveries[0]["response"]["outcome"] == "HOLD"
+    assert headers["nsw-delivery-id"] == deliveries[0]["delivery_id"]
+
+
+async def test_bad_registration_is_refused(client: httpx.AsyncClient) -> None:
+    answer = await client.put("/v1/webhooks/GB1", json={"url": "ftp://x", "secret": "short"})
+    assert answer.status_code == 422
