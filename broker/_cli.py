@@ -20,6 +20,7 @@ from broker._hub import SERVICES, Hub
 from broker._logging import configure_logging
 from broker.errors import NSWError
 from ops import LocalKafkaConfig, kafka_command
+from schemas import BundleSet, NSWSchemaError, validate_file_result
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -51,7 +52,12 @@ async def _serve(args: argparse.Namespace) -> int:
         return 2
     config = HubConfig.from_env(bootstrap=args.bootstrap, host=args.host, port=args.port)
     configure_logging(fmt=config.log_format, level=config.log_level)
-    hub = Hub(config, only=only)
+    try:
+        bundles = BundleSet.from_env(specs=args.bundle)
+    except NSWSchemaError as exc:
+        sys.stderr.write(f"nsw serve: {exc}\n")
+        return 2
+    hub = Hub(config, only=only, bundles=bundles)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -74,6 +80,28 @@ async def _serve(args: argparse.Namespace) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """One JSON line per file, with the same validator as the ingress; exit 1 when any is invalid."""
+    try:
+        bundles = BundleSet.from_env(specs=args.bundle)
+    except NSWSchemaError as exc:
+        sys.stderr.write(f"nsw validate: {exc}\n")
+        return 2
+    all_valid = True
+    for name in args.files:
+        path = Path(name)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            error = {"message": f"cannot read: {exc.strerror}", "line": None, "path": None}
+            result: dict[str, Any] = {"valid": False, "kind": None, "errors": [error]}
+        else:
+            result = dict(validate_file_result(data, bundles))
+        all_valid = all_valid and bool(result["valid"])
+        sys.stdout.write(orjson.dumps({"file": name, **result}).decode() + "\n")
+    return 0 if all_valid else 1
 
 
 async def _submit(args: argparse.Namespace) -> int:
@@ -119,8 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (env NSW_BOOTSTRAP)")
     serve.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SERVICES)}")
+    serve.add_argument("--bundle", action="append", default=[], metavar="NAME=DIR",
+                       help="an extra schema bundle, e.g. hmrc-cds=DIR (env NSW_BUNDLES); repeatable")
     serve.add_argument("--post-samples", action="store_true",
                        help="post the bundled samples once started and print their release responses")
+
+    validate = sub.add_parser("validate", help="validate documents with the ingress's validator (JSON lines)")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("--bundle", action="append", default=[], metavar="NAME=DIR",
+                          help="an extra schema bundle, e.g. hmrc-cds=DIR (env NSW_BUNDLES)")
 
     submit = sub.add_parser("submit", help="lodge a declaration and (with --wait) print its release response")
     submit.add_argument("file")
@@ -137,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "kafka":
         return kafka_command(args.action, LocalKafkaConfig.from_env())
+    if args.command == "validate":
+        return _validate(args)
     runner = {"serve": _serve, "submit": _submit, "status": _status}[args.command]
     if args.command == "serve":
         with contextlib.suppress(ImportError):

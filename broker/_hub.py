@@ -28,6 +28,7 @@ from broker._topics import declared_topics
 from broker._view import StatusView
 from broker._webhooks import Notifier, WebhookRegistry, notifier_spec, registration_routes
 from broker.errors import NSWError
+from schemas import BundleSet
 
 log = structlog.get_logger("nsw.hub")
 
@@ -55,6 +56,7 @@ class _Supervised:
 class Hub:
     config: HubConfig
     only: frozenset[str] = frozenset(SERVICES)
+    bundles: BundleSet | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _supervised: list[_Supervised] = field(default_factory=list)
     view: StatusView | None = None
@@ -101,10 +103,10 @@ class Hub:
         self.producer = Producer(cfg.bootstrap)
         await self.producer.start()
         self.ingress = Ingress(producer=self.producer, view=self.view, max_body_bytes=cfg.max_body_bytes,
-                               max_in_flight=cfg.max_in_flight)
+                               max_in_flight=cfg.max_in_flight, bundles=self.bundles)
         server_config = uvicorn.Config(
-            create_app(self.ingress, extra_routes=self._extra_routes()), host=cfg.host, port=cfg.port, access_log=False, log_level="warning",
-            lifespan="off", loop="none", http="httptools",
+            create_app(self.ingress, extra_routes=self._extra_routes()), host=cfg.host, port=cfg.port,
+            access_log=False, log_level="warning", lifespan="off", loop="none", http="httptools",
         )
         self.server = _Server(server_config)
         self._server_task = asyncio.create_task(self.server.serve(), name="ingress-http")

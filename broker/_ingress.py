@@ -31,11 +31,12 @@ from broker._problems import problem
 from broker._topics import SUBMISSIONS
 from broker._view import FINAL, StatusView, render_response, render_status, render_timeline
 from broker.errors import TransportError
-from schemas import DocumentError, Submission, read_declaration
+from schemas import BundleSet, DocumentError, Submission, read_avro_submission, read_submission
 
 log = structlog.get_logger("nsw.ingress")
 
 XML_TYPES = frozenset({"application/xml", "text/xml"})
+AVRO_TYPES = frozenset({"avro/binary", "application/avro"})
 THREAD_THRESHOLD = 256 * 1024  # parse bigger documents off the event loop
 MAX_WAIT_SECONDS = 60.0
 ANONYMOUS = "anonymous"
@@ -76,8 +77,10 @@ def trader_of(request: Request) -> str:
 
 
 class Ingress:
-    def __init__(self, *, producer: Producer, view: StatusView, max_body_bytes: int, max_in_flight: int) -> None:
+    def __init__(self, *, producer: Producer, view: StatusView, max_body_bytes: int, max_in_flight: int,
+                 bundles: BundleSet | None = None) -> None:
         self._producer = producer
+        self._bundles = bundles if bundles is not None else BundleSet.default()
         self._view = view
         self._max_body = max_body_bytes
         self._max_in_flight = max_in_flight
@@ -89,7 +92,7 @@ class Ingress:
 
     async def submit(self, request: Request) -> Response:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media not in XML_TYPES:
+        if media not in XML_TYPES and media not in AVRO_TYPES:
             self.rejected += 1
             return problem("unsupported-media-type", detail=f"Content-Type {media or '(none)'} is not accepted")
         if self._in_flight >= self._max_in_flight:
@@ -101,13 +104,14 @@ class Ingress:
                 self.rejected += 1
                 return problem("too-large", detail=f"the body exceeds {self._max_body} bytes")
             key = request.headers.get("idempotency-key")
+            is_avro = media in AVRO_TYPES
             if key is None:
-                return await self._lodge(body)
-            return await self._lodge_once(trader_of(request), key, media, body)
+                return await self._lodge(body, avro=is_avro)
+            return await self._lodge_once(trader_of(request), key, media, body, avro=is_avro)
         finally:
             self._in_flight -= 1
 
-    async def _lodge_once(self, trader: str, key: str, media: str, body: bytes) -> Response:
+    async def _lodge_once(self, trader: str, key: str, media: str, body: bytes, *, avro: bool) -> Response:
         """Idempotency-Key semantics (IETF draft): replay, 422 on reuse with another body, 409 in flight."""
         if not valid_key(key):
             return problem("bad-idempotency-key", detail="Idempotency-Key must be 1-255 printable characters")
@@ -124,7 +128,7 @@ class Ingress:
             return problem("idempotency-in-flight", detail="the first request with this Idempotency-Key is "
                            "still being processed", headers={"Retry-After": "1"})
         store.begin(trader, key, print_)
-        answer = await self._lodge(body)
+        answer = await self._lodge(body, avro=avro)
         if answer.status_code >= 500:
             store.abandon(trader, key)  # worth retrying with the same key
             return answer
@@ -149,16 +153,19 @@ class Ingress:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _lodge(self, body: bytes) -> Response:
+    def _read(self, body: bytes, received_at: int, avro: bool) -> Submission:
+        if avro:
+            return read_avro_submission(body, submission_id="", received_at=received_at, max_bytes=self._max_body)
+        return read_submission(body, bundles=self._bundles, submission_id="", received_at=received_at,
+                               max_bytes=self._max_body)
+
+    async def _lodge(self, body: bytes, *, avro: bool = False) -> Response:
         received_at = int(time.time() * 1000)
         try:
             if len(body) > THREAD_THRESHOLD:
-                submission = await run_in_threadpool(
-                    read_declaration, body, submission_id="", received_at=received_at, max_bytes=self._max_body
-                )
+                submission = await run_in_threadpool(self._read, body, received_at, avro)
             else:
-                submission = read_declaration(body, submission_id="", received_at=received_at,
-                                              max_bytes=self._max_body)
+                submission = self._read(body, received_at, avro)
         except DocumentError as exc:
             self.rejected += 1
             log.info("rejected", problem=exc.type, errors=len(exc.errors))

@@ -8,19 +8,14 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from schemas import ERROR_TYPES
+
 PROBLEM_BASE = "https://nsw-broker.dev/problems/"
 
 #: Problem types the API can answer with: slug -> (status, title). Documented in the README.
 PROBLEM_TYPES: dict[str, tuple[int, str]] = {
-    "not-well-formed": (400, "The document is not well-formed XML"),
-    "wrong-encoding": (400, "The document's bytes do not match its declared encoding"),
-    "forbidden-construct": (400, "The document uses a construct the hub refuses (DTD, entities)"),
-    "too-large": (413, "The document is larger than the hub accepts"),
-    "unsupported-media-type": (415, "The hub accepts application/xml (and avro/binary)"),
-    "unknown-namespace": (422, "The document's namespace is not one the hub knows"),
-    "unknown-message-kind": (422, "The document is not a message kind the hub accepts"),
-    "schema-violation": (422, "The document does not conform to its schema"),
-    "business-rule": (422, "The document breaks a business rule"),
+    **{slug: (status, title) for slug, (title, status) in ERROR_TYPES.items()},
+    "unsupported-media-type": (415, "The hub accepts application/xml and avro/binary"),
     "not-found": (404, "No such submission"),
     "bad-webhook": (422, "The webhook registration is not valid"),
     "reference-conflict": (409, "The trader reference is already used by another declaration"),

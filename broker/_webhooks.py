@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from broker._envelope import CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE, InMessage, OutMessage, decode
-from broker._kafka import Producer, ProcessorSpec, TopicTail
+from broker._kafka import ProcessorSpec, Producer, TopicTail
 from broker._problems import problem
 from broker._state import ChangelogStore
 from broker._topics import DLQ, RESPONSES, WEBHOOK_DELIVERIES, WEBHOOKS

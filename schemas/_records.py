@@ -7,7 +7,7 @@ runtime cost. Keep them in step with the ``.avsc`` files: ``tests/test_records.p
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 Outcome = Literal["RELEASE", "HOLD", "REFUSE"]
 SubmissionKind = Literal["DECLARATION", "AMENDMENT", "CANCELLATION"]
@@ -86,7 +86,7 @@ class AgencyRequest(TypedDict):
     destination_country: str | None
     items: list[Item]
     reasons: list[RoutingReason]
-    kind: SubmissionKind
+    kind: NotRequired[SubmissionKind]  # Avro default DECLARATION
 
 
 class ItemDecision(TypedDict):
@@ -108,7 +108,7 @@ class AgencyDecision(TypedDict):
 class AgencyRoute(TypedDict):
     agency: str
     reasons: list[RoutingReason]
-    carried_from_version: int | None
+    carried_from_version: NotRequired[int | None]  # Avro default null
 
 
 class RoutingPlan(TypedDict):
@@ -120,7 +120,7 @@ class RoutingPlan(TypedDict):
     declarant_id: str
     item_sequences: list[int]
     agencies: list[AgencyRoute]
-    kind: SubmissionKind
+    kind: NotRequired[SubmissionKind]  # Avro default DECLARATION
 
 
 class AgencyOutcome(TypedDict):
@@ -128,7 +128,7 @@ class AgencyOutcome(TypedDict):
     outcome: Outcome
     decision_id: str
     decided_at: int
-    carried_from_version: int | None
+    carried_from_version: NotRequired[int | None]  # Avro default null
 
 
 class AgencyItemReason(TypedDict):
@@ -157,4 +157,4 @@ class ReleaseResponse(TypedDict):
     function_code: str
     agencies: list[AgencyOutcome]
     items: list[ItemOutcome]
-    invalidated: bool
+    invalidated: NotRequired[bool]  # Avro default false

@@ -20,6 +20,7 @@ import pytest_asyncio
 
 from broker._config import HubConfig
 from broker._hub import Hub
+from schemas import BundleSet
 
 T = TypeVar("T")
 
@@ -71,9 +72,17 @@ def hub_config(**changes: Any) -> HubConfig:
     return replace(HubConfig.from_env(bootstrap=bootstrap()), port=free_port(), **changes)
 
 
+HMRC_SCHEMAS = SHARED / "corpus" / "hmrc-cds" / "schemas"
+
+
+def hub_bundles() -> BundleSet:
+    """The bundles the test hubs accept: ours and the UK CDS profile from the shared corpus."""
+    return BundleSet.from_specs([f"hmrc-cds={HMRC_SCHEMAS}"])
+
+
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def hub() -> AsyncIterator[Hub]:
-    running = Hub(hub_config())
+    running = Hub(hub_config(), bundles=hub_bundles())
     await running.start()
     try:
         yield running
