@@ -28,7 +28,7 @@ from broker._topics import declared_topics
 from broker._view import StatusView
 from broker._webhooks import Notifier, WebhookRegistry, notifier_spec, registration_routes
 from broker.errors import NSWError
-from schemas import BundleSet
+from schemas import BundleSet, response_xml
 
 log = structlog.get_logger("nsw.hub")
 
@@ -86,7 +86,7 @@ class Hub:
             await self.webhooks.start()
         if "notifier" in self.only:
             assert self.webhooks is not None
-            notifier = self.notifier = Notifier(bootstrap=cfg.bootstrap, registry=self.webhooks, xml=None)
+            notifier = self.notifier = Notifier(bootstrap=cfg.bootstrap, registry=self.webhooks, xml=response_xml)
             specs.append(("notifier", lambda: notifier_spec(notifier)))
         for name, make in specs:
             sup = _Supervised(name, make)

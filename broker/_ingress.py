@@ -31,7 +31,7 @@ from broker._problems import problem
 from broker._topics import SUBMISSIONS
 from broker._view import FINAL, StatusView, render_response, render_status, render_timeline
 from broker.errors import TransportError
-from schemas import BundleSet, DocumentError, Submission, read_avro_submission, read_submission
+from schemas import BundleSet, DocumentError, Submission, read_avro_submission, read_submission, response_xml
 
 log = structlog.get_logger("nsw.ingress")
 
@@ -253,6 +253,8 @@ class Ingress:
         if state is None or state["response"] is None or entry.status not in FINAL:
             return _json({"submission_id": sid, "status": entry.status, "response": None}, status=202,
                          headers={"Retry-After": "1"})
+        if "xml" in request.headers.get("accept", ""):
+            return Response(response_xml(state["response"]), media_type="application/xml")
         return _json(render_response(state["response"]))
 
     async def healthz(self, request: Request) -> Response:

@@ -96,7 +96,8 @@ def _producer_kwargs(bootstrap: str) -> dict[str, Any]:
         "enable_idempotence": True,
         "linger_ms": 2,
         "max_batch_size": 256 * 1024,
-        "request_timeout_ms": 30000,
+        # The ingress answers 503 rather than keep a trader waiting when Kafka is away.
+        "request_timeout_ms": 10000,
     }
 
 
@@ -229,6 +230,9 @@ class TransactionalProcessor:
             partition_assignment_strategy=(RangePartitionAssignor,),
             fetch_max_wait_ms=100,
             max_poll_records=spec.max_records,
+            # A crashed instance's partitions move after 6 s (the broker's minimum), not the default 45 s.
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1500,
         )
         self._producers: dict[int, asyncio.Task[AIOKafkaProducer]] = {}
         self.processed = 0

@@ -57,6 +57,7 @@ from schemas._records import (
     Submission,
     SubmissionKind,
 )
+from schemas._response_xml import RESPONSE_NAMESPACE, response_xml, validate_response_xml
 from schemas._xml import DEFAULT_MAX_BYTES, read_declaration, validate_document
 from schemas.errors import AvroDecodeError, BundleError, NSWSchemaError, UnknownSchemaError
 
@@ -69,6 +70,7 @@ __all__ = [
     "DOCUMENT_ERROR_TYPES",
     "ERROR_TYPES",
     "NSW_NAMESPACE",
+    "RESPONSE_NAMESPACE",
     "TOP_LEVEL",
     "TRADER_SCHEMA_VERSION",
     "Agency",
@@ -117,7 +119,9 @@ __all__ = [
     "read_declaration",
     "read_submission",
     "registry",
+    "response_xml",
     "trader_schemas",
     "validate_document",
     "validate_file_result",
+    "validate_response_xml",
 ]

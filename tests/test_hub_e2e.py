@@ -13,7 +13,7 @@ from broker import RESPONSES
 from broker._envelope import InMessage
 from broker._hub import Hub
 from broker._kafka import read_to_end
-from schemas import registry
+from schemas import registry, validate_response_xml
 from tests.conftest import SAMPLES, bootstrap, expected_outcomes, poll, sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -136,3 +136,7 @@ async def test_long_poll_returns_the_response(client: httpx.AsyncClient) -> None
     assert answer.status_code == 200
     assert answer.json()["submission_id"] == sid
     assert answer.json()["outcome"] == expected_outcomes()["plain-goods.xml"]["outcome"]
+    as_xml = await client.get(f"/v1/submissions/{sid}/response", headers={"Accept": "application/xml"})
+    assert as_xml.headers["content-type"].startswith("application/xml")
+    validate_response_xml(as_xml.content)
+    assert b"<FunctionCode>08</FunctionCode>" in as_xml.content

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from broker._webhooks import SIGNATURE_HEADER, verify_signature
+from schemas import validate_response_xml
 from tests.agency_server import serve
 from tests.conftest import poll, sample
 
@@ -50,6 +51,8 @@ async def test_release_response_reaches_webhook_after_failures(client: httpx.Asy
     headers, raw = next((h, b) for h, b in received if orjson.loads(b)["submission_id"] == sid)
     assert verify_signature(secret, headers[SIGNATURE_HEADER.lower()], raw)
     assert deliveries[0]["response"]["outcome"] == "HOLD"
+    validate_response_xml(deliveries[0]["wco_response_xml"].encode())
+    assert "<FunctionCode>05</FunctionCode>" in deliveries[0]["wco_response_xml"]
     assert headers["nsw-delivery-id"] == deliveries[0]["delivery_id"]
 
 
