@@ -1,20 +1,80 @@
-"""Agencies' decision engines: one package per agency, all behind ``DecisionEngine``.
+"""Agencies' adapters: the reference decision engines, the HTTP bridge and the callback endpoint.
 
 ``ENGINES`` maps the agency name to its reference engine. The engines are pure and load their
-packaged reference data once, on first import.
+packaged reference data once, on first import. How each agency is connected (embedded engine,
+its own system on the topics, or the HTTP bridge) is ``AgencyModes``; ``adapter_handler`` gives
+the handler the hub runs for it.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
+from adapters._agency_api import agency_message, callback_path, callback_url, parse_decision
+from adapters._breaker import BreakerConfig, BreakerState, CircuitBreaker
 from adapters._engine import DecisionEngine, decision
-from adapters.errors import ReferenceDataError
+from adapters.errors import (
+    AdapterConfigError,
+    AdapterError,
+    AgencyRejected,
+    AgencyUnavailable,
+    CircuitOpen,
+    DecisionFormatError,
+    FieldError,
+    ReferenceDataError,
+)
 
 if TYPE_CHECKING:
+    from adapters._bridge import BridgeConfig, HttpBridge
+    from adapters._callback import DecisionCallback, callback_routes
+    from adapters._modes import AgencyModes, Mode, adapter_handler, bridge_config_from_env, close_handler
+
     ENGINES: dict[str, DecisionEngine]
 
-__all__ = ["ENGINES", "DecisionEngine", "ReferenceDataError", "decision"]
+#: Exports whose modules import ``broker`` (which imports ``routing``, which imports this package's
+#: reference data): loaded on first use so that ``import routing`` never goes round in a circle.
+_LAZY = {
+    "BridgeConfig": "adapters._bridge",
+    "HttpBridge": "adapters._bridge",
+    "DecisionCallback": "adapters._callback",
+    "callback_routes": "adapters._callback",
+    "AgencyModes": "adapters._modes",
+    "Mode": "adapters._modes",
+    "adapter_handler": "adapters._modes",
+    "bridge_config_from_env": "adapters._modes",
+    "close_handler": "adapters._modes",
+}
+
+__all__ = [
+    "ENGINES",
+    "AdapterConfigError",
+    "AdapterError",
+    "AgencyModes",
+    "AgencyRejected",
+    "AgencyUnavailable",
+    "BreakerConfig",
+    "BreakerState",
+    "BridgeConfig",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "DecisionCallback",
+    "DecisionEngine",
+    "DecisionFormatError",
+    "FieldError",
+    "HttpBridge",
+    "Mode",
+    "ReferenceDataError",
+    "adapter_handler",
+    "agency_message",
+    "bridge_config_from_env",
+    "callback_path",
+    "callback_routes",
+    "callback_url",
+    "close_handler",
+    "decision",
+    "parse_decision",
+]
 
 
 def _engines() -> dict[str, DecisionEngine]:
@@ -31,4 +91,8 @@ def __getattr__(name: str) -> Any:
         engines = _engines()
         globals()["ENGINES"] = engines
         return engines
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

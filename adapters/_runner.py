@@ -15,7 +15,7 @@ import structlog
 
 from adapters._engine import DecisionEngine
 from broker._envelope import InMessage, OutMessage, avro_message, decode
-from broker._kafka import ProcessorSpec
+from broker._kafka import Handler, ProcessorSpec
 from broker._topics import DLQ, decisions_topic, requests_topic
 from schemas import AgencyDecision, AgencyRequest
 
@@ -54,13 +54,13 @@ class AdapterRunner:
         return [avro_message(decisions_topic(self.engine.agency), "AgencyDecision", decision)]
 
 
-def adapter_spec(engine: DecisionEngine) -> ProcessorSpec:
-    agency = engine.agency
+def adapter_spec(agency: str, handler: Handler) -> ProcessorSpec:
+    """The adapter service of ``agency`` around ``handler`` (reference engine or HTTP bridge)."""
     return ProcessorSpec(
         service=f"adapter-{agency}",
         group_id=f"nsw-adapter-{agency}",
         topics=(requests_topic(agency),),
         transactional_prefix=f"nsw-adapter-{agency}",
-        handler=AdapterRunner(engine).handle,
+        handler=handler,
         dlq=DLQ,
     )

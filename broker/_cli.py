@@ -17,9 +17,12 @@ import orjson
 from broker._client import submit_file
 from broker._config import HubConfig
 from broker._hub import SERVICES, Hub
+from broker._kafka import describe_processors
 from broker._logging import configure_logging
 from broker.errors import NSWError
-from ops import LocalKafkaConfig, kafka_command
+from ops import LocalKafkaConfig, add_ops_parser, kafka_command, run_ops
+from ops._bench_cli import add_bench_parser, run_bench
+from routing._cli import add_route_parser, run_route
 from schemas import BundleSet, NSWSchemaError, validate_file_result
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -44,6 +47,21 @@ async def _post_samples(url: str, *, wait: float) -> None:
                      "release_response": result.response})
 
 
+def _dump_tasks() -> None:
+    """Write the stack of every asyncio task to stderr, for an operator wondering what the hub waits on."""
+    for task in asyncio.all_tasks():
+        sys.stderr.write(f"--- task {task.get_name()}\n")
+        awaitable: Any = task.get_coro()
+        while awaitable is not None:
+            frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+            if frame is not None:
+                sys.stderr.write(f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}\n")
+            awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+    for processor in describe_processors():
+        sys.stderr.write(f"--- processor {orjson.dumps(processor, default=str).decode()}\n")
+    sys.stderr.flush()
+
+
 async def _serve(args: argparse.Namespace) -> int:
     only = frozenset(args.only.split(",")) if args.only else frozenset(SERVICES)
     unknown = only - set(SERVICES)
@@ -62,6 +80,7 @@ async def _serve(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # `kill -USR1 <pid>`: where is every task waiting?
     try:
         await hub.start()
     except NSWError as exc:
@@ -165,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show a submission's status")
     status.add_argument("submission_id")
     status.add_argument("--url", default=DEFAULT_URL)
+    add_route_parser(sub)
+    add_ops_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 
@@ -174,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         return kafka_command(args.action, LocalKafkaConfig.from_env())
     if args.command == "validate":
         return _validate(args)
+    if args.command == "route":
+        return run_route(args)
+    if args.command == "ops":
+        return run_ops(args)
+    if args.command == "bench":
+        return run_bench(args)
     runner = {"serve": _serve, "submit": _submit, "status": _status}[args.command]
     if args.command == "serve":
         with contextlib.suppress(ImportError):

@@ -17,12 +17,12 @@ import structlog
 import uvicorn
 from starlette.routing import Route
 
-from adapters import ENGINES
+from adapters import AgencyModes, adapter_handler, callback_routes, close_handler
 from adapters._runner import adapter_spec
 from broker._aggregator import Aggregator, aggregator_spec
 from broker._config import HubConfig
 from broker._ingress import Ingress, create_app
-from broker._kafka import ProcessorSpec, Producer, TransactionalProcessor, ensure_topics
+from broker._kafka import Handler, ProcessorSpec, Producer, TransactionalProcessor, ensure_topics
 from broker._router import Router, router_spec
 from broker._topics import declared_topics
 from broker._view import StatusView
@@ -59,6 +59,7 @@ class Hub:
     bundles: BundleSet | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _supervised: list[_Supervised] = field(default_factory=list)
+    _handlers: list[Handler] = field(default_factory=list)
     view: StatusView | None = None
     webhooks: WebhookRegistry | None = None
     notifier: Notifier | None = None
@@ -75,8 +76,14 @@ class Hub:
         if "router" in self.only:
             specs.append(("router", lambda: router_spec(Router(bootstrap=cfg.bootstrap))))
         if "adapters" in self.only:
+            modes = AgencyModes.from_env(agencies=cfg.agencies)
             for agency in cfg.agencies:
-                specs.append((f"adapter-{agency}", functools.partial(adapter_spec, ENGINES[agency])))
+                handler = adapter_handler(agency, modes)
+                if handler is None:
+                    log.info("agency_in_topic_mode", agency=agency)  # the agency's own system consumes
+                    continue
+                self._handlers.append(handler)
+                specs.append((f"adapter-{agency}", functools.partial(adapter_spec, agency, handler)))
         if "aggregator" in self.only:
             specs.append(("aggregator", lambda: aggregator_spec(
                 Aggregator(bootstrap=cfg.bootstrap, agencies=cfg.agencies, deadlines=cfg.deadlines_ms()),
@@ -121,6 +128,7 @@ class Hub:
         routes: list[Route] = []
         if self.webhooks is not None:
             routes += registration_routes(self.webhooks, self.producer)
+        routes += callback_routes(self.producer.send, agencies=self.config.agencies)
         return routes
 
     async def _supervise(self, sup: _Supervised) -> None:
@@ -167,6 +175,8 @@ class Hub:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+        for handler in self._handlers:
+            await close_handler(handler)
         if self.notifier is not None:
             await self.notifier.close()
         if self.webhooks is not None:

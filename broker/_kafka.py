@@ -15,6 +15,7 @@ import contextlib
 import inspect
 import random
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -206,6 +207,36 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._processor.partitions_assigned({(tp.topic, tp.partition) for tp in assigned})
 
 
+_LIVE: weakref.WeakSet[TransactionalProcessor] = weakref.WeakSet()
+
+
+def describe_processors() -> list[dict[str, Any]]:
+    """What each live processor's consumer believes (assignment, positions, group membership): for
+    ``kill -USR1`` diagnostics when a service seems stuck."""
+    out = []
+    for processor in list(_LIVE):
+        consumer = processor._consumer  # noqa: SLF001 - diagnostics of our own object
+        coordinator = getattr(consumer, "_coordinator", None)
+        assignment = sorted((tp.topic, tp.partition) for tp in consumer.assignment())
+        positions = {}
+        for topic, partition in assignment:
+            tp = TopicPartition(topic, partition)
+            with contextlib.suppress(Exception):  # noqa: BLE001 - best-effort diagnostics only
+                positions[f"{topic}:{partition}"] = (consumer._subscription.subscription.assignment  # noqa: SLF001
+                                                     .state_value(tp).position, consumer.highwater(tp))
+        out.append({
+            "service": processor.spec.service,
+            "member_id": getattr(coordinator, "member_id", None),
+            "generation": getattr(coordinator, "generation", None),
+            "coordinator_id": getattr(coordinator, "coordinator_id", None),
+            "assignment": len(assignment),
+            "unprepared": sorted(processor._unprepared),  # noqa: SLF001
+            "processed": processor.processed,
+            "positions_vs_highwater": positions,
+        })
+    return out
+
+
 class TransactionalProcessor:
     """consume → handle → produce + commit offsets, in one Kafka transaction per partition and batch.
 
@@ -235,7 +266,10 @@ class TransactionalProcessor:
             heartbeat_interval_ms=1500,
         )
         self._producers: dict[int, asyncio.Task[AIOKafkaProducer]] = {}
+        self._unprepared: set[int] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self.processed = 0
+        _LIVE.add(self)
         self.dead_lettered = 0
 
     async def start(self) -> None:
@@ -244,11 +278,20 @@ class TransactionalProcessor:
             await self._consumer.start()
 
     async def partitions_assigned(self, assigned: set[tuple[str, int]]) -> None:
-        numbers = sorted({p for _, p in assigned})
-        await asyncio.gather(*(self._producer(n) for n in numbers))
-        log.info("partitions_assigned", service=self.spec.service, partitions=numbers)
-        if self.spec.on_assign is not None:
-            await self.spec.on_assign(assigned)
+        """Only note the new partitions: slow work in a rebalance callback stalls the whole group
+        (and, after a broker restart, can keep it rebalancing), so producers are started and state
+        restored by ``_prepare`` just before a partition's first batch."""
+        numbers = {p for _, p in assigned}
+        self._unprepared |= numbers
+        log.info("partitions_assigned", service=self.spec.service, partitions=sorted(numbers))
+
+    async def _prepare(self, number: int) -> AIOKafkaProducer:
+        producer = await self._producer(number)  # first: fences the previous owner, aborting its transaction
+        if number in self._unprepared:
+            if self.spec.on_assign is not None:
+                await self.spec.on_assign({(topic, number) for topic in self.spec.topics})
+            self._unprepared.discard(number)
+        return producer
 
     async def _producer(self, partition: int) -> AIOKafkaProducer:
         """The transactional producer of ``partition``, started once (fetches may race the listener)."""
@@ -272,7 +315,12 @@ class TransactionalProcessor:
     async def partitions_revoked(self, numbers: set[int]) -> None:
         if numbers:
             log.info("partitions_revoked", service=self.spec.service, partitions=sorted(numbers))
-        await self._stop_producers([self._producers.pop(n) for n in sorted(numbers) if n in self._producers])
+        self._unprepared -= numbers
+        leaving = [self._producers.pop(n) for n in sorted(numbers) if n in self._producers]
+        if leaving:  # stopped in the background: the next owner fences them anyway
+            closing = asyncio.create_task(self._stop_producers(leaving))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def _stop_producers(self, tasks: list[asyncio.Task[AIOKafkaProducer]]) -> None:
         for task in tasks:
@@ -296,6 +344,8 @@ class TransactionalProcessor:
             log.warning("stop_incomplete", service=self.spec.service, error=str(exc))
         producers, self._producers = list(self._producers.values()), {}
         await self._stop_producers(producers)
+        if self._closing:
+            await asyncio.wait(self._closing, timeout=10)
 
     async def run(self) -> None:
         """Process until ``stop``; raises TransportError/FencedError for the supervisor to act on."""
@@ -313,7 +363,7 @@ class TransactionalProcessor:
         self, on_tick: Callable[[int, int], Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]]
     ) -> None:
         now = int(time.time() * 1000)
-        for number in sorted({tp.partition for tp in self._consumer.assignment()}):
+        for number in sorted({tp.partition for tp in self._consumer.assignment()} - self._unprepared):
             result = on_tick(number, now)
             outputs = await result if inspect.isawaitable(result) else result
             if not outputs:
@@ -330,6 +380,7 @@ class TransactionalProcessor:
         await asyncio.gather(*(self._process_partition(n, parts) for n, parts in by_partition.items()))
 
     async def _process_partition(self, number: int, parts: list[tuple[Any, list[Any]]]) -> None:
+        producer = await self._prepare(number)
         outputs: list[OutMessage] = []
         offsets: dict[Any, int] = {}
         for tp, records in parts:
@@ -340,7 +391,6 @@ class TransactionalProcessor:
             # Revoked while we worked: the new owner re-reads these records from the committed offset.
             log.info("batch_dropped_after_revoke", service=self.spec.service, partition=number)
             return
-        producer = await self._producer(number)
         async with kafka_errors(f"commit {self.spec.service} p{number}"), producer.transaction():
             for out in outputs:
                 await producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
@@ -676,3 +726,77 @@ async def list_topic_names(bootstrap: str) -> list[str]:
         finally:
             await admin.close()
     return sorted(str(n) for n in names)
+
+
+async def existing_partition_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
+    """Like ``partition_counts``, but never names a missing topic to the broker.
+
+    A metadata request for a missing topic makes a broker with ``auto.create.topics.enable`` (Kafka's
+    default) create it with default settings; asking only about listed topics avoids that.
+    """
+    wanted = set(topics)
+    if not wanted:
+        return {}
+    present = wanted & set(await list_topic_names(bootstrap))
+    return await partition_counts(bootstrap, sorted(present)) if present else {}
+
+
+# --- Benchmark helpers (``nsw bench``): follow topics from their end, delete scratch topics. ---
+# Appended for ops/_bench*.py, which may not import aiokafka itself.
+
+
+class TopicFollower:
+    """Follows whole topics from their committed end at ``start`` (read_committed, no consumer group).
+
+    The benchmark's observer: it sees only what is committed after it started, as a trader's system would.
+    """
+
+    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
+        self._topics = tuple(topics)
+        self._bootstrap = bootstrap
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+            isolation_level="read_committed", fetch_max_wait_ms=20, max_poll_records=5000,
+        )
+
+    async def start(self) -> dict[Partition, int]:
+        """Assign every partition and seek to its current end; return those end offsets."""
+        counts = await existing_partition_counts(self._bootstrap, self._topics)
+        missing = [t for t in self._topics if t not in counts]
+        if missing:
+            raise NSWError(f"follow topics: {', '.join(missing)} do not exist")
+        async with kafka_errors("start topic follower"):
+            await self._consumer.start()
+            tps = [TopicPartition(topic, p) for topic in self._topics for p in range(counts[topic])]
+            self._consumer.assign(tps)
+            ends = await self._consumer.end_offsets(tps)
+            for tp, end in ends.items():
+                self._consumer.seek(tp, end)
+        return {(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
+
+    async def fetch(self, *, timeout_ms: int = 200) -> list[InMessage]:
+        async with kafka_errors("follower fetch"):
+            batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=5000)
+        return [to_in_message(r) for records in batches.values() for r in records]
+
+    async def stop(self) -> None:
+        async with kafka_errors("stop topic follower"):
+            await asyncio.wait_for(self._consumer.stop(), timeout=10)
+
+
+async def delete_topics(bootstrap: str, names: Iterable[str]) -> list[str]:
+    """Delete the named topics that exist; return the names deleted (absent ones are skipped)."""
+    wanted = set(names)
+    if not wanted:
+        return []
+    present = sorted(wanted & set(await list_topic_names(bootstrap)))
+    if not present:
+        return []
+    async with kafka_errors("delete topics"):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+        await admin.start()
+        try:
+            await admin.delete_topics(present)
+        finally:
+            await admin.close()
+    return present

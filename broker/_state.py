@@ -55,10 +55,15 @@ class ChangelogStore(Generic[V]):
     def __len__(self) -> int:
         return len(self._values)
 
+    def drop(self, partitions: set[int]) -> None:
+        """Forget the keys of ``partitions`` (no longer ours)."""
+        for key in [k for k, p in self._partition.items() if p in partitions]:
+            del self._values[key]
+            del self._partition[key]
+
     async def restore(self, partitions: set[int]) -> int:
-        """Forget everything and re-read the changelog for ``partitions``."""
-        self._values.clear()
-        self._partition.clear()
+        """Re-read the changelog for ``partitions``, replacing what was known of them."""
+        self.drop(partitions)
 
         def load(message: InMessage) -> None:
             if message.key is None:

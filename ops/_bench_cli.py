@@ -1,0 +1,157 @@
+"""``nsw bench e2e | floor | generator``: the benchmark from the command line.
+
+Wiring (in the ``nsw`` parser): ``add_bench_parser(subparsers)``, then ``run_bench(args)`` when the command
+is ``bench``. Each command prints a plain table and, with ``--json FILE``, writes the report as JSON.
+Exit codes: 0 done (something completed); 1 nothing completed; 2 bad arguments; 3 hub or Kafka unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from broker.errors import NSWError
+from ops._bench import DEFAULT_URL, FANOUT_SAMPLE, E2EConfig, FloorRun, bench_e2e, render_report
+from ops._bench_floor import FloorConfig, bench_floor
+from ops._httpload import generator_max_rate
+from schemas import NSWSchemaError
+
+__all__ = ["add_bench_parser", "run_bench"]
+
+
+def _default_bootstrap() -> str:
+    return os.environ.get("NSW_BOOTSTRAP", "127.0.0.1:9092")
+
+
+def _load_options(parser: argparse.ArgumentParser, *, concurrency: int) -> None:
+    load = parser.add_mutually_exclusive_group()
+    load.add_argument("--rate", type=float, default=None, help="open loop: submissions per second (default 200)")
+    load.add_argument("--max", action="store_true", help="closed loop: as fast as --concurrency lanes go")
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds (default 20)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring (default 2)")
+    parser.add_argument("--concurrency", type=int, default=concurrency,
+                        help=f"connections / in-flight submissions (default {concurrency})")
+    parser.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (env NSW_BOOTSTRAP)")
+    parser.add_argument("--drain", type=float, default=60.0,
+                        help="seconds to wait after the load for outstanding release responses (default 60)")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the report as JSON")
+
+
+def add_bench_parser(subparsers: Any) -> None:
+    """Add ``bench`` with ``e2e``, ``floor`` and ``generator`` to the ``nsw`` parser's subparsers."""
+    bench = subparsers.add_parser("bench", help="benchmarks: the hub end to end, the Kafka floor, the generator")
+    sub = bench.add_subparsers(dest="bench_command", required=True)
+
+    e2e = sub.add_parser("e2e", help="drive the running hub over HTTP; time POST → release response on Kafka")
+    _load_options(e2e, concurrency=64)
+    e2e.add_argument("--url", default=DEFAULT_URL, help=f"the running hub (default {DEFAULT_URL})")
+    e2e.add_argument("--format", choices=["xml", "avro"], default="xml")
+    e2e.add_argument("--samples", default=FANOUT_SAMPLE,
+                     help=f"comma-separated project samples, or 'all' (default {FANOUT_SAMPLE}: four-agency fan-out)")
+    e2e.add_argument("--bundle", action="append", default=[], metavar="NAME=DIR",
+                     help="schema bundle for --corpus documents, e.g. hmrc-cds=DIR (the hub needs it too)")
+    e2e.add_argument("--corpus", type=Path, default=None, metavar="DIR",
+                     help="also send every declaration under DIR that validates (each with a fresh reference)")
+    e2e.add_argument("--hub-pid", type=int, action="append", default=[], metavar="PID",
+                     help="hub process(es) for RSS (default: the process listening on the URL's port)")
+    e2e.add_argument("--with-floor", action="store_true", help="then run the floor on the same broker and compare")
+
+    floor = sub.add_parser("floor", help="the same Kafka hops with trivial handlers on fresh bench.* topics")
+    _load_options(floor, concurrency=64)
+    floor.add_argument("--payload-bytes", type=int, default=1200)
+    floor.add_argument("--partitions", type=int, default=6)
+    floor.add_argument("--keep-topics", action="store_true", help="leave the bench.<run-id>.* topics")
+
+    gen = sub.add_parser("generator", help="the load generator's own ceiling against a trivial local server")
+    gen.add_argument("--duration", type=float, default=5.0)
+    gen.add_argument("--concurrency", type=int, default=32)
+    gen.add_argument("--json", type=Path, default=None, metavar="FILE")
+
+
+def _floor_config(args: argparse.Namespace, bootstrap: str, rate: float | None) -> FloorConfig:
+    return FloorConfig(bootstrap=bootstrap, rate=rate, duration=args.duration, warmup=args.warmup,
+                       concurrency=args.concurrency, drain=args.drain,
+                       payload_bytes=getattr(args, "payload_bytes", 1200),
+                       partitions=getattr(args, "partitions", 6), keep_topics=getattr(args, "keep_topics", False))
+
+
+def _rate(args: argparse.Namespace) -> float | None:
+    if args.max:
+        return None
+    return args.rate if args.rate is not None else 200.0
+
+
+def _validate(args: argparse.Namespace) -> str | None:
+    if args.duration <= 0 or args.concurrency < 1 or (args.rate is not None and args.rate <= 0):
+        return "--duration, --concurrency and --rate must be positive"
+    if getattr(args, "corpus", None) is not None and not args.corpus.is_dir():
+        return f"--corpus {args.corpus} is not a directory"
+    return None
+
+
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.bench_command == "generator":
+        return await generator_max_rate(duration=args.duration, concurrency=args.concurrency)
+    bootstrap = args.bootstrap or _default_bootstrap()
+    rate = _rate(args)
+    if args.bench_command == "floor":
+        return await bench_floor(_floor_config(args, bootstrap, rate))
+    samples = () if args.samples == "all" else tuple(s for s in args.samples.split(",") if s)
+    config = E2EConfig(url=args.url, bootstrap=bootstrap, rate=rate, duration=args.duration, warmup=args.warmup,
+                       concurrency=args.concurrency, format=args.format, samples=samples,
+                       bundles=tuple(args.bundle), corpus=args.corpus, drain=args.drain,
+                       hub_pids=tuple(args.hub_pid), with_floor=args.with_floor)
+    floor: FloorRun = functools.partial(bench_floor, _floor_config(args, bootstrap, rate))
+    return await bench_e2e(config, floor=floor)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run ``nsw bench ...``; print the table, write ``--json``; return the exit code."""
+    if args.bench_command != "generator" and (problem := _validate(args)) is not None:
+        sys.stderr.write(f"nsw bench: {problem}\n")
+        return 2
+    runner = _run(args)
+    try:
+        try:
+            import uvloop  # noqa: PLC0415 - the same loop as the hub, so the generator is not the bottleneck
+        except ImportError:
+            report = asyncio.run(runner)
+        else:
+            report = uvloop.run(runner)
+    except (ValueError, NSWSchemaError) as exc:
+        sys.stderr.write(f"nsw bench: {exc}\n")
+        return 2
+    except NSWError as exc:
+        sys.stderr.write(f"nsw bench: {exc}\n")
+        return 3
+    if args.bench_command == "generator":
+        sys.stdout.write(f"generator: {report['requests_per_s']:.0f} requests/s with {report['concurrency']} "
+                         f"connections (p50 {report['p50_ms']} ms, errors {report['errors']})\n")
+    else:
+        sys.stdout.write(render_report(report) + "\n")
+    if args.json is not None:
+        try:
+            args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        except OSError as exc:
+            sys.stderr.write(f"nsw bench: cannot write {args.json}: {exc.strerror}\n")
+            return 2
+    sys.stdout.flush()
+    return 0 if args.bench_command == "generator" or report.get("completed", 0) > 0 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ops._bench_cli e2e ...``: the same commands before ``nsw bench`` is wired."""
+    parser = argparse.ArgumentParser(prog="nsw")
+    add_bench_parser(parser.add_subparsers(dest="command", required=True))
+    return run_bench(parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The benchmark tools on the real Kafka and an in-process hub: tiny runs, report shape, something completed.
+
+Benchmarks are never timed tests: nothing here asserts a rate or a latency bound.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from broker._hub import Hub
+from ops._bench import E2EConfig, bench_e2e, percentiles, render_report
+from ops._bench_floor import FloorConfig, bench_floor
+from tests.conftest import bootstrap
+
+REPORT_KEYS = {"accepted_per_s", "completed_per_s", "latency_ms", "ingress_latency_ms", "errors", "rss_mb"}
+PERCENTILE_KEYS = {"p50", "p90", "p99", "p99_9"}
+
+
+def check_report(report: dict[str, Any]) -> None:
+    assert report.keys() >= REPORT_KEYS
+    assert set(report["latency_ms"]) == PERCENTILE_KEYS
+    assert set(report["ingress_latency_ms"]) == PERCENTILE_KEYS
+    assert report["completed"] > 0, report["errors"]
+    assert report["completed_per_s"] >= 0
+    assert report["latency_ms"]["p50"] is not None
+    assert "bench" in report["rss_mb"]
+    assert render_report(report).splitlines()[0].strip()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+@pytest.mark.asyncio(loop_scope="module")
+async def test_tiny_e2e_bench_against_an_in_process_hub(hub: Hub) -> None:
+    config = E2EConfig(url=f"http://{hub.config.host}:{hub.config.port}", bootstrap=bootstrap(), rate=20.0,
+                       duration=3.0, warmup=0.5, concurrency=4, drain=90.0, samples=())
+    report = await bench_e2e(config)
+    check_report(report)
+    assert report["errors"]["4xx"] == 0, report["errors"]
+    assert report["accepted"] == report["sent"], report["errors"]
+    assert "hub" in report["rss_mb"]
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio(loop_scope="module")
+async def test_tiny_avro_e2e_bench(hub: Hub) -> None:
+    config = E2EConfig(url=f"http://{hub.config.host}:{hub.config.port}", bootstrap=bootstrap(), rate=20.0,
+                       duration=2.0, warmup=0.0, concurrency=4, drain=60.0, format="avro")
+    check_report(await bench_e2e(config))
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio(loop_scope="module")
+async def test_tiny_floor_run_deletes_its_topics() -> None:
+    report = await bench_floor(FloorConfig(bootstrap=bootstrap(), rate=20.0, duration=2.0, warmup=0.0,
+                                           concurrency=4, drain=30.0))
+    check_report(report)
+    assert report["topics_deleted"] == len(["submissions", "routing", "responses", "dlq"]) + 2 * 4
+
+
+def test_percentiles_by_nearest_rank() -> None:
+    assert percentiles([]) == dict.fromkeys(PERCENTILE_KEYS)
+    values = [float(v) for v in range(1, 1001)]
+    assert percentiles(values) == {"p50": 500.0, "p90": 900.0, "p99": 990.0, "p99_9": 999.0}

@@ -1,0 +1,80 @@
+"""Deadlines on the real Kafka: an agency that does not answer in time is escalated, never released.
+
+The IPR agency runs in topic mode here (its own system consumes its topic; the hub runs no adapter),
+with a one-second deadline; the test then plays the agency and decides late.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from broker import decisions_topic
+from broker._envelope import avro_message
+from broker._hub import Hub
+from broker._kafka import Producer
+from schemas import AgencyDecision
+from tests.conftest import bootstrap, hub_bundles, hub_config, poll, sample
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def slow_ipr_client() -> AsyncIterator[httpx.AsyncClient]:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("NSW_AGENCY_IPR_MODE", "topic")
+        config = hub_config(deadlines={"customs": 600, "sps": 600, "cwc": 600, "ipr": 1})
+        hub = Hub(config, bundles=hub_bundles())
+        await hub.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{config.host}:{config.port}", timeout=30) as client:
+            yield client
+    finally:
+        await hub.stop()
+
+
+async def status_of(client: httpx.AsyncClient, sid: str) -> dict[str, Any]:
+    body: dict[str, Any] = (await client.get(f"/v1/submissions/{sid}")).json()
+    return body
+
+
+async def test_missed_deadline_escalates_then_late_decision_answers(slow_ipr_client: httpx.AsyncClient) -> None:
+    client = slow_ipr_client
+    sid = (await client.post("/v1/submissions", content=sample("branded-ipr.xml"),
+                             headers={"Content-Type": "application/xml"})).json()["submission_id"]
+
+    async def escalated() -> dict[str, Any] | None:
+        body = await status_of(client, sid)
+        return body if body["status"] == "escalated" else None
+
+    body = await poll(escalated, timeout=30, what="escalation of the IPR deadline")
+    assert list(body["escalated_agencies"]) == ["ipr"]
+    assert body["pending_agencies"] == ["ipr"]
+    assert body["response"] is None
+    assert "customs" in body["decisions"]
+
+    decision: AgencyDecision = {
+        "decision_id": f"ipr-officer-{sid}", "submission_id": sid, "version": 1, "agency": "ipr",
+        "decided_at": int(time.time() * 1000),
+        "items": [{"sequence": 1, "outcome": "RELEASE", "code": "C01", "reason": "right holder consents"}],
+    }
+    producer = Producer(bootstrap())
+    await producer.start()
+    try:
+        await producer.send(avro_message(decisions_topic("ipr"), "AgencyDecision", decision))
+    finally:
+        await producer.stop()
+
+    async def released() -> dict[str, Any] | None:
+        body = await status_of(client, sid)
+        return body if body["status"] == "released" else None
+
+    final = await poll(released, timeout=30, what="the release after the late decision")
+    assert final["response"]["outcome"] == "RELEASE"
+    steps = [e["step"] for e in (await client.get(f"/v1/submissions/{sid}/timeline")).json()["events"]]
+    assert steps.index("escalated") < steps.index("responded")
