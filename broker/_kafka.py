@@ -215,14 +215,14 @@ def describe_processors() -> list[dict[str, Any]]:
     ``kill -USR1`` diagnostics when a service seems stuck."""
     out = []
     for processor in list(_LIVE):
-        consumer = processor._consumer  # noqa: SLF001 - diagnostics of our own object
+        consumer = processor._consumer
         coordinator = getattr(consumer, "_coordinator", None)
         assignment = sorted((tp.topic, tp.partition) for tp in consumer.assignment())
         positions = {}
         for topic, partition in assignment:
             tp = TopicPartition(topic, partition)
-            with contextlib.suppress(Exception):  # noqa: BLE001 - best-effort diagnostics only
-                positions[f"{topic}:{partition}"] = (consumer._subscription.subscription.assignment  # noqa: SLF001
+            with contextlib.suppress(Exception):
+                positions[f"{topic}:{partition}"] = (consumer._subscription.subscription.assignment
                                                      .state_value(tp).position, consumer.highwater(tp))
         out.append({
             "service": processor.spec.service,
@@ -230,7 +230,7 @@ def describe_processors() -> list[dict[str, Any]]:
             "generation": getattr(coordinator, "generation", None),
             "coordinator_id": getattr(coordinator, "coordinator_id", None),
             "assignment": len(assignment),
-            "unprepared": sorted(processor._unprepared),  # noqa: SLF001
+            "unprepared": sorted(processor._unprepared),
             "processed": processor.processed,
             "positions_vs_highwater": positions,
         })
