@@ -226,6 +226,7 @@ def _cancel(state: AggregateState, plan: RoutingPlan, *, now: int) -> ReleaseRes
         "agencies": [],
         "items": [],
         "invalidated": True,
+        "trader": plan.get("trader", "anonymous"),
     }
     state["status"] = "cancelled"
     state["response"] = response
@@ -319,4 +320,5 @@ def combine(
         "agencies": agencies,
         "items": items,
         "invalidated": False,
+        "trader": plan.get("trader", "anonymous"),
     }

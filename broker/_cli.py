@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,13 +16,17 @@ from typing import Any
 import httpx
 import orjson
 
+from broker._auth import new_key, read_dev_key
 from broker._client import submit_file
 from broker._config import HubConfig
 from broker._hub import SERVICES, Hub
 from broker._kafka import describe_processors
+from broker._keys_io import load_keys, publish_key
 from broker._logging import configure_logging
+from broker._verify_cmd import add_verify_parser, run_verify
 from broker.errors import NSWError
 from ops import LocalKafkaConfig, add_ops_parser, kafka_command, run_ops
+from ops._audit_cmd import run_audit
 from ops._bench_cli import add_bench_parser, run_bench
 from routing._cli import add_route_parser, run_route
 from schemas import BundleSet, NSWSchemaError, validate_file_result
@@ -40,11 +46,43 @@ def sample_files() -> list[Path]:
 
 
 async def _post_samples(url: str, *, wait: float) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=auth_headers(None)) as client:
         results = await asyncio.gather(*(submit_file(client, path, wait=wait) for path in sample_files()))
     for path, result in zip(sample_files(), results, strict=True):
         _print_json({"file": path.name, "submission_id": result.body.get("submission_id"),
                      "release_response": result.response})
+
+
+def auth_headers(key: str | None) -> dict[str, str]:
+    """``Authorization`` for the CLI: --key, else NSW_API_KEY, else the development trader's key file."""
+    token = key or os.environ.get("NSW_API_KEY") or read_dev_key(HubConfig.from_env().state_dir)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+async def _keys(args: argparse.Namespace) -> int:
+    """Issue, list or revoke trader API keys (written straight to the key topic on Kafka)."""
+    config = HubConfig.from_env(bootstrap=args.bootstrap)
+    if args.action == "create":
+        if not args.trader:
+            sys.stderr.write("nsw keys create: --trader NAME is required\n")
+            return 2
+        token, record = new_key(args.trader)
+        await publish_key(config.bootstrap, record)
+        _print_json({"trader": args.trader, "key_id": record["key_id"], "api_key": token,
+                     "note": "shown once: the hub keeps only its hash"})
+        return 0
+    store = await load_keys(config.bootstrap)
+    if args.action == "list":
+        _print_json([{k: v for k, v in r.items() if k != "hash"} for r in store.records()])
+        return 0
+    found = store.get(args.key_id or "")
+    if found is None:
+        sys.stderr.write(f"nsw keys revoke: no key {args.key_id}\n")
+        return 1
+    found["revoked_at"] = int(time.time() * 1000)
+    await publish_key(config.bootstrap, found)
+    _print_json({"key_id": found["key_id"], "trader": found["trader"], "revoked": True})
+    return 0
 
 
 def _dump_tasks() -> None:
@@ -124,7 +162,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 async def _submit(args: argparse.Namespace) -> int:
-    async with httpx.AsyncClient(base_url=args.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=args.url, timeout=30, headers=auth_headers(args.key)) as client:
         try:
             result = await submit_file(client, Path(args.file), wait=args.wait)
         except httpx.HTTPError as exc:
@@ -144,7 +182,7 @@ async def _submit(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    async with httpx.AsyncClient(base_url=args.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=args.url, timeout=30, headers=auth_headers(args.key)) as client:
         try:
             answer = await client.get(f"/v1/submissions/{args.submission_id}")
         except httpx.HTTPError as exc:
@@ -180,11 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("file")
     submit.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the release response")
     submit.add_argument("--url", default=DEFAULT_URL)
+    submit.add_argument("--key", default=None, help="API key (default NSW_API_KEY or .nsw/dev-trader.key)")
 
     status = sub.add_parser("status", help="show a submission's status")
     status.add_argument("submission_id")
     status.add_argument("--url", default=DEFAULT_URL)
+    status.add_argument("--key", default=None, help="API key (default NSW_API_KEY or .nsw/dev-trader.key)")
+
+    keys = sub.add_parser("keys", help="trader API keys: create, list, revoke")
+    keys.add_argument("action", choices=["create", "list", "revoke"])
+    keys.add_argument("key_id", nargs="?", help="for revoke: the key id")
+    keys.add_argument("--trader", help="for create: the trader the key identifies")
+    keys.add_argument("--bootstrap", default=None)
     add_route_parser(sub)
+    add_verify_parser(sub)
     add_ops_parser(sub)
     add_bench_parser(sub)
     return parser
@@ -198,11 +245,15 @@ def main(argv: list[str] | None = None) -> int:
         return _validate(args)
     if args.command == "route":
         return run_route(args)
+    if args.command == "ops" and args.ops_command == "audit":
+        return run_audit(args)
     if args.command == "ops":
         return run_ops(args)
+    if args.command == "verify":
+        return run_verify(args)
     if args.command == "bench":
         return run_bench(args)
-    runner = {"serve": _serve, "submit": _submit, "status": _status}[args.command]
+    runner = {"serve": _serve, "submit": _submit, "status": _status, "keys": _keys}[args.command]
     if args.command == "serve":
         with contextlib.suppress(ImportError):
             import uvloop  # noqa: PLC0415 - optional speed-up, only for the long-running server

@@ -6,6 +6,7 @@ Headers on every hub message:
     nsw-version         the submission version, decimal
     nsw-kind            on nsw.submissions: DECLARATION, AMENDMENT or CANCELLATION
     nsw-content-digest  on nsw.submissions: digest of the declared content (duplicate detection)
+    nsw-trader          on nsw.submissions: the authenticated trader who lodged it
     content-type        ``avro/binary`` (single-object encoding) or ``application/json``
 """
 
@@ -24,6 +25,7 @@ SUBMISSION_HEADER = "nsw-submission-id"
 VERSION_HEADER = "nsw-version"
 KIND_HEADER = "nsw-kind"
 DIGEST_HEADER = "nsw-content-digest"
+TRADER_HEADER = "nsw-trader"
 CONTENT_TYPE_HEADER = "content-type"
 AVRO_CONTENT_TYPE = b"avro/binary"
 JSON_CONTENT_TYPE = b"application/json"

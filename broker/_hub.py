@@ -20,10 +20,14 @@ from starlette.routing import Route
 from adapters import AgencyModes, adapter_handler, callback_routes, close_handler
 from adapters._runner import adapter_spec
 from broker._aggregator import Aggregator, aggregator_spec
+from broker._audit import Auditor, AuditTopics, audit_processor, auditor_spec
+from broker._auth import DEV_TRADER, AuthMiddleware, RateLimiter, key_message, new_key, read_dev_key, write_dev_key
 from broker._config import HubConfig
 from broker._ingress import Ingress, create_app
 from broker._kafka import Handler, ProcessorSpec, Producer, TransactionalProcessor, ensure_topics
 from broker._router import Router, router_spec
+from broker._signing import KeyStore as SigningKeys
+from broker._signing import ResponseSigner
 from broker._topics import declared_topics
 from broker._view import StatusView
 from broker._webhooks import Notifier, WebhookRegistry, notifier_spec, registration_routes
@@ -32,7 +36,11 @@ from schemas import BundleSet, response_xml
 
 log = structlog.get_logger("nsw.hub")
 
-SERVICES = ("ingress", "router", "adapters", "aggregator", "notifier")
+SERVICES = ("ingress", "router", "adapters", "aggregator", "notifier", "auditor")
+
+
+def _audit_processor(spec: ProcessorSpec, bootstrap: str, *, topics: AuditTopics) -> TransactionalProcessor:
+    return audit_processor(spec, bootstrap, topics)
 
 
 class _Server(uvicorn.Server):
@@ -47,6 +55,7 @@ class _Server(uvicorn.Server):
 class _Supervised:
     name: str
     make: Callable[[], ProcessorSpec]
+    build: Callable[[ProcessorSpec, str], TransactionalProcessor] = TransactionalProcessor
     current: TransactionalProcessor | None = None
     task: asyncio.Task[None] | None = None
     restarts: int = 0
@@ -62,6 +71,7 @@ class Hub:
     _handlers: list[Handler] = field(default_factory=list)
     view: StatusView | None = None
     webhooks: WebhookRegistry | None = None
+    signer: ResponseSigner | None = None
     notifier: Notifier | None = None
     producer: Producer | None = None
     ingress: Ingress | None = None
@@ -73,6 +83,7 @@ class Hub:
         await ensure_topics(cfg.bootstrap, declared_topics(cfg.agencies, partitions=cfg.partitions,
                                                            replication=cfg.replication))
         specs: list[tuple[str, Callable[[], ProcessorSpec]]] = []
+        self.signer = ResponseSigner(SigningKeys(cfg.state_dir / "keys"))
         if "router" in self.only:
             specs.append(("router", lambda: router_spec(Router(bootstrap=cfg.bootstrap))))
         if "adapters" in self.only:
@@ -93,10 +104,16 @@ class Hub:
             await self.webhooks.start()
         if "notifier" in self.only:
             assert self.webhooks is not None
-            notifier = self.notifier = Notifier(bootstrap=cfg.bootstrap, registry=self.webhooks, xml=response_xml)
+            notifier = self.notifier = Notifier(bootstrap=cfg.bootstrap, registry=self.webhooks, xml=response_xml,
+                                                signer=self.signer)
             specs.append(("notifier", lambda: notifier_spec(notifier)))
+        audit_topics = AuditTopics.hub(cfg.agencies)
+        builders: dict[str, Callable[[ProcessorSpec, str], TransactionalProcessor]] = {
+            "auditor": functools.partial(_audit_processor, topics=audit_topics)}
+        if "auditor" in self.only:
+            specs.append(("auditor", lambda: auditor_spec(Auditor(bootstrap=cfg.bootstrap, topics=audit_topics))))
         for name, make in specs:
-            sup = _Supervised(name, make)
+            sup = _Supervised(name, make, builders.get(name, TransactionalProcessor))
             sup.task = asyncio.create_task(self._supervise(sup), name=f"supervise-{name}")
             self._supervised.append(sup)
         if "ingress" in self.only:
@@ -110,9 +127,12 @@ class Hub:
         self.producer = Producer(cfg.bootstrap)
         await self.producer.start()
         self.ingress = Ingress(producer=self.producer, view=self.view, max_body_bytes=cfg.max_body_bytes,
-                               max_in_flight=cfg.max_in_flight, bundles=self.bundles)
+                               max_in_flight=cfg.max_in_flight, bundles=self.bundles, signer=self.signer)
+        await self._ensure_dev_key()
+        app = AuthMiddleware(create_app(self.ingress, extra_routes=self._extra_routes()), keys=self.view.keys,
+                             limiter=RateLimiter(rate=cfg.rate_limit, burst=cfg.rate_limit * 2))
         server_config = uvicorn.Config(
-            create_app(self.ingress, extra_routes=self._extra_routes()), host=cfg.host, port=cfg.port,
+            app, host=cfg.host, port=cfg.port,
             access_log=False, log_level="warning", lifespan="off", loop="none", http="httptools",
         )
         self.server = _Server(server_config)
@@ -122,6 +142,20 @@ class Hub:
                 await self._server_task  # re-raises why it could not start (port taken, ...)
                 raise NSWError(f"ingress could not listen on {cfg.host}:{cfg.port}")
             await asyncio.sleep(0.02)
+
+    async def _ensure_dev_key(self) -> None:
+        """First start on a machine: a development trader key in ``<state dir>/dev-trader.key``."""
+        assert self.view is not None
+        assert self.producer is not None
+        await self.view.caught_up.wait()  # keys lodged earlier are known before deciding
+        token = read_dev_key(self.config.state_dir)
+        if token is not None and self.view.keys.authenticate(token) is not None:
+            return
+        token, record = new_key(DEV_TRADER)
+        await self.producer.send(key_message(record))
+        self.view.keys.learn(record)
+        path = write_dev_key(self.config.state_dir, token)
+        log.info("dev_key_created", trader=DEV_TRADER, key_id=record["key_id"], file=str(path))
 
     def _extra_routes(self) -> list[Route]:
         assert self.producer is not None
@@ -134,7 +168,7 @@ class Hub:
     async def _supervise(self, sup: _Supervised) -> None:
         delay = 0.5
         while not self._stopping.is_set():
-            processor = TransactionalProcessor(sup.make(), self.config.bootstrap)
+            processor = sup.build(sup.make(), self.config.bootstrap)
             sup.current = processor
             try:
                 await processor.start()

@@ -22,14 +22,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from broker._envelope import DIGEST_HEADER, KIND_HEADER, avro_message
+from broker._envelope import DIGEST_HEADER, KIND_HEADER, TRADER_HEADER, avro_message
 from broker._idempotency import Stored, fingerprint, valid_key
 from broker._kafka import Producer
 from broker._lodgement import Lodgement, content_digest, decide_lodgement, submission_id_for
 from broker._openapi import openapi_document
 from broker._problems import problem
+from broker._signing import ResponseSigner
 from broker._topics import SUBMISSIONS
-from broker._view import FINAL, StatusView, render_response, render_status, render_timeline
+from broker._view import FINAL, Entry, StatusView, render_response, render_status, render_timeline
 from broker.errors import TransportError
 from schemas import BundleSet, DocumentError, Submission, read_avro_submission, read_submission, response_xml
 
@@ -78,8 +79,9 @@ def trader_of(request: Request) -> str:
 
 class Ingress:
     def __init__(self, *, producer: Producer, view: StatusView, max_body_bytes: int, max_in_flight: int,
-                 bundles: BundleSet | None = None) -> None:
+                 bundles: BundleSet | None = None, signer: ResponseSigner | None = None) -> None:
         self._producer = producer
+        self._signer = signer
         self._bundles = bundles if bundles is not None else BundleSet.default()
         self._view = view
         self._max_body = max_body_bytes
@@ -105,9 +107,10 @@ class Ingress:
                 return problem("too-large", detail=f"the body exceeds {self._max_body} bytes")
             key = request.headers.get("idempotency-key")
             is_avro = media in AVRO_TYPES
+            trader = trader_of(request)
             if key is None:
-                return await self._lodge(body, avro=is_avro)
-            return await self._lodge_once(trader_of(request), key, media, body, avro=is_avro)
+                return await self._lodge(body, trader=trader, avro=is_avro)
+            return await self._lodge_once(trader, key, media, body, avro=is_avro)
         finally:
             self._in_flight -= 1
 
@@ -128,7 +131,7 @@ class Ingress:
             return problem("idempotency-in-flight", detail="the first request with this Idempotency-Key is "
                            "still being processed", headers={"Retry-After": "1"})
         store.begin(trader, key, print_)
-        answer = await self._lodge(body, avro=avro)
+        answer = await self._lodge(body, trader=trader, avro=avro)
         if answer.status_code >= 500:
             store.abandon(trader, key)  # worth retrying with the same key
             return answer
@@ -159,7 +162,7 @@ class Ingress:
         return read_submission(body, bundles=self._bundles, submission_id="", received_at=received_at,
                                max_bytes=self._max_body)
 
-    async def _lodge(self, body: bytes, *, avro: bool = False) -> Response:
+    async def _lodge(self, body: bytes, *, trader: str, avro: bool = False) -> Response:
         received_at = int(time.time() * 1000)
         try:
             if len(body) > THREAD_THRESHOLD:
@@ -175,7 +178,8 @@ class Ingress:
                 detail=str(exc),
                 errors=[{"message": e.message, "line": e.line, "path": e.path} for e in exc.errors],
             )
-        sid = submission_id_for(submission["declarant_id"], submission["trader_reference"])
+        submission["trader"] = trader
+        sid = submission_id_for(submission["declarant_id"], submission["trader_reference"], trader=trader)
         digest = content_digest(submission)
         async with self._locks.hold(sid):  # decide-then-publish must not interleave for one submission
             entry = self._view.get(sid)
@@ -205,7 +209,8 @@ class Ingress:
     async def _publish(self, submission: Submission, digest: str) -> Response:
         sid = submission["submission_id"]
         message = avro_message(SUBMISSIONS, "Submission", submission, extra=(
-            (KIND_HEADER, submission["kind"].encode()), (DIGEST_HEADER, digest.encode())))
+            (KIND_HEADER, submission["kind"].encode()), (DIGEST_HEADER, digest.encode()),
+            (TRADER_HEADER, submission.get("trader", ANONYMOUS).encode())))
         try:
             await self._producer.send(message)
         except TransportError as exc:
@@ -213,7 +218,7 @@ class Ingress:
             return problem("unavailable", detail="Kafka did not acknowledge the submission; nothing was accepted",
                            headers={"Retry-After": "5"})
         self._view.accepted(sid, version=submission["version"], received_at=submission["received_at"],
-                            digest=digest, kind=submission["kind"])
+                            digest=digest, kind=submission["kind"], trader=submission.get("trader", ANONYMOUS))
         self.accepted += 1
         log.info("accepted", submission_id=sid, version=submission["version"], items=len(submission["items"]),
                  kind=submission["kind"])
@@ -228,15 +233,17 @@ class Ingress:
     async def status(self, request: Request) -> Response:
         sid = request.path_params["submission_id"]
         entry = self._view.get(sid)
-        if entry is None:
-            return problem("not-found", detail=f"no submission {sid}", instance=request.url.path)
+        if (refusal := _refuse_access(request, sid, entry)) is not None:
+            return refusal
+        assert entry is not None
         return _json(render_status(entry))
 
     async def timeline(self, request: Request) -> Response:
         sid = request.path_params["submission_id"]
         entry = self._view.get(sid)
-        if entry is None:
-            return problem("not-found", detail=f"no submission {sid}", instance=request.url.path)
+        if (refusal := _refuse_access(request, sid, entry)) is not None:
+            return refusal
+        assert entry is not None
         return _json(render_timeline(entry))
 
     async def response(self, request: Request) -> Response:
@@ -246,6 +253,8 @@ class Ingress:
             wait = min(float(request.query_params.get("wait", "0")), MAX_WAIT_SECONDS)
         except ValueError:
             wait = 0.0
+        if (refusal := _refuse_access(request, sid, self._view.get(sid))) is not None:
+            return refusal
         entry = await self._view.wait_final(sid, wait)
         if entry is None:
             return problem("not-found", detail=f"no submission {sid}", instance=request.url.path)
@@ -253,15 +262,34 @@ class Ingress:
         if state is None or state["response"] is None or entry.status not in FINAL:
             return _json({"submission_id": sid, "status": entry.status, "response": None}, status=202,
                          headers={"Retry-After": "1"})
-        if "xml" in request.headers.get("accept", ""):
+        accept = request.headers.get("accept", "")
+        if "xml" in accept:
             return Response(response_xml(state["response"]), media_type="application/xml")
-        return _json(render_response(state["response"]))
+        rendered = render_response(state["response"])
+        if self._signer is None:
+            return _json(rendered)
+        jws = self._signer.sign(rendered)
+        if "application/jose" in accept:
+            return Response(jws, media_type="application/jose")
+        return _json(rendered, headers={"NSW-Response-JWS": jws})
+
+    async def jwks(self, request: Request) -> Response:
+        return _json(self._signer.jwks() if self._signer is not None else {"keys": []})
 
     async def healthz(self, request: Request) -> Response:
         return _json({"status": "ok"})
 
     async def openapi(self, request: Request) -> Response:
         return _json(openapi_document())
+
+
+def _refuse_access(request: Request, sid: str, entry: Entry | None) -> Response | None:
+    """404 for an unknown submission, 403 for another trader's."""
+    if entry is None:
+        return problem("not-found", detail=f"no submission {sid}", instance=request.url.path)
+    if entry.trader != trader_of(request):
+        return problem("forbidden", detail="this submission was lodged by another trader", instance=request.url.path)
+    return None
 
 
 def _links(sid: str) -> dict[str, str]:
@@ -282,6 +310,7 @@ def create_app(ingress: Ingress, *, extra_routes: Sequence[BaseRoute] = ()) -> S
             Route("/v1/submissions/{submission_id}/response", ingress.response, methods=["GET"]),
             Route("/v1/submissions/{submission_id}/timeline", ingress.timeline, methods=["GET"]),
             Route("/healthz", ingress.healthz, methods=["GET"]),
+            Route("/.well-known/jwks.json", ingress.jwks, methods=["GET"]),
             Route("/openapi.json", ingress.openapi, methods=["GET"]),
         ]
     )

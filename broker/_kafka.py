@@ -209,6 +209,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 _LIVE: weakref.WeakSet[TransactionalProcessor] = weakref.WeakSet()
 
+#: Seconds without a record, while records wait, before a consumer is declared stalled and restarted.
+STALL_SECONDS = 15.0
+
 
 def describe_processors() -> list[dict[str, Any]]:
     """What each live processor's consumer believes (assignment, positions, group membership): for
@@ -268,6 +271,8 @@ class TransactionalProcessor:
         self._producers: dict[int, asyncio.Task[AIOKafkaProducer]] = {}
         self._unprepared: set[int] = set()
         self._closing: set[asyncio.Task[None]] = set()
+        #: Set once the group has given this processor partitions (readiness for tools and tests).
+        self.assigned = asyncio.Event()
         self.processed = 0
         _LIVE.add(self)
         self.dead_lettered = 0
@@ -283,6 +288,8 @@ class TransactionalProcessor:
         restored by ``_prepare`` just before a partition's first batch."""
         numbers = {p for _, p in assigned}
         self._unprepared |= numbers
+        if numbers:
+            self.assigned.set()
         log.info("partitions_assigned", service=self.spec.service, partitions=sorted(numbers))
 
     async def _prepare(self, number: int) -> AIOKafkaProducer:
@@ -349,15 +356,43 @@ class TransactionalProcessor:
 
     async def run(self) -> None:
         """Process until ``stop``; raises TransportError/FencedError for the supervisor to act on."""
-        last_tick = time.monotonic()
+        last_tick = last_records = time.monotonic()
         while not self._stopping.is_set():
             async with kafka_errors(f"fetch for {self.spec.service}"):
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=self.spec.max_records)
             if batches:
+                last_records = time.monotonic()
                 await self.process(batches)
+            elif time.monotonic() - last_records > STALL_SECONDS:
+                last_records = time.monotonic()
+                await self._check_stall()
             if self.spec.on_tick is not None and time.monotonic() - last_tick >= self.spec.tick_seconds:
                 last_tick = time.monotonic()
                 await self._tick(self.spec.on_tick)
+
+    async def _check_stall(self) -> None:
+        """Restart a consumer that gets nothing although committed records wait for it.
+
+        After a broker restart an aiokafka consumer without auto-commit can lose its group membership
+        and then wait forever (its coordination loop has no timeout); the supervisor's restart with a
+        fresh consumer recovers it.
+        """
+        waiting = []
+        for tp in self._consumer.assignment():
+            stable = self._consumer.last_stable_offset(tp)
+            if stable is None:
+                stable = self._consumer.highwater(tp)  # an open transaction may make this a false alarm: a restart
+            if stable is None:
+                continue
+            try:
+                async with kafka_errors("position"):
+                    position = await asyncio.wait_for(self._consumer.position(tp), timeout=5)
+            except (NSWError, TimeoutError):
+                position = -1  # the consumer cannot even say where it is: as stuck as it gets
+            if stable - position > 1:  # one offset may be a transaction marker
+                waiting.append(f"{tp.topic}:{tp.partition}")
+        if waiting:
+            raise TransportError(f"{self.spec.service} stalled: committed records wait on {', '.join(waiting)}")
 
     async def _tick(
         self, on_tick: Callable[[int, int], Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]]
@@ -800,3 +835,81 @@ async def delete_topics(bootstrap: str, names: Iterable[str]) -> list[str]:
         finally:
             await admin.close()
     return present
+
+
+# --- Audit helpers (``broker._audit``): output pinned to the input's partition number. ---
+# Appended for the auditor, whose audit entries and chain heads must land on the partition number of
+# the record they describe, whatever their key hashes to.
+
+
+class _PinnedSends:
+    """A transactional producer whose records for ``pinned`` topics go to one partition number."""
+
+    def __init__(self, producer: Any, partition: int, pinned: frozenset[str]) -> None:
+        self._producer = producer
+        self._partition = partition
+        self._pinned = pinned
+
+    async def send(self, topic: str, value: Any = None, key: Any = None, partition: int | None = None,
+                   **kwargs: Any) -> Any:
+        if topic in self._pinned:
+            partition = self._partition
+        return await self._producer.send(topic, value, key=key, partition=partition, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # transaction(), send_offsets_to_transaction(), stop() ...
+        return getattr(self._producer, name)
+
+
+class PinnedPartitionProcessor(TransactionalProcessor):
+    """A ``TransactionalProcessor`` whose output to ``pinned`` topics is written to the partition
+    number of the input partition being processed (or ticked), not the key's partition.
+
+    Used where output must sit beside its input by partition number (the audit chain of partition n
+    is written only by the transactional id ``<prefix>-p<n>``, so one fenced writer per chain).
+    """
+
+    def __init__(self, spec: ProcessorSpec, bootstrap: str, *, pinned: Iterable[str]) -> None:
+        super().__init__(spec, bootstrap)
+        self._pinned = frozenset(pinned)
+
+    async def _producer(self, partition: int) -> AIOKafkaProducer:
+        return _PinnedSends(await super()._producer(partition), partition, self._pinned)
+
+
+async def read_tail(
+    bootstrap: str, partitions: Iterable[tuple[str, int]], *, window: int = 64, give_up_after: float = 60.0
+) -> dict[tuple[str, int], InMessage | None]:
+    """The last committed record of each partition (None when it has none), read with read_committed.
+
+    Reads back ``window`` offsets from the end (transaction markers and aborted records take offsets)
+    and widens the window until a record is found or the start of the partition is reached.
+    """
+    result: dict[tuple[str, int], InMessage | None] = {}
+    for topic, partition in partitions:
+        tp = TopicPartition(topic, partition)
+        async with kafka_errors("read partition tail"):
+            consumer = _reader(bootstrap=bootstrap)
+            await consumer.start()
+            try:
+                consumer.assign([tp])
+                first = (await consumer.beginning_offsets([tp]))[tp]
+                end = (await consumer.end_offsets([tp]))[tp]
+                found: InMessage | None = None
+                span = window
+                start = end
+                deadline = time.monotonic() + give_up_after
+                while found is None and start > first:
+                    start, stop = max(first, end - span), start
+                    consumer.seek(tp, start)
+                    while await consumer.position(tp) < stop:
+                        if time.monotonic() > deadline:
+                            raise KafkaTimeoutError(f"read tail of {topic}/{partition}: no answer in time")
+                        batch = await consumer.getmany(tp, timeout_ms=200, max_records=2000)
+                        for record in batch.get(tp, []):
+                            if record.offset < stop:
+                                found = to_in_message(record)
+                    span *= 4
+            finally:
+                await consumer.stop()
+        result[(topic, partition)] = found
+    return result

@@ -20,12 +20,15 @@ from schemas import Submission, SubmissionKind
 _CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
 #: Fields that describe the lodgement, not the goods: left out of the content digest.
-_ENVELOPE_FIELDS = frozenset({"submission_id", "version", "received_at", "kind", "function_code", "bundle"})
+_ENVELOPE_FIELDS = frozenset({"submission_id", "version", "received_at", "kind", "function_code", "bundle", "trader"})
 
 
-def submission_id_for(declarant_id: str, trader_reference: str) -> str:
-    """26 characters of Crockford base32 of SHA-256(declarant, reference): stable and opaque."""
-    digest = hashlib.sha256(f"{declarant_id}\x1f{trader_reference}".encode()).digest()[:16]
+def submission_id_for(declarant_id: str, trader_reference: str, *, trader: str = "anonymous") -> str:
+    """26 characters of Crockford base32 of SHA-256(trader, declarant, reference): stable and opaque.
+
+    The trader (the authenticated API key owner) is part of it: references are unique per trader, and
+    one trader can never land on another's submission."""
+    digest = hashlib.sha256(f"{trader}\x1f{declarant_id}\x1f{trader_reference}".encode()).digest()[:16]
     return base64.b32encode(digest).decode().rstrip("=").translate(_CROCKFORD)[:26]
 
 

@@ -114,6 +114,7 @@ def plan_submission(
         "item_sequences": sorted(items),
         "agencies": plan_routes,  # type: ignore[typeddict-item]
         "kind": submission["kind"],
+        "trader": submission.get("trader", "anonymous"),
     }
     state: RouterState = {"submission_id": sid, "version": version, "cancelled": cancelling, "agencies": agencies}
     return plan, requests, state

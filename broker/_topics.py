@@ -18,6 +18,9 @@ AGGREGATE_STATE: Final = "nsw.aggregator.state"
 ROUTER_STATE: Final = "nsw.router.state"
 IDEMPOTENCY: Final = "nsw.idempotency"
 WEBHOOKS: Final = "nsw.webhooks"
+API_KEYS: Final = "nsw.api-keys"
+AUDIT: Final = "nsw.audit"
+AUDIT_HEAD: Final = "nsw.audit.head"
 WEBHOOK_DELIVERIES: Final = "nsw.webhook.deliveries"
 
 _WEEK_MS: Final = 7 * 24 * 3600 * 1000
@@ -44,7 +47,7 @@ class TopicSpec:
 
     def configs(self) -> dict[str, str]:
         configs = {"cleanup.policy": self.cleanup_policy, **self.extra}
-        if "delete" in self.cleanup_policy:
+        if "delete" in self.cleanup_policy:  # -1: kept forever
             configs["retention.ms"] = str(self.retention_ms)
         return configs
 
@@ -80,6 +83,13 @@ def declared_topics(agencies: tuple[str, ...], *, partitions: int, replication: 
         TopicSpec(name=WEBHOOK_DELIVERIES, partitions=p, replication=r, cleanup_policy="compact", public=False,
                   extra={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
                   doc="Notifier changelog: each release response's webhook delivery and its attempts (JSON)."),
+        TopicSpec(name=API_KEYS, partitions=1, replication=r, cleanup_policy="compact", public=False,
+                  doc="Trader API keys (JSON: trader, SHA-256 of the secret, created, revoked), compacted."),
+        TopicSpec(name=AUDIT, partitions=p, replication=r, retention_ms=-1,
+                  doc="Audit hash chain per partition (JSON), key = submission id; never expires."),
+        TopicSpec(name=AUDIT_HEAD, partitions=p, replication=r, cleanup_policy="compact", public=False,
+                  extra={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
+                  doc="Auditor changelog: the head of each audit chain (JSON), key p<n>."),
         TopicSpec(name=DLQ, partitions=1, replication=r, retention_ms=4 * _WEEK_MS,
                   doc="Dead letters: the original bytes with nsw-error-* headers saying why."),
     ]

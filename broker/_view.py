@@ -17,11 +17,12 @@ import orjson
 import structlog
 
 from broker._aggregate import FINAL_STATUSES, AggregateState, pending_agencies
-from broker._envelope import DIGEST_HEADER, KIND_HEADER, VERSION_HEADER, InMessage
+from broker._auth import KeyStore
+from broker._envelope import DIGEST_HEADER, KIND_HEADER, TRADER_HEADER, VERSION_HEADER, InMessage
 from broker._idempotency import IdempotencyStore
 from broker._kafka import TopicTail
 from broker._lodgement import Known
-from broker._topics import AGGREGATE_STATE, IDEMPOTENCY, SUBMISSIONS
+from broker._topics import AGGREGATE_STATE, API_KEYS, IDEMPOTENCY, SUBMISSIONS
 from broker.errors import NSWError
 
 log = structlog.get_logger("nsw.view")
@@ -39,6 +40,7 @@ class Entry:
     version: int
     received_at: int
     known: Known
+    trader: str = "anonymous"
     state: AggregateState | None = None
     waiters: list[asyncio.Event] = field(default_factory=list)
 
@@ -121,9 +123,11 @@ def render_response(response: Any) -> dict[str, Any]:
 
 
 class StatusView:
-    def __init__(self, bootstrap: str, idempotency: IdempotencyStore | None = None) -> None:
+    def __init__(self, bootstrap: str, idempotency: IdempotencyStore | None = None,
+                 keys: KeyStore | None = None) -> None:
         self._bootstrap = bootstrap
         self.idempotency = idempotency if idempotency is not None else IdempotencyStore()
+        self.keys = keys if keys is not None else KeyStore()
         self._entries: dict[str, Entry] = {}
         self._task: asyncio.Task[None] | None = None
         self._tail: TopicTail | None = None
@@ -133,7 +137,7 @@ class StatusView:
         return len(self._entries)
 
     async def start(self) -> None:
-        self._tail = TopicTail(self._bootstrap, (SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY))
+        self._tail = TopicTail(self._bootstrap, (SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS))
         await self._tail.start()
         self._task = asyncio.create_task(self._run(self._tail), name="status-view")
 
@@ -164,6 +168,9 @@ class StatusView:
         if message.topic == IDEMPOTENCY:
             self.idempotency.apply(message)
             return
+        if message.topic == API_KEYS:
+            self.keys.apply(message)
+            return
         sid = message.key.decode()
         if message.topic == SUBMISSIONS:
             self.accepted(
@@ -172,6 +179,7 @@ class StatusView:
                 received_at=message.timestamp,
                 digest=(message.header(DIGEST_HEADER) or b"").decode(),
                 kind=(message.header(KIND_HEADER) or b"DECLARATION").decode(),
+                trader=(message.header(TRADER_HEADER) or b"anonymous").decode(),
             )
             return
         if not message.value:
@@ -187,11 +195,12 @@ class StatusView:
                 event.set()
             entry.waiters.clear()
 
-    def accepted(self, submission_id: str, *, version: int, received_at: int, digest: str, kind: str) -> None:
+    def accepted(self, submission_id: str, *, version: int, received_at: int, digest: str, kind: str,
+                 trader: str) -> None:
         """Record a lodged version (this process's own at once, others' when the topic brings them)."""
         entry = self._entries.get(submission_id)
         if entry is None:
-            entry = self._entries[submission_id] = Entry(submission_id, version, received_at, Known(version))
+            entry = self._entries[submission_id] = Entry(submission_id, version, received_at, Known(version), trader)
         known = entry.known
         known.digests.setdefault(version, digest)
         if kind == "CANCELLATION":

@@ -1,7 +1,7 @@
 """Trader notification: every release response pushed to the trader's webhook, signed, until acknowledged.
 
-- Registration: ``PUT /v1/webhooks/{trader}`` with ``{"url", "secret"}``; the trader is the declarant's
-  identifier (EORI). Registrations live in the compacted topic ``nsw.webhooks``.
+- Registration: ``PUT /v1/webhooks/{trader}`` with ``{"url", "secret"}`` by that trader (its API key).
+  Registrations live in the compacted topic ``nsw.webhooks``.
 - Delivery: the notifier consumes ``nsw.responses`` and records a pending delivery per response in
   the changelog ``nsw.webhook.deliveries`` (same transaction as its offsets); a timer per partition
   POSTs due deliveries and retries with exponential backoff and jitter (capped at 10 minutes) until
@@ -29,6 +29,7 @@ from starlette.routing import Route
 from broker._envelope import CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE, InMessage, OutMessage, decode
 from broker._kafka import ProcessorSpec, Producer, TopicTail
 from broker._problems import problem
+from broker._signing import ResponseSigner
 from broker._state import ChangelogStore
 from broker._topics import DLQ, RESPONSES, WEBHOOK_DELIVERIES, WEBHOOKS
 from broker._view import render_response
@@ -89,16 +90,20 @@ def backoff_ms(attempts: int) -> int:
     return int(cap / 2 + random.uniform(0, cap / 2))  # noqa: S311 - jitter, not security
 
 
-def payload(delivery: Delivery, *, xml: Callable[[ReleaseResponse], bytes] | None) -> bytes:
+def payload(delivery: Delivery, *, xml: Callable[[ReleaseResponse], bytes] | None,
+            signer: ResponseSigner | None = None) -> bytes:
     response = delivery["response"]
+    rendered = render_response(response)
     body: dict[str, Any] = {
         "event": "release-response",
         "delivery_id": delivery["delivery_id"],
         "submission_id": response["submission_id"],
         "version": response["version"],
         "response_version": response["response_version"],
-        "response": render_response(response),
+        "response": rendered,
     }
+    if signer is not None:
+        body["response_jws"] = signer.sign(rendered)
     if xml is not None:
         body["wco_response_xml"] = xml(response).decode("utf-8")
     return orjson.dumps(body)
@@ -148,6 +153,8 @@ class WebhookRegistry:
 def registration_routes(registry: WebhookRegistry, producer: Producer) -> list[Route]:
     async def put(request: Request) -> Response:
         trader = request.path_params["trader"]
+        if request.scope.get("nsw.trader") != trader:
+            return problem("forbidden", detail="a trader may register a webhook only for itself")
         try:
             body = orjson.loads(await request.body())
             url, secret = body["url"], body["secret"]
@@ -163,6 +170,8 @@ def registration_routes(registry: WebhookRegistry, producer: Producer) -> list[R
         return Response(orjson.dumps({"trader": trader, "url": url}), media_type="application/json")
 
     async def get(request: Request) -> Response:
+        if request.scope.get("nsw.trader") != request.path_params["trader"]:
+            return problem("forbidden", detail="a trader may read only its own webhook")
         hook = registry.get(request.path_params["trader"])
         if hook is None:
             return problem("not-found", detail="no webhook registered for this trader")
@@ -174,9 +183,10 @@ def registration_routes(registry: WebhookRegistry, producer: Producer) -> list[R
 
 class Notifier:
     def __init__(self, *, bootstrap: str, registry: WebhookRegistry,
-                 xml: Callable[[ReleaseResponse], bytes] | None = None) -> None:
+                 xml: Callable[[ReleaseResponse], bytes] | None = None, signer: ResponseSigner | None = None) -> None:
         self._registry = registry
         self._xml = xml
+        self._signer = signer
         self.store: ChangelogStore[Delivery] = ChangelogStore(bootstrap=bootstrap, topic=WEBHOOK_DELIVERIES,
                                                               name="notifier")
         self._client = httpx.AsyncClient(timeout=ATTEMPT_TIMEOUT, follow_redirects=False)
@@ -187,7 +197,7 @@ class Notifier:
 
     def handle(self, message: InMessage) -> Sequence[OutMessage]:
         response: ReleaseResponse = decode(message, "ReleaseResponse")  # type: ignore[assignment]
-        trader = response["declarant_id"]
+        trader = response.get("trader", "anonymous")
         if self._registry.get(trader) is None or self.store.get(response["response_id"]) is not None:
             return []
         delivery: Delivery = {
@@ -211,7 +221,7 @@ class Notifier:
             delivery["last_error"] = "no webhook registered"
             delivery["next_at"] = now + backoff_ms(delivery["attempts"])
             return
-        body = payload(delivery, xml=self._xml)
+        body = payload(delivery, xml=self._xml, signer=self._signer)
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(hook["secret"], body),
                    DELIVERY_HEADER: delivery["delivery_id"], "NSW-Event": "release-response"}
         async with self._limit:

@@ -144,7 +144,6 @@ class _Pipeline:
 
     def __init__(self, topics: FloorTopics, bootstrap: str) -> None:
         handlers = _Handlers(topics)
-        self._assigned: list[asyncio.Event] = []
         specs = [self._spec(topics, "router", (topics.submissions,), handlers.router)]
         specs += [self._spec(topics, f"adapter-{a}", (topics.requests(a),), handlers.adapter) for a in topics.agencies]
         specs.append(self._spec(topics, "aggregator", (topics.routing, *(topics.decisions(a) for a in topics.agencies)),
@@ -153,22 +152,15 @@ class _Pipeline:
         self._runs: list[asyncio.Task[None]] = []
 
     def _spec(self, topics: FloorTopics, service: str, sources: tuple[str, ...], handler: Any) -> ProcessorSpec:
-        event = asyncio.Event()
-        self._assigned.append(event)
-
-        async def on_assign(_: set[tuple[str, int]]) -> None:
-            event.set()
-
         return ProcessorSpec(service=f"bench-{service}", group_id=f"{topics.prefix}.{service}", topics=sources,
-                             transactional_prefix=f"{topics.prefix}.{service}", handler=handler, dlq=topics.dlq,
-                             on_assign=on_assign)
+                             transactional_prefix=f"{topics.prefix}.{service}", handler=handler, dlq=topics.dlq)
 
     async def start(self, *, within: float = 60.0) -> None:
         """Start every service and wait until each owns its partitions."""
         for processor in self._processors:
             await processor.start()
             self._runs.append(asyncio.create_task(processor.run(), name=f"floor-{processor.spec.service}"))
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in self._assigned)), timeout=within)
+        await asyncio.wait_for(asyncio.gather(*(p.assigned.wait() for p in self._processors)), timeout=within)
 
     async def check(self) -> None:
         for task in self._runs:

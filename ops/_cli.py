@@ -230,8 +230,11 @@ def add_ops_parser(subparsers: Any) -> None:
     common.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (env NSW_BOOTSTRAP)")
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    ops = subparsers.add_parser("ops", help="operations: dead letters, replay, trace, lag, topics")
+    ops = subparsers.add_parser("ops", help="operations: dead letters, replay, trace, lag, topics, audit")
     sub = ops.add_subparsers(dest="ops_command", required=True)
+    from ops._audit_cmd import add_audit_parser  # noqa: PLC0415 - it imports this module back
+
+    add_audit_parser(sub)
 
     dlq = sub.add_parser("dlq", help="dead letters on nsw.dlq")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)

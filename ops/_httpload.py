@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit
@@ -49,9 +50,11 @@ def parse_url(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port or 80
 
 
-def build_request(*, host: str, port: int, path: str, content_type: str, body: bytes) -> bytes:
+def build_request(*, host: str, port: int, path: str, content_type: str, body: bytes,
+                  headers: Mapping[str, str] | None = None) -> bytes:
     """The whole request as bytes, ready to write."""
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n{extra}"
             f"Content-Length: {len(body)}\r\n\r\n")
     return head.encode("ascii") + body
 

@@ -13,6 +13,19 @@ folder:
     <home>/kafka.pid           pid of the running JVM; its mtime is the start time
     <home>/server.log          the broker's log; server.out has the JVM's own stdout and stderr
 
+In ``sasl`` mode (``NSW_KAFKA_SECURITY=sasl``, default home ``.nsw/kafka-sasl``) the client listener speaks
+SASL_PLAINTEXT with SCRAM-SHA-512, the standard authorizer denies whatever ``ops._security`` does not allow,
+and the home also holds:
+
+    <home>/credentials.json    every principal's password (mode 0600), created once; the SCRAM credentials
+                               are written into the metadata when the storage is formatted
+    <home>/admin.properties    client settings of the ``admin`` super user for Kafka's own CLI tools (0600)
+
+The controller listener is SASL_PLAINTEXT too, with the PLAIN mechanism and only ``admin`` in its static JAAS
+list: a PLAINTEXT controller listener would authenticate the broker-to-controller connection as
+``User:ANONYMOUS``, which would then have to be a super user (SCRAM cannot be used there: the controller must
+authenticate before it has read the metadata that holds the SCRAM credentials).
+
 This is synchronous code for the CLI and test fixtures; nothing here may be called from a running event loop
 (the readiness probe runs aiokafka in its own ``asyncio.run``).
 """
@@ -42,11 +55,26 @@ from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal, cast, get_args
 
+from broker._kafka_auth import KafkaAuth
+from ops._security import (
+    ADMIN,
+    SCRAM_MECHANISM,
+    acl_bindings,
+    apply_acls,
+    ensure_credentials,
+    mark_registered,
+    principals,
+    registered_users,
+    write_private,
+)
 from ops.errors import KafkaRuntimeError, OpsConfigError
+from schemas import AGENCIES
 
-__all__ = ["KafkaStatus", "LocalKafka", "LocalKafkaConfig", "kafka_command", "kafka_version"]
+__all__ = ["KafkaStatus", "LocalKafka", "LocalKafkaConfig", "Security", "kafka_command", "kafka_version"]
+
+Security = Literal["plaintext", "sasl"]
 
 MIN_JAVA: Final = 17
 _MAIN_CLASS: Final = "kafka.Kafka"
@@ -99,8 +127,17 @@ class LocalKafkaConfig:
     """``NSW_KAFKA_CONTROLLER_PORT``: KRaft controller listener."""
     heap: str = "1g"
     """``NSW_KAFKA_HEAP``: the JVM's ``-Xmx``."""
+    security: Security = "plaintext"
+    """``NSW_KAFKA_SECURITY``: ``plaintext`` (no authentication, loopback only) or ``sasl`` (SCRAM + ACLs)."""
+    agencies: tuple[str, ...] = AGENCIES
+    """``NSW_KAFKA_AGENCIES`` (comma-separated): one principal and its ACLs per agency in ``sasl`` mode."""
 
     def __post_init__(self) -> None:
+        if self.security not in get_args(Security):
+            raise OpsConfigError(f"security {self.security!r} is not one of {', '.join(get_args(Security))}")
+        for agency in self.agencies:
+            if re.fullmatch(r"[a-z][a-z0-9_]*", agency) is None:
+                raise OpsConfigError(f"agency {agency!r} is not a lower-case name such as sps or cwc")
         if self.port == self.controller_port:
             raise OpsConfigError(f"the client and controller ports are both {self.port}; they must differ")
         if re.fullmatch(r"[1-9][0-9]*[kKmMgG]?", self.heap) is None:
@@ -110,13 +147,19 @@ class LocalKafkaConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> LocalKafkaConfig:
         e = os.environ if env is None else env
         default_cache = Path.home() / ".cache" / "nsw-broker" / f"kafka-{kafka_version()}"
+        security = (e.get("NSW_KAFKA_SECURITY") or "plaintext").lower()
+        # A separate default home per mode: a storage formatted without SCRAM credentials cannot take SASL.
+        default_home = ".nsw/kafka-sasl" if security == "sasl" else ".nsw/kafka"
+        agencies = tuple(a.strip() for a in (e.get("NSW_KAFKA_AGENCIES") or "").split(",") if a.strip())
         return cls(
-            home=Path(e.get("NSW_KAFKA_HOME") or ".nsw/kafka").expanduser().absolute(),
+            home=Path(e.get("NSW_KAFKA_HOME") or default_home).expanduser().absolute(),
             cache=Path(e.get("NSW_KAFKA_CACHE") or default_cache).expanduser().absolute(),
             host=e.get("NSW_KAFKA_HOST") or "127.0.0.1",
             port=_env_port(e, "NSW_KAFKA_PORT", 9092),
             controller_port=_env_port(e, "NSW_KAFKA_CONTROLLER_PORT", 9093),
             heap=e.get("NSW_KAFKA_HEAP") or "1g",
+            security=cast("Security", security),  # checked in __post_init__
+            agencies=agencies or AGENCIES,
         )
 
     @property
@@ -138,9 +181,15 @@ class KafkaStatus:
     log: Path
     started_at: datetime | None
     uptime_s: float | None
+    security: Security = "plaintext"
+    credentials: Path | None = None
+    """``sasl`` mode: the file with every principal's password."""
 
     def as_dict(self) -> dict[str, Any]:
+        sasl = {"credentials": str(self.credentials)} if self.credentials else {}
         return {
+            "security": self.security,
+            **sasl,
             "running": self.running,
             "listening": self.listening,
             "pid": self.pid,
@@ -172,8 +221,11 @@ def _alive(pid: int) -> bool:
         return True  # exists, owned by someone else
     stat = Path(f"/proc/{pid}/stat")
     with contextlib.suppress(OSError):
-        # A zombie (state Z) whose parent has not reaped it yet is gone for our purposes.
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        # A zombie (state Z) whose parent has not reaped it yet is gone for our purposes. It may have exited
+        # between the reap above and now: reap again, or it stays a zombie (and its pid answers kill 0).
+        if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            _reap(pid)
+            return False
     return True
 
 
@@ -293,6 +345,18 @@ class LocalKafka:
         self.pid_file = self.home / "kafka.pid"
         self.log = self.home / "server.log"
         self.out = self.home / "server.out"
+        self.credentials = self.home / "credentials.json"
+        self.admin_properties = self.home / "admin.properties"
+
+    @property
+    def sasl(self) -> bool:
+        return self.config.security == "sasl"
+
+    def auth(self, principal: str = ADMIN) -> KafkaAuth:
+        """Client credentials of ``principal`` (``sasl`` mode), or no authentication (``plaintext``)."""
+        if not self.sasl:
+            return KafkaAuth()
+        return KafkaAuth.from_credentials(self.credentials, principal)
 
     # install ---------------------------------------------------------------------------------------------
 
@@ -381,6 +445,8 @@ class LocalKafka:
             log=self.log,
             started_at=started_at,
             uptime_s=(datetime.now(UTC) - started_at).total_seconds() if started_at else None,
+            security=self.config.security,
+            credentials=self.credentials if self.sasl else None,
         )
 
     # start -----------------------------------------------------------------------------------------------
@@ -388,6 +454,8 @@ class LocalKafka:
     def start(self, *, timeout: float = 60.0) -> KafkaStatus:
         """Start the broker detached and return once it answers a metadata request; idempotent.
 
+        In ``sasl`` mode it also makes sure every principal exists and the ACLs are in place, also when the
+        broker was already running (so a principal added to the config is created by the next start).
         Blocks for seconds, so it refuses to run on an event loop's thread: use ``asyncio.to_thread``.
         """
         if _in_event_loop():
@@ -396,6 +464,7 @@ class LocalKafka:
             pid = self._running_pid()
             if pid is not None:
                 self._wait_ready(pid, time.monotonic() + timeout)
+                self._secure(_java(), self.install())
                 return self.status()
             self.pid_file.unlink(missing_ok=True)  # stale
             for port in (self.config.port, self.config.controller_port):
@@ -414,11 +483,74 @@ class LocalKafka:
             pid = self._spawn(java, libs)
             try:
                 self._wait_ready(pid, time.monotonic() + timeout, log_offset=log_offset)
+                self._secure(java, libs)
             except KafkaRuntimeError:
                 self._terminate(pid, timeout=10.0)
                 self.pid_file.unlink(missing_ok=True)
                 raise
             return self.status()
+
+    def _users(self) -> dict[str, str]:
+        """Every principal's password, creating the credentials file (0600) or adding missing ones."""
+        return ensure_credentials(self.credentials, principals(self.config.agencies), bootstrap=self.config.bootstrap)
+
+    def _secure(self, java: str, libs: Path) -> None:
+        """``sasl`` mode, broker up: create users missing from its metadata, then (re)apply the ACLs."""
+        if not self.sasl:
+            return
+        users = self._users()
+        missing = sorted(set(users) - registered_users(self.credentials))
+        for name in missing:
+            self._add_scram_user(java, libs, name, users[name])
+        if missing:
+            mark_registered(self.credentials, missing)
+        coro = apply_acls(self.config.bootstrap, self.auth(ADMIN), acl_bindings(self.config.agencies))
+        asyncio.run(coro)
+
+    def _add_scram_user(self, java: str, libs: Path, name: str, password: str) -> None:
+        # aiokafka has no AlterUserScramCredentials; Kafka's own ConfigCommand (in the core jar) does it.
+        cmd = [java, "-Xmx256m", f"-Dlog4j2.configurationFile={self.log4j_properties}",
+               f"-Dkafka.logs.dir={self.home}", "-cp", f"{libs}/*", "kafka.admin.ConfigCommand",
+               "--bootstrap-server", self.config.bootstrap, "--command-config", str(self.admin_properties),
+               "--alter", "--entity-type", "users", "--entity-name", name,
+               "--add-config", f"{SCRAM_MECHANISM}=[password={password}]"]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+        if done.returncode != 0:
+            raise KafkaRuntimeError(
+                f"creating the Kafka user {name} failed (exit {done.returncode}):\n"
+                f"{(done.stdout + done.stderr).strip()[-2000:]}",
+                retriable=True,
+            )
+
+    def _listener_props(self) -> dict[str, str]:
+        c = self.config
+        if not self.sasl:
+            return {
+                "listeners": f"PLAINTEXT://{c.host}:{c.port},CONTROLLER://{c.host}:{c.controller_port}",
+                "advertised.listeners": f"PLAINTEXT://{c.host}:{c.port}",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name": "PLAINTEXT",
+            }
+        admin = self._users()[ADMIN]
+        scram = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
+                 f'username="{ADMIN}" password="{admin}";')  # fmt: skip
+        plain = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+                 f'username="{ADMIN}" password="{admin}" user_{ADMIN}="{admin}";')  # fmt: skip
+        return {
+            "listeners": f"SASL_PLAINTEXT://{c.host}:{c.port},CONTROLLER://{c.host}:{c.controller_port}",
+            "advertised.listeners": f"SASL_PLAINTEXT://{c.host}:{c.port}",
+            "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": scram,
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": plain,
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{ADMIN}",
+        }
 
     def _write_config(self) -> None:
         c = self.config
@@ -426,11 +558,8 @@ class LocalKafka:
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{c.host}:{c.controller_port}",
-            "listeners": f"PLAINTEXT://{c.host}:{c.port},CONTROLLER://{c.host}:{c.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{c.host}:{c.port}",
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name": "PLAINTEXT",
+            **self._listener_props(),
             "log.dirs": str(self.data),
             "num.partitions": "1",
             "offsets.topic.replication.factor": "1",
@@ -442,11 +571,27 @@ class LocalKafka:
         }
         body = "".join(f"{k}={v}\n" for k, v in props.items())
         header = "# Written by `nsw kafka start` from LocalKafkaConfig at every start; edits are overwritten.\n"
-        self.server_properties.write_text(header + body, encoding="utf-8")
+        # 0600 in both modes: in sasl mode it holds the admin password.
+        write_private(self.server_properties, header + body)
         self.log4j_properties.write_text(_resource_text("log4j2.properties"), encoding="utf-8")
+        if self.sasl:
+            admin = self._users()[ADMIN]
+            write_private(self.admin_properties, (
+                "# The admin super user, for Kafka's CLI tools: --command-config <this file>\n"
+                "security.protocol=SASL_PLAINTEXT\n"
+                f"sasl.mechanism={SCRAM_MECHANISM}\n"
+                "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{ADMIN}" password="{admin}";\n'
+            ))  # fmt: skip
 
     def _format(self, java: str, libs: Path) -> None:
         if (self.data / "meta.properties").exists():
+            if self.sasl and ADMIN not in registered_users(self.credentials):
+                raise KafkaRuntimeError(
+                    f"the Kafka storage in {self.data} was formatted without the SCRAM credentials of "
+                    f"{self.credentials} (in plaintext mode, or before that file was replaced), so the admin "
+                    f"cannot log in; use another NSW_KAFKA_HOME, or delete {self.data} (its topics are lost)"
+                )
             return
         id_file = self.home / "cluster.id"
         if not id_file.exists():
@@ -454,12 +599,21 @@ class LocalKafka:
         cluster_id = id_file.read_text().strip()
         cmd = [java, *self._jvm_flags(), "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
                "-t", cluster_id, "-c", str(self.server_properties)]  # fmt: skip
+        users = self._users() if self.sasl else {}
+        for name, password in users.items():
+            # KRaft keeps SCRAM credentials in the metadata log: bootstrapping them here means the admin can
+            # log in on the very first start (SCRAM cannot be created before a SASL login exists).
+            cmd += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]"]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
         if done.returncode != 0:
+            output = (done.stdout + done.stderr).strip()[-2000:]
+            for password in users.values():
+                output = output.replace(password, "***")
             raise KafkaRuntimeError(
-                f"formatting the Kafka storage in {self.data} failed (exit {done.returncode}):\n"
-                f"{(done.stdout + done.stderr).strip()[-2000:]}"
+                f"formatting the Kafka storage in {self.data} failed (exit {done.returncode}):\n{output}"
             )
+        if users:
+            mark_registered(self.credentials, users)
 
     def _jvm_flags(self) -> list[str]:
         return [
@@ -492,7 +646,10 @@ class LocalKafka:
                 tails = [(self.out, _tail(self.out)), (self.log, _tail(self.log, since=log_offset))]
                 shown = "".join(f"\n--- {path.name} ---\n{text}" for path, text in tails if text)
                 raise KafkaRuntimeError(f"the Kafka broker (pid {pid}) exited during start-up; see {self.log}{shown}")
-            if _listening(self.config.host, self.config.port) and _metadata_ok(self.config.bootstrap):
+            ready = _listening(self.config.host, self.config.port) and _metadata_ok(
+                self.config.bootstrap, self.auth(ADMIN)
+            )
+            if ready:
                 return
             if time.monotonic() > deadline:
                 raise KafkaRuntimeError(
@@ -538,19 +695,20 @@ def _in_event_loop() -> bool:
 # --- readiness probe -------------------------------------------------------------------------------------
 
 
-def _metadata_ok(bootstrap: str, timeout: float = 5.0) -> bool:
+def _metadata_ok(bootstrap: str, auth: KafkaAuth, timeout: float = 5.0) -> bool:
     """True when the broker answers a cluster-metadata request listing at least one broker."""
     try:
-        return asyncio.run(asyncio.wait_for(_describe_cluster(bootstrap, int(timeout * 1000)), timeout))
+        return asyncio.run(asyncio.wait_for(_describe_cluster(bootstrap, auth, int(timeout * 1000)), timeout))
     except TimeoutError:
         return False
 
 
-async def _describe_cluster(bootstrap: str, request_timeout_ms: int) -> bool:
+async def _describe_cluster(bootstrap: str, auth: KafkaAuth, request_timeout_ms: int) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415  (the CLI's other commands skip it)
     from aiokafka.errors import KafkaError  # noqa: PLC0415
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms,
+                                **auth.client_kwargs())  # fmt: skip
     try:
         await admin.start()
         cluster = await admin.describe_cluster()
@@ -581,6 +739,10 @@ def kafka_command(action: str, config: LocalKafkaConfig) -> int:
                 doc: dict[str, Any] = {"installed": True, "libs": str(libs), "version": kafka_version()}
             case "start":
                 doc = kafka.start().as_dict()
+                if kafka.sasl:
+                    print(f"nsw: Kafka SASL/SCRAM credentials (mode 0600) are in {kafka.credentials}; "
+                          f"a service uses them with NSW_KAFKA_CREDENTIALS={kafka.credentials} "
+                          "NSW_KAFKA_PRINCIPAL=<name>", file=sys.stderr)  # fmt: skip
             case "stop":
                 doc = {"stopped": kafka.stop(), **kafka.status().as_dict()}
             case "status":

@@ -63,6 +63,7 @@ class Submission(TypedDict):
     export_country: str | None
     destination_country: str | None
     items: list[Item]
+    trader: NotRequired[str]  # Avro default "anonymous"
 
 
 class RoutingReason(TypedDict):
@@ -121,6 +122,7 @@ class RoutingPlan(TypedDict):
     item_sequences: list[int]
     agencies: list[AgencyRoute]
     kind: NotRequired[SubmissionKind]  # Avro default DECLARATION
+    trader: NotRequired[str]  # Avro default "anonymous"
 
 
 class AgencyOutcome(TypedDict):
@@ -158,3 +160,4 @@ class ReleaseResponse(TypedDict):
     agencies: list[AgencyOutcome]
     items: list[ItemOutcome]
     invalidated: NotRequired[bool]  # Avro default false
+    trader: NotRequired[str]  # Avro default "anonymous"

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest_asyncio
 
+from broker._auth import read_dev_key
 from broker._config import HubConfig
 from broker._hub import Hub
 from schemas import BundleSet
@@ -69,7 +71,16 @@ async def poll(check: Callable[[], Awaitable[T | None]], *, timeout: float, what
 
 
 def hub_config(**changes: Any) -> HubConfig:
+    """A hub on a free port, its state (the development key) in a fresh directory."""
+    changes.setdefault("state_dir", Path(tempfile.mkdtemp(prefix="nsw-state-")))
     return replace(HubConfig.from_env(bootstrap=bootstrap()), port=free_port(), **changes)
+
+
+def auth(config: HubConfig) -> dict[str, str]:
+    """The Authorization header of the development trader the hub created on start."""
+    token = read_dev_key(config.state_dir)
+    assert token is not None, "the hub did not create its development key"
+    return {"Authorization": f"Bearer {token}"}
 
 
 HMRC_SCHEMAS = SHARED / "corpus" / "hmrc-cds" / "schemas"
@@ -92,5 +103,6 @@ async def hub() -> AsyncIterator[Hub]:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://{hub.config.host}:{hub.config.port}", timeout=30) as http:
+    async with httpx.AsyncClient(base_url=f"http://{hub.config.host}:{hub.config.port}", timeout=30,
+                                 headers=auth(hub.config)) as http:
         yield http

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import httpx
 
+from broker._auth import read_dev_key
 from tests.conftest import HMRC_SCHEMAS, free_port
 
 
 class HubProcess:
     def __init__(self, *, bootstrap: str, log: Path, port: int | None = None) -> None:
+        self.state_dir = log.parent / "state"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._bootstrap = bootstrap
@@ -27,6 +29,7 @@ class HubProcess:
 
     def _spawn(self) -> None:
         env = {**os.environ, "NSW_BOOTSTRAP": self._bootstrap, "NSW_PORT": str(self.port), "NSW_LOG_FORMAT": "json",
+               "NSW_STATE_DIR": str(self.state_dir),
                "NSW_LOG_LEVEL": "warning"}
         with self._log.open("ab") as log:
             self._proc = subprocess.Popen(
@@ -50,6 +53,13 @@ class HubProcess:
                     pass
                 await asyncio.sleep(0.1)
         raise AssertionError(f"hub did not answer within {timeout} s")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Authorization as the development trader (the key the hub wrote on its first start)."""
+        token = read_dev_key(self.state_dir)
+        assert token is not None
+        return {"Authorization": f"Bearer {token}"}
 
     def kill(self) -> None:
         """SIGKILL: no shutdown path runs, open transactions are left for the next owner to abort."""

@@ -12,7 +12,7 @@ import pytest
 from broker._hub import Hub
 from ops._bench import E2EConfig, bench_e2e, percentiles, render_report
 from ops._bench_floor import FloorConfig, bench_floor
-from tests.conftest import bootstrap
+from tests.conftest import auth, bootstrap
 
 REPORT_KEYS = {"accepted_per_s", "completed_per_s", "latency_ms", "ingress_latency_ms", "errors", "rss_mb"}
 PERCENTILE_KEYS = {"p50", "p90", "p99", "p99_9"}
@@ -32,7 +32,8 @@ def check_report(report: dict[str, Any]) -> None:
 @pytest.mark.integration
 @pytest.mark.timeout(300)
 @pytest.mark.asyncio(loop_scope="module")
-async def test_tiny_e2e_bench_against_an_in_process_hub(hub: Hub) -> None:
+async def test_tiny_e2e_bench_against_an_in_process_hub(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NSW_API_KEY", auth(hub.config)["Authorization"].removeprefix("Bearer "))
     config = E2EConfig(url=f"http://{hub.config.host}:{hub.config.port}", bootstrap=bootstrap(), rate=20.0,
                        duration=3.0, warmup=0.5, concurrency=4, drain=90.0, samples=())
     report = await bench_e2e(config)
@@ -44,7 +45,8 @@ async def test_tiny_e2e_bench_against_an_in_process_hub(hub: Hub) -> None:
 
 @pytest.mark.integration
 @pytest.mark.asyncio(loop_scope="module")
-async def test_tiny_avro_e2e_bench(hub: Hub) -> None:
+async def test_tiny_avro_e2e_bench(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NSW_API_KEY", auth(hub.config)["Authorization"].removeprefix("Bearer "))
     config = E2EConfig(url=f"http://{hub.config.host}:{hub.config.port}", bootstrap=bootstrap(), rate=20.0,
                        duration=2.0, warmup=0.0, concurrency=4, drain=60.0, format="avro")
     check_report(await bench_e2e(config))

@@ -37,7 +37,7 @@ SAMPLES = sorted(n for n, e in expected_outcomes().items() if e.get("outcome") a
 XML = {"Content-Type": "application/xml"}
 
 
-async def lodge_all(url: str, count: int, *, concurrency: int = 32) -> dict[str, str]:
+async def lodge_all(url: str, count: int, headers: dict[str, str], *, concurrency: int = 32) -> dict[str, str]:
     """Lodge ``count`` fresh declarations, retrying through crashes; return submission id -> sample."""
     rng = random.Random(7)
     chosen = [rng.choice(SAMPLES) for _ in range(count)]
@@ -60,17 +60,17 @@ async def lodge_all(url: str, count: int, *, concurrency: int = 32) -> dict[str,
                 assert time.monotonic() < deadline, "could not lodge within 300 s"
                 await asyncio.sleep(0.1)
 
-    async with httpx.AsyncClient(timeout=15) as client:
+    async with httpx.AsyncClient(timeout=15, headers=headers) as client:
         await asyncio.gather(*(one(client, i) for i in range(count)))
     lodge_all.accepted = accepted  # type: ignore[attr-defined]
     return accepted
 
 
-async def all_answered(url: str, ids: set[str]) -> None:
+async def all_answered(url: str, ids: set[str], headers: dict[str, str]) -> None:
     pending = set(ids)
 
     async def check() -> bool | None:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, headers=headers) as client:
             for sid in list(pending):
                 try:
                     body: dict[str, Any] = (await client.get(f"{url}/v1/submissions/{sid}")).json()
@@ -83,7 +83,7 @@ async def all_answered(url: str, ids: set[str]) -> None:
     try:
         await poll(check, timeout=300, what="release responses")
     except AssertionError:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, headers=headers) as client:
             stuck = [(await client.get(f"{url}/v1/submissions/{sid}")).json() for sid in sorted(pending)[:3]]
         statuses = collections.Counter([s.get("status") for s in stuck])
         raise AssertionError(f"{len(pending)} of {len(ids)} submissions unanswered, e.g. {statuses}: {stuck}") from None
@@ -106,9 +106,9 @@ async def check_responses(kafka: str, accepted: dict[str, str]) -> None:
     assert (lost, duplicates, wrong) == ([], [], [])
 
 
-async def while_lodging(url: str, count: int, disruptions: int,
+async def while_lodging(hub: HubProcess, count: int, disruptions: int,
                         disrupt: Callable[[], Awaitable[None]]) -> dict[str, str]:
-    loader = asyncio.create_task(lodge_all(url, count))
+    loader = asyncio.create_task(lodge_all(hub.url, count, hub.headers))
     lodge_all.accepted = {}  # type: ignore[attr-defined]
     for round_ in range(disruptions):
         threshold = (round_ + 1) * count // (disruptions + 1)
@@ -146,10 +146,10 @@ async def test_hub_killed_and_restarted_while_lodging(tmp_path: Path, private_ka
         await hub.start()
 
     try:
-        accepted = await while_lodging(hub.url, N, KILLS, kill_and_restart)
+        accepted = await while_lodging(hub, N, KILLS, kill_and_restart)
         assert hub.kills == KILLS
         assert len(accepted) == N
-        await all_answered(hub.url, set(accepted))
+        await all_answered(hub.url, set(accepted), hub.headers)
         await check_responses(kafka, accepted)
     finally:
         await hub.stop()
@@ -166,9 +166,9 @@ async def test_kafka_stopped_and_restarted_while_lodging(tmp_path: Path, private
             await asyncio.to_thread(kafka.stop)
             await asyncio.to_thread(kafka.start)
 
-        accepted = await while_lodging(hub.url, N // 4, 2, restart_kafka)
+        accepted = await while_lodging(hub, N // 4, 2, restart_kafka)
         assert len(accepted) == N // 4
-        await all_answered(hub.url, set(accepted))
+        await all_answered(hub.url, set(accepted), hub.headers)
         await check_responses(bootstrap, accepted)
     finally:
         await hub.stop()

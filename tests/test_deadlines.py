@@ -19,7 +19,7 @@ from broker._envelope import avro_message
 from broker._hub import Hub
 from broker._kafka import Producer
 from schemas import AgencyDecision
-from tests.conftest import bootstrap, hub_bundles, hub_config, poll, sample
+from tests.conftest import auth, bootstrap, hub_bundles, hub_config, poll, sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -32,7 +32,8 @@ async def slow_ipr_client() -> AsyncIterator[httpx.AsyncClient]:
         hub = Hub(config, bundles=hub_bundles())
         await hub.start()
     try:
-        async with httpx.AsyncClient(base_url=f"http://{config.host}:{config.port}", timeout=30) as client:
+        async with httpx.AsyncClient(base_url=f"http://{config.host}:{config.port}", timeout=30,
+                                     headers=auth(config)) as client:
             yield client
     finally:
         await hub.stop()

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from broker._auth import DEV_TRADER
 from broker._webhooks import SIGNATURE_HEADER, verify_signature
 from schemas import validate_response_xml
 from tests.agency_server import serve
@@ -35,8 +36,7 @@ async def test_release_response_reaches_webhook_after_failures(client: httpx.Asy
 
     async with serve([Route("/hook", receive, methods=["POST"])]) as base:
         body = sample("branded-ipr.xml")
-        declarant = body.decode().split("<Declarant>")[1].split("<ID>")[1].split("</ID>")[0]
-        registered = await client.put(f"/v1/webhooks/{declarant}", json={"url": f"{base}/hook", "secret": secret})
+        registered = await client.put(f"/v1/webhooks/{DEV_TRADER}", json={"url": f"{base}/hook", "secret": secret})
         assert registered.status_code == 200
         sid = (await client.post("/v1/submissions", content=body,
                                  headers={"Content-Type": "application/xml"})).json()["submission_id"]
@@ -57,5 +57,10 @@ async def test_release_response_reaches_webhook_after_failures(client: httpx.Asy
 
 
 async def test_bad_registration_is_refused(client: httpx.AsyncClient) -> None:
-    answer = await client.put("/v1/webhooks/GB1", json={"url": "ftp://x", "secret": "short"})
+    answer = await client.put(f"/v1/webhooks/{DEV_TRADER}", json={"url": "ftp://x", "secret": "short"})
     assert answer.status_code == 422
+
+
+async def test_registration_for_another_trader_is_forbidden(client: httpx.AsyncClient) -> None:
+    answer = await client.put("/v1/webhooks/someone-else", json={"url": "https://x.example/h", "secret": "s" * 32})
+    assert answer.status_code == 403

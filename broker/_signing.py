@@ -1,0 +1,181 @@
+"""Signed release responses: a compact JWS (RFC 7515) over the canonical JSON of the response.
+
+- Header: ``{"alg": "HS256", "kid": "<key id>", "typ": "nsw-release-response+jws"}``.
+- Payload: the release response as orjson with sorted keys (the same bytes for the same response).
+- Algorithm: HMAC-SHA256 (``HS256``), because the hub's environment has no Ed25519 implementation
+  (the ``cryptography`` package is not a dependency). HS256 is a *shared-key* signature: the key id is
+  published (``jwks()`` lists every key's ``kid``, ``alg`` and ``use`` but never its secret ``k``), and
+  verification needs the secret, so it is done by the hub (``nsw verify`` on the hub's key directory)
+  or by a party given the key out of band (``jwks(private=True)``). Adding ``cryptography`` lets an
+  ``EdDSA`` key type publish real public keys; ``verify`` already refuses any ``alg`` it does not hold.
+- Keys: one JSON Web Key per file in the key directory (default ``.nsw/keys``, env
+  ``NSW_SIGNING_KEY_DIR``), created on first use with mode 0600; the newest signs, all verify (rotation:
+  ``KeyStore.rotate()``; retire a key by deleting its file once nothing signed with it matters).
+
+``verify`` refuses, with a ``SignatureError`` saying why: a malformed token, a header that is not ours
+(``typ``), an ``alg`` other than the key's (no ``none``, no algorithm confusion), ``crit`` extensions,
+an unknown ``kid``, a key whose secret is not available, and a signature that does not match.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from broker.errors import NSWError
+
+__all__ = ["ALG", "TYP", "KeyStore", "ResponseSigner", "SignatureError", "canonical_json", "verify"]
+
+ALG: Final = "HS256"
+TYP: Final = "nsw-release-response+jws"
+KEY_DIR_ENV: Final = "NSW_SIGNING_KEY_DIR"
+DEFAULT_KEY_DIR: Final = Path(".nsw/keys")
+_SECRET_BYTES: Final = 32
+_MAX_TOKEN: Final = 1_000_000
+
+
+class SignatureError(NSWError, ValueError):
+    """A signed response cannot be trusted (the message says why); not retriable."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str, what: str) -> bytes:
+    if not text or any(c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" for c in text):
+        raise SignatureError(f"malformed JWS: the {what} is not base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureError(f"malformed JWS: the {what} is not base64url") from exc
+
+
+def canonical_json(value: Mapping[str, Any]) -> bytes:
+    """JSON with sorted keys and no whitespace: what is signed."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _mac(secret: bytes, signing_input: bytes) -> bytes:
+    return hmac.new(secret, signing_input, hashlib.sha256).digest()
+
+
+class KeyStore:
+    """Signing keys as JWK files in a directory (``<kid>.jwk``, mode 0600), created on first use."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory if directory is not None else Path(os.environ.get(KEY_DIR_ENV) or DEFAULT_KEY_DIR)
+
+    def keys(self) -> list[dict[str, Any]]:
+        """Every key (with its secret), oldest first."""
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for path in sorted(self.directory.glob("*.jwk")):
+            key = orjson.loads(path.read_bytes())
+            if isinstance(key, dict) and key.get("kty") == "oct" and isinstance(key.get("kid"), str):
+                found.append(key)
+        return sorted(found, key=lambda k: (int(k.get("nsw_created", 0)), str(k["kid"])))
+
+    def current(self) -> dict[str, Any]:
+        """The newest key; the first call in an empty directory creates one."""
+        keys = self.keys()
+        return keys[-1] if keys else self.rotate()
+
+    def rotate(self) -> dict[str, Any]:
+        """Create a new key, which signs from now on; the older ones still verify."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ignore = self.directory / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("*\n")  # never commit signing keys, wherever the directory is
+        created = max([time.time_ns(), *(int(k.get("nsw_created", 0)) + 1 for k in self.keys())])
+        kid = f"nsw-{time.strftime('%Y%m%d', time.gmtime(created / 1e9))}-{secrets.token_hex(4)}"
+        key = {"kty": "oct", "kid": kid, "alg": ALG, "use": "sig",
+               "k": _b64(secrets.token_bytes(_SECRET_BYTES)), "nsw_created": created}
+        path = self.directory / f"{kid}.jwk"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(orjson.dumps(key))
+        return key
+
+    def jwks(self, *, private: bool = False) -> dict[str, Any]:
+        """The key set; without ``private`` the secrets are left out (publish this one)."""
+        if private:
+            return {"keys": [{k: v for k, v in key.items() if k != "nsw_created"} for key in self.keys()]}
+        return {"keys": [{"kty": key["kty"], "kid": key["kid"], "alg": key.get("alg", ALG), "use": "sig"}
+                         for key in self.keys()]}
+
+
+class ResponseSigner:
+    """Signs release responses with the store's current key (created on first use)."""
+
+    def __init__(self, store: KeyStore | None = None) -> None:
+        self.store = store if store is not None else KeyStore()
+        key = self.store.current()
+        self.kid: str = key["kid"]
+        self._secret = _unb64(key["k"], "key")
+
+    def sign(self, response: Mapping[str, Any]) -> str:
+        """The compact JWS ``header.payload.signature`` of ``response``."""
+        header = canonical_json({"alg": ALG, "kid": self.kid, "typ": TYP})
+        signing_input = f"{_b64(header)}.{_b64(canonical_json(response))}".encode("ascii")
+        return f"{signing_input.decode('ascii')}.{_b64(_mac(self._secret, signing_input))}"
+
+    def jwks(self) -> dict[str, Any]:
+        """What ``GET /.well-known/jwks.json`` serves: key ids, never secrets."""
+        return self.store.jwks()
+
+
+def _object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise SignatureError(f"malformed JWS: the {what} is not JSON") from exc
+    if not isinstance(value, dict):
+        raise SignatureError(f"malformed JWS: the {what} is not a JSON object")
+    return value
+
+
+def verify(jws: str, keys: Mapping[str, Any]) -> dict[str, Any]:
+    """The verified payload of a compact JWS signed by one of ``keys`` (a JWKS ``{"keys": [...]}``)."""
+    token = jws.strip()
+    if len(token) > _MAX_TOKEN:
+        raise SignatureError("malformed JWS: too long")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise SignatureError(f"malformed JWS: {len(parts)} part(s), a compact JWS has 3 (header.payload.signature)")
+    header = _object(_unb64(parts[0], "header"), "header")
+    if header.get("typ") != TYP:
+        raise SignatureError(f"wrong typ {header.get('typ')!r}: not an NSW release response (expected {TYP!r})")
+    if "crit" in header:
+        raise SignatureError(f"unsupported critical header extension(s) {header['crit']!r}")
+    alg, kid = header.get("alg"), header.get("kid")
+    if alg != ALG:
+        raise SignatureError(f"wrong alg {alg!r}: release responses are signed with {ALG}")
+    if not isinstance(kid, str):
+        raise SignatureError("malformed JWS: the header names no kid")
+    listed = keys.get("keys")
+    candidates = [k for k in listed if isinstance(k, dict) and k.get("kid") == kid] if isinstance(listed, list) else []
+    if not candidates:
+        raise SignatureError(f"unknown kid {kid!r}: not in the key set")
+    key = candidates[0]
+    if key.get("kty") != "oct" or key.get("alg", ALG) != alg:
+        raise SignatureError(f"key {kid!r} is not an {ALG} key (kty {key.get('kty')!r}, alg {key.get('alg')!r})")
+    if not isinstance(key.get("k"), str):
+        raise SignatureError(f"key {kid!r} is published without its secret ({ALG} is a shared-key signature): "
+                             "verify with the hub's key directory or a key set that holds it")
+    signature = _unb64(parts[2], "signature")
+    expected = _mac(_unb64(key["k"], "key"), f"{parts[0]}.{parts[1]}".encode("ascii"))
+    if not hmac.compare_digest(signature, expected):
+        raise SignatureError(f"bad signature: the response was changed or not signed with key {kid!r}")
+    return _object(_unb64(parts[1], "payload"), "payload")

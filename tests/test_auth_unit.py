@@ -1,0 +1,27 @@
+"""API keys and rate limits: pure, no broker."""
+
+from __future__ import annotations
+
+from broker._auth import KeyStore, RateLimiter, new_key
+
+
+def test_key_is_stored_only_as_a_hash_and_authenticates() -> None:
+    token, record = new_key("acme")
+    assert token.split("_", 2)[2] not in str(record)  # the secret itself is not kept
+    store = KeyStore()
+    store.learn(record)
+    assert store.authenticate(token) == "acme"
+    assert store.authenticate(token + "x") is None
+    assert store.authenticate("nsw_" + record["key_id"] + "_") is None
+    store.learn({**record, "revoked_at": 1})
+    assert store.authenticate(token) is None
+
+
+def test_rate_limiter_refuses_over_the_rate() -> None:
+    now = [0.0]
+    limiter = RateLimiter(rate=2, burst=3, clock=lambda: now[0])
+    assert [limiter.take("t") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.take("t") > 0
+    assert limiter.take("other") == 0.0  # per trader
+    now[0] += 1.0
+    assert limiter.take("t") == 0.0
