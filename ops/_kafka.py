@@ -221,11 +221,15 @@ def _alive(pid: int) -> bool:
         return True  # exists, owned by someone else
     stat = Path(f"/proc/{pid}/stat")
     with contextlib.suppress(OSError):
-        # A zombie (state Z) whose parent has not reaped it yet is gone for our purposes. It may have exited
-        # between the reap above and now: reap again, or it stays a zombie (and its pid answers kill 0).
+        # A zombie (state Z) whose parent has not reaped it yet is gone for our purposes, unless it is our own
+        # child: then the leader thread shows Z while the JVM's other threads still exit, and it counts as
+        # alive until it can be reaped (else its pid would linger as a zombie after stop()).
         if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            _reap(pid)
-            return False
+            try:
+                reaped, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            return reaped == 0
     return True
 
 

@@ -7,7 +7,7 @@ isolation policy, reviewable in one place and testable without a broker (:func:`
 Principals (all ``User:<name>``, authenticated with SASL/SCRAM-SHA-512):
 
     admin                 super user (broker-to-broker, ACL and user management); never given to a service
-    nsw-ingress, nsw-router, nsw-aggregator, nsw-notifier, nsw-ops
+    nsw-ingress, nsw-router, nsw-aggregator, nsw-notifier, nsw-auditor, nsw-ops
                           the hub's services: every ``nsw.*`` topic, groups and transactional ids ``nsw-*``
     agency-<agency>       one per agency: READ its ``nsw.agency.<agency>.requests``, WRITE its
                           ``nsw.agency.<agency>.decisions``, groups and transactional ids ``agency-<agency>*``;
@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 ADMIN: Final = "admin"
-HUB_SERVICES: Final = ("nsw-ingress", "nsw-router", "nsw-aggregator", "nsw-notifier", "nsw-ops")
+HUB_SERVICES: Final = ("nsw-ingress", "nsw-router", "nsw-aggregator", "nsw-notifier", "nsw-auditor", "nsw-ops")
 SCRAM_MECHANISM: Final = "SCRAM-SHA-512"
 _CLUSTER: Final = "kafka-cluster"
 _HUB_TOPICS: Final = "nsw."
