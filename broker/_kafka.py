@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import random
 import time
@@ -34,6 +35,7 @@ from aiokafka.errors import (
 )
 
 from broker._envelope import Headers, InMessage, OutMessage
+from broker._kafka_auth import KafkaAuth
 from broker._topics import TopicSpec
 from broker.errors import FencedError, NSWError, ProduceError, TransportError
 
@@ -61,7 +63,7 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
     """Create the declared topics that do not exist yet; return the names created."""
     specs = list(specs)
     async with kafka_errors("create topics"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
         await admin.start()
         try:
             existing = set(await admin.list_topics())
@@ -81,7 +83,7 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
 async def partition_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
     """How many partitions each existing topic has (absent topics are left out)."""
     async with kafka_errors("describe topics"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
         await admin.start()
         try:
             described = await admin.describe_topics(list(topics))
@@ -90,8 +92,16 @@ async def partition_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, i
     return {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
 
 
+@functools.cache
+def client_auth() -> dict[str, Any]:
+    """How every client of this process authenticates to Kafka (SASL/SCRAM or none), from the environment
+    once: NSW_KAFKA_CREDENTIALS + NSW_KAFKA_PRINCIPAL, or NSW_KAFKA_USER + NSW_KAFKA_PASSWORD."""
+    return KafkaAuth.from_env().client_kwargs()
+
+
 def _producer_kwargs(bootstrap: str) -> dict[str, Any]:
     return {
+        **client_auth(),
         "bootstrap_servers": bootstrap,
         "acks": "all",
         "enable_idempotence": True,
@@ -256,6 +266,7 @@ class TransactionalProcessor:
         self._bootstrap = bootstrap
         self._stopping = asyncio.Event()
         self._consumer = AIOKafkaConsumer(
+            **client_auth(),
             bootstrap_servers=bootstrap,
             group_id=spec.group_id,
             enable_auto_commit=False,
@@ -471,6 +482,7 @@ async def read_to_end(
     count = 0
     async with kafka_errors("read changelog"):
         consumer = AIOKafkaConsumer(
+            **client_auth(),
             bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed",
             group_id=None, fetch_max_wait_ms=50,
         )
@@ -504,6 +516,7 @@ class TopicTail:
         self._topics = tuple(topics)
         self._bootstrap = bootstrap
         self._consumer = AIOKafkaConsumer(
+            **client_auth(),
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
             isolation_level="read_committed", fetch_max_wait_ms=100, max_poll_records=2000,
         )
@@ -555,6 +568,7 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 def _reader(**extra: Any) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
+        **client_auth(),
         bootstrap_servers=extra.pop("bootstrap"), enable_auto_commit=False, isolation_level="read_committed",
         group_id=None, fetch_max_wait_ms=50, auto_offset_reset="earliest", **extra,
     )
@@ -702,7 +716,7 @@ async def send_all(
 async def list_group_ids(bootstrap: str) -> list[str]:
     """Every consumer group the cluster knows, sorted."""
     async with kafka_errors("list consumer groups"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
         await admin.start()
         try:
             groups = await admin.list_consumer_groups()
@@ -715,7 +729,7 @@ async def group_offsets(bootstrap: str, groups: Iterable[str]) -> dict[str, dict
     """The committed offset of each (topic, partition) per consumer group (empty for an unknown group)."""
     result: dict[str, dict[Partition, int]] = {}
     async with kafka_errors("read committed offsets"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
         await admin.start()
         try:
             for group in groups:
@@ -736,7 +750,7 @@ async def topic_configs(bootstrap: str, topics: Iterable[str]) -> dict[str, dict
         return {}
     result: dict[str, dict[str, tuple[str, bool]]] = {}
     async with kafka_errors("describe topic configs"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
         await admin.start()
         try:
             responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
@@ -754,7 +768,7 @@ async def topic_configs(bootstrap: str, topics: Iterable[str]) -> dict[str, dict
 async def list_topic_names(bootstrap: str) -> list[str]:
     """Every topic in the cluster, sorted."""
     async with kafka_errors("list topics"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
         await admin.start()
         try:
             names = await admin.list_topics()
@@ -790,6 +804,7 @@ class TopicFollower:
         self._topics = tuple(topics)
         self._bootstrap = bootstrap
         self._consumer = AIOKafkaConsumer(
+            **client_auth(),
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
             isolation_level="read_committed", fetch_max_wait_ms=20, max_poll_records=5000,
         )
@@ -828,7 +843,7 @@ async def delete_topics(bootstrap: str, names: Iterable[str]) -> list[str]:
     if not present:
         return []
     async with kafka_errors("delete topics"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000, **client_auth())
         await admin.start()
         try:
             await admin.delete_topics(present)
