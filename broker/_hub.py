@@ -166,6 +166,12 @@ class Hub:
         return routes
 
     async def _supervise(self, sup: _Supervised) -> None:
+        """Run one service for the hub's lifetime: whatever stops it, it is restarted with backoff.
+
+        A supervisor that let an unexpected exception end its task would leave the service dead while
+        the hub looks alive (seen after broker restarts, when aiokafka raises its own errors from odd
+        places); so everything but cancellation is logged and answered with a restart.
+        """
         delay = 0.5
         while not self._stopping.is_set():
             processor = sup.build(sup.make(), self.config.bootstrap)
@@ -177,8 +183,15 @@ class Hub:
             except NSWError as exc:
                 sup.restarts += 1
                 log.warning("service_restart", service=sup.name, error=str(exc), retry_in=round(delay, 2))
+            except Exception as exc:
+                sup.restarts += 1
+                log.exception("service_crashed", service=sup.name, error_type=exc.__class__.__name__,
+                              retry_in=round(delay, 2))
             finally:
-                await processor.stop()
+                try:
+                    await processor.stop()
+                except Exception as exc:  # noqa: BLE001 - a failed stop must not end supervision
+                    log.warning("stop_failed", service=sup.name, error_type=exc.__class__.__name__, error=str(exc))
             if self._stopping.is_set():
                 return
             with contextlib.suppress(TimeoutError):

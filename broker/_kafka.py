@@ -20,7 +20,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -40,6 +40,8 @@ from broker._topics import TopicSpec
 from broker.errors import FencedError, NSWError, ProduceError, TransportError
 
 log = structlog.get_logger("nsw.kafka")
+
+T = TypeVar("T")
 
 Handler = Callable[[InMessage], Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]]
 AssignHook = Callable[[set[tuple[str, int]]], Awaitable[None]]
@@ -221,6 +223,22 @@ _LIVE: weakref.WeakSet[TransactionalProcessor] = weakref.WeakSet()
 
 #: Seconds without a record, while records wait, before a consumer is declared stalled and restarted.
 STALL_SECONDS = 15.0
+#: Seconds a transaction may take to commit before the service is restarted.
+COMMIT_SECONDS = 30.0
+#: Seconds to start a partition's producer or restore its state before the service is restarted.
+PREPARE_SECONDS = 90.0
+
+
+async def bounded(work: Awaitable[T], seconds: float) -> T:
+    """``work``'s result, or TimeoutError after ``seconds``; unlike ``asyncio.wait_for`` it does not
+    wait for a cancelled task that refuses to finish (aiokafka's cleanup can hang when the broker is gone)."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if task in done:
+        return task.result()
+    task.cancel()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # abandoned: retrieve, never raise
+    raise TimeoutError
 
 
 def describe_processors() -> list[dict[str, Any]]:
@@ -307,7 +325,11 @@ class TransactionalProcessor:
         producer = await self._producer(number)  # first: fences the previous owner, aborting its transaction
         if number in self._unprepared:
             if self.spec.on_assign is not None:
-                await self.spec.on_assign({(topic, number) for topic in self.spec.topics})
+                try:
+                    await bounded(self.spec.on_assign({(topic, number) for topic in self.spec.topics}), PREPARE_SECONDS)
+                except TimeoutError:
+                    raise TransportError(f"{self.spec.service} p{number}: state not restored in "
+                                         f"{PREPARE_SECONDS} s") from None
             self._unprepared.discard(number)
         return producer
 
@@ -326,8 +348,11 @@ class TransactionalProcessor:
         kwargs = _producer_kwargs(self._bootstrap)
         kwargs["transactional_id"] = self.spec.transactional_id(partition)
         producer = AIOKafkaProducer(**kwargs)
-        async with kafka_errors(f"start {self.spec.service} producer p{partition}"):
-            await producer.start()  # init_transactions: fences any older producer with this id
+        try:
+            async with kafka_errors(f"start {self.spec.service} producer p{partition}"):
+                await bounded(producer.start(), PREPARE_SECONDS)  # init_transactions: fences older producers
+        except TimeoutError:
+            raise TransportError(f"{self.spec.service} producer p{partition} did not start") from None
         return producer
 
     async def partitions_revoked(self, numbers: set[int]) -> None:
@@ -345,7 +370,7 @@ class TransactionalProcessor:
             try:
                 producer = await task
                 async with kafka_errors(f"stop {self.spec.service} producer"):
-                    await asyncio.wait_for(producer.stop(), timeout=10)
+                    await bounded(producer.stop(), 10)
             except (NSWError, TimeoutError) as exc:
                 log.warning("stop_incomplete", service=self.spec.service, error=str(exc))
 
@@ -357,7 +382,7 @@ class TransactionalProcessor:
         self._stopping.set()
         try:
             async with kafka_errors(f"stop {self.spec.service}"):
-                await asyncio.wait_for(self._consumer.stop(), timeout=10)
+                await bounded(self._consumer.stop(), 10)
         except (NSWError, TimeoutError) as exc:
             log.warning("stop_incomplete", service=self.spec.service, error=str(exc))
         producers, self._producers = list(self._producers.values()), {}
@@ -437,10 +462,17 @@ class TransactionalProcessor:
             # Revoked while we worked: the new owner re-reads these records from the committed offset.
             log.info("batch_dropped_after_revoke", service=self.spec.service, partition=number)
             return
-        async with kafka_errors(f"commit {self.spec.service} p{number}"), producer.transaction():
-            for out in outputs:
-                await producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
-            await producer.send_offsets_to_transaction(offsets, self.spec.group_id)
+        async def commit() -> None:
+            async with kafka_errors(f"commit {self.spec.service} p{number}"), producer.transaction():
+                for out in outputs:
+                    await producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
+                await producer.send_offsets_to_transaction(offsets, self.spec.group_id)
+
+        try:
+            await bounded(commit(), COMMIT_SECONDS)
+        except TimeoutError:
+            # Seen after broker restarts: aiokafka's sender dies and the commit future never resolves.
+            raise TransportError(f"commit {self.spec.service} p{number}: no answer in {COMMIT_SECONDS} s") from None
         self.processed += sum(len(records) for _, records in parts)
 
     async def _handle(self, message: InMessage) -> Sequence[OutMessage]:
