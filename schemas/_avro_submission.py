@@ -356,6 +356,7 @@ def _to_submission(
         export_country=record["export_country"],
         destination_country=record["destination_country"],
         items=items,
+        trader="anonymous",  # the ingress sets the authenticated trader
     )
 
 

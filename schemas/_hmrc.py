@@ -286,4 +286,5 @@ def to_submission(
         destination_country=_text(declaration, "GoodsShipment/Destination/CountryCode")
         or _first_item_text(item_elements, "Destination/CountryCode"),
         items=items,
+        trader="anonymous",  # the ingress sets the authenticated trader
     )

@@ -176,4 +176,5 @@ def to_submission(
         export_country=_text(declaration, "d:GoodsShipment/d:ExportCountry/d:ID"),
         destination_country=_text(declaration, "d:GoodsShipment/d:Destination/d:CountryCode"),
         items=items,
+        trader="anonymous",  # the ingress sets the authenticated trader
     )
