@@ -114,7 +114,7 @@ class Hub:
             specs.append(("auditor", lambda: auditor_spec(Auditor(bootstrap=cfg.bootstrap, topics=audit_topics))))
         for name, make in specs:
             sup = _Supervised(name, make, builders.get(name, TransactionalProcessor))
-            sup.task = asyncio.create_task(self._supervise(sup), name=f"supervise-{name}")
+            self._launch(sup)
             self._supervised.append(sup)
         if "ingress" in self.only:
             await self._start_ingress()
@@ -165,6 +165,20 @@ class Hub:
         routes += callback_routes(self.producer.send, agencies=self.config.agencies)
         return routes
 
+    def _launch(self, sup: _Supervised) -> None:
+        sup.task = asyncio.create_task(self._supervise(sup), name=f"supervise-{sup.name}")
+        sup.task.add_done_callback(functools.partial(self._supervisor_ended, sup))
+
+    def _supervisor_ended(self, sup: _Supervised, task: asyncio.Task[None]) -> None:
+        """Last line of defence: a supervisor must only end when the hub stops; if not, start it again."""
+        if self._stopping.is_set():
+            return
+        error = None if task.cancelled() else task.exception()
+        log.error("supervisor_ended", service=sup.name, cancelled=task.cancelled(),
+                  error_type=error.__class__.__name__ if error else None, error=str(error) if error else None)
+        sup.restarts += 1
+        self._launch(sup)
+
     async def _supervise(self, sup: _Supervised) -> None:
         """Run one service for the hub's lifetime: whatever stops it, it is restarted with backoff.
 
@@ -187,6 +201,14 @@ class Hub:
                 sup.restarts += 1
                 log.exception("service_crashed", service=sup.name, error_type=exc.__class__.__name__,
                               retry_in=round(delay, 2))
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._stopping.is_set() or (task is not None and task.cancelling()):
+                    raise  # we are being stopped
+                # An aiokafka future cancelled under us when its connection died: a failure, not a stop.
+                sup.restarts += 1
+                log.warning("service_restart", service=sup.name, error="an internal Kafka operation was cancelled",
+                            retry_in=round(delay, 2))
             finally:
                 try:
                     await processor.stop()
