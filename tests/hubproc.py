@@ -51,7 +51,7 @@ class HubProcess:
                         return
                 except httpx.HTTPError:
                     pass
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.05)
         raise AssertionError(f"hub did not answer within {timeout} s")
 
     @property
