@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
+from broker import _metrics as metrics
 from broker._aggregate import DOCUMENT_HOLDS, AggregateState, apply_decision, apply_plan, escalate_due, new_state
 from broker._envelope import InMessage, OutMessage, avro_message, decode
 from broker._kafka import ProcessorSpec
@@ -62,12 +63,16 @@ class Aggregator:
             structlog.contextvars.bind_contextvars(
                 submission_id=decision["submission_id"], version=decision["version"], agency=decision["agency"]
             )
+            for item in decision["items"]:
+                metrics.DECISIONS.inc(decision["agency"], item["outcome"])
             response = apply_decision(state, decision, now=now, documents_codes=self._documents_codes)
         else:
             raise ValueError(f"aggregator does not read {message.topic}")
         out = [self.store.put(state["submission_id"], state, partition=message.partition)]
         if response is not None:
             out.insert(0, avro_message(RESPONSES, "ReleaseResponse", response))
+            metrics.RESPONSES.inc(response["outcome"])
+            metrics.LATENCY.observe(max(0, now - response["received_at"]) / 1000)
             log.info("responded", outcome=response["outcome"], function_code=response["function_code"],
                      response_version=response["response_version"], latency_ms=now - response["received_at"])
         return out

@@ -13,18 +13,22 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import orjson
 import structlog
 import uvicorn
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters import AgencyModes, adapter_handler, callback_routes, close_handler
 from adapters._runner import adapter_spec
+from broker import _metrics as metrics
 from broker._aggregator import Aggregator, aggregator_spec
 from broker._audit import Auditor, AuditTopics, audit_processor, auditor_spec
 from broker._auth import DEV_TRADER, AuthMiddleware, RateLimiter, key_message, new_key, read_dev_key, write_dev_key
 from broker._config import HubConfig
 from broker._ingress import Ingress, create_app
-from broker._kafka import Handler, ProcessorSpec, Producer, TransactionalProcessor, ensure_topics
+from broker._kafka import Handler, ProcessorSpec, Producer, TransactionalProcessor, consumer_lag, ensure_topics
 from broker._router import Router, router_spec
 from broker._signing import KeyStore as SigningKeys
 from broker._signing import ResponseSigner
@@ -35,6 +39,9 @@ from broker.errors import NSWError
 from schemas import BundleSet, response_xml
 
 log = structlog.get_logger("nsw.hub")
+
+metrics.register(metrics.Gauge("nsw_consumer_lag", "Records waiting per consumer group and partition.",
+                               ("group", "topic", "partition"), consumer_lag))
 
 SERVICES = ("ingress", "router", "adapters", "aggregator", "notifier", "auditor")
 
@@ -157,9 +164,17 @@ class Hub:
         path = write_dev_key(self.config.state_dir, token)
         log.info("dev_key_created", trader=DEV_TRADER, key_id=record["key_id"], file=str(path))
 
+    async def readyz(self, request: Request) -> Response:
+        """Ready when Kafka answered (the status view caught up) and every service owns partitions."""
+        waiting = [s.name for s in self._supervised if s.current is None or not s.current.assigned.is_set()]
+        caught_up = self.view is not None and self.view.caught_up.is_set()
+        ready = caught_up and not waiting
+        body = {"ready": ready, "kafka": "reachable" if caught_up else "not yet", "waiting_for": waiting}
+        return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")
+
     def _extra_routes(self) -> list[Route]:
         assert self.producer is not None
-        routes: list[Route] = []
+        routes: list[Route] = [Route("/readyz", self.readyz, methods=["GET"])]
         if self.webhooks is not None:
             routes += registration_routes(self.webhooks, self.producer)
         routes += callback_routes(self.producer.send, agencies=self.config.agencies)

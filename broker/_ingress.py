@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from broker import _metrics as metrics
 from broker._envelope import DIGEST_HEADER, KIND_HEADER, TRADER_HEADER, avro_message
 from broker._idempotency import Stored, fingerprint, valid_key
 from broker._kafka import Producer
@@ -171,6 +172,7 @@ class Ingress:
                 submission = self._read(body, received_at, avro)
         except DocumentError as exc:
             self.rejected += 1
+            metrics.SUBMISSIONS_REJECTED.inc(exc.type)
             log.info("rejected", problem=exc.type, errors=len(exc.errors))
             return problem(
                 exc.type,
@@ -220,6 +222,7 @@ class Ingress:
         self._view.accepted(sid, version=submission["version"], received_at=submission["received_at"],
                             digest=digest, kind=submission["kind"], trader=submission.get("trader", ANONYMOUS))
         self.accepted += 1
+        metrics.SUBMISSIONS_ACCEPTED.inc(submission["kind"])
         log.info("accepted", submission_id=sid, version=submission["version"], items=len(submission["items"]),
                  kind=submission["kind"])
         links = _links(sid)
@@ -279,6 +282,9 @@ class Ingress:
     async def healthz(self, request: Request) -> Response:
         return _json({"status": "ok"})
 
+    async def metrics(self, request: Request) -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
     async def openapi(self, request: Request) -> Response:
         return _json(openapi_document())
 
@@ -310,6 +316,7 @@ def create_app(ingress: Ingress, *, extra_routes: Sequence[BaseRoute] = ()) -> S
             Route("/v1/submissions/{submission_id}/response", ingress.response, methods=["GET"]),
             Route("/v1/submissions/{submission_id}/timeline", ingress.timeline, methods=["GET"]),
             Route("/healthz", ingress.healthz, methods=["GET"]),
+            Route("/metrics", ingress.metrics, methods=["GET"]),
             Route("/.well-known/jwks.json", ingress.jwks, methods=["GET"]),
             Route("/openapi.json", ingress.openapi, methods=["GET"]),
         ]

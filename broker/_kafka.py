@@ -34,6 +34,7 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
 )
 
+from broker import _metrics as metrics
 from broker._envelope import Headers, InMessage, OutMessage
 from broker._kafka_auth import KafkaAuth
 from broker._topics import TopicSpec
@@ -241,6 +242,22 @@ async def bounded(work: Awaitable[T], seconds: float) -> T:
     raise TimeoutError
 
 
+def consumer_lag() -> list[tuple[tuple[str, str, str], float]]:
+    """Records waiting per live processor and partition (high watermark minus position), for /metrics."""
+    rows = []
+    for processor in list(_LIVE):
+        consumer = processor._consumer
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            state = consumer._subscription.subscription
+            position = None
+            with contextlib.suppress(Exception):
+                position = state.assignment.state_value(tp).position if state is not None else None
+            if high is not None and position is not None:
+                rows.append(((processor.spec.group_id, tp.topic, str(tp.partition)), float(max(0, high - position))))
+    return rows
+
+
 def describe_processors() -> list[dict[str, Any]]:
     """What each live processor's consumer believes (assignment, positions, group membership): for
     ``kill -USR1`` diagnostics when a service seems stuck."""
@@ -380,6 +397,7 @@ class TransactionalProcessor:
 
     async def stop(self) -> None:
         self._stopping.set()
+        _LIVE.discard(self)
         try:
             async with kafka_errors(f"stop {self.spec.service}"):
                 await bounded(self._consumer.stop(), 10)
@@ -496,6 +514,7 @@ class TransactionalProcessor:
                 log.warning("dead_lettered", attempts=attempt, error_type=exc.__class__.__name__,
                             error=str(exc)[:500])
                 self.dead_lettered += 1
+                metrics.DEAD_LETTERS.inc(self.spec.service)
                 return [dead_letter(message, exc, service=self.spec.service, dlq=self.spec.dlq,
                                     attempts=attempt, first_failure=first_failure)]
         raise AssertionError("unreachable: the last attempt returns or dead-letters")

@@ -21,6 +21,7 @@ from typing import TypedDict
 import orjson
 import structlog
 
+from broker import _metrics as metrics
 from broker._envelope import InMessage, OutMessage, avro_message, decode
 from broker._kafka import ProcessorSpec
 from broker._state import ChangelogStore
@@ -147,6 +148,8 @@ class Router:
         routes = {} if submission["kind"] == "CANCELLATION" else route(submission, self._table(now))
         plan, requests, state = plan_submission(submission, routes, now=now, previous=previous)
         out = [avro_message(requests_topic(r["agency"]), "AgencyRequest", r) for r in requests]
+        for r in requests:
+            metrics.ROUTED.inc(r["agency"])
         out.append(avro_message(ROUTING, "RoutingPlan", plan))
         out.append(self.store.put(sid, state, partition=message.partition))
         log.info("routed", kind=submission["kind"], agencies=list(routes), asked=[r["agency"] for r in requests],

@@ -140,3 +140,23 @@ async def test_long_poll_returns_the_response(client: httpx.AsyncClient) -> None
     assert as_xml.headers["content-type"].startswith("application/xml")
     validate_response_xml(as_xml.content)
     assert b"<FunctionCode>08</FunctionCode>" in as_xml.content
+
+
+async def test_metrics_and_readiness(client: httpx.AsyncClient) -> None:
+    async def ready() -> bool | None:
+        answer = await client.get("/readyz")
+        return True if answer.status_code == 200 and answer.json()["ready"] else None
+
+    await poll(ready, timeout=60, what="readiness")
+    sid = (await client.post("/v1/submissions", content=sample("branded-ipr.xml"),
+                             headers={"Content-Type": "application/xml"})).json()["submission_id"]
+    await final_status(client, sid)
+    text = (await client.get("/metrics")).text
+    series = 'nsw_submissions_accepted_total{kind="DECLARATION"}'
+    accepted = [line for line in text.splitlines() if line.startswith(series)]
+    assert accepted
+    assert float(accepted[0].split()[-1]) >= 1
+    assert 'nsw_routed_total{agency="ipr"}' in text
+    assert 'nsw_decisions_total{agency="ipr",outcome="HOLD"}' in text
+    assert "nsw_end_to_end_seconds_bucket" in text
+    assert "# TYPE nsw_consumer_lag gauge" in text
