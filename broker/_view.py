@@ -187,8 +187,10 @@ class StatusView:
         state: AggregateState = orjson.loads(message.value)
         entry = self._entries.get(sid)
         if entry is None:
-            received = state["plan"]["received_at"] if state["plan"] else message.timestamp
-            entry = self._entries[sid] = Entry(sid, state["version"], received, Known(state["version"]))
+            plan = state["plan"]
+            received = plan["received_at"] if plan else message.timestamp
+            trader = plan.get("trader", "anonymous") if plan else "anonymous"
+            entry = self._entries[sid] = Entry(sid, state["version"], received, Known(state["version"]), trader)
         entry.state = state
         if entry.status in FINAL:
             for event in entry.waiters:
@@ -201,6 +203,7 @@ class StatusView:
         entry = self._entries.get(submission_id)
         if entry is None:
             entry = self._entries[submission_id] = Entry(submission_id, version, received_at, Known(version), trader)
+        entry.trader = trader  # the lodgement says who owns it, whatever was read first
         known = entry.known
         known.digests.setdefault(version, digest)
         if kind == "CANCELLATION":
