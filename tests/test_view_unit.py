@@ -18,11 +18,11 @@ def test_owner_comes_from_the_lodgement_even_when_state_is_read_first() -> None:
     view = StatusView("unused:9092")
     state = new_state("S1")
     state["version"] = 1
-    view._apply(message(AGGREGATE_STATE, orjson.dumps(state)))  # noqa: SLF001
+    view._apply(message(AGGREGATE_STATE, orjson.dumps(state)))
     entry = view.get("S1")
     assert entry is not None
     assert entry.trader == "anonymous"
-    view._apply(message(SUBMISSIONS, b"", (("nsw-version", b"1"), ("nsw-trader", b"acme"),  # noqa: SLF001
+    view._apply(message(SUBMISSIONS, b"", (("nsw-version", b"1"), ("nsw-trader", b"acme"),
                                            ("nsw-content-digest", b"d1"))))
     assert entry.trader == "acme"
     assert entry.known.digests == {1: "d1"}
