@@ -20,8 +20,9 @@ import orjson
 from broker.errors import NSWError
 from ops._bench import DEFAULT_URL, FANOUT_SAMPLE, E2EConfig, FloorRun, bench_e2e, render_report
 from ops._bench_floor import FloorConfig, bench_floor
+from ops._bench_validate import accepted_documents, bench_validate
 from ops._httpload import generator_max_rate
-from schemas import NSWSchemaError
+from schemas import BundleSet, NSWSchemaError
 
 __all__ = ["add_bench_parser", "run_bench"]
 
@@ -69,6 +70,12 @@ def add_bench_parser(subparsers: Any) -> None:
     floor.add_argument("--partitions", type=int, default=6)
     floor.add_argument("--keep-topics", action="store_true", help="leave the bench.<run-id>.* topics")
 
+    val = sub.add_parser("validate", help="validate+map throughput beside bare lxml on a corpus (no Kafka)")
+    val.add_argument("--bundle", action="append", default=[], metavar="NAME=DIR")
+    val.add_argument("--corpus", type=Path, required=True, help="a directory of XML documents")
+    val.add_argument("--rounds", type=int, default=3)
+    val.add_argument("--json", type=Path, default=None)
+
     gen = sub.add_parser("generator", help="the load generator's own ceiling against a trivial local server")
     gen.add_argument("--duration", type=float, default=5.0)
     gen.add_argument("--concurrency", type=int, default=32)
@@ -112,8 +119,24 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     return await bench_e2e(config, floor=floor)
 
 
+def _run_validate(args: argparse.Namespace) -> int:
+    bundles = BundleSet.from_env(specs=args.bundle)
+    documents = accepted_documents(args.corpus, bundles)
+    if not documents:
+        sys.stderr.write(f"nsw bench validate: no accepted document under {args.corpus}\n")
+        return 2
+    report = bench_validate(documents, bundles, rounds=args.rounds)
+    for key, value in report.items():
+        sys.stdout.write(f"{key:24} {value}\n")
+    if args.json is not None:
+        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    return 0
+
+
 def run_bench(args: argparse.Namespace) -> int:
     """Run ``nsw bench ...``; print the table, write ``--json``; return the exit code."""
+    if args.bench_command == "validate":
+        return _run_validate(args)
     if args.bench_command != "generator" and (problem := _validate(args)) is not None:
         sys.stderr.write(f"nsw bench: {problem}\n")
         return 2
