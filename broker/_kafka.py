@@ -224,6 +224,8 @@ _LIVE: weakref.WeakSet[TransactionalProcessor] = weakref.WeakSet()
 
 #: Seconds without a record, while records wait, before a consumer is declared stalled and restarted.
 STALL_SECONDS = 15.0
+#: Seconds a consumer may be without group membership (and so without records) before it is restarted.
+LOST_MEMBERSHIP_SECONDS = 45.0
 #: Seconds a transaction may take to commit before the service is restarted.
 COMMIT_SECONDS = 30.0
 #: Seconds to start a partition's producer or restore its state before the service is restarted.
@@ -316,6 +318,7 @@ class TransactionalProcessor:
         )
         self._producers: dict[int, asyncio.Task[AIOKafkaProducer]] = {}
         self._unprepared: set[int] = set()
+        self._lost_since = 0.0
         self._closing: set[asyncio.Task[None]] = set()
         #: Set once the group has given this processor partitions (readiness for tools and tests).
         self.assigned = asyncio.Event()
@@ -429,8 +432,18 @@ class TransactionalProcessor:
 
         After a broker restart an aiokafka consumer without auto-commit can lose its group membership
         and then wait forever (its coordination loop has no timeout); the supervisor's restart with a
-        fresh consumer recovers it.
+        fresh consumer recovers it. A consumer that has lost its membership may also have no assignment
+        left to show lag on, so that state counts as stalled by itself.
         """
+        coordinator = getattr(self._consumer, "_coordinator", None)  # aiokafka internals: see docstring
+        if getattr(coordinator, "generation", None) == -1 and getattr(coordinator, "member_id", None) == "":
+            # Also the state of a consumer still joining: only a long absence counts.
+            lost_for = time.monotonic() - (self._lost_since or time.monotonic())
+            self._lost_since = self._lost_since or time.monotonic()
+            if lost_for >= LOST_MEMBERSHIP_SECONDS:
+                raise TransportError(f"{self.spec.service} stalled: no group membership for {lost_for:.0f} s")
+        else:
+            self._lost_since = 0.0
         waiting = []
         for tp in self._consumer.assignment():
             stable = self._consumer.last_stable_offset(tp)
