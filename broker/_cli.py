@@ -46,11 +46,16 @@ def sample_files() -> list[Path]:
 
 
 async def _post_samples(url: str, *, wait: float) -> None:
+    """Originals first (concurrently), then amendments, which need their original lodged before them."""
+    files = sample_files()
+    amendments = [p for p in files if b"<FunctionCode>13</FunctionCode>" in p.read_bytes()]
+    originals = [p for p in files if p not in amendments]
     async with httpx.AsyncClient(base_url=url, timeout=30, headers=auth_headers(None)) as client:
-        results = await asyncio.gather(*(submit_file(client, path, wait=wait) for path in sample_files()))
-    for path, result in zip(sample_files(), results, strict=True):
+        results = await asyncio.gather(*(submit_file(client, path, wait=wait) for path in originals))
+        results += [await submit_file(client, path, wait=wait) for path in amendments]
+    for path, result in zip(originals + amendments, results, strict=True):
         _print_json({"file": path.name, "submission_id": result.body.get("submission_id"),
-                     "release_response": result.response})
+                     "version": result.body.get("version"), "release_response": result.response})
 
 
 def auth_headers(key: str | None) -> dict[str, str]:
