@@ -123,9 +123,10 @@ async def while_lodging(hub: HubProcess, count: int, disruptions: int,
     return await loader
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def private_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
-    """A broker of the crash tests' own: nothing else consumes in the hub's groups while they run."""
+    """A fresh broker for each crash test: nothing else consumes in the hub's groups, and neither test
+    inherits the other's dead group members or history."""
     config = LocalKafkaConfig(home=tmp_path_factory.mktemp("kafka"), cache=LocalKafkaConfig.from_env().cache,
                               port=free_port(), controller_port=free_port())
     kafka = LocalKafka(config)
