@@ -40,6 +40,7 @@ import structlog
 from adapters._agency_api import agency_message, callback_url, parse_decision
 from adapters._breaker import BreakerConfig, CircuitBreaker
 from adapters.errors import AdapterConfigError, AgencyRejected, AgencyUnavailable, DecisionFormatError, FieldError
+from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message, decode
 from broker._topics import decisions_topic
 from schemas import AgencyDecision, AgencyRequest
@@ -137,9 +138,6 @@ class _Retry(Exception):  # noqa: N818 - internal signal, never leaves this modu
         self.wait = wait
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
 
 class HttpBridge:
     """The adapter handler of an agency in ``http`` mode; callable, so it can be a ProcessorSpec handler.
@@ -154,7 +152,7 @@ class HttpBridge:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
-        now_ms: Callable[[], int] = _now_ms,
+        now_ms: Callable[[], int] = now_ms,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -162,7 +160,7 @@ class HttpBridge:
         self.breaker = CircuitBreaker(config.breaker, name=f"bridge-{config.agency}", clock=clock)
         self._transport = transport
         self._clock = clock
-        self._now_ms = now_ms
+        self.now_ms = now_ms
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._client: httpx.AsyncClient | None = None
@@ -211,7 +209,7 @@ class HttpBridge:
         except orjson.JSONDecodeError as exc:
             raise DecisionFormatError([FieldError("", "the 200 answer is not JSON")]) from exc
         return parse_decision(
-            body, agency=self.config.agency, received_at=self._now_ms(), submission_id=request["submission_id"],
+            body, agency=self.config.agency, received_at=self.now_ms(), submission_id=request["submission_id"],
             version=request["version"], sequences={i["sequence"] for i in request["items"]},
             default_id=f"{request['request_id']}:http",
         )

@@ -22,7 +22,6 @@ process and bounded; across instances the stable id is what makes a repeat harml
 from __future__ import annotations
 
 import hmac
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Final
@@ -35,6 +34,7 @@ from starlette.routing import Route
 
 from adapters._agency_api import callback_path, parse_decision
 from adapters.errors import DecisionFormatError
+from broker._clock import now_ms
 from broker._envelope import OutMessage, avro_message
 from broker._topics import decisions_topic
 from broker.errors import TransportError
@@ -72,9 +72,6 @@ class _Refused(Exception):  # noqa: N818 - internal signal carrying the answer, 
         self.response = response
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
 
 class DecisionCallback:
     """The endpoint's state: who may call, where decisions go, and the recent decision ids."""
@@ -85,13 +82,13 @@ class DecisionCallback:
         *,
         agencies: Collection[str] = AGENCIES,
         tokens: Mapping[str, str] | None = None,
-        now_ms: Callable[[], int] = _now_ms,
+        now_ms: Callable[[], int] = now_ms,
         topic_for: Callable[[str], str] = decisions_topic,
     ) -> None:
         self._publish = publish
         self._agencies = frozenset(agencies)
         self._tokens = dict(tokens or {})
-        self._now_ms = now_ms
+        self.now_ms = now_ms
         self._topic_for = topic_for
         self._seen: OrderedDict[str, tuple[bytes, OutMessage]] = OrderedDict()
         self.published = 0
@@ -132,7 +129,7 @@ class DecisionCallback:
         if not isinstance(body, dict):
             raise _Refused(_problem("invalid-json", detail="the decision must be a JSON object"))
         try:
-            return parse_decision(body, agency=agency, received_at=self._now_ms())
+            return parse_decision(body, agency=agency, received_at=self.now_ms())
         except DecisionFormatError as exc:
             log.info("callback_refused", agency=agency, errors=len(exc.errors))
             raise _Refused(_problem("invalid-decision", detail=str(exc),
@@ -186,7 +183,7 @@ def callback_routes(
     *,
     agencies: Collection[str] = AGENCIES,
     tokens: Mapping[str, str] | None = None,
-    now_ms: Callable[[], int] = _now_ms,
+    now_ms: Callable[[], int] = now_ms,
     topic_for: Callable[[str], str] = decisions_topic,
 ) -> list[Route]:
     """Starlette routes of the callback endpoint; mount them in the ingress app.

@@ -7,13 +7,13 @@ system replaces the engine by consuming ``nsw.agency.<agency>.requests`` itself 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import structlog
 
 from adapters._engine import DecisionEngine
+from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message, decode
 from broker._kafka import Handler, ProcessorSpec
 from broker._topics import DLQ, decisions_topic, requests_topic
@@ -22,12 +22,9 @@ from schemas import AgencyDecision, AgencyRequest
 log = structlog.get_logger("nsw.adapter")
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
 
 class AdapterRunner:
-    def __init__(self, engine: DecisionEngine, *, clock: Callable[[], int] = _now_ms) -> None:
+    def __init__(self, engine: DecisionEngine, *, clock: Callable[[], int] = now_ms) -> None:
         self.engine = engine
         self._clock = clock
 

@@ -7,13 +7,13 @@ partitions whenever partitions are assigned. Nothing exists only in memory.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
 from broker import _metrics as metrics
 from broker._aggregate import DOCUMENT_HOLDS, AggregateState, apply_decision, apply_plan, escalate_due, new_state
+from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message, decode
 from broker._kafka import ProcessorSpec
 from broker._state import ChangelogStore
@@ -22,9 +22,6 @@ from schemas import AgencyDecision, ReleaseResponse, RoutingPlan
 
 log = structlog.get_logger("nsw.aggregator")
 
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Aggregator:
@@ -35,7 +32,7 @@ class Aggregator:
         agencies: tuple[str, ...],
         deadlines: Mapping[str, int] | None = None,
         documents_codes: frozenset[str] = DOCUMENT_HOLDS,
-        clock: Callable[[], int] = _now_ms,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self._decision_topics = {decisions_topic(a) for a in agencies}
         self._documents_codes = documents_codes

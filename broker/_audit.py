@@ -31,7 +31,6 @@ offsets and reports the first problem (changed, removed, reordered, forged-hash,
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypedDict
@@ -39,6 +38,7 @@ from typing import Any, Final, Literal, TypedDict
 import orjson
 import structlog
 
+from broker._clock import now_ms
 from broker._envelope import (
     CONTENT_TYPE_HEADER,
     JSON_CONTENT_TYPE,
@@ -333,9 +333,6 @@ class AuditTopics:
         raise ValueError(f"the auditor does not read {topic}")
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
 
 def _version(message: InMessage) -> int | None:
     raw = message.header(VERSION_HEADER)
@@ -348,7 +345,7 @@ def _version(message: InMessage) -> int | None:
 class Auditor:
     """Appends one chained entry per input record; never fails on a record (the digest covers any bytes)."""
 
-    def __init__(self, *, bootstrap: str, topics: AuditTopics, clock: Callable[[], int] = _now_ms) -> None:
+    def __init__(self, *, bootstrap: str, topics: AuditTopics, clock: Callable[[], int] = now_ms) -> None:
         self._bootstrap = bootstrap
         self.topics = topics
         self._clock = clock

@@ -112,6 +112,15 @@ class RateLimiter:
         return (1 - bucket.tokens) / self._rate
 
 
+def client_auth_headers(key: str | None) -> dict[str, str]:
+    """``Authorization`` for the hub's own clients (CLI, bench): ``key``, else NSW_API_KEY, else the
+    development trader's key in the configured state directory."""
+    from broker._config import HubConfig  # noqa: PLC0415 - configuration is read only when a client needs it
+
+    token = key or os.environ.get("NSW_API_KEY") or read_dev_key(HubConfig.from_env().state_dir)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def read_dev_key(state_dir: Path) -> str | None:
     path = state_dir / DEV_KEY_FILE
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 import orjson
 
-from broker._auth import new_key, read_dev_key
+from broker._auth import client_auth_headers, new_key
 from broker._client import submit_file
 from broker._config import HubConfig
 from broker._hub import SERVICES, Hub
@@ -50,18 +49,13 @@ async def _post_samples(url: str, *, wait: float) -> None:
     files = sample_files()
     amendments = [p for p in files if b"<FunctionCode>13</FunctionCode>" in p.read_bytes()]
     originals = [p for p in files if p not in amendments]
-    async with httpx.AsyncClient(base_url=url, timeout=30, headers=auth_headers(None)) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=client_auth_headers(None)) as client:
         results = await asyncio.gather(*(submit_file(client, path, wait=wait) for path in originals))
         results += [await submit_file(client, path, wait=wait) for path in amendments]
     for path, result in zip(originals + amendments, results, strict=True):
         _print_json({"file": path.name, "submission_id": result.body.get("submission_id"),
                      "version": result.body.get("version"), "release_response": result.response})
 
-
-def auth_headers(key: str | None) -> dict[str, str]:
-    """``Authorization`` for the CLI: --key, else NSW_API_KEY, else the development trader's key file."""
-    token = key or os.environ.get("NSW_API_KEY") or read_dev_key(HubConfig.from_env().state_dir)
-    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 async def _keys(args: argparse.Namespace) -> int:
@@ -167,7 +161,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 async def _submit(args: argparse.Namespace) -> int:
-    async with httpx.AsyncClient(base_url=args.url, timeout=30, headers=auth_headers(args.key)) as client:
+    async with httpx.AsyncClient(base_url=args.url, timeout=30, headers=client_auth_headers(args.key)) as client:
         try:
             result = await submit_file(client, Path(args.file), wait=args.wait)
         except httpx.HTTPError as exc:
@@ -187,7 +181,7 @@ async def _submit(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    async with httpx.AsyncClient(base_url=args.url, timeout=30, headers=auth_headers(args.key)) as client:
+    async with httpx.AsyncClient(base_url=args.url, timeout=30, headers=client_auth_headers(args.key)) as client:
         try:
             answer = await client.get(f"/v1/submissions/{args.submission_id}")
         except httpx.HTTPError as exc:

@@ -13,7 +13,6 @@ aggregator. It keeps, per submission, the digest of what each agency was last as
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypedDict
@@ -22,6 +21,7 @@ import orjson
 import structlog
 
 from broker import _metrics as metrics
+from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message, decode
 from broker._kafka import ProcessorSpec
 from broker._state import ChangelogStore
@@ -45,9 +45,6 @@ class RouterState(TypedDict):
     cancelled: bool
     agencies: dict[str, AgencyAsked]
 
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def items_digest(items: Sequence[Item], reasons: Sequence[RoutingReason]) -> str:
@@ -122,7 +119,7 @@ def plan_submission(
 
 
 class Router:
-    def __init__(self, *, bootstrap: str, rules: RuleTable | None = None, clock: Clock = _now_ms) -> None:
+    def __init__(self, *, bootstrap: str, rules: RuleTable | None = None, clock: Clock = now_ms) -> None:
         self._rules = rules
         self._clock = clock
         self.store: ChangelogStore[RouterState] = ChangelogStore(bootstrap=bootstrap, topic=ROUTER_STATE,

@@ -36,8 +36,7 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from broker._auth import read_dev_key
-from broker._config import HubConfig
+from broker._auth import client_auth_headers
 from broker._kafka import TopicFollower
 from broker._topics import RESPONSES
 from broker.errors import NSWError
@@ -101,11 +100,6 @@ def split_request(name: str, raw: bytes) -> Template:
     return Template(name, raw[:index], raw[index + REFERENCE_WIDTH:])
 
 
-def auth_headers(key: str | None) -> dict[str, str]:
-    """The bench lodges as NSW_API_KEY, else as the development trader (``<state dir>/dev-trader.key``)."""
-    token = key or os.environ.get("NSW_API_KEY") or read_dev_key(HubConfig.from_env().state_dir)
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
 
 def with_placeholder(xml: bytes) -> bytes | None:
     """The document with its first FunctionalReferenceID replaced by the placeholder (None: it has none)."""
@@ -129,7 +123,7 @@ def request_templates(
             except (DocumentError, ValueError):
                 continue  # not mappable, or the trader schema cannot carry it: XML-only
         raw = build_request(host=host, port=port, path=SUBMISSIONS_PATH, content_type=CONTENT_TYPES[fmt], body=body,
-                            headers=auth_headers(None))
+                            headers=client_auth_headers(None))
         with contextlib.suppress(ValueError):
             templates.append(split_request(name, raw))
     return templates
