@@ -209,6 +209,20 @@ class ProcessorSpec:
         return f"{self.transactional_prefix}-p{partition}"
 
 
+async def send_confirmed(producer: AIOKafkaProducer, outputs: Iterable[OutMessage]) -> None:
+    """Write ``outputs`` inside the open transaction and wait until the broker has acknowledged each.
+
+    aiokafka 0.14 commits a transaction even when one of its batches failed (OutOfOrderSequenceNumber
+    after a broker restart, for one): the offsets would be committed without that output. Waiting for
+    every delivery turns such a failure into an exception inside the transaction, which aborts it.
+    """
+    deliveries = [await producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
+                  for out in outputs]
+    for outcome in await asyncio.gather(*deliveries, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, processor: TransactionalProcessor) -> None:
         self._processor = processor
@@ -470,10 +484,7 @@ class TransactionalProcessor:
             outputs = await result if inspect.isawaitable(result) else result
             if not outputs:
                 continue
-            producer = await self._producer(number)
-            async with kafka_errors(f"tick {self.spec.service} p{number}"), producer.transaction():
-                for out in outputs:
-                    await producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
+            await self._commit(await self._producer(number), outputs, None, what=f"tick {self.spec.service} p{number}")
 
     async def process(self, batches: dict[Any, list[Any]]) -> None:
         by_partition: dict[int, list[tuple[Any, list[Any]]]] = {}
@@ -493,18 +504,23 @@ class TransactionalProcessor:
             # Revoked while we worked: the new owner re-reads these records from the committed offset.
             log.info("batch_dropped_after_revoke", service=self.spec.service, partition=number)
             return
+        await self._commit(producer, outputs, offsets, what=f"commit {self.spec.service} p{number}")
+        self.processed += sum(len(records) for _, records in parts)
+
+    async def _commit(self, producer: AIOKafkaProducer, outputs: Sequence[OutMessage],
+                      offsets: dict[Any, int] | None, *, what: str) -> None:
+        """One transaction: ``outputs`` acknowledged, then ``offsets`` (if any) committed with them."""
         async def commit() -> None:
-            async with kafka_errors(f"commit {self.spec.service} p{number}"), producer.transaction():
-                for out in outputs:
-                    await producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
-                await producer.send_offsets_to_transaction(offsets, self.spec.group_id)
+            async with kafka_errors(what), producer.transaction():
+                await send_confirmed(producer, outputs)
+                if offsets:
+                    await producer.send_offsets_to_transaction(offsets, self.spec.group_id)
 
         try:
             await bounded(commit(), COMMIT_SECONDS)
         except TimeoutError:
             # Seen after broker restarts: aiokafka's sender dies and the commit future never resolves.
-            raise TransportError(f"commit {self.spec.service} p{number}: no answer in {COMMIT_SECONDS} s") from None
-        self.processed += sum(len(records) for _, records in parts)
+            raise TransportError(f"{what}: no answer in {COMMIT_SECONDS} s") from None
 
     async def _handle(self, message: InMessage) -> Sequence[OutMessage]:
         """The handler's output, after bounded retries; a record that keeps failing is dead-lettered."""
