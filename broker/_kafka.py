@@ -223,6 +223,26 @@ async def send_confirmed(producer: AIOKafkaProducer, outputs: Iterable[OutMessag
             raise outcome
 
 
+async def commit_batch(producer: AIOKafkaProducer, outputs: Sequence[OutMessage], offsets: dict[Any, int] | None = None,
+                       group_id: str = "", *, what: str) -> None:
+    """One transaction: every output acknowledged, then the consumed ``offsets`` (if any) committed with them.
+
+    Raises TransportError when Kafka does not answer within ``COMMIT_SECONDS`` and the translated aiokafka
+    error when a delivery or the commit fails; the transaction is then aborted (or never committed).
+    """
+    async def commit() -> None:
+        async with kafka_errors(what), producer.transaction():
+            await send_confirmed(producer, outputs)
+            if offsets:
+                await producer.send_offsets_to_transaction(offsets, group_id)
+
+    try:
+        await bounded(commit(), COMMIT_SECONDS)
+    except TimeoutError:
+        # Seen after broker restarts: aiokafka's sender dies and the commit future never resolves.
+        raise TransportError(f"{what}: no answer in {COMMIT_SECONDS} s") from None
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, processor: TransactionalProcessor) -> None:
         self._processor = processor
@@ -484,7 +504,7 @@ class TransactionalProcessor:
             outputs = await result if inspect.isawaitable(result) else result
             if not outputs:
                 continue
-            await self._commit(await self._producer(number), outputs, None, what=f"tick {self.spec.service} p{number}")
+            await commit_batch(await self._producer(number), outputs, what=f"tick {self.spec.service} p{number}")
 
     async def process(self, batches: dict[Any, list[Any]]) -> None:
         by_partition: dict[int, list[tuple[Any, list[Any]]]] = {}
@@ -504,23 +524,8 @@ class TransactionalProcessor:
             # Revoked while we worked: the new owner re-reads these records from the committed offset.
             log.info("batch_dropped_after_revoke", service=self.spec.service, partition=number)
             return
-        await self._commit(producer, outputs, offsets, what=f"commit {self.spec.service} p{number}")
+        await commit_batch(producer, outputs, offsets, self.spec.group_id, what=f"commit {self.spec.service} p{number}")
         self.processed += sum(len(records) for _, records in parts)
-
-    async def _commit(self, producer: AIOKafkaProducer, outputs: Sequence[OutMessage],
-                      offsets: dict[Any, int] | None, *, what: str) -> None:
-        """One transaction: ``outputs`` acknowledged, then ``offsets`` (if any) committed with them."""
-        async def commit() -> None:
-            async with kafka_errors(what), producer.transaction():
-                await send_confirmed(producer, outputs)
-                if offsets:
-                    await producer.send_offsets_to_transaction(offsets, self.spec.group_id)
-
-        try:
-            await bounded(commit(), COMMIT_SECONDS)
-        except TimeoutError:
-            # Seen after broker restarts: aiokafka's sender dies and the commit future never resolves.
-            raise TransportError(f"{what}: no answer in {COMMIT_SECONDS} s") from None
 
     async def _handle(self, message: InMessage) -> Sequence[OutMessage]:
         """The handler's output, after bounded retries; a record that keeps failing is dead-lettered."""
