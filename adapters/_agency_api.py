@@ -31,7 +31,11 @@ Decision (body of a 200 answer, or of a callback)::
     {"decision_id": "SPS-2026-000123",        # optional in a 200 answer; strongly advised in a callback
      "submission_id": "01J...", "version": 2,  # required in a callback; in a 200 answer optional, must match
      "decided_at": 1767225600000,              # optional, epoch ms; defaults to the time the hub received it
-     "items": [{"sequence": 1, "outcome": "RELEASE" | "HOLD" | "REFUSE", "code": "C01", "reason": "..."}]}
+     "agency_reference": "SPS/2026/000123",    # optional: the agency's case, permit or notification number
+     "items": [{"sequence": 1, "outcome": "RELEASE" | "HOLD" | "REFUSE", "code": "C01", "reason": "...",
+                "hold_reason": "DOCUMENTS_REQUIRED",  # HOLD only, optional (OTHER when left out): also
+                                                      # INSPECTION, IPR_SUSPENSION, LICENCE_REQUIRED, ESCALATED
+                "valid_until": "2026-12-10"}]}       # optional ISO 8601 date until which the decision stands
 
 ``items`` is not empty, each sequence appears once, and the code's first letter agrees with the
 outcome (C clear / release, H hold, N refuse: one decision vocabulary for every agency). In a 200
@@ -40,16 +44,20 @@ answer every sequence must be one the agency was asked about.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Collection
+from datetime import date
 from typing import Any, Final
 
 import orjson
 
 from adapters.errors import DecisionFormatError, FieldError
-from schemas import AgencyDecision, AgencyRequest, ItemDecision, Outcome
+from schemas import AgencyDecision, AgencyRequest, HoldReason, ItemDecision, Outcome
 
 CODE_LETTER: Final[dict[str, str]] = {"RELEASE": "C", "HOLD": "H", "REFUSE": "N"}
+HOLD_REASONS: Final[frozenset[str]] = frozenset(
+    {"DOCUMENTS_REQUIRED", "INSPECTION", "IPR_SUSPENSION", "LICENCE_REQUIRED", "ESCALATED", "OTHER"})
 MAX_ITEMS: Final = 10_000
 MAX_TEXT: Final = 2_000
 
@@ -154,10 +162,40 @@ def _items(errors: list[FieldError], raw: object, allowed: Collection[int] | Non
             elif allowed is not None and sequence not in allowed:
                 errors.append(FieldError(f"{at}/sequence", f"item {sequence} was not in the request"))
             seen.add(sequence)
+        hold_reason = _hold_reason(errors, at, outcome, entry.get("hold_reason"))
+        valid_until = _date(errors, f"{at}/valid_until", entry.get("valid_until"))
         if sequence is not None and outcome in CODE_LETTER and code is not None and reason is not None:
             chosen: Outcome = outcome
-            items.append({"sequence": sequence, "outcome": chosen, "code": code, "reason": reason})
+            items.append({"sequence": sequence, "outcome": chosen, "code": code, "reason": reason,
+                          "hold_reason": hold_reason, "valid_until": valid_until})
     return items
+
+
+def _hold_reason(errors: list[FieldError], at: str, outcome: object, value: object) -> HoldReason | None:
+    """A HOLD's reason in the shared vocabulary (OTHER when the agency gives none); nothing for other outcomes."""
+    if outcome != "HOLD":
+        if value is not None:
+            errors.append(FieldError(f"{at}/hold_reason", "only a HOLD has a hold reason"))
+        return None
+    if value is None:
+        return "OTHER"
+    if value not in HOLD_REASONS:
+        errors.append(FieldError(f"{at}/hold_reason", f"must be one of {', '.join(sorted(HOLD_REASONS))}"))
+        return None
+    reason: HoldReason = value  # type: ignore[assignment]  # checked against the vocabulary above
+    return reason
+
+
+def _date(errors: list[FieldError], path: str, value: object) -> str | None:
+    """An optional ISO 8601 calendar date (YYYY-MM-DD), returned as given."""
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) == 10:
+        with contextlib.suppress(ValueError):
+            date.fromisoformat(value)
+            return value
+    errors.append(FieldError(path, "must be an ISO 8601 date, YYYY-MM-DD"))
+    return None
 
 
 def content_id(agency: str, submission_id: str, version: int, items: list[ItemDecision]) -> str:
@@ -205,6 +243,7 @@ def parse_decision(
     if body.get("decided_at") is not None:
         decided_at = _int(errors, "/decided_at", body.get("decided_at"), minimum=0) or received_at
     items = _items(errors, body.get("items"), sequences)
+    reference = _text(errors, "/agency_reference", body.get("agency_reference"), required=False)
     if errors or sid is None or ver is None:
         raise DecisionFormatError(errors)
     items.sort(key=lambda i: i["sequence"])
@@ -215,4 +254,5 @@ def parse_decision(
         "agency": agency,
         "decided_at": decided_at,
         "items": items,
+        "agency_reference": reference,
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Protocol, runtime_checkable
 
-from schemas import AgencyRequest, ItemDecision, Outcome
+from schemas import AgencyRequest, HoldReason, ItemDecision, Outcome
 
 
 @runtime_checkable
@@ -24,9 +24,14 @@ class DecisionEngine(Protocol):
         ...
 
 
-def decision(sequence: int, outcome: Outcome, code: str, reason: str) -> ItemDecision:
-    """Build an ``ItemDecision``; the code's first letter must agree with the outcome."""
+def decision(sequence: int, outcome: Outcome, code: str, reason: str, *, hold_reason: HoldReason | None = None,
+             valid_until: date | None = None) -> ItemDecision:
+    """Build an ``ItemDecision``; the code's first letter must agree with the outcome, and a hold says why
+    in the shared vocabulary (documents required, inspection, IPR suspension, ...)."""
     expected = {"RELEASE": "C", "HOLD": "H", "REFUSE": "N"}[outcome]
     if not code.startswith(expected):
         raise ValueError(f"decision code {code!r} does not fit outcome {outcome}")
-    return {"sequence": sequence, "outcome": outcome, "code": code, "reason": reason}
+    if (outcome == "HOLD") != (hold_reason is not None):
+        raise ValueError(f"a hold reason goes with HOLD and only with it (got {outcome} and {hold_reason})")
+    return {"sequence": sequence, "outcome": outcome, "code": code, "reason": reason, "hold_reason": hold_reason,
+            "valid_until": valid_until.isoformat() if valid_until is not None else None}

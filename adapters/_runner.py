@@ -7,6 +7,7 @@ system replaces the engine by consuming ``nsw.agency.<agency>.requests`` itself 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -21,6 +22,11 @@ from schemas import AgencyDecision, AgencyRequest
 
 log = structlog.get_logger("nsw.adapter")
 
+
+def reference_number(agency: str, request_id: str) -> str:
+    """The reference engine's case number, e.g. ``IPR-5F2C09A1D3``: stable for a request, so a replay quotes
+    the same number to the trader."""
+    return f"{agency.upper()[:3]}-{hashlib.sha256(request_id.encode()).hexdigest()[:10].upper()}"
 
 
 class AdapterRunner:
@@ -46,6 +52,7 @@ class AdapterRunner:
             "agency": self.engine.agency,
             "decided_at": now,
             "items": items,
+            "agency_reference": reference_number(self.engine.agency, request["request_id"]),
         }
         log.info("decided", outcomes=sorted({i["outcome"] for i in items}), items=len(items))
         return [avro_message(decisions_topic(self.engine.agency), "AgencyDecision", decision)]

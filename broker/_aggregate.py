@@ -38,8 +38,8 @@ INVALIDATED_CODE: Final = "10"
 
 MISSING_ITEM_CODE: Final = "H-NOITEM"
 
-#: Holds that mean "documents required" (agency:code); when every hold is one of these the
-#: response says 06 instead of 05. Codes are the reference engines' (see each engine's docstring).
+#: Holds that mean "documents required" (agency:code) for decisions that carry no hold reason (written
+#: before decisions had one); when every hold is a documents hold the response says 06 instead of 05.
 DOCUMENT_HOLDS: Final = frozenset({"sps:H01", "customs:H02", "cwc:H01"})
 
 FINAL_STATUSES: Final = frozenset({"released", "held", "refused", "cancelled"})
@@ -263,6 +263,14 @@ def _same_answer(a: ReleaseResponse, b: ReleaseResponse) -> bool:
     return a["outcome"] == b["outcome"] and a["items"] == b["items"]
 
 
+def _documents_hold(reason: AgencyItemReason, documents_codes: frozenset[str]) -> bool:
+    """A hold the trader lifts by presenting documents: by its hold reason, or for decisions without
+    one by the agency's code."""
+    if reason.get("hold_reason") is not None:
+        return reason.get("hold_reason") == "DOCUMENTS_REQUIRED"
+    return f"{reason['agency']}:{reason['code']}" in documents_codes
+
+
 def combine(
     plan: RoutingPlan,
     decisions: Mapping[str, AgencyDecision],
@@ -282,10 +290,12 @@ def combine(
         for seq in dict.fromkeys(r["item"] for r in route["reasons"]):
             item = by_seq.get(seq)
             reason: AgencyItemReason = (
-                {"agency": agency, "outcome": item["outcome"], "code": item["code"], "reason": item["reason"]}
+                {"agency": agency, "outcome": item["outcome"], "code": item["code"], "reason": item["reason"],
+                 "hold_reason": item.get("hold_reason"), "valid_until": item.get("valid_until")}
                 if item is not None
                 else {"agency": agency, "outcome": "HOLD", "code": MISSING_ITEM_CODE,
-                      "reason": f"{agency} was asked about item {seq} but its decision does not cover it"}
+                      "reason": f"{agency} was asked about item {seq} but its decision does not cover it",
+                      "hold_reason": "OTHER", "valid_until": None}
             )
             per_item.setdefault(seq, []).append(reason)
             agency_outcomes.append(reason["outcome"])
@@ -295,6 +305,7 @@ def combine(
             "decision_id": decision["decision_id"],
             "decided_at": decision["decided_at"],
             "carried_from_version": route.get("carried_from_version"),
+            "agency_reference": decision.get("agency_reference"),
         })
     items: list[ItemOutcome] = [
         {"sequence": seq, "outcome": strictest([r["outcome"] for r in reasons]), "reasons": reasons}
@@ -303,8 +314,8 @@ def combine(
     outcome = strictest([i["outcome"] for i in items])
     function_code = FUNCTION_CODES[outcome]
     if outcome == "HOLD" and documents_codes:
-        holds = [f"{r['agency']}:{r['code']}" for i in items for r in i["reasons"] if r["outcome"] == "HOLD"]
-        if holds and all(code in documents_codes for code in holds):
+        holds = [r for i in items for r in i["reasons"] if r["outcome"] == "HOLD"]
+        if holds and all(_documents_hold(r, documents_codes) for r in holds):
             function_code = DOCUMENTS_REQUIRED_CODE
     return {
         "response_id": f"{plan['submission_id']}:{plan['version']}:{response_version}",

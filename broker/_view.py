@@ -91,6 +91,7 @@ def render_status(entry: Entry, *, base: str = "") -> dict[str, Any]:
     for agency, decision in state["decisions"].items():
         body["decisions"][agency] = {
             "decision_id": decision["decision_id"],
+            "agency_reference": decision.get("agency_reference"),
             "decided_at": iso(decision["decided_at"]),
             "items": [dict(item) for item in decision["items"]],
         }

@@ -53,12 +53,33 @@ class RecordSchema:
     parsed: Any
     fingerprint: bytes  # 8 bytes, little-endian CRC-64-AVRO
     canonical_json: str
+    #: For an earlier version of a record: the current schema its records are read as (Avro schema
+    #: resolution: fields added since get their defaults). None for the current versions.
+    reader: Any = None
 
 
 def _load_raw(name: str) -> dict[str, Any]:
     text = resources.files("schemas").joinpath("avro").joinpath(f"{name}.avsc").read_text(encoding="utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
+
+
+def _history() -> list[RecordSchema]:
+    """Earlier versions of the top-level records (``avro/history/<Name>.v<N>.json``, each the parsing
+    canonical form a version was written with): records already on the topics stay readable after a
+    schema gains fields."""
+    folder = resources.files("schemas").joinpath("avro").joinpath("history")
+    found = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".json"):
+            continue
+        canonical = entry.read_text(encoding="utf-8").strip()
+        raw: dict[str, Any] = json.loads(canonical)
+        parsed = parse_schema(raw, named_schemas={})
+        found.append(RecordSchema(name=str(raw["name"]), parsed=parsed,
+                                  fingerprint=bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")),
+                                  canonical_json=canonical))
+    return found
 
 
 class Registry:
@@ -83,6 +104,12 @@ class Registry:
             self._by_name[full] = record
             self._by_name[short] = record
             self._by_fingerprint[record.fingerprint] = record
+        for earlier in _history():
+            current = self._by_name[earlier.name]
+            if earlier.fingerprint not in self._by_fingerprint:
+                self._by_fingerprint[earlier.fingerprint] = RecordSchema(
+                    name=earlier.name, parsed=earlier.parsed, fingerprint=earlier.fingerprint,
+                    canonical_json=earlier.canonical_json, reader=current.parsed)
 
     def get(self, name: str) -> RecordSchema:
         try:
@@ -113,7 +140,7 @@ class Registry:
         if expected is not None and schema.name != self.get(expected).name:
             raise AvroDecodeError(f"expected {self.get(expected).name}, got {schema.name}")
         try:
-            record = fastavro.schemaless_reader(io.BytesIO(data[HEADER_LEN:]), schema.parsed, None)
+            record = fastavro.schemaless_reader(io.BytesIO(data[HEADER_LEN:]), schema.parsed, schema.reader)
         except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
             raise AvroDecodeError(f"corrupt {schema.name} body: {exc}") from exc
         if not isinstance(record, dict):

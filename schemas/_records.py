@@ -12,6 +12,7 @@ from typing import Literal, NotRequired, TypedDict
 Outcome = Literal["RELEASE", "HOLD", "REFUSE"]
 SubmissionKind = Literal["DECLARATION", "AMENDMENT", "CANCELLATION"]
 Agency = Literal["customs", "sps", "cwc", "ipr"]
+HoldReason = Literal["DOCUMENTS_REQUIRED", "INSPECTION", "IPR_SUSPENSION", "LICENCE_REQUIRED", "ESCALATED", "OTHER"]
 
 AGENCIES: tuple[Agency, ...] = ("customs", "sps", "cwc", "ipr")
 
@@ -95,6 +96,8 @@ class ItemDecision(TypedDict):
     outcome: Outcome
     code: str
     reason: str
+    hold_reason: NotRequired[HoldReason | None]  # Avro default null; set on HOLD
+    valid_until: NotRequired[str | None]  # Avro default null; ISO 8601 date
 
 
 class AgencyDecision(TypedDict):
@@ -104,6 +107,7 @@ class AgencyDecision(TypedDict):
     agency: str
     decided_at: int
     items: list[ItemDecision]
+    agency_reference: NotRequired[str | None]  # Avro default null
 
 
 class AgencyRoute(TypedDict):
@@ -131,6 +135,7 @@ class AgencyOutcome(TypedDict):
     decision_id: str
     decided_at: int
     carried_from_version: NotRequired[int | None]  # Avro default null
+    agency_reference: NotRequired[str | None]  # Avro default null
 
 
 class AgencyItemReason(TypedDict):
@@ -138,6 +143,8 @@ class AgencyItemReason(TypedDict):
     outcome: Outcome
     code: str
     reason: str
+    hold_reason: NotRequired[HoldReason | None]  # Avro default null
+    valid_until: NotRequired[str | None]  # Avro default null
 
 
 class ItemOutcome(TypedDict):

@@ -92,6 +92,10 @@ def _item(parent: _Element, item: ItemOutcome) -> None:
         info = _child(goods_item, "AdditionalInformation")
         _child(info, "StatementCode", reason["code"])
         _child(info, "StatementDescription", reason["reason"])
+        valid_until = reason.get("valid_until")
+        if valid_until:
+            end_of_day = datetime.fromisoformat(valid_until).replace(hour=23, minute=59, second=59, tzinfo=UTC)
+            _date_time(info, "LimitDateTime", int(end_of_day.timestamp() * 1000))
         _child(info, "StatementTypeCode", reason["agency"])
 
 

@@ -92,9 +92,10 @@ class FakeAgency:
 
     def decision(self, message: dict[str, Any]) -> dict[str, Any]:
         return {"decision_id": f"SPS-{message['submission_id']}", "submission_id": message["submission_id"],
-                "version": message["version"], "decided_at": 1_767_225_600_000,
+                "version": message["version"], "decided_at": 1_767_225_600_000, "agency_reference": "SPS/2026/0042",
                 "items": [{"sequence": i["sequence"], "outcome": self.outcome, "code": self.code,
-                           "reason": "phytosanitary certificate checked"} for i in message["items"]]}
+                           "reason": "phytosanitary certificate checked", "valid_until": "2027-01-31"}
+                          for i in message["items"]]}
 
     async def endpoint(self, request: Request) -> Response:
         message = orjson.loads(await request.body())
@@ -228,7 +229,9 @@ async def test_sync_decision_is_published_with_the_contract_message(agency: Runn
     assert decoded(out[0]) == {
         "decision_id": "SPS-01JTESTBRIDGE0000000000001", "submission_id": "01JTESTBRIDGE0000000000001",
         "version": 1, "agency": "sps", "decided_at": 1_767_225_600_000,
-        "items": [{"sequence": 1, "outcome": "RELEASE", "code": "C01", "reason": "phytosanitary certificate checked"}],
+        "items": [{"sequence": 1, "outcome": "RELEASE", "code": "C01", "reason": "phytosanitary certificate checked",
+                   "hold_reason": None, "valid_until": "2027-01-31"}],
+        "agency_reference": "SPS/2026/0042",
     }
     sent = agency.agency.received[0]
     assert sent["request_id"] == "01JTESTBRIDGE0000000000001:1:sps"
@@ -473,7 +476,8 @@ async def test_202_then_the_decision_arrives_on_the_callback(
     decision = decoded(message)
     assert decision["agency"] == "sps"
     assert decision["items"] == [{"sequence": 1, "outcome": "HOLD", "code": "H01",
-                                  "reason": "phytosanitary certificate checked"}]
+                                  "reason": "phytosanitary certificate checked",
+                                  "hold_reason": "OTHER", "valid_until": "2027-01-31"}]  # no reason given: OTHER
 
 
 async def test_repeated_callback_publishes_the_same_decision(hub_callback: tuple[str, Published]) -> None:
@@ -520,9 +524,15 @@ async def test_callback_without_decision_id_gets_a_stable_one(hub_callback: tupl
         ("/v1/agencies/sps/decisions", b'{"version": 1, "items": [{"sequence": 1, "outcome": "HOLD",'
          b' "code": "H01", "reason": "r"}, {"sequence": 1, "outcome": "HOLD", "code": "H01", "reason": "r"}]}',
          422, "invalid-decision", {"/submission_id", "/items/1/sequence"}),
+        ("/v1/agencies/sps/decisions", b'{"submission_id": "S", "version": 1, "agency_reference": 7, "items": ['
+         b'{"sequence": 1, "outcome": "HOLD", "code": "H01", "reason": "r", "hold_reason": "LUNCH"},'
+         b'{"sequence": 2, "outcome": "RELEASE", "code": "C01", "reason": "r", "hold_reason": "INSPECTION",'
+         b' "valid_until": "31/12/2026"}]}',
+         422, "invalid-decision", {"/agency_reference", "/items/0/hold_reason", "/items/1/hold_reason",
+                                   "/items/1/valid_until"}),
     ],
     ids=["not-json", "not-an-object", "unknown-agency", "no-token", "bad-version-no-items",
-         "bad-outcome-and-code", "no-submission-duplicate-item"],
+         "bad-outcome-and-code", "no-submission-duplicate-item", "bad-vocabulary"],
 )
 async def test_bad_callbacks_get_problem_details(
     hub_callback: tuple[str, Published], case: tuple[str, bytes, int, str, set[str]]

@@ -9,6 +9,7 @@ import pytest
 
 import adapters
 from adapters import ENGINES, DecisionEngine
+from adapters import decision as item_decision
 from adapters.customs import CustomsEngine, CustomsRules, RiskProfile
 from adapters.cwc import CWCEngine, load_schedules, states_not_party
 from adapters.ipr import IPREngine, add_working_days, load_register
@@ -306,6 +307,17 @@ def test_ipr_suspends_branded_goods_with_holder_and_deadline() -> None:
     assert "Zentra Horology SA" in decision["reason"]
     assert "2026-12-10" in decision["reason"]
     assert "extendable once by 10 working days to 2026-12-24" in decision["reason"]
+    assert (decision["hold_reason"], decision["valid_until"]) == ("IPR_SUSPENSION", "2026-12-10")
+
+
+def test_decisions_speak_one_vocabulary() -> None:
+    """A hold says why in the shared vocabulary; a release or refusal has no hold reason."""
+    assert item_decision(1, "HOLD", "H09", "x", hold_reason="INSPECTION")["hold_reason"] == "INSPECTION"
+    assert item_decision(1, "RELEASE", "C09", "x", valid_until=date(2027, 1, 31))["valid_until"] == "2027-01-31"
+    with pytest.raises(ValueError, match="hold reason"):
+        item_decision(1, "HOLD", "H09", "x")
+    with pytest.raises(ValueError, match="hold reason"):
+        item_decision(1, "REFUSE", "N09", "x", hold_reason="OTHER")
 
 
 def test_ipr_releases_goods_of_the_right_holder() -> None:

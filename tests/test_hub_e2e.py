@@ -81,6 +81,12 @@ async def test_sample_gets_its_release_response(client: httpx.AsyncClient, name:
     for agency, reasons in status["routing"]["agencies"].items():
         assert reasons, f"{agency} routed without a reason"
         assert all(r["rule"] and r["why"] for r in reasons)
+    for agency, decision in status["decisions"].items():
+        assert decision["agency_reference"].startswith(agency.upper()[:3] + "-")  # the agency's case number
+        for item in decision["items"]:  # a hold says why in the shared vocabulary, nothing else does
+            assert (item["hold_reason"] is not None) == (item["outcome"] == "HOLD"), item
+    on_response = {r["agency"]: r["agency_reference"] for r in status["response"]["agencies"]}
+    assert on_response == {a: d["agency_reference"] for a, d in status["decisions"].items()}
 
     assert status["version"] == (2 if original else 1)
     on_topic = await responses_on_topic({sid})

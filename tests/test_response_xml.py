@@ -140,7 +140,12 @@ def test_fixture_is_a_valid_avro_record(response: ReleaseResponse) -> None:
     encoded = registry().encode("ReleaseResponse", response)
     name, decoded = registry().decode(encoded, "ReleaseResponse")
     assert name.endswith("ReleaseResponse")
-    assert decoded == {"trader": "anonymous", **response}  # the Avro default fills what the fixture leaves out
+    # Avro defaults fill what the fixture leaves out (fields added after the fixtures were written).
+    expected = {"trader": "anonymous", **response,
+                "agencies": [{"agency_reference": None, **a} for a in response["agencies"]],
+                "items": [{**i, "reasons": [{"hold_reason": None, "valid_until": None, **r} for r in i["reasons"]]}
+                          for i in response["items"]]}
+    assert decoded == expected
 
 
 @pytest.mark.parametrize("response", CASES.values(), ids=CASES.keys())
@@ -189,6 +194,19 @@ def test_multi_agency_items_and_carried_version() -> None:
     descriptions = _texts(items[1], "r:AdditionalInformation/r:StatementDescription")
     assert descriptions == ["Green lane", "Matches recorded brand; holder told"]
     assert items[2].find("r:AdditionalInformation", NS) is None
+
+
+def test_a_decision_valid_until_a_date_gives_the_reason_a_limit() -> None:
+    suspension: AgencyItemReason = {**_reason("ipr", "H01", "Suspended; holder must act by 2026-01-15"),
+                                    "hold_reason": "IPR_SUSPENSION", "valid_until": "2026-01-15"}
+    response = _response("05", agencies=[_agency("ipr", "HOLD")], items=[_item(1, suspension)])
+    data = response_xml(response)
+    validate_response_xml(data)
+    root = _root(data)
+    info = "r:Response/r:Declaration/r:GoodsShipment/r:GovernmentAgencyGoodsItem/r:AdditionalInformation"
+    assert _texts(root, f"{info}/r:LimitDateTime/r:DateTimeString") == ["20260115235959Z"]
+    assert _texts(root, f"{info}/r:StatementTypeCode") == ["ipr"]  # after the limit, as the profile orders them
+    assert _root(response_xml(HELD_FOR_CONTROL)).find(f"{info}/r:LimitDateTime", NS) is None
 
 
 def test_invalidated_has_cancellation_and_nothing_else() -> None:

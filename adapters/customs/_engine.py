@@ -97,6 +97,7 @@ class CustomsEngine:
                     "HOLD",
                     "H01",
                     f"Red lane ({profile.id}): {profile.why}; held for physical inspection.",
+                    hold_reason="INSPECTION",
                 )
         if aeo:
             return decision(seq, "RELEASE", "C02", "Green lane: released with AEO facilitation.")
@@ -108,5 +109,6 @@ class CustomsEngine:
                 "H02",
                 f"Yellow lane: declared value {value:,.2f} {item['currency'] or ''} exceeds "
                 f"{self.rules.yellow_value_threshold:,.2f} without AEO; held for documentary check.",
+                hold_reason="DOCUMENTS_REQUIRED",
             )
         return decision(seq, "RELEASE", "C01", "Green lane: released.")

@@ -77,6 +77,7 @@ class CWCEngine:
                 "HOLD",
                 "H03",
                 f"HS subheading {hs6} includes a scheduled chemical; declare the CAS number.",
+                hold_reason="DOCUMENTS_REQUIRED",
             )
         return decision(seq, "RELEASE", "C04", "Not a scheduled chemical; released.")
 
@@ -93,7 +94,8 @@ class CWCEngine:
         if partner is None:
             if chem.schedule < 3 or exporting:
                 return decision(
-                    seq, "HOLD", "H02", f"{what}: partner country unknown; State Party check needed."
+                    seq, "HOLD", "H02", f"{what}: partner country unknown; State Party check needed.",
+                    hold_reason="OTHER",
                 )
             return decision(seq, "RELEASE", "C03", f"{what}: import checked; released.")
         if chem.schedule == 1:
@@ -131,5 +133,6 @@ class CWCEngine:
                 "H01",
                 f"{what}: export to {partner}, a State not Party, needs end-use certificate "
                 f"{END_USE_CERTIFICATE}.",
+                hold_reason="DOCUMENTS_REQUIRED",
             )
         return decision(seq, "RELEASE", "C03", f"{what}: checked; released.")

@@ -109,7 +109,11 @@ def decide(request: dict[str, Any], *, now_ms: int) -> dict[str, Any]:
         "agency": request["agency"],
         "decided_at": now_ms,
         "items": [{"sequence": item["sequence"], "outcome": "RELEASE", "code": "C01",
-                   "reason": "released by the example agency system"} for item in request["items"]],
+                   "reason": "released by the example agency system",
+                   "hold_reason": None,  # on a HOLD: DOCUMENTS_REQUIRED, INSPECTION, IPR_SUSPENSION, ...
+                   "valid_until": None}  # ISO date until which the decision stands, where one applies
+                  for item in request["items"]],
+        "agency_reference": f"EX-{request['submission_id']}-{request['version']}",  # the agency's case number
     }
 
 

@@ -79,4 +79,6 @@ class IPREngine:
             f"for HS chapter {chapter}; right holder notified and must start proceedings by "
             f"{deadline.isoformat()} (10 working days, extendable once by 10 working days to "
             f"{extended.isoformat()}).",
+            hold_reason="IPR_SUSPENSION",
+            valid_until=deadline,
         )

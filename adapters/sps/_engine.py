@@ -102,9 +102,11 @@ class SPSEngine:
                 "HOLD",
                 "H01",
                 f"Documents required: {needed.value} not declared for commodity {item['commodity_code']}.",
+                hold_reason="DOCUMENTS_REQUIRED",
             )
         if self.rules.inspect(item):
-            return decision(seq, "HOLD", "H02", "Selected for physical and identity inspection.")
+            return decision(seq, "HOLD", "H02", "Selected for physical and identity inspection.",
+                            hold_reason="INSPECTION")
         if has_vet and needed is not Need.PLANT:
             return decision(seq, "RELEASE", "C02", "Veterinary document N853 declared; released.")
         return decision(seq, "RELEASE", "C01", "Phytosanitary certificate N851 declared; released.")
