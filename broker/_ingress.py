@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from broker import _metrics as metrics
-from broker._envelope import DIGEST_HEADER, KIND_HEADER, TRADER_HEADER, avro_message
+from broker._envelope import DECLARANT_HEADER, DIGEST_HEADER, KIND_HEADER, TRADER_HEADER, avro_message
 from broker._idempotency import Stored, fingerprint, valid_key
 from broker._kafka import Producer
 from broker._lodgement import Lodgement, content_digest, decide_lodgement, submission_id_for
@@ -181,7 +181,13 @@ class Ingress:
                 errors=[{"message": e.message, "line": e.line, "path": e.path} for e in exc.errors],
             )
         submission["trader"] = trader
+        amends = submission.pop("amends_id", None)
         sid = submission_id_for(submission["declarant_id"], submission["trader_reference"], trader=trader)
+        if amends is not None and self._view.get(sid) is None:
+            found = self._amended(amends, submission, trader)
+            if isinstance(found, Response):
+                return found
+            sid = found
         digest = content_digest(submission)
         async with self._locks.hold(sid):  # decide-then-publish must not interleave for one submission
             entry = self._view.get(sid)
@@ -191,6 +197,21 @@ class Ingress:
             submission["submission_id"] = sid
             submission["version"] = lodgement.version
             return await self._publish(submission, digest)
+
+    def _amended(self, amends: str, submission: Submission, trader: str) -> str | Response:
+        """The submission an amendment or cancellation names by id (WCO DM Declaration/ID: the MRN in CDS,
+        here the hub's submission id), when its declarant and reference do not find one. A declarant it
+        leaves out is the original's."""
+        target = self._view.get(amends)
+        if target is None or target.trader != trader:  # another trader's id is as unknown as a wrong one
+            self.rejected += 1
+            verb = "amend" if submission["kind"] == "AMENDMENT" else "cancel"
+            detail = f"no submission {amends} of this trader to {verb}"
+            return problem("unknown-reference", detail=detail,
+                           errors=[{"message": detail, "line": None, "path": "/MetaData/Declaration/ID"}])
+        if not submission["declarant_id"]:
+            submission["declarant_id"] = target.declarant
+        return amends
 
     def _not_published(self, sid: str, submission: Submission, lodgement: Lodgement) -> Response:
         links = _links(sid)
@@ -212,7 +233,8 @@ class Ingress:
         sid = submission["submission_id"]
         message = avro_message(SUBMISSIONS, "Submission", submission, extra=(
             (KIND_HEADER, submission["kind"].encode()), (DIGEST_HEADER, digest.encode()),
-            (TRADER_HEADER, submission.get("trader", ANONYMOUS).encode())))
+            (TRADER_HEADER, submission.get("trader", ANONYMOUS).encode()),
+            (DECLARANT_HEADER, submission["declarant_id"].encode())))
         try:
             await self._producer.send(message)
         except TransportError as exc:
@@ -220,7 +242,8 @@ class Ingress:
             return problem("unavailable", detail="Kafka did not acknowledge the submission; nothing was accepted",
                            headers={"Retry-After": "5"})
         self._view.accepted(sid, version=submission["version"], received_at=submission["received_at"],
-                            digest=digest, kind=submission["kind"], trader=submission.get("trader", ANONYMOUS))
+                            digest=digest, kind=submission["kind"], trader=submission.get("trader", ANONYMOUS),
+                            declarant=submission["declarant_id"])
         self.accepted += 1
         metrics.SUBMISSIONS_ACCEPTED.inc(submission["kind"])
         log.info("accepted", submission_id=sid, version=submission["version"], items=len(submission["items"]),

@@ -18,7 +18,7 @@ import structlog
 
 from broker._aggregate import FINAL_STATUSES, AggregateState, pending_agencies
 from broker._auth import KeyStore
-from broker._envelope import DIGEST_HEADER, KIND_HEADER, TRADER_HEADER, VERSION_HEADER, InMessage
+from broker._envelope import DECLARANT_HEADER, DIGEST_HEADER, KIND_HEADER, TRADER_HEADER, VERSION_HEADER, InMessage
 from broker._idempotency import IdempotencyStore
 from broker._kafka import TopicTail
 from broker._lodgement import Known
@@ -41,6 +41,7 @@ class Entry:
     received_at: int
     known: Known
     trader: str = "anonymous"
+    declarant: str = ""
     state: AggregateState | None = None
     waiters: list[asyncio.Event] = field(default_factory=list)
 
@@ -181,6 +182,7 @@ class StatusView:
                 digest=(message.header(DIGEST_HEADER) or b"").decode(),
                 kind=(message.header(KIND_HEADER) or b"DECLARATION").decode(),
                 trader=(message.header(TRADER_HEADER) or b"anonymous").decode(),
+                declarant=(message.header(DECLARANT_HEADER) or b"").decode(),
             )
             return
         if not message.value:
@@ -191,7 +193,8 @@ class StatusView:
             plan = state["plan"]
             received = plan["received_at"] if plan else message.timestamp
             trader = plan.get("trader", "anonymous") if plan else "anonymous"
-            entry = self._entries[sid] = Entry(sid, state["version"], received, Known(state["version"]), trader)
+            entry = self._entries[sid] = Entry(sid, state["version"], received, Known(state["version"]), trader,
+                                               plan["declarant_id"] if plan else "")
         entry.state = state
         if entry.status in FINAL:
             for event in entry.waiters:
@@ -199,12 +202,13 @@ class StatusView:
             entry.waiters.clear()
 
     def accepted(self, submission_id: str, *, version: int, received_at: int, digest: str, kind: str,
-                 trader: str) -> None:
+                 trader: str, declarant: str = "") -> None:
         """Record a lodged version (this process's own at once, others' when the topic brings them)."""
         entry = self._entries.get(submission_id)
         if entry is None:
             entry = self._entries[submission_id] = Entry(submission_id, version, received_at, Known(version), trader)
         entry.trader = trader  # the lodgement says who owns it, whatever was read first
+        entry.declarant = entry.declarant or declarant
         known = entry.known
         known.digests.setdefault(version, digest)
         if kind == "CANCELLATION":

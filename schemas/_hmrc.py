@@ -22,6 +22,9 @@ profile differs from the NSW one in where things live, so the mapping is its own
 * **Cancellations** (TypeCode ``INV``) carry the MRN, the trader reference and a reason: the
   record has kind CANCELLATION, the trader reference, ``declaration_type`` ``INV``, the submitter
   as declarant and no items.
+* **Amendments and cancellations** name the declaration they change in ``Declaration/ID`` (the MRN;
+  their FunctionalReferenceID is the additional message's own reference): kept as ``amends_id`` for
+  the ingress, which finds the submission by it (the hub's submission id plays the MRN's part).
 * CAS numbers are not a CDS classification (``CV`` is the EU CUS number), so ``cas_numbers`` is
   always empty.
 """
@@ -287,4 +290,5 @@ def to_submission(
         or _first_item_text(item_elements, "Destination/CountryCode"),
         items=items,
         trader="anonymous",  # the ingress sets the authenticated trader
+        amends_id=(_text(declaration, "ID") or None) if kind != "DECLARATION" else None,
     )

@@ -65,6 +65,9 @@ class Submission(TypedDict):
     destination_country: str | None
     items: list[Item]
     trader: NotRequired[str]  # Avro default "anonymous"
+    #: Not on the topic: the id of the declaration an amendment or cancellation names (WCO DM
+    #: Declaration/ID, the MRN in CDS); the ingress resolves it to the submission and drops it.
+    amends_id: NotRequired[str | None]
 
 
 class RoutingReason(TypedDict):

@@ -162,6 +162,12 @@ def test_an_amendment_is_recognised_by_function_code_13(bundles: BundleSet) -> N
     record = _read((CORPUS / "examples/TT_Add_Item_Scenario_v1/Step2_Amendment.xml").read_bytes(), bundles)
     assert (record["kind"], record["function_code"], record["declaration_type"]) == ("AMENDMENT", "13", "COR")
     assert [item["sequence"] for item in record["items"]] == [3]
+    assert record.get("amends_id") is not None  # the MRN of the declaration it amends (Declaration/ID)
+
+
+def test_a_declaration_amends_nothing(bundles: BundleSet) -> None:
+    record = _read((CORPUS / "examples/TT_IM002b/TT_IM002a.xml").read_bytes(), bundles)
+    assert (record["kind"], record.get("amends_id")) == ("DECLARATION", None)
 
 
 def test_the_400_example_is_refused_naming_element_and_line(bundles: BundleSet) -> None:
