@@ -101,4 +101,5 @@ def aggregator_spec(aggregator: Aggregator, *, agencies: tuple[str, ...]) -> Pro
         dlq=DLQ,
         on_assign=aggregator.on_assign,
         on_tick=aggregator.tick,
+        latest_only=frozenset({AGGREGATE_STATE}),
     )

@@ -417,6 +417,7 @@ def auditor_spec(auditor: Auditor, *, group_id: str = "nsw-auditor",
         handler=auditor.handle,
         dlq=auditor.topics.dlq,
         on_assign=auditor.on_assign,
+        latest_only=frozenset({auditor.topics.head}),  # the chain head of a batch's last entry is the head
     )
 
 

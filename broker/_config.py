@@ -29,6 +29,8 @@ class HubConfig:
     agencies: tuple[str, ...] = AGENCIES
     max_body_bytes: int = 5_000_000
     max_in_flight: int = 2_000
+    #: Accepted submissions not yet routed beyond which new ones get 503 (the pipeline is behind).
+    max_backlog: int = 500
     #: Requests per second each trader may make on average (bursts of twice that).
     rate_limit: float = 1_000.0
     log_format: str = "auto"  # auto | json | console
@@ -53,6 +55,7 @@ class HubConfig:
             "instance": _env("NSW_INSTANCE", d.instance),
             "max_body_bytes": int(_env("NSW_MAX_BODY_BYTES", str(d.max_body_bytes))),
             "max_in_flight": int(_env("NSW_MAX_IN_FLIGHT", str(d.max_in_flight))),
+            "max_backlog": int(_env("NSW_MAX_BACKLOG", str(d.max_backlog))),
             "rate_limit": float(_env("NSW_RATE_LIMIT", str(d.rate_limit))),
             "log_format": _env("NSW_LOG_FORMAT", d.log_format),
             "log_level": _env("NSW_LOG_LEVEL", d.log_level),

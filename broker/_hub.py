@@ -134,7 +134,8 @@ class Hub:
         self.producer = Producer(cfg.bootstrap)
         await self.producer.start()
         self.ingress = Ingress(producer=self.producer, view=self.view, max_body_bytes=cfg.max_body_bytes,
-                               max_in_flight=cfg.max_in_flight, bundles=self.bundles, signer=self.signer)
+                               max_in_flight=cfg.max_in_flight, max_backlog=cfg.max_backlog,
+                               bundles=self.bundles, signer=self.signer)
         await self._ensure_dev_key()
         app = AuthMiddleware(create_app(self.ingress, extra_routes=self._extra_routes()), keys=self.view.keys,
                              limiter=RateLimiter(rate=cfg.rate_limit, burst=cfg.rate_limit * 2))

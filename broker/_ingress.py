@@ -80,13 +80,15 @@ def trader_of(request: Request) -> str:
 
 class Ingress:
     def __init__(self, *, producer: Producer, view: StatusView, max_body_bytes: int, max_in_flight: int,
-                 bundles: BundleSet | None = None, signer: ResponseSigner | None = None) -> None:
+                 max_backlog: int = 500, bundles: BundleSet | None = None,
+                 signer: ResponseSigner | None = None) -> None:
         self._producer = producer
         self._signer = signer
         self._bundles = bundles if bundles is not None else BundleSet.default()
         self._view = view
         self._max_body = max_body_bytes
         self._max_in_flight = max_in_flight
+        self.max_backlog = max_backlog  # adjustable while running
         self._in_flight = 0
         self._locks = KeyedLocks()
         self.accepted = 0
@@ -100,6 +102,12 @@ class Ingress:
             return problem("unsupported-media-type", detail=f"Content-Type {media or '(none)'} is not accepted")
         if self._in_flight >= self._max_in_flight:
             return problem("overloaded", detail="too many submissions in flight", headers={"Retry-After": "1"})
+        backlog = self._view.backlog(int(time.time() * 1000))
+        if backlog >= self.max_backlog:
+            # Accepting more would only lengthen the queue in Kafka: every answer would come later.
+            metrics.SUBMISSIONS_REJECTED.inc("overloaded")
+            return problem("overloaded", detail=f"the hub is behind: {backlog} accepted submissions wait for "
+                           "routing", headers={"Retry-After": "2"})
         self._in_flight += 1
         try:
             body = await self._read_body(request)

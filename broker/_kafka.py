@@ -204,9 +204,20 @@ class ProcessorSpec:
     #: output is written in a transaction of that partition's producer (deadlines, timers).
     on_tick: Callable[[int, int], Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]] | None = None
     tick_seconds: float = 1.0
+    #: Compacted changelog topics among the outputs: of several records for one key in a transaction only
+    #: the last is written (readers with read_committed never see the earlier ones apart from it anyway).
+    latest_only: frozenset[str] = frozenset()
 
     def transactional_id(self, partition: int) -> str:
         return f"{self.transactional_prefix}-p{partition}"
+
+
+def keep_latest(outputs: Sequence[OutMessage], topics: frozenset[str]) -> Sequence[OutMessage]:
+    """``outputs`` without the records of ``topics`` that a later record for the same key supersedes."""
+    if not topics:
+        return outputs
+    last = {(out.topic, out.key): index for index, out in enumerate(outputs) if out.topic in topics}
+    return [out for index, out in enumerate(outputs) if out.topic not in topics or last[(out.topic, out.key)] == index]
 
 
 async def send_confirmed(producer: AIOKafkaProducer, outputs: Iterable[OutMessage]) -> None:
@@ -504,7 +515,8 @@ class TransactionalProcessor:
             outputs = await result if inspect.isawaitable(result) else result
             if not outputs:
                 continue
-            await commit_batch(await self._producer(number), outputs, what=f"tick {self.spec.service} p{number}")
+            await commit_batch(await self._producer(number), keep_latest(outputs, self.spec.latest_only),
+                               what=f"tick {self.spec.service} p{number}")
 
     async def process(self, batches: dict[Any, list[Any]]) -> None:
         by_partition: dict[int, list[tuple[Any, list[Any]]]] = {}
@@ -524,7 +536,8 @@ class TransactionalProcessor:
             # Revoked while we worked: the new owner re-reads these records from the committed offset.
             log.info("batch_dropped_after_revoke", service=self.spec.service, partition=number)
             return
-        await commit_batch(producer, outputs, offsets, self.spec.group_id, what=f"commit {self.spec.service} p{number}")
+        await commit_batch(producer, keep_latest(outputs, self.spec.latest_only), offsets, self.spec.group_id,
+                           what=f"commit {self.spec.service} p{number}")
         self.processed += sum(len(records) for _, records in parts)
 
     async def _handle(self, message: InMessage) -> Sequence[OutMessage]:

@@ -163,4 +163,5 @@ def router_spec(router: Router) -> ProcessorSpec:
         handler=router.handle,
         dlq=DLQ,
         on_assign=router.on_assign,
+        latest_only=frozenset({ROUTER_STATE}),
     )

@@ -28,6 +28,8 @@ from broker.errors import NSWError
 log = structlog.get_logger("nsw.view")
 
 FINAL = FINAL_STATUSES
+#: Accepted submissions still unrouted after this long are stuck (dead-lettered), not back-pressure.
+BACKLOG_WINDOW_MS = 300_000
 
 
 def iso(ms: int) -> str:
@@ -131,6 +133,8 @@ class StatusView:
         self.idempotency = idempotency if idempotency is not None else IdempotencyStore()
         self.keys = keys if keys is not None else KeyStore()
         self._entries: dict[str, Entry] = {}
+        #: Submission id -> when its latest version was accepted, until the aggregator has its routing.
+        self._unrouted: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._tail: TopicTail | None = None
         self.caught_up = asyncio.Event()
@@ -196,6 +200,8 @@ class StatusView:
             entry = self._entries[sid] = Entry(sid, state["version"], received, Known(state["version"]), trader,
                                                plan["declarant_id"] if plan else "")
         entry.state = state
+        if state["version"] >= entry.known.version:
+            self._unrouted.pop(sid, None)
         if entry.status in FINAL:
             for event in entry.waiters:
                 event.set()
@@ -217,6 +223,20 @@ class StatusView:
         if version > entry.version:
             entry.version = version
             entry.received_at = received_at
+        if entry.state is None or entry.state["version"] < known.version:
+            self._unrouted.pop(submission_id, None)  # re-inserted: the dict stays in acceptance order
+            self._unrouted[submission_id] = received_at
+
+    def backlog(self, now_ms: int) -> int:
+        """Accepted submissions whose routing the aggregator has not recorded yet (the pipeline's queue);
+        those waiting longer than ``BACKLOG_WINDOW_MS`` are stuck elsewhere (dead letters) and left out."""
+        horizon = now_ms - BACKLOG_WINDOW_MS
+        while self._unrouted:
+            sid, accepted_at = next(iter(self._unrouted.items()))
+            if accepted_at >= horizon:
+                break
+            del self._unrouted[sid]
+        return len(self._unrouted)
 
     def get(self, submission_id: str) -> Entry | None:
         return self._entries.get(submission_id)

@@ -252,4 +252,5 @@ def notifier_spec(notifier: Notifier) -> ProcessorSpec:
         on_assign=notifier.on_assign,
         on_tick=notifier.tick,
         tick_seconds=0.25,
+        latest_only=frozenset({WEBHOOK_DELIVERIES}),
     )

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from broker._envelope import OutMessage
-from broker._kafka import commit_batch
+from broker._kafka import commit_batch, keep_latest
 from broker.errors import NSWError
 
 
@@ -65,3 +65,13 @@ async def test_acknowledged_outputs_commit_with_their_offsets() -> None:
     producer = RecordingProducer(failing=set())
     await commit_batch(producer, OUTPUTS, {"tp": 5}, "unit", what="commit unit p0")
     assert (producer.outcome, producer.offsets_sent, producer.sent) == ("committed", True, 3)
+
+
+def test_only_the_last_record_per_key_of_a_changelog_is_written() -> None:
+    out = [OutMessage(topic="state", key=b"a", value=b"1"), OutMessage(topic="events", key=b"a", value=b"e1"),
+           OutMessage(topic="state", key=b"b", value=b"1"), OutMessage(topic="state", key=b"a", value=b"2"),
+           OutMessage(topic="events", key=b"a", value=b"e2"), OutMessage(topic="state", key=b"a", value=b"")]
+    kept = keep_latest(out, frozenset({"state"}))
+    assert [(m.topic, m.key, m.value) for m in kept] == [
+        ("events", b"a", b"e1"), ("state", b"b", b"1"), ("events", b"a", b"e2"), ("state", b"a", b"")]
+    assert keep_latest(out, frozenset()) == out  # other topics keep every record
