@@ -73,7 +73,7 @@ def add_bench_parser(subparsers: Any) -> None:
     val = sub.add_parser("validate", help="validate+map throughput beside bare lxml on a corpus (no Kafka)")
     val.add_argument("--bundle", action="append", default=[], metavar="NAME=DIR")
     val.add_argument("--corpus", type=Path, required=True, help="a directory of XML documents")
-    val.add_argument("--rounds", type=int, default=3)
+    val.add_argument("--rounds", type=int, default=5)
     val.add_argument("--json", type=Path, default=None)
 
     gen = sub.add_parser("generator", help="the load generator's own ceiling against a trivial local server")

@@ -133,6 +133,11 @@ class Bundle:
         declaration schema, so the schema names the precise problem; after validation
         (``strict=True``) a FunctionCode the bundle does not know is refused.
         """
+        return self.recognise_definite(root, strict=strict)[0]
+
+    def recognise_definite(self, root: _Element, *, strict: bool = False) -> tuple[MessageKind, bool]:
+        """``recognise``, and whether the kind was announced (False: the declaration schema by default,
+        worth asking again with ``strict`` once the document is valid)."""
         envelope = self.envelope
         qname = etree.QName(root)
         expected = etree.QName(envelope.root).localname
@@ -152,20 +157,20 @@ class Bundle:
                 type_name,
             )
         if envelope.response is not None and root.find(envelope.response) is not None:
-            return self._supported("response", root)
+            return self._supported("response", root), True
         declaration = root.find(envelope.declaration)
         if declaration is None:
-            return "declaration"  # the schema says what is missing
+            return "declaration", False  # the schema says what is missing
         ns = etree.QName(declaration).namespace
         type_code = declaration.find(f"{{{ns}}}TypeCode")
         cancellation = envelope.cancellation_type_code
         if cancellation is not None and type_code is not None and _clean(type_code.text) == cancellation:
-            return self._supported("cancellation", type_code)
+            return self._supported("cancellation", type_code), True
         function_code = declaration.find(f"{{{ns}}}FunctionCode")
         code = None if function_code is None else _clean(function_code.text)
         kind = None if code is None else envelope.function_codes.get(code)
         if kind is not None:
-            return self._supported(kind, declaration)
+            return self._supported(kind, declaration), True
         if strict and function_code is not None:
             known = ", ".join(f"{fc} ({k})" for fc, k in envelope.function_codes.items())
             raise _fail(
@@ -173,7 +178,7 @@ class Bundle:
                 f"FunctionCode {code!r} is not one bundle {self.name} accepts: {known}",
                 function_code,
             )
-        return "declaration"
+        return "declaration", False
 
     def _supported(self, kind: MessageKind, element: _Element) -> MessageKind:
         if kind not in self.schemas:
@@ -400,13 +405,13 @@ def _bundle_for(root: _Element, bundles: BundleSet) -> Bundle:
 def _check(data: bytes, bundles: BundleSet, max_bytes: int, kinds: list[MessageKind]) -> Checked:
     root = parse_document(data, max_bytes=max_bytes)
     bundle = _bundle_for(root, bundles)
-    kind = bundle.recognise(root)
+    kind, definite = bundle.recognise_definite(root)
     kinds.append(kind)
     schema_check(compiled_schema(bundle.schemas[kind]), root)
     errors = bundle.rules(root)
     if errors:
         raise DocumentError("business-rule", limited(errors))
-    final = bundle.recognise(root, strict=True)
+    final = kind if definite else bundle.recognise(root, strict=True)
     kinds.append(final)
     return Checked(bundle, root, final)
 

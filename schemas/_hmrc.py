@@ -32,6 +32,9 @@ profile differs from the NSW one in where things live, so the mapping is its own
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Final
@@ -86,25 +89,52 @@ def _tags(path: str) -> tuple[str, ...]:
     return tuple(f"{{{DEC_NAMESPACE}}}{step}" for step in path.split("/"))
 
 
-# The CDS samples are full of comments; walking children by tag in C (iterchildren) is about
-# twice as fast as ElementPath's find, and this mapping sits on the ingress hot path.
-def _find(parent: _Element | None, path: str) -> _Element | None:
+# The CDS samples are full of comments, and the mapping looks up dozens of paths under the same few
+# elements (Declaration, GoodsShipment, each item): while a document is read (``_indexed``), each element's
+# children are grouped by tag once, so every later lookup is a dict access. This sits on the ingress hot path.
+_INDEX: ContextVar[dict[_Element, dict[str, list[_Element]]] | None] = ContextVar("hmrc_index", default=None)
+_NONE: Final[list[_Element]] = []
+
+
+@contextmanager
+def _indexed() -> Iterator[None]:
+    token = _INDEX.set({})
+    try:
+        yield
+    finally:
+        _INDEX.reset(token)
+
+
+def _children(node: _Element, tag: str) -> list[_Element]:
+    index = _INDEX.get()
+    if index is None:
+        return list(node.iterchildren(tag))
+    by_tag = index.get(node)
+    if by_tag is None:
+        by_tag = index[node] = {}
+        for child in node.iterchildren(etree.Element):  # elements only: no comments
+            by_tag.setdefault(child.tag, []).append(child)
+    return by_tag.get(tag, _NONE)
+
+
+def _walk(parent: _Element | None, tags: tuple[str, ...]) -> _Element | None:
     node = parent
-    for tag in _tags(path):
+    for tag in tags:
         if node is None:
             return None
-        node = next(node.iterchildren(tag), None)
+        found = _children(node, tag)
+        node = found[0] if found else None
     return node
 
 
+def _find(parent: _Element | None, path: str) -> _Element | None:
+    return _walk(parent, _tags(path))
+
+
 def _findall(parent: _Element | None, path: str) -> list[_Element]:
-    *steps, last = _tags(path)
-    node = parent
-    for tag in steps:
-        if node is None:
-            return []
-        node = next(node.iterchildren(tag), None)
-    return [] if node is None else list(node.iterchildren(last))
+    tags = _tags(path)
+    node = _walk(parent, tags[:-1])
+    return [] if node is None else list(_children(node, tags[-1]))
 
 
 def _text(parent: _Element | None, path: str) -> str | None:
@@ -132,6 +162,11 @@ def _classifications(commodity: _Element | None) -> dict[str, list[_Element]]:
 
 def rule_errors(root: _Element) -> list[ErrorDetail]:
     """CDS business rules the hub enforces: unique item numbers, commodity codes, known HS codes."""
+    with _indexed():
+        return _rule_errors(root)
+
+
+def _rule_errors(root: _Element) -> list[ErrorDetail]:
     errors: list[ErrorDetail] = []
     first_seen: dict[int, _Element] = {}
     nomenclature = hs_nomenclature()
@@ -253,6 +288,19 @@ def to_submission(
     version: int,
 ) -> Submission:
     """The canonical Submission for a validated CDS ``MetaData`` carrying a Declaration."""
+    with _indexed():
+        return _to_submission(root, kind=kind, submission_id=submission_id, received_at=received_at,
+                              version=version)
+
+
+def _to_submission(
+    root: _Element,
+    *,
+    kind: SubmissionKind,
+    submission_id: str,
+    received_at: int,
+    version: int,
+) -> Submission:
     declaration = _find(root, "Declaration")
     if declaration is None:  # pragma: no cover - recognition found it before validation
         raise ValueError("validated CDS document lacks Declaration")
