@@ -24,6 +24,9 @@ AUDIT_HEAD: Final = "nsw.audit.head"
 WEBHOOK_DELIVERIES: Final = "nsw.webhook.deliveries"
 
 _WEEK_MS: Final = 7 * 24 * 3600 * 1000
+#: Changelogs roll a segment an hour (Kafka's default is a week) so compaction, which never touches the
+#: active segment, keeps what a restarting service must read back small.
+_CHANGELOG_SEGMENT_MS: Final = 3600 * 1000
 
 
 def requests_topic(agency: str) -> str:
@@ -46,10 +49,12 @@ class TopicSpec:
     extra: dict[str, str] = field(default_factory=dict)
 
     def configs(self) -> dict[str, str]:
-        configs = {"cleanup.policy": self.cleanup_policy, **self.extra}
+        configs = {"cleanup.policy": self.cleanup_policy}
+        if "compact" in self.cleanup_policy:
+            configs |= {"segment.ms": str(_CHANGELOG_SEGMENT_MS), "min.cleanable.dirty.ratio": "0.1"}
         if "delete" in self.cleanup_policy:  # -1: kept forever
             configs["retention.ms"] = str(self.retention_ms)
-        return configs
+        return configs | self.extra
 
 
 def declared_topics(agencies: tuple[str, ...], *, partitions: int, replication: int) -> tuple[TopicSpec, ...]:
