@@ -22,6 +22,7 @@ from broker._hub import SERVICES, Hub
 from broker._kafka import describe_processors
 from broker._keys_io import load_keys, publish_key
 from broker._logging import configure_logging
+from broker._split import child_argv, run_child
 from broker._verify_cmd import add_verify_parser, run_verify
 from broker.errors import NSWError
 from ops import LocalKafkaConfig, add_ops_parser, kafka_command, run_ops
@@ -101,10 +102,15 @@ def _dump_tasks() -> None:
 
 async def _serve(args: argparse.Namespace) -> int:
     only = frozenset(args.only.split(",")) if args.only else frozenset(SERVICES)
-    unknown = only - set(SERVICES)
+    split = frozenset(args.split.split(",")) if args.split else frozenset()
+    unknown = (only | split) - set(SERVICES)
     if unknown:
         sys.stderr.write(f"unknown service(s) {sorted(unknown)}; choose from {', '.join(SERVICES)}\n")
         return 2
+    if "ingress" in split or not split <= only:
+        sys.stderr.write("--split: services this process would run, but not the ingress (it holds the port)\n")
+        return 2
+    only -= split
     config = HubConfig.from_env(bootstrap=args.bootstrap, host=args.host, port=args.port)
     configure_logging(fmt=config.log_format, level=config.log_level)
     try:
@@ -127,10 +133,17 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.post_samples and "ingress" in only:
         await _post_samples(f"http://{config.host}:{config.port}", wait=30.0)
         sys.stderr.write(f"hub serving on http://{config.host}:{config.port} - Ctrl-C to stop\n")
+    child = None
+    if split:
+        argv = child_argv(sorted(split), bootstrap=args.bootstrap, bundles=args.bundle)
+        child = asyncio.create_task(run_child(argv, stop), name="split-child")
     waiter = asyncio.create_task(hub.wait())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
     await hub.stop()
+    if child is not None:
+        await child
     for task in (waiter, stopper):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -203,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (env NSW_BOOTSTRAP)")
     serve.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SERVICES)}")
+    serve.add_argument("--split", default=None, metavar="SERVICES",
+                       help="run these services in a child process (another core), e.g. auditor")
     serve.add_argument("--bundle", action="append", default=[], metavar="NAME=DIR",
                        help="an extra schema bundle, e.g. hmrc-cds=DIR (env NSW_BUNDLES); repeatable")
     serve.add_argument("--post-samples", action="store_true",

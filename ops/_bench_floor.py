@@ -44,11 +44,15 @@ class FloorConfig:
     agencies: tuple[str, ...] = AGENCIES
     drain: float = 60.0
     keep_topics: bool = False
+    #: Submissions written but not yet answered beyond which the floor's ingress answers 503, as the hub's
+    #: does (NSW_MAX_BACKLOG): both sides are then measured at what they sustain, not at how fast they queue.
+    max_backlog: int = 500
 
     def parameters(self) -> dict[str, Any]:
         return {"mode": "max" if self.rate is None else "rate", "rate": self.rate, "duration_s": self.duration,
                 "warmup_s": self.warmup, "concurrency": self.concurrency, "bootstrap": self.bootstrap,
-                "partitions": self.partitions, "payload_bytes": self.payload_bytes, "agencies": list(self.agencies)}
+                "partitions": self.partitions, "payload_bytes": self.payload_bytes, "agencies": list(self.agencies),
+                "max_backlog": self.max_backlog}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +126,29 @@ class _Handlers:
         return [OutMessage(self.topics.responses, key, self.response, _headers("ReleaseResponse", key))]
 
 
+@dataclass(slots=True)
+class _Backlog:
+    """Written minus answered, shared by the lanes (the floor's counterpart of the hub's unrouted backlog)."""
+
+    completions: Completions
+    limit: int
+    already_answered: int = 0
+    written: int = 0
+
+    def full(self) -> bool:
+        return self.written - (len(self.completions.first_seen) - self.already_answered) >= self.limit
+
+
 class _ProducerLane(Lane):
     """The floor's ingress: one shared idempotent producer, one send_and_wait per submission."""
 
-    def __init__(self, producer: Producer, topic: str, run_id: str, payload: bytes) -> None:
+    def __init__(self, producer: Producer, topic: str, run_id: str, payload: bytes, backlog: _Backlog) -> None:
         self._producer, self._topic, self._run_id, self._payload = producer, topic, run_id, payload
+        self._backlog = backlog
 
     async def send(self, index: int) -> Answer:
+        if self._backlog.full():
+            return Answer(503, retry_after=2.0)
         key = f"{self._run_id}-{index:012d}"
         encoded = key.encode()
         try:
@@ -136,6 +156,7 @@ class _ProducerLane(Lane):
                                                  _headers("Submission", encoded)))
         except ProduceError:
             return Answer(503, retry_after=0.2)
+        self._backlog.written += 1
         return Answer(202, key)
 
 
@@ -210,7 +231,9 @@ async def bench_floor(config: FloorConfig) -> dict[str, Any]:
         plan = LoadPlan(rate=config.rate, duration=config.duration, warmup=config.warmup,
                         concurrency=config.concurrency)
         payload = os.urandom(config.payload_bytes)
-        lanes = [_ProducerLane(producer, topics.submissions, run_id, payload) for _ in range(config.concurrency)]
+        backlog = _Backlog(completions, config.max_backlog, already_answered=len(completions.first_seen))
+        lanes = [_ProducerLane(producer, topics.submissions, run_id, payload, backlog)
+                 for _ in range(config.concurrency)]
         sampling = asyncio.create_task(sampler.run(stop_sampling))
         try:
             result = await drive(plan, lanes)

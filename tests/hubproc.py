@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,8 @@ from tests.conftest import HMRC_SCHEMAS, free_port
 
 
 class HubProcess:
-    def __init__(self, *, bootstrap: str, log: Path, port: int | None = None) -> None:
+    def __init__(self, *, bootstrap: str, log: Path, port: int | None = None, args: Sequence[str] = ()) -> None:
+        self._args = tuple(args)
         self.state_dir = log.parent / "state"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -33,7 +35,7 @@ class HubProcess:
                "NSW_LOG_LEVEL": os.environ.get("NSW_TEST_HUB_LOG_LEVEL", "warning")}
         with self._log.open("ab") as log:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "broker._cli", "serve", "--bundle", f"hmrc-cds={HMRC_SCHEMAS}"],
+                [sys.executable, "-m", "broker._cli", "serve", "--bundle", f"hmrc-cds={HMRC_SCHEMAS}", *self._args],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         self.starts += 1
@@ -53,6 +55,11 @@ class HubProcess:
                     pass
                 await asyncio.sleep(0.05)
         raise AssertionError(f"hub did not answer within {timeout} s")
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
 
     @property
     def headers(self) -> dict[str, str]:
