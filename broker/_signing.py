@@ -1,20 +1,18 @@
 """Signed release responses: a compact JWS (RFC 7515) over the canonical JSON of the response.
 
-- Header: ``{"alg": "HS256", "kid": "<key id>", "typ": "nsw-release-response+jws"}``.
+- Header: ``{"alg": "EdDSA", "kid": "<key id>", "typ": "nsw-release-response+jws"}``.
 - Payload: the release response as orjson with sorted keys (the same bytes for the same response).
-- Algorithm: HMAC-SHA256 (``HS256``), because the hub's environment has no Ed25519 implementation
-  (the ``cryptography`` package is not a dependency). HS256 is a *shared-key* signature: the key id is
-  published (``jwks()`` lists every key's ``kid``, ``alg`` and ``use`` but never its secret ``k``), and
-  verification needs the secret, so it is done by the hub (``nsw verify`` on the hub's key directory)
-  or by a party given the key out of band (``jwks(private=True)``). Adding ``cryptography`` lets an
-  ``EdDSA`` key type publish real public keys; ``verify`` already refuses any ``alg`` it does not hold.
+- Algorithm: Ed25519 (``EdDSA``, RFC 8037). The public keys are published (``GET /.well-known/jwks.json``:
+  ``kty`` OKP, ``crv`` Ed25519, ``x``), so a trader verifies a response with nothing from the hub but that
+  key set; the private ``d`` never leaves the key directory. Keys made by earlier versions (HMAC-SHA256,
+  ``HS256``, ``kty`` oct) still verify where their secret is held, and are never used to sign again.
 - Keys: one JSON Web Key per file in the key directory (default ``.nsw/keys``, env
   ``NSW_SIGNING_KEY_DIR``), created on first use with mode 0600; the newest signs, all verify (rotation:
   ``KeyStore.rotate()``; retire a key by deleting its file once nothing signed with it matters).
 
 ``verify`` refuses, with a ``SignatureError`` saying why: a malformed token, a header that is not ours
 (``typ``), an ``alg`` other than the key's (no ``none``, no algorithm confusion), ``crit`` extensions,
-an unknown ``kid``, a key whose secret is not available, and a signature that does not match.
+an unknown ``kid``, an HS256 key whose secret is not available, and a signature that does not match.
 """
 
 from __future__ import annotations
@@ -31,16 +29,19 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from broker.errors import NSWError
 
 __all__ = ["ALG", "TYP", "KeyStore", "ResponseSigner", "SignatureError", "canonical_json", "verify"]
 
-ALG: Final = "HS256"
+ALG: Final = "EdDSA"
+#: Keys of earlier versions: verified (with their secret), never used to sign.
+LEGACY_ALG: Final = "HS256"
 TYP: Final = "nsw-release-response+jws"
 KEY_DIR_ENV: Final = "NSW_SIGNING_KEY_DIR"
 DEFAULT_KEY_DIR: Final = Path(".nsw/keys")
-_SECRET_BYTES: Final = 32
 _MAX_TOKEN: Final = 1_000_000
 
 
@@ -83,13 +84,14 @@ class KeyStore:
         found = []
         for path in sorted(self.directory.glob("*.jwk")):
             key = orjson.loads(path.read_bytes())
-            if isinstance(key, dict) and key.get("kty") == "oct" and isinstance(key.get("kid"), str):
+            if isinstance(key, dict) and key.get("kty") in ("OKP", "oct") and isinstance(key.get("kid"), str):
                 found.append(key)
         return sorted(found, key=lambda k: (int(k.get("nsw_created", 0)), str(k["kid"])))
 
     def current(self) -> dict[str, Any]:
-        """The newest key; the first call in an empty directory creates one."""
-        keys = self.keys()
+        """The newest signing key; the first call in an empty directory (or one holding only keys of
+        earlier versions) creates one."""
+        keys = [k for k in self.keys() if k.get("alg") == ALG and isinstance(k.get("d"), str)]
         return keys[-1] if keys else self.rotate()
 
     def rotate(self) -> dict[str, Any]:
@@ -100,8 +102,10 @@ class KeyStore:
             ignore.write_text("*\n")  # never commit signing keys, wherever the directory is
         created = max([time.time_ns(), *(int(k.get("nsw_created", 0)) + 1 for k in self.keys())])
         kid = f"nsw-{time.strftime('%Y%m%d', time.gmtime(created / 1e9))}-{secrets.token_hex(4)}"
-        key = {"kty": "oct", "kid": kid, "alg": ALG, "use": "sig",
-               "k": _b64(secrets.token_bytes(_SECRET_BYTES)), "nsw_created": created}
+        private = Ed25519PrivateKey.generate()
+        key = {"kty": "OKP", "crv": "Ed25519", "kid": kid, "alg": ALG, "use": "sig",
+               "x": _b64(private.public_key().public_bytes_raw()), "d": _b64(private.private_bytes_raw()),
+               "nsw_created": created}
         path = self.directory / f"{kid}.jwk"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
@@ -109,11 +113,14 @@ class KeyStore:
         return key
 
     def jwks(self, *, private: bool = False) -> dict[str, Any]:
-        """The key set; without ``private`` the secrets are left out (publish this one)."""
+        """The key set; without ``private`` the private parts (``d``, an HS256 ``k``) are left out: publish
+        this one. Traders verify EdDSA signatures with it alone."""
         if private:
             return {"keys": [{k: v for k, v in key.items() if k != "nsw_created"} for key in self.keys()]}
-        return {"keys": [{"kty": key["kty"], "kid": key["kid"], "alg": key.get("alg", ALG), "use": "sig"}
-                         for key in self.keys()]}
+        return {"keys": [{k: v for k, v in key.items() if k in _PUBLIC_MEMBERS} for key in self.keys()]}
+
+
+_PUBLIC_MEMBERS: Final = frozenset({"kty", "crv", "x", "kid", "alg", "use"})
 
 
 class ResponseSigner:
@@ -123,13 +130,13 @@ class ResponseSigner:
         self.store = store if store is not None else KeyStore()
         key = self.store.current()
         self.kid: str = key["kid"]
-        self._secret = _unb64(key["k"], "key")
+        self._private = Ed25519PrivateKey.from_private_bytes(_unb64(key["d"], "key"))
 
     def sign(self, response: Mapping[str, Any]) -> str:
         """The compact JWS ``header.payload.signature`` of ``response``."""
         header = canonical_json({"alg": ALG, "kid": self.kid, "typ": TYP})
         signing_input = f"{_b64(header)}.{_b64(canonical_json(response))}".encode("ascii")
-        return f"{signing_input.decode('ascii')}.{_b64(_mac(self._secret, signing_input))}"
+        return f"{signing_input.decode('ascii')}.{_b64(self._private.sign(signing_input))}"
 
     def jwks(self) -> dict[str, Any]:
         """What ``GET /.well-known/jwks.json`` serves: key ids, never secrets."""
@@ -160,7 +167,7 @@ def verify(jws: str, keys: Mapping[str, Any]) -> dict[str, Any]:
     if "crit" in header:
         raise SignatureError(f"unsupported critical header extension(s) {header['crit']!r}")
     alg, kid = header.get("alg"), header.get("kid")
-    if alg != ALG:
+    if alg not in (ALG, LEGACY_ALG):
         raise SignatureError(f"wrong alg {alg!r}: release responses are signed with {ALG}")
     if not isinstance(kid, str):
         raise SignatureError("malformed JWS: the header names no kid")
@@ -169,13 +176,30 @@ def verify(jws: str, keys: Mapping[str, Any]) -> dict[str, Any]:
     if not candidates:
         raise SignatureError(f"unknown kid {kid!r}: not in the key set")
     key = candidates[0]
-    if key.get("kty") != "oct" or key.get("alg", ALG) != alg:
-        raise SignatureError(f"key {kid!r} is not an {ALG} key (kty {key.get('kty')!r}, alg {key.get('alg')!r})")
-    if not isinstance(key.get("k"), str):
-        raise SignatureError(f"key {kid!r} is published without its secret ({ALG} is a shared-key signature): "
-                             "verify with the hub's key directory or a key set that holds it")
+    kty = {ALG: "OKP", LEGACY_ALG: "oct"}[alg]
+    if key.get("kty") != kty or key.get("alg") != alg:  # the key decides the algorithm, not the token
+        raise SignatureError(f"key {kid!r} is not an {alg} key (kty {key.get('kty')!r}, alg {key.get('alg')!r})")
     signature = _unb64(parts[2], "signature")
-    expected = _mac(_unb64(key["k"], "key"), f"{parts[0]}.{parts[1]}".encode("ascii"))
-    if not hmac.compare_digest(signature, expected):
-        raise SignatureError(f"bad signature: the response was changed or not signed with key {kid!r}")
+    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+    if alg == ALG:
+        _verify_ed25519(key, kid, signature, signing_input)
+    else:
+        if not isinstance(key.get("k"), str):
+            raise SignatureError(f"key {kid!r} is published without its secret ({LEGACY_ALG} is a shared-key "
+                                 "signature): verify with the hub's key directory or a key set that holds it")
+        if not hmac.compare_digest(signature, _mac(_unb64(key["k"], "key"), signing_input)):
+            raise SignatureError(f"bad signature: the response was changed or not signed with key {kid!r}")
     return _object(_unb64(parts[1], "payload"), "payload")
+
+
+def _verify_ed25519(key: Mapping[str, Any], kid: str, signature: bytes, signing_input: bytes) -> None:
+    if key.get("crv") != "Ed25519" or not isinstance(key.get("x"), str):
+        raise SignatureError(f"key {kid!r} is not an Ed25519 public key (crv {key.get('crv')!r})")
+    try:
+        public = Ed25519PublicKey.from_public_bytes(_unb64(key["x"], "key"))
+    except ValueError as exc:
+        raise SignatureError(f"key {kid!r} is not an Ed25519 public key: {exc}") from exc
+    try:
+        public.verify(signature, signing_input)
+    except InvalidSignature:
+        raise SignatureError(f"bad signature: the response was changed or not signed with key {kid!r}") from None

@@ -3,9 +3,8 @@
 The input is a compact JWS, or a JSON document carrying one in ``response_jws`` (a webhook body).
 Keys: ``--jwks FILE`` (a JSON Web Key Set), ``--url URL`` (fetched with httpx, e.g. the hub's
 ``/.well-known/jwks.json``), or by default the hub's own key directory (``NSW_SIGNING_KEY_DIR``,
-default ``.nsw/keys``). With HS256 the published key set names the keys but holds no secrets, so
-only a key set that holds them (the key directory, or one exported with ``KeyStore.jwks(private=True)``)
-can verify.
+default ``.nsw/keys``). Responses are signed with Ed25519 (EdDSA), so the published key set is all a
+trader needs; tokens of the earlier HS256 keys verify only with a key set holding their secret.
 
 Wiring (in the ``nsw`` parser): ``add_verify_parser(subparsers)``, then ``run_verify(args)`` when the
 command is ``verify``. Exit codes: 0 valid; 1 invalid (the reason on stderr); 2 cannot check (unreadable

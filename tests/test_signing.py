@@ -39,8 +39,9 @@ def test_round_trip_returns_the_payload(store: KeyStore) -> None:
     signer = ResponseSigner(store)
     token = signer.sign(RESPONSE)
     assert verify(token, store.jwks(private=True)) == RESPONSE
+    assert verify(token, signer.jwks()) == RESPONSE  # a trader needs only the published public keys
     header = json.loads(unb64(token.split(".")[0]))
-    assert header == {"alg": "HS256", "kid": signer.kid, "typ": TYP}
+    assert header == {"alg": "EdDSA", "kid": signer.kid, "typ": TYP}
     # The payload is the canonical JSON: sorted keys, no whitespace.
     assert unb64(token.split(".")[1]) == orjson.dumps(RESPONSE, option=orjson.OPT_SORT_KEYS)
 
@@ -55,12 +56,33 @@ def test_key_is_created_once_private_and_git_ignored(store: KeyStore) -> None:
     assert (store.directory / ".gitignore").read_text() == "*\n"
 
 
-def test_published_jwks_names_keys_but_holds_no_secret(store: KeyStore) -> None:
+def test_published_jwks_holds_public_keys_only(store: KeyStore) -> None:
     signer = ResponseSigner(store)
-    published = signer.jwks()
-    assert published == {"keys": [{"kty": "oct", "kid": signer.kid, "alg": "HS256", "use": "sig"}]}
+    (published,) = signer.jwks()["keys"]
+    assert {k: v for k, v in published.items() if k != "x"} == {
+        "kty": "OKP", "crv": "Ed25519", "kid": signer.kid, "alg": "EdDSA", "use": "sig"}
+    assert len(unb64(published["x"])) == 32  # the Ed25519 public key; the private "d" stays in the directory
+    assert "d" in store.jwks(private=True)["keys"][0]
+
+
+def test_keys_of_earlier_versions_verify_but_never_sign_again(store: KeyStore) -> None:
+    import hashlib  # noqa: PLC0415
+    import hmac  # noqa: PLC0415
+
+    secret = b"s" * 32
+    store.directory.mkdir(parents=True)
+    legacy = {"kty": "oct", "kid": "nsw-20260101-legacy00", "alg": "HS256", "use": "sig", "k": b64(secret),
+              "nsw_created": 1}
+    (store.directory / "nsw-20260101-legacy00.jwk").write_bytes(orjson.dumps(legacy))
+    header = {"alg": "HS256", "kid": legacy["kid"], "typ": TYP}
+    signing_input = f"{b64(orjson.dumps(header))}.{b64(orjson.dumps(RESPONSE))}"
+    old_token = f"{signing_input}.{b64(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
+    assert verify(old_token, store.jwks(private=True)) == RESPONSE
     with pytest.raises(SignatureError, match="without its secret"):
-        verify(signer.sign(RESPONSE), published)
+        verify(old_token, store.jwks())
+    signer = ResponseSigner(store)
+    assert signer.kid != legacy["kid"]
+    assert orjson.loads(unb64(signer.sign(RESPONSE).split(".")[0]))["alg"] == "EdDSA"
 
 
 def test_rotation_signs_with_the_new_key_and_still_verifies_the_old(store: KeyStore) -> None:
@@ -107,27 +129,41 @@ def test_unknown_kid_is_refused(tmp_path: Path, store: KeyStore) -> None:
 
 
 def resigned(store: KeyStore, header: dict[str, Any]) -> str:
-    """A token with ``header``, correctly HMAC-signed with the real key: only the header is wrong."""
-    import hashlib  # noqa: PLC0415
-    import hmac  # noqa: PLC0415
+    """A token with ``header``, correctly signed with the real private key: only the header is wrong."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: PLC0415
 
     key = store.current()
     signing_input = f"{b64(orjson.dumps(header))}.{b64(orjson.dumps(RESPONSE))}"
-    mac = hmac.new(unb64(key["k"]), signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(mac)}"
+    signature = Ed25519PrivateKey.from_private_bytes(unb64(key["d"])).sign(signing_input.encode())
+    return f"{signing_input}.{b64(signature)}"
+
+
+def test_algorithm_confusion_with_the_public_key_as_hmac_secret_is_refused(store: KeyStore) -> None:
+    """The classic attack on public-key JWS: HS256 with the published key bytes as the shared secret."""
+    import hashlib  # noqa: PLC0415
+    import hmac  # noqa: PLC0415
+
+    store.current()  # the hub's one key
+    (published,) = store.jwks()["keys"]
+    header = {"alg": "HS256", "kid": published["kid"], "typ": TYP}
+    signing_input = f"{b64(orjson.dumps(header))}.{b64(orjson.dumps(RESPONSE))}"
+    for secret in (unb64(published["x"]), published["x"].encode()):
+        mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+        with pytest.raises(SignatureError, match="is not an HS256 key"):
+            verify(f"{signing_input}.{b64(mac)}", {"keys": [{**published, "k": b64(secret)}]})
 
 
 @pytest.mark.parametrize(("header", "reason"), [
     ({"alg": "none", "typ": TYP}, "wrong alg 'none'"),
     ({"alg": "HS512", "typ": TYP}, "wrong alg 'HS512'"),
-    ({"alg": "EdDSA", "typ": TYP}, "wrong alg 'EdDSA'"),
-    ({"alg": "HS256", "typ": "JWT"}, "wrong typ 'JWT'"),
-    ({"alg": "HS256"}, "wrong typ None"),
-    ({"alg": "HS256", "typ": TYP, "crit": ["exp"]}, "critical"),
-    ({"alg": "HS256", "typ": TYP, "kid": 7}, "names no kid"),
+    ({"alg": "HS256", "typ": TYP}, "is not an HS256 key"),
+    ({"alg": "EdDSA", "typ": "JWT"}, "wrong typ 'JWT'"),
+    ({"alg": "EdDSA"}, "wrong typ None"),
+    ({"alg": "EdDSA", "typ": TYP, "crit": ["exp"]}, "critical"),
+    ({"alg": "EdDSA", "typ": TYP, "kid": 7}, "names no kid"),
 ])
-def test_wrong_header_is_refused_even_when_the_mac_matches(store: KeyStore, header: dict[str, Any],
-                                                           reason: str) -> None:
+def test_wrong_header_is_refused_even_when_the_signature_matches(store: KeyStore, header: dict[str, Any],
+                                                                 reason: str) -> None:
     kid = store.current()["kid"]
     full = {"kid": kid, **header}
     with pytest.raises(SignatureError, match=reason):
