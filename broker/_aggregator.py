@@ -12,7 +12,15 @@ from collections.abc import Callable, Mapping, Sequence
 import structlog
 
 from broker import _metrics as metrics
-from broker._aggregate import DOCUMENT_HOLDS, AggregateState, apply_decision, apply_plan, escalate_due, new_state
+from broker._aggregate import (
+    DOCUMENT_HOLDS,
+    FINAL_STATUSES,
+    AggregateState,
+    apply_decision,
+    apply_plan,
+    escalate_due,
+    new_state,
+)
 from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message, decode
 from broker._kafka import ProcessorSpec
@@ -39,7 +47,8 @@ class Aggregator:
         self._deadlines = dict(deadlines or {})
         self._clock = clock
         self.store: ChangelogStore[AggregateState] = ChangelogStore(
-            bootstrap=bootstrap, topic=AGGREGATE_STATE, name="aggregator"
+            bootstrap=bootstrap, topic=AGGREGATE_STATE, name="aggregator",
+            active=lambda state: state["status"] not in FINAL_STATUSES,  # only open ones have deadlines
         )
 
     async def on_assign(self, assigned: set[tuple[str, int]]) -> None:

@@ -8,7 +8,7 @@ only in memory or on local disk.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -23,22 +23,41 @@ V = TypeVar("V")
 
 
 class ChangelogStore(Generic[V]):
-    """Values by submission id, with the partition each belongs to (for timers per partition)."""
+    """Values by submission id, with the partition each belongs to (for timers per partition).
 
-    def __init__(self, *, bootstrap: str, topic: str, name: str) -> None:
+    ``active`` says which values timers still care about (an open submission, a pending delivery):
+    ``in_partition`` walks only those, so a timer's cost follows the open work, not all history.
+    """
+
+    def __init__(self, *, bootstrap: str, topic: str, name: str, active: Callable[[V], bool] | None = None) -> None:
         self._bootstrap = bootstrap
         self.topic = topic
         self._name = name
         self._values: dict[str, V] = {}
         self._partition: dict[str, int] = {}
+        self._active = active if active is not None else (lambda _value: True)
+        self._open: dict[int, dict[str, None]] = {}
 
     def get(self, key: str) -> V | None:
         return self._values.get(key)
 
-    def put(self, key: str, value: V, *, partition: int) -> OutMessage:
-        """Keep ``value`` and return the changelog record to write with the output."""
+    def _keep(self, key: str, value: V, partition: int) -> None:
         self._values[key] = value
         self._partition[key] = partition
+        if self._active(value):
+            self._open.setdefault(partition, {})[key] = None
+        else:
+            self._open.get(partition, {}).pop(key, None)
+
+    def _forget(self, key: str) -> None:
+        self._values.pop(key, None)
+        partition = self._partition.pop(key, None)
+        if partition is not None:
+            self._open.get(partition, {}).pop(key, None)
+
+    def put(self, key: str, value: V, *, partition: int) -> OutMessage:
+        """Keep ``value`` and return the changelog record to write with the output."""
+        self._keep(key, value, partition)
         raw = key.encode()
         return OutMessage(
             topic=self.topic,
@@ -48,9 +67,9 @@ class ChangelogStore(Generic[V]):
         )
 
     def in_partition(self, partition: int) -> Iterator[tuple[str, V]]:
-        for key, value in self._values.items():
-            if self._partition.get(key) == partition:
-                yield key, value
+        """The active values of ``partition`` (a snapshot: the caller may put while iterating)."""
+        for key in list(self._open.get(partition, ())):
+            yield key, self._values[key]
 
     def __len__(self) -> int:
         return len(self._values)
@@ -58,8 +77,9 @@ class ChangelogStore(Generic[V]):
     def drop(self, partitions: set[int]) -> None:
         """Forget the keys of ``partitions`` (no longer ours)."""
         for key in [k for k, p in self._partition.items() if p in partitions]:
-            del self._values[key]
-            del self._partition[key]
+            self._forget(key)
+        for partition in partitions:
+            self._open.pop(partition, None)
 
     async def restore(self, partitions: set[int]) -> int:
         """Re-read the changelog for ``partitions``, replacing what was known of them."""
@@ -71,11 +91,9 @@ class ChangelogStore(Generic[V]):
             key = message.key.decode()
             if message.value:
                 value: Any = orjson.loads(message.value)
-                self._values[key] = value
-                self._partition[key] = message.partition
+                self._keep(key, value, message.partition)
             else:
-                self._values.pop(key, None)
-                self._partition.pop(key, None)
+                self._forget(key)
 
         count = await read_to_end(self._bootstrap, [(self.topic, p) for p in sorted(partitions)], load)
         log.info("state_restored", store=self._name, partitions=sorted(partitions), records=count,

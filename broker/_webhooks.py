@@ -188,7 +188,8 @@ class Notifier:
         self._xml = xml
         self._signer = signer
         self.store: ChangelogStore[Delivery] = ChangelogStore(bootstrap=bootstrap, topic=WEBHOOK_DELIVERIES,
-                                                              name="notifier")
+                                                              name="notifier",
+                                                              active=lambda delivery: delivery["status"] == "pending")
         self._client = httpx.AsyncClient(timeout=ATTEMPT_TIMEOUT, follow_redirects=False)
         self._limit = asyncio.Semaphore(MAX_PARALLEL)
 
