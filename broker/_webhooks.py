@@ -44,6 +44,8 @@ MAX_BACKOFF_MS: Final = 10 * 60 * 1000
 FIRST_BACKOFF_MS: Final = 500
 ATTEMPT_TIMEOUT: Final = httpx.Timeout(5.0, connect=2.0)
 MAX_PARALLEL: Final = 32
+#: Webhook bodies kept for retries (about 10 KB each).
+MAX_KEPT_BODIES: Final = 10_000
 
 
 class Webhook(TypedDict):
@@ -192,6 +194,8 @@ class Notifier:
                                                               active=lambda delivery: delivery["status"] == "pending")
         self._client = httpx.AsyncClient(timeout=ATTEMPT_TIMEOUT, follow_redirects=False)
         self._limit = asyncio.Semaphore(MAX_PARALLEL)
+        #: Bodies of deliveries still being retried (the XML and the signature are made once, not per try).
+        self._bodies: dict[str, bytes] = {}
 
     async def on_assign(self, assigned: set[tuple[str, int]]) -> None:
         await self.store.restore({p for _, p in assigned})
@@ -222,7 +226,12 @@ class Notifier:
             delivery["last_error"] = "no webhook registered"
             delivery["next_at"] = now + backoff_ms(delivery["attempts"])
             return
-        body = payload(delivery, xml=self._xml, signer=self._signer)
+        body = self._bodies.get(delivery["delivery_id"])
+        if body is None:
+            body = payload(delivery, xml=self._xml, signer=self._signer)
+            if len(self._bodies) >= MAX_KEPT_BODIES:
+                self._bodies.pop(next(iter(self._bodies)))  # the oldest: rebuilt if it is tried again
+            self._bodies[delivery["delivery_id"]] = body
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(hook["secret"], body),
                    DELIVERY_HEADER: delivery["delivery_id"], "NSW-Event": "release-response"}
         async with self._limit:
@@ -232,6 +241,7 @@ class Notifier:
             except httpx.HTTPError as exc:
                 ok, error = False, f"{exc.__class__.__name__}: {exc}"[:300]
         if ok:
+            self._bodies.pop(delivery["delivery_id"], None)
             delivery["status"], delivery["delivered_at"], delivery["last_error"] = "delivered", now, None
             log.info("webhook_delivered", delivery_id=delivery["delivery_id"], attempts=delivery["attempts"])
         else:
