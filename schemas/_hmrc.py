@@ -31,13 +31,13 @@ profile differs from the NSW one in where things live, so the mapping is its own
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from functools import cache
-from typing import Final
+from typing import Final, ParamSpec, TypeVar
 
 from lxml import etree
 
@@ -90,19 +90,26 @@ def _tags(path: str) -> tuple[str, ...]:
 
 
 # The CDS samples are full of comments, and the mapping looks up dozens of paths under the same few
-# elements (Declaration, GoodsShipment, each item): while a document is read (``_indexed``), each element's
+# elements (Declaration, GoodsShipment, each item): while a document is read (``@_indexed``), each element's
 # children are grouped by tag once, so every later lookup is a dict access. This sits on the ingress hot path.
 _INDEX: ContextVar[dict[_Element, dict[str, list[_Element]]] | None] = ContextVar("hmrc_index", default=None)
 _NONE: Final[list[_Element]] = []
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-@contextmanager
-def _indexed() -> Iterator[None]:
-    token = _INDEX.set({})
-    try:
-        yield
-    finally:
-        _INDEX.reset(token)
+def _indexed(read: Callable[P, R]) -> Callable[P, R]:
+    """``read`` with its own child index for the document it reads (dropped when it returns)."""
+
+    @functools.wraps(read)
+    def reading(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = _INDEX.set({})
+        try:
+            return read(*args, **kwargs)
+        finally:
+            _INDEX.reset(token)
+
+    return reading
 
 
 def _children(node: _Element, tag: str) -> list[_Element]:
@@ -160,13 +167,9 @@ def _classifications(commodity: _Element | None) -> dict[str, list[_Element]]:
 # --------------------------------------------------------------------------- business rules
 
 
+@_indexed
 def rule_errors(root: _Element) -> list[ErrorDetail]:
     """CDS business rules the hub enforces: unique item numbers, commodity codes, known HS codes."""
-    with _indexed():
-        return _rule_errors(root)
-
-
-def _rule_errors(root: _Element) -> list[ErrorDetail]:
     errors: list[ErrorDetail] = []
     first_seen: dict[int, _Element] = {}
     nomenclature = hs_nomenclature()
@@ -279,6 +282,7 @@ def _first_item_text(items: list[_Element], path: str) -> str | None:
     return None
 
 
+@_indexed
 def to_submission(
     root: _Element,
     *,
@@ -288,19 +292,6 @@ def to_submission(
     version: int,
 ) -> Submission:
     """The canonical Submission for a validated CDS ``MetaData`` carrying a Declaration."""
-    with _indexed():
-        return _to_submission(root, kind=kind, submission_id=submission_id, received_at=received_at,
-                              version=version)
-
-
-def _to_submission(
-    root: _Element,
-    *,
-    kind: SubmissionKind,
-    submission_id: str,
-    received_at: int,
-    version: int,
-) -> Submission:
     declaration = _find(root, "Declaration")
     if declaration is None:  # pragma: no cover - recognition found it before validation
         raise ValueError("validated CDS document lacks Declaration")
