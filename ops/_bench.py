@@ -350,6 +350,20 @@ class LoadResult:
         self.ids.append(answer.submission_id)
 
 
+async def measure(plan: LoadPlan, lanes: Sequence[Lane], completions: Completions, sampler: RssSampler, *,
+                  drain: float) -> LoadResult:
+    """Drive the load while sampling memory, then wait up to ``drain`` s for the outstanding answers."""
+    stop_sampling = asyncio.Event()
+    sampling = asyncio.create_task(sampler.run(stop_sampling))
+    try:
+        result = await drive(plan, lanes)
+        await completions.wait_for(result.ids, within=drain)
+    finally:
+        stop_sampling.set()
+        await sampling
+    return result
+
+
 async def drive(plan: LoadPlan, lanes: Sequence[Lane]) -> LoadResult:
     """Run the plan on the lanes; the first ``warmup`` seconds are marked as not measured."""
     result = LoadResult()
@@ -580,17 +594,10 @@ async def bench_e2e(config: E2EConfig, *, floor: FloorRun | None = None) -> dict
         raise NSWError(f"the hub at {config.url} does not answer: {exc}") from exc
     completions = Completions(config.bootstrap, RESPONSES)
     sampler = RssSampler(bench_processes(config.url, config.bootstrap, config.hub_pids))
-    stop_sampling = asyncio.Event()
     try:
         await completions.start()
         await _probe(lanes[0], completions, within=config.drain)
-        sampling = asyncio.create_task(sampler.run(stop_sampling))
-        try:
-            result = await drive(plan, lanes)
-            await completions.wait_for(result.ids, within=config.drain)
-        finally:
-            stop_sampling.set()
-            await sampling
+        result = await measure(plan, lanes, completions, sampler, drain=config.drain)
     finally:
         await completions.stop()
         await asyncio.gather(*(lane.close() for lane in lanes))

@@ -25,7 +25,7 @@ from broker._envelope import Headers, InMessage, OutMessage
 from broker._kafka import ProcessorSpec, Producer, TransactionalProcessor, delete_topics, ensure_topics
 from broker._topics import TopicSpec
 from broker.errors import NSWError, ProduceError
-from ops._bench import Answer, Completions, Lane, LoadPlan, RssSampler, drive, summarise
+from ops._bench import Answer, Completions, Lane, LoadPlan, RssSampler, measure, summarise
 from schemas import AGENCIES
 
 __all__ = ["FloorConfig", "FloorTopics", "bench_floor"]
@@ -222,7 +222,6 @@ async def bench_floor(config: FloorConfig) -> dict[str, Any]:
     producer = Producer(config.bootstrap)
     completions = Completions(config.bootstrap, topics.responses)
     sampler = RssSampler({"bench": os.getpid()})
-    stop_sampling = asyncio.Event()
     try:
         await pipeline.start()
         await producer.start()
@@ -234,13 +233,7 @@ async def bench_floor(config: FloorConfig) -> dict[str, Any]:
         backlog = _Backlog(completions, config.max_backlog, already_answered=len(completions.first_seen))
         lanes = [_ProducerLane(producer, topics.submissions, run_id, payload, backlog)
                  for _ in range(config.concurrency)]
-        sampling = asyncio.create_task(sampler.run(stop_sampling))
-        try:
-            result = await drive(plan, lanes)
-            await completions.wait_for(result.ids, within=config.drain)
-        finally:
-            stop_sampling.set()
-            await sampling
+        result = await measure(plan, lanes, completions, sampler, drain=config.drain)
         await pipeline.check()
     finally:
         await completions.stop()
