@@ -80,7 +80,7 @@ def trader_of(request: Request) -> str:
 
 class Ingress:
     def __init__(self, *, producer: Producer, view: StatusView, max_body_bytes: int, max_in_flight: int,
-                 max_backlog: int = 500, bundles: BundleSet | None = None,
+                 max_backlog: int, bundles: BundleSet | None = None,
                  signer: ResponseSigner | None = None) -> None:
         self._producer = producer
         self._signer = signer

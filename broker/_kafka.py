@@ -276,8 +276,6 @@ STALL_SECONDS = 15.0
 LOST_MEMBERSHIP_SECONDS = 45.0
 #: Seconds a transaction may take to commit before the service is restarted.
 COMMIT_SECONDS = 30.0
-#: Records handled between two yields to the event loop.
-YIELD_EVERY = 8
 #: Seconds to start a partition's producer or restore its state before the service is restarted.
 PREPARE_SECONDS = 90.0
 
@@ -534,12 +532,8 @@ class TransactionalProcessor:
         outputs: list[OutMessage] = []
         offsets: dict[Any, int] = {}
         for tp, records in parts:
-            for index, record in enumerate(records, start=1):
+            for record in records:
                 outputs.extend(await self._handle(to_in_message(record)))
-                if index % YIELD_EVERY == 0:
-                    # Let the other services' commits and fetches move: they share this event loop, and
-                    # each of their round trips would otherwise wait for this whole batch.
-                    await asyncio.sleep(0)
             offsets[tp] = records[-1].offset + 1
         if not self._consumer.assignment() & {tp for tp, _ in parts}:
             # Revoked while we worked: the new owner re-reads these records from the committed offset.
