@@ -6,7 +6,7 @@ Pure: values in, values out; the bridge (``adapters._bridge``) and the callback 
 Request: the hub POSTs one **agency message** per agency request (``Content-Type:
 application/json``, header ``Idempotency-Key: <request_id>``)::
 
-    {"request_id": "<submission_id>:<version>:<agency>",   # stable: a redelivery has the same id
+    {"request_id": "<submission_id>:<version>:<agency>:<nonce>",  # stable: a redelivery has the same id
      "submission_id": "01J...", "version": 2, "agency": "sps",
      "kind": "DECLARATION" | "AMENDMENT" | "CANCELLATION",  # CANCELLATION: stop work, items is []
      "requested_at": 1767225600000,                         # epoch ms
@@ -29,6 +29,8 @@ The agency answers either
 Decision (body of a 200 answer, or of a callback)::
 
     {"decision_id": "SPS-2026-000123",        # optional in a 200 answer; strongly advised in a callback
+     "request_id": "01J...:2:sps:9f3c...",     # the request answered: required in a callback, optional in a
+                                               # 200 answer (must match); the hub refuses any other
      "submission_id": "01J...", "version": 2,  # required in a callback; in a 200 answer optional, must match
      "decided_at": 1767225600000,              # optional, epoch ms; defaults to the time the hub received it
      "agency_reference": "SPS/2026/000123",    # optional: the agency's case, permit or notification number
@@ -213,6 +215,7 @@ def parse_decision(
     version: int | None = None,
     sequences: Collection[int] | None = None,
     default_id: str | None = None,
+    request_id: str | None = None,
 ) -> AgencyDecision:
     """Check a decision document and turn it into an AgencyDecision; raise DecisionFormatError.
 
@@ -220,6 +223,8 @@ def parse_decision(
     may leave them out but must not contradict them. Not given (a callback): they are required.
     ``sequences`` limits the items to those asked about. ``default_id`` names a decision that has
     no ``decision_id``; without it the id is derived from the content, so a repeat has the same id.
+    ``request_id`` given (a synchronous answer): the document may leave it out but must not contradict
+    it; not given (a callback): the document must quote the request it answers.
     """
     if not isinstance(body, dict):
         raise DecisionFormatError([FieldError("", "the decision must be a JSON object")])
@@ -238,6 +243,13 @@ def parse_decision(
             errors.append(FieldError("/version", f"answers version {ver}, the request was for {version}"))
     else:
         ver = version
+    rid = body.get("request_id")
+    if request_id is None or rid is not None:
+        rid = _text(errors, "/request_id", rid)
+        if request_id is not None and rid is not None and rid != request_id:
+            errors.append(FieldError("/request_id", f"answers request {rid}, the request was {request_id}"))
+    else:
+        rid = request_id
     decision_id = _text(errors, "/decision_id", body.get("decision_id"), required=False)
     decided_at = received_at
     if body.get("decided_at") is not None:
@@ -255,4 +267,5 @@ def parse_decision(
         "decided_at": decided_at,
         "items": items,
         "agency_reference": reference,
+        "request_id": rid,
     }

@@ -211,7 +211,7 @@ class HttpBridge:
         return parse_decision(
             body, agency=self.config.agency, received_at=self.now_ms(), submission_id=request["submission_id"],
             version=request["version"], sequences={i["sequence"] for i in request["items"]},
-            default_id=f"{request['request_id']}:http",
+            default_id=f"{request['request_id']}:http", request_id=request["request_id"],
         )
 
     async def _deliver(self, request_id: str, body: bytes, *, deadline: float) -> tuple[httpx.Response, int]:

@@ -53,6 +53,7 @@ class AdapterRunner:
             "decided_at": now,
             "items": items,
             "agency_reference": reference_number(self.engine.agency, request["request_id"]),
+            "request_id": request["request_id"],
         }
         log.info("decided", outcomes=sorted({i["outcome"] for i in items}), items=len(items))
         return [avro_message(decisions_topic(self.engine.agency), "AgencyDecision", decision)]

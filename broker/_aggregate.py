@@ -12,17 +12,28 @@ Rules (README "Release responses"):
 - a cancellation answers at once with function code 10 (invalidated); later decisions are recorded
   and change nothing;
 - an agency that has not decided by its deadline is escalated: an explicit state, never a release.
+
+Who may decide (``check_decision``): a decision counts only when it answers an outstanding request of
+the agency that sent it — the agency is the authenticated caller or the topic the decision came from,
+never the record's own field; it names the submission, the version the agency was asked about and the
+request's id (unguessable, so nobody can decide in advance on a submission that does not exist yet),
+and only items it was asked about. Anything else is refused (dead-lettered, with its reason). A
+decision that arrives before its plan (the aggregator reads several topics) waits, bounded in number
+and time, and is checked when the plan comes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final, NotRequired, TypedDict
+from dataclasses import dataclass
+from typing import Final, Literal, NotRequired, TypedDict
 
+from broker.errors import DecisionRefusedError
 from schemas import (
     AgencyDecision,
     AgencyItemReason,
     AgencyOutcome,
+    AgencyRoute,
     ItemOutcome,
     Outcome,
     ReleaseResponse,
@@ -44,6 +55,41 @@ DOCUMENT_HOLDS: Final = frozenset({"sps:H01", "customs:H02", "cwc:H01"})
 
 FINAL_STATUSES: Final = frozenset({"released", "held", "refused", "cancelled"})
 TIMELINE_LIMIT: Final = 500
+#: Decisions waiting for their routing plan: at most this many per submission, for at most this long.
+EARLY_LIMIT: Final = 16
+EARLY_TTL_MS: Final = 10 * 60 * 1000
+
+RefusalKind = Literal["wrong-agency", "no-outstanding-request", "superseded", "request-mismatch",
+                      "missing-request-id", "item-not-requested", "cancelled", "too-many-waiting"]
+
+#: HTTP status of each refusal (the callback answers with it; a topic's refusal is dead-lettered).
+REFUSAL_STATUS: Final[dict[RefusalKind, int]] = {
+    "wrong-agency": 403, "no-outstanding-request": 409, "superseded": 409, "request-mismatch": 409,
+    "missing-request-id": 422, "item-not-requested": 422, "cancelled": 409, "too-many-waiting": 409,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a decision is not applied: a problem slug, a sentence and the field it is about."""
+
+    kind: RefusalKind
+    message: str
+    path: str = ""
+
+    @property
+    def status(self) -> int:
+        return REFUSAL_STATUS[self.kind]
+
+
+class EarlyDecision(TypedDict):
+    """A decision read before its routing plan, with where it came from (to dead-letter it if it expires)."""
+
+    decision: AgencyDecision
+    received_at: int
+    topic: str
+    partition: int
+    offset: int
 
 
 class TimelineEvent(TypedDict):
@@ -66,7 +112,7 @@ class AggregateState(TypedDict):
     version: int
     plan: RoutingPlan | None
     decisions: dict[str, AgencyDecision]
-    early: list[AgencyDecision]
+    early: list[EarlyDecision | AgencyDecision]  # bare decisions: written before the source was kept
     response: ReleaseResponse | None
     status: str
     updated_at: int
@@ -107,6 +153,57 @@ def _carried_from(plan: RoutingPlan, agency: str) -> int | None:
     return None
 
 
+def _route(plan: RoutingPlan, agency: str) -> AgencyRoute | None:
+    for route in plan["agencies"]:
+        if route["agency"] == agency:
+            return route
+    return None
+
+
+def check_decision(plan: RoutingPlan | None, decision: AgencyDecision, *, agency: str,
+                   cancelled: bool = False) -> Refusal | None:
+    """None when ``decision``, sent by ``agency``, answers the request ``plan`` has outstanding for it."""
+    if decision["agency"] != agency:
+        return Refusal("wrong-agency", f"{agency} cannot decide for {decision['agency']}", "/agency")
+    sid, version = decision["submission_id"], decision["version"]
+    if plan is None or version > plan["version"]:
+        return Refusal("no-outstanding-request",
+                       f"no request to {agency} for submission {sid} version {version}", "/submission_id")
+    route = _route(plan, agency)
+    if route is None:
+        return Refusal("no-outstanding-request",
+                       f"{agency} was not asked about version {plan['version']} of {sid}", "/version")
+    carried = route.get("carried_from_version")
+    wanted = carried if carried is not None else plan["version"]
+    if version != wanted:
+        return Refusal("superseded", f"version {version} of {sid} is not the one to decide: {agency}'s decision "
+                       f"on version {wanted} applies to the current version {plan['version']}", "/version")
+    if cancelled:
+        return Refusal("cancelled", f"submission {sid} was cancelled", "/submission_id")
+    expected = route.get("request_id")
+    if expected is not None:
+        given = decision.get("request_id")
+        if not given:
+            return Refusal("missing-request-id", "a decision must quote the request_id of the request it answers",
+                           "/request_id")
+        if given != expected:
+            return Refusal("request-mismatch", f"request {given} is not the outstanding request of {agency} "
+                           f"for version {version} of {sid}", "/request_id")
+    asked = {r["item"] for r in route["reasons"]}
+    for n, item in enumerate(decision["items"]):
+        if item["sequence"] not in asked:
+            return Refusal("item-not-requested", f"item {item['sequence']} was not in the request to {agency}",
+                           f"/items/{n}/sequence")
+    return None
+
+
+def early_decision(entry: EarlyDecision | AgencyDecision) -> AgencyDecision:
+    """The decision of a waiting entry (entries written before sources were kept are bare decisions)."""
+    if "decision" in entry:
+        return entry["decision"]  # type: ignore[typeddict-item]
+    return entry
+
+
 def _accepts(plan: RoutingPlan, decision: AgencyDecision) -> bool:
     """Does ``decision`` count for ``plan``'s version?"""
     if not any(route["agency"] == decision["agency"] for route in plan["agencies"]):
@@ -116,9 +213,13 @@ def _accepts(plan: RoutingPlan, decision: AgencyDecision) -> bool:
 
 
 def apply_plan(
-    state: AggregateState, plan: RoutingPlan, *, now: int, documents_codes: frozenset[str] = DOCUMENT_HOLDS
+    state: AggregateState, plan: RoutingPlan, *, now: int, documents_codes: frozenset[str] = DOCUMENT_HOLDS,
+    refused: list[tuple[EarlyDecision | AgencyDecision, Refusal]] | None = None,
 ) -> ReleaseResponse | None:
-    """Take a routing plan; one for an older version than the state's is ignored."""
+    """Take a routing plan; one for an older version than the state's is ignored.
+
+    Decisions that waited for this plan are checked against it: those that answer its requests count,
+    the others are appended to ``refused`` with the reason (the caller dead-letters them)."""
     if plan["version"] < state["version"]:
         return None
     newer = plan["version"] > state["version"]
@@ -142,41 +243,93 @@ def apply_plan(
                 record(state, {"at": plan["routed_at"], "step": "requested", "version": plan["version"],
                                "agency": route["agency"]})
     state["plan"] = plan
-    if plan.get("kind") == "CANCELLATION":
-        return _cancel(state, plan, now=now)
-    waiting = [d for d in state["early"] if _accepts(plan, d)]
-    state["early"] = [d for d in state["early"] if d["version"] > plan["version"]]
-    for decision in waiting:
+    cancelling = plan.get("kind") == "CANCELLATION"
+    waiting: list[EarlyDecision | AgencyDecision] = []
+    later: list[EarlyDecision | AgencyDecision] = []
+    for entry in state["early"]:
+        (later if early_decision(entry)["version"] > plan["version"] else waiting).append(entry)
+    state["early"] = later
+    response = _cancel(state, plan, now=now) if cancelling else None
+    for entry in waiting:
+        decision = early_decision(entry)
+        source = entry.get("topic") if "decision" in entry else None
+        agency = _agency_of_topic(source) if isinstance(source, str) and source else decision["agency"]
+        refusal = check_decision(plan, decision, agency=agency, cancelled=state["status"] == "cancelled")
+        if refusal is not None:
+            if refused is not None:
+                refused.append((entry, refusal))
+            continue
+        _record_decided(state, decision)
         state["decisions"][decision["agency"]] = decision
+    if cancelling:
+        return response
     return _evaluate(state, now=now, documents_codes=documents_codes)
+
+
+def _agency_of_topic(topic: str) -> str:
+    """``nsw.agency.<agency>.decisions`` -> ``<agency>``."""
+    parts = topic.split(".")
+    return parts[2] if len(parts) == 4 and parts[:2] == ["nsw", "agency"] else ""
+
+
+def _decided_event(decision: AgencyDecision) -> TimelineEvent:
+    outcomes = sorted({i["outcome"] for i in decision["items"]}, key=SEVERITY.__getitem__)
+    return {"at": decision["decided_at"], "step": "decided", "version": decision["version"],
+            "agency": decision["agency"], "detail": "/".join(outcomes) or "no items"}
+
+
+def _record_decided(state: AggregateState, decision: AgencyDecision) -> None:
+    record(state, _decided_event(decision))
+    state.setdefault("escalations", {}).pop(decision["agency"], None)
 
 
 def apply_decision(
-    state: AggregateState, decision: AgencyDecision, *, now: int, documents_codes: frozenset[str] = DOCUMENT_HOLDS
+    state: AggregateState, decision: AgencyDecision, *, now: int, documents_codes: frozenset[str] = DOCUMENT_HOLDS,
+    agency: str | None = None, source: tuple[str, int, int] | None = None,
 ) -> ReleaseResponse | None:
-    """Take one agency decision; return a response when it completes or changes the answer."""
-    state["updated_at"] = now
-    outcomes = sorted({i["outcome"] for i in decision["items"]}, key=SEVERITY.__getitem__)
-    event: TimelineEvent = {"at": decision["decided_at"], "step": "decided", "version": decision["version"],
-                            "agency": decision["agency"], "detail": "/".join(outcomes) or "no items"}
+    """Take one decision of ``agency`` (the topic it came from; by default the one it names); return a
+    response when it completes or changes the answer. Raise DecisionRefusedError when it answers no
+    outstanding request. One read before its plan waits in ``state["early"]`` (``source``: topic,
+    partition and offset it came from)."""
+    sender = decision["agency"] if agency is None else agency
     plan = state["plan"]
-    if plan is None or decision["version"] > state["version"]:
-        state["early"] = [
-            d for d in state["early"] if (d["agency"], d["version"]) != (decision["agency"], decision["version"])
-        ]
-        state["early"].append(decision)
-        record(state, {**event, "detail": event.get("detail", "") + " (waiting for its routing plan)"})
+    if decision["agency"] == sender and (plan is None or decision["version"] > state["version"]):
+        _wait_for_plan(state, decision, now=now, source=source)
         return None
-    if not _accepts(plan, decision):
-        record(state, {**event, "detail": event.get("detail", "") + f" (ignored: not for version {plan['version']})"})
-        return None
-    if state["status"] == "cancelled":
-        record(state, {**event, "detail": event.get("detail", "") + " (ignored: the declaration was cancelled)"})
-        return None
-    record(state, event)
+    refusal = check_decision(plan, decision, agency=sender, cancelled=state["status"] == "cancelled")
+    if refusal is not None:
+        raise DecisionRefusedError(refusal)
+    state["updated_at"] = now
+    _record_decided(state, decision)
     state["decisions"][decision["agency"]] = decision
-    state.setdefault("escalations", {}).pop(decision["agency"], None)
     return _evaluate(state, now=now, documents_codes=documents_codes)
+
+
+def _wait_for_plan(state: AggregateState, decision: AgencyDecision, *, now: int,
+                   source: tuple[str, int, int] | None) -> None:
+    key = (decision["agency"], decision["version"])
+    kept = [e for e in state["early"] if (early_decision(e)["agency"], early_decision(e)["version"]) != key]
+    if len(kept) >= EARLY_LIMIT:
+        raise DecisionRefusedError(Refusal("too-many-waiting", f"{EARLY_LIMIT} decisions already wait for a routing "
+                                      f"plan of {decision['submission_id']}", "/submission_id"))
+    topic, partition, offset = source if source is not None else ("", -1, -1)
+    kept.append({"decision": decision, "received_at": now, "topic": topic, "partition": partition,
+                 "offset": offset})
+    state["early"] = kept
+    state["updated_at"] = now
+
+
+def expire_early(state: AggregateState, *, now: int, ttl_ms: int = EARLY_TTL_MS) -> list[EarlyDecision]:
+    """Remove and return the decisions that waited longer than ``ttl_ms`` for a plan that never came."""
+    expired: list[EarlyDecision] = []
+    kept: list[EarlyDecision | AgencyDecision] = []
+    for entry in state["early"]:
+        waiting: EarlyDecision = entry if "decision" in entry else {  # type: ignore[assignment]
+            "decision": early_decision(entry), "received_at": state["updated_at"], "topic": "", "partition": -1,
+            "offset": -1}
+        (expired if now - waiting["received_at"] >= ttl_ms else kept).append(waiting)
+    state["early"] = kept
+    return expired
 
 
 def pending_agencies(state: AggregateState) -> list[str]:

@@ -16,16 +16,21 @@ from broker._aggregate import (
     DOCUMENT_HOLDS,
     FINAL_STATUSES,
     AggregateState,
+    EarlyDecision,
+    Refusal,
     apply_decision,
     apply_plan,
+    early_decision,
     escalate_due,
+    expire_early,
     new_state,
 )
 from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message, decode
-from broker._kafka import ProcessorSpec
+from broker._kafka import ProcessorSpec, dead_letter
 from broker._state import ChangelogStore
 from broker._topics import AGGREGATE_STATE, DLQ, RESPONSES, ROUTING, decisions_topic
+from broker.errors import DecisionRefusedError
 from schemas import AgencyDecision, ReleaseResponse, RoutingPlan
 
 log = structlog.get_logger("nsw.aggregator")
@@ -42,7 +47,8 @@ class Aggregator:
         documents_codes: frozenset[str] = DOCUMENT_HOLDS,
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        self._decision_topics = {decisions_topic(a) for a in agencies}
+        #: The agency of a decision is the topic it came from, never the record's own field.
+        self._decision_topics = {decisions_topic(a): a for a in agencies}
         self._documents_codes = documents_codes
         self._deadlines = dict(deadlines or {})
         self._clock = clock
@@ -58,23 +64,27 @@ class Aggregator:
     def handle(self, message: InMessage) -> Sequence[OutMessage]:
         now = self._clock()
         response: ReleaseResponse | None
+        refused: list[tuple[EarlyDecision | AgencyDecision, Refusal]] = []
         if message.topic == ROUTING:
             plan: RoutingPlan = decode(message, "RoutingPlan")  # type: ignore[assignment]
             state = self._state(plan["submission_id"])
             structlog.contextvars.bind_contextvars(submission_id=plan["submission_id"], version=plan["version"])
-            response = apply_plan(state, plan, now=now, documents_codes=self._documents_codes)
-        elif message.topic in self._decision_topics:
+            response = apply_plan(state, plan, now=now, documents_codes=self._documents_codes, refused=refused)
+        elif (agency := self._decision_topics.get(message.topic)) is not None:
             decision: AgencyDecision = decode(message, "AgencyDecision")  # type: ignore[assignment]
             state = self._state(decision["submission_id"])
             structlog.contextvars.bind_contextvars(
-                submission_id=decision["submission_id"], version=decision["version"], agency=decision["agency"]
+                submission_id=decision["submission_id"], version=decision["version"], agency=agency
             )
+            # Raises DecisionRefusedError (dead-lettered with its reason, state untouched) when it answers nothing.
+            response = apply_decision(state, decision, now=now, documents_codes=self._documents_codes,
+                                      agency=agency, source=(message.topic, message.partition, message.offset))
             for item in decision["items"]:
-                metrics.DECISIONS.inc(decision["agency"], item["outcome"])
-            response = apply_decision(state, decision, now=now, documents_codes=self._documents_codes)
+                metrics.DECISIONS.inc(agency, item["outcome"])
         else:
             raise ValueError(f"aggregator does not read {message.topic}")
         out = [self.store.put(state["submission_id"], state, partition=message.partition)]
+        out += [self._refused(entry, refusal, partition=message.partition) for entry, refusal in refused]
         if response is not None:
             out.insert(0, avro_message(RESPONSES, "ReleaseResponse", response))
             metrics.RESPONSES.inc(response["outcome"])
@@ -83,15 +93,40 @@ class Aggregator:
                      response_version=response["response_version"], latency_ms=now - response["received_at"])
         return out
 
+    def _refused(self, entry: EarlyDecision | AgencyDecision, refusal: Refusal, *, partition: int) -> OutMessage:
+        """The dead letter of a decision that waited for its plan and does not answer it (or never saw it)."""
+        decision = early_decision(entry)
+        waited: EarlyDecision | None = entry if "decision" in entry else None  # type: ignore[assignment]
+        topic = waited["topic"] if waited is not None and waited["topic"] else decisions_topic(decision["agency"])
+        original = avro_message(topic, "AgencyDecision", decision)
+        message = InMessage(topic=topic, partition=waited["partition"] if waited is not None else partition,
+                            offset=waited["offset"] if waited is not None else -1,
+                            timestamp=waited["received_at"] if waited is not None else 0,
+                            key=original.key, value=original.value, headers=original.headers)
+        log.warning("decision_refused", submission_id=decision["submission_id"], version=decision["version"],
+                    agency=decision["agency"], refusal=refusal.kind)
+        metrics.DEAD_LETTERS.inc("aggregator")
+        return dead_letter(message, DecisionRefusedError(refusal), service="aggregator", dlq=DLQ)
+
     def tick(self, partition: int, now: int) -> Sequence[OutMessage]:
-        """Escalate agencies past their deadline, for the submissions of one partition."""
-        if not self._deadlines:
-            return []
+        """Escalate agencies past their deadline, and refuse decisions that waited too long for their plan,
+        for the submissions of one partition."""
         out = []
         for sid, state in list(self.store.in_partition(partition)):
-            if escalate_due(state, now=now, deadlines=self._deadlines):
+            expired = expire_early(state, now=now) if state["early"] else []
+            for entry in expired:
+                out.append(self._refused(entry, Refusal(
+                    "no-outstanding-request", f"no routing plan of {sid} version "
+                    f"{entry['decision']['version']} came within the waiting time", "/submission_id"),
+                    partition=partition))
+            if state["plan"] is None and not state["early"]:
+                out.append(self.store.delete(sid, partition=partition))  # nothing was ever asked: no trace
+                continue
+            if self._deadlines and escalate_due(state, now=now, deadlines=self._deadlines):
                 log.warning("escalated", submission_id=sid, version=state["version"],
                             agencies=sorted(state.get("escalations", {})))
+                out.append(self.store.put(sid, state, partition=partition))
+            elif expired:
                 out.append(self.store.put(sid, state, partition=partition))
         return out
 

@@ -1,5 +1,5 @@
-"""Tamper-evident audit: every accepted submission, routing plan, agency decision and release response,
-appended to a hash chain per partition of ``nsw.audit``.
+"""Tamper-evident audit: every accepted submission, routing plan, agency decision, release response and
+dead letter (a refused decision among them), appended to a hash chain per partition of ``nsw.audit``.
 
 Entry (JSON, key = submission id), written to the audit partition with the same number as the input
 partition (all inputs are co-partitioned by submission id)::
@@ -74,7 +74,7 @@ AUDIT: Final = "nsw.audit"
 AUDIT_HEAD: Final = "nsw.audit.head"
 GENESIS: Final = "0" * 64
 
-Kind = Literal["submission", "routing", "decision", "response"]
+Kind = Literal["submission", "routing", "decision", "response", "dead-letter"]
 ProblemKind = Literal["changed", "removed", "reordered", "forged-hash", "malformed"]
 
 #: Every field of an entry, in the order people read them; ``hash`` covers all the others.
@@ -318,7 +318,8 @@ class AuditTopics:
         return cls(decisions={a: decisions_topic(a) for a in agencies})
 
     def inputs(self) -> tuple[str, ...]:
-        return (self.submissions, self.routing, *self.decisions.values(), self.responses)
+        """Everything that makes or refuses an answer; dead letters too (a refused decision is kept there)."""
+        return (self.submissions, self.routing, *self.decisions.values(), self.responses, self.dlq)
 
     def kind_of(self, topic: str) -> tuple[Kind, str | None]:
         if topic == self.submissions:
@@ -327,6 +328,8 @@ class AuditTopics:
             return "routing", None
         if topic == self.responses:
             return "response", None
+        if topic == self.dlq:
+            return "dead-letter", None
         for agency, name in self.decisions.items():
             if name == topic:
                 return "decision", agency
@@ -386,6 +389,8 @@ class Auditor:
             log.info("audit_skip_replayed", source_offset=message.offset)
             return []
         kind, agency = self.topics.kind_of(message.topic)
+        if kind == "dead-letter":  # whose record it was: the agency of a refused decision, say
+            agency = self._agency_of(message.header("nsw-source-topic"))
         raw_id = message.key or message.header(SUBMISSION_HEADER) or b""
         submission_id = raw_id.decode("utf-8", "replace")
         version = _version(message)
@@ -405,6 +410,11 @@ class Auditor:
             OutMessage(topic=self.topics.head, key=f"p{number}".encode(), value=orjson.dumps(head),
                        headers=json_headers),
         ]
+
+
+    def _agency_of(self, source: bytes | None) -> str | None:
+        name = (source or b"").decode("utf-8", "replace")
+        return next((agency for agency, topic in self.topics.decisions.items() if topic == name), None)
 
 
 def auditor_spec(auditor: Auditor, *, group_id: str = "nsw-auditor",

@@ -4,6 +4,10 @@ A key looks like ``nsw_<key id>_<secret>``: the id finds the record, the secret 
 SHA-256 (the secret has 256 bits of entropy, so a slow hash adds nothing). Records live in the compacted
 topic ``nsw.api-keys`` (key = key id), so every ingress instance knows every key, and a revocation (the
 record again with ``revoked_at``) reaches all of them. Rotation is issuing a new key, then revoking the old.
+
+Agencies have keys of their own in the same topic (``agency`` set): such a key authenticates the agency on
+its decision callback and nothing else; a trader key never authenticates an agency, nor an agency key a
+trader. An agency without a key cannot call back at all (fail closed).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypedDict
+from typing import Any, Final, NotRequired, TypedDict
 
 import orjson
 
@@ -37,18 +41,25 @@ class KeyRecord(TypedDict):
     hash: str
     created_at: int
     revoked_at: int | None
+    #: Set for an agency's callback key (``trader`` is then ``agency:<agency>``, for listings).
+    agency: NotRequired[str | None]
+
+
+AGENCY_PRINCIPAL_PREFIX: Final = "agency:"
 
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def new_key(trader: str, *, now: int | None = None) -> tuple[str, KeyRecord]:
-    """A fresh token (shown once) and the record to store (without the secret)."""
+def new_key(trader: str, *, now: int | None = None, agency: str | None = None) -> tuple[str, KeyRecord]:
+    """A fresh token (shown once) and the record to store (without the secret); ``agency`` makes it
+    that agency's callback key instead of a trader's."""
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    record: KeyRecord = {"key_id": key_id, "trader": trader, "hash": _hash(secret),
-                         "created_at": int(time.time() * 1000) if now is None else now, "revoked_at": None}
+    record: KeyRecord = {"key_id": key_id, "trader": f"{AGENCY_PRINCIPAL_PREFIX}{agency}" if agency else trader,
+                         "hash": _hash(secret), "created_at": int(time.time() * 1000) if now is None else now,
+                         "revoked_at": None, "agency": agency}
     return f"{TOKEN_PREFIX}{key_id}_{secret}", record
 
 
@@ -74,15 +85,27 @@ class KeyStore:
     def get(self, key_id: str) -> KeyRecord | None:
         return self._records.get(key_id)
 
-    def authenticate(self, token: str) -> str | None:
-        """The trader a valid, unrevoked token belongs to; None otherwise."""
+    def _valid(self, token: str) -> KeyRecord | None:
         if not token.startswith(TOKEN_PREFIX):
             return None
         key_id, _, secret = token[len(TOKEN_PREFIX):].partition("_")
         record = self._records.get(key_id)
         if record is None or record["revoked_at"] is not None or not secret:
             return None
-        return record["trader"] if hmac.compare_digest(record["hash"], _hash(secret)) else None
+        return record if hmac.compare_digest(record["hash"], _hash(secret)) else None
+
+    def authenticate(self, token: str) -> str | None:
+        """The trader a valid, unrevoked trader token belongs to; None otherwise (agency keys included)."""
+        record = self._valid(token)
+        if record is None or record.get("agency") or record["trader"].startswith(AGENCY_PRINCIPAL_PREFIX):
+            return None
+        return record["trader"]
+
+    def authenticate_agency(self, token: str) -> str | None:
+        """The agency a valid, unrevoked agency token belongs to; None otherwise (trader keys included)."""
+        record = self._valid(token)
+        agency = record.get("agency") if record is not None else None
+        return agency if isinstance(agency, str) and agency else None
 
 
 @dataclass(slots=True)

@@ -60,15 +60,18 @@ async def _post_samples(url: str, *, wait: float) -> None:
 
 
 async def _keys(args: argparse.Namespace) -> int:
-    """Issue, list or revoke trader API keys (written straight to the key topic on Kafka)."""
+    """Issue, list, rotate or revoke API keys of traders and agencies (written straight to the key topic)."""
     config = HubConfig.from_env(bootstrap=args.bootstrap)
     if args.action == "create":
-        if not args.trader:
-            sys.stderr.write("nsw keys create: --trader NAME is required\n")
+        if bool(args.trader) == bool(args.agency):
+            sys.stderr.write("nsw keys create: give --trader NAME or --agency AGENCY\n")
             return 2
-        token, record = new_key(args.trader)
+        if args.agency and args.agency not in config.agencies:
+            sys.stderr.write(f"nsw keys create: no agency {args.agency}; known: {', '.join(config.agencies)}\n")
+            return 2
+        token, record = new_key(args.trader or "", agency=args.agency)
         await publish_key(config.bootstrap, record)
-        _print_json({"trader": args.trader, "key_id": record["key_id"], "api_key": token,
+        _print_json({"principal": record["trader"], "key_id": record["key_id"], "api_key": token,
                      "note": "shown once: the hub keeps only its hash"})
         return 0
     store = await load_keys(config.bootstrap)
@@ -76,12 +79,18 @@ async def _keys(args: argparse.Namespace) -> int:
         _print_json([{k: v for k, v in r.items() if k != "hash"} for r in store.records()])
         return 0
     found = store.get(args.key_id or "")
-    if found is None:
-        sys.stderr.write(f"nsw keys revoke: no key {args.key_id}\n")
+    if found is None or found["revoked_at"] is not None:
+        sys.stderr.write(f"nsw keys {args.action}: no active key {args.key_id}\n")
         return 1
+    out: dict[str, Any] = {}
+    if args.action == "rotate":  # the new key first, so the principal is never without one
+        agency = found.get("agency")
+        token, record = new_key(found["trader"], agency=agency if isinstance(agency, str) else None)
+        await publish_key(config.bootstrap, record)
+        out = {"key_id": record["key_id"], "api_key": token, "note": "shown once: the hub keeps only its hash"}
     found["revoked_at"] = int(time.time() * 1000)
     await publish_key(config.bootstrap, found)
-    _print_json({"key_id": found["key_id"], "trader": found["trader"], "revoked": True})
+    _print_json({"principal": found["trader"], "revoked_key_id": found["key_id"], **out})
     return 0
 
 
@@ -239,10 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--url", default=DEFAULT_URL)
     status.add_argument("--key", default=None, help="API key (default NSW_API_KEY or .nsw/dev-trader.key)")
 
-    keys = sub.add_parser("keys", help="trader API keys: create, list, revoke")
-    keys.add_argument("action", choices=["create", "list", "revoke"])
-    keys.add_argument("key_id", nargs="?", help="for revoke: the key id")
+    keys = sub.add_parser("keys", help="API keys of traders and agencies: create, list, rotate, revoke")
+    keys.add_argument("action", choices=["create", "list", "rotate", "revoke"],
+                      help="rotate issues a new key for the same principal, then revokes KEY_ID")
+    keys.add_argument("key_id", nargs="?", help="for rotate and revoke: the key id")
     keys.add_argument("--trader", help="for create: the trader the key identifies")
+    keys.add_argument("--agency", help="for create: the agency whose decision callback the key authenticates")
     keys.add_argument("--bootstrap", default=None)
     add_route_parser(sub)
     add_verify_parser(sub)

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from adapters import AgencyModes, adapter_handler, callback_routes, close_handler
 from adapters._runner import adapter_spec
 from broker import _metrics as metrics
+from broker._aggregate import AggregateState
 from broker._aggregator import Aggregator, aggregator_spec
 from broker._audit import Auditor, AuditTopics, audit_processor, auditor_spec
 from broker._auth import DEV_TRADER, AuthMiddleware, RateLimiter, key_message, new_key, read_dev_key, write_dev_key
@@ -178,7 +179,15 @@ class Hub:
         routes: list[Route] = [Route("/readyz", self.readyz, methods=["GET"])]
         if self.webhooks is not None:
             routes += registration_routes(self.webhooks, self.producer)
-        routes += callback_routes(self.producer.send, agencies=self.config.agencies)
+        view = self.view
+        assert view is not None
+
+        def lookup(submission_id: str) -> AggregateState | None:
+            entry = view.get(submission_id)
+            return entry.state if entry is not None else None
+
+        routes += callback_routes(self.producer.send, authenticate=view.keys.authenticate_agency, lookup=lookup,
+                                  agencies=self.config.agencies)
         return routes
 
     def _launch(self, sup: _Supervised) -> None:

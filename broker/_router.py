@@ -13,9 +13,10 @@ aggregator. It keeps, per submission, the digest of what each agency was last as
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import orjson
 import structlog
@@ -37,6 +38,7 @@ Clock = Callable[[], int]
 class AgencyAsked(TypedDict):
     digest: str
     version: int  # the version whose decision applies (asked at, or carried from)
+    request_id: NotRequired[str | None]  # the request that version's decision answers (absent in old state)
 
 
 class RouterState(TypedDict):
@@ -53,10 +55,21 @@ def items_digest(items: Sequence[Item], reasons: Sequence[RoutingReason]) -> str
     return hashlib.sha256(payload).hexdigest()[:32]
 
 
+RequestIds = Callable[[str, int, str], str]
+
+
+def new_request_id(submission_id: str, version: int, agency: str) -> str:
+    """``<submission_id>:<version>:<agency>:<nonce>``: readable, and unguessable by its last part.
+
+    A decision is applied only when it quotes the id of a request the hub sent (``broker._aggregate``),
+    so nobody can decide in advance on a submission (or version) that does not exist yet."""
+    return f"{submission_id}:{version}:{agency}:{secrets.token_hex(8)}"
+
+
 def _request(submission: Submission, agency: str, items: list[Item], reasons: list[RoutingReason], *,
-             now: int) -> AgencyRequest:
+             now: int, request_id: str) -> AgencyRequest:
     return {
-        "request_id": f"{submission['submission_id']}:{submission['version']}:{agency}",
+        "request_id": request_id,
         "submission_id": submission["submission_id"],
         "version": submission["version"],
         "agency": agency,
@@ -80,6 +93,7 @@ def plan_submission(
     *,
     now: int,
     previous: RouterState | None = None,
+    request_ids: RequestIds = new_request_id,
 ) -> tuple[RoutingPlan, list[AgencyRequest], RouterState]:
     """The plan, the requests to send and the router's new state for one submission version."""
     items = {item["sequence"]: item for item in submission["items"]}
@@ -95,13 +109,20 @@ def plan_submission(
             digest = items_digest(wanted, reasons)
             before = asked_before.get(agency)
             carried = before["version"] if before is not None and before["digest"] == digest else None
-            agencies[agency] = {"digest": digest, "version": carried if carried is not None else version}
-            plan_routes.append({"agency": agency, "reasons": reasons, "carried_from_version": carried})
-            if carried is None:
-                requests.append(_request(submission, agency, wanted, reasons, now=now))
+            request_id: str | None
+            if before is not None and carried is not None:
+                request_id = before.get("request_id")  # the decision carried over answers that request
+            else:
+                request_id = request_ids(sid, version, agency)
+                requests.append(_request(submission, agency, wanted, reasons, now=now, request_id=request_id))
+            agencies[agency] = {"digest": digest, "version": carried if carried is not None else version,
+                                "request_id": request_id}
+            plan_routes.append({"agency": agency, "reasons": reasons, "carried_from_version": carried,
+                                "request_id": request_id})
     for agency in asked_before:
         if agency not in agencies:  # no longer concerned (or cancelled): tell it to stop
-            requests.append({**_request(submission, agency, [], [], now=now), "kind": "CANCELLATION"})
+            stop = _request(submission, agency, [], [], now=now, request_id=request_ids(sid, version, agency))
+            requests.append({**stop, "kind": "CANCELLATION"})
     plan: RoutingPlan = {
         "submission_id": sid,
         "version": version,

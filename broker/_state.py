@@ -66,6 +66,12 @@ class ChangelogStore(Generic[V]):
             headers=((SUBMISSION_HEADER, raw), (CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE)),
         )
 
+    def delete(self, key: str, *, partition: int) -> OutMessage:
+        """Forget ``key`` and return the tombstone to write with the output."""
+        self._forget(key)
+        raw = key.encode()
+        return OutMessage(topic=self.topic, key=raw, value=b"", headers=((SUBMISSION_HEADER, raw),))
+
     def in_partition(self, partition: int) -> Iterator[tuple[str, V]]:
         """The active values of ``partition`` (a snapshot: the caller may put while iterating)."""
         for key in list(self._open.get(partition, ())):

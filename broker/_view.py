@@ -193,6 +193,8 @@ class StatusView:
             return
         state: AggregateState = orjson.loads(message.value)
         entry = self._entries.get(sid)
+        if entry is None and state["plan"] is None:
+            return  # decisions waiting for a plan make no submission: only a lodgement or a routing does
         if entry is None:
             plan = state["plan"]
             received = plan["received_at"] if plan else message.timestamp

@@ -5,6 +5,7 @@
     │   └── ProduceError                     retriable: a record could not be written
     ├── FencedError (RuntimeError)           not retriable: another instance took over our transactional id
     └── MessageError (ValueError)            not retriable: a record cannot be decoded or handled
+        └── DecisionRefusedError                  not retriable: a decision answers no outstanding request
 
 aiokafka's own exceptions are translated into these once, in ``broker._kafka``; nothing above
 that module catches an aiokafka class.
@@ -35,3 +36,12 @@ class FencedError(NSWError, RuntimeError):
 
 class MessageError(NSWError, ValueError):
     """A record on a topic cannot be decoded or handled; retrying the same bytes fails again."""
+
+
+class DecisionRefusedError(MessageError):
+    """An agency decision that answers no outstanding request of that agency (``broker._aggregate.Refusal``)."""
+
+    def __init__(self, refusal: object) -> None:
+        kind = getattr(refusal, "kind", "refused")
+        super().__init__(f"{kind}: {getattr(refusal, 'message', refusal)}")
+        self.refusal = refusal

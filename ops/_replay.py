@@ -31,7 +31,7 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from broker._aggregate import AggregateState
+from broker._aggregate import AggregateState, early_decision
 from broker._envelope import SUBMISSION_HEADER, VERSION_HEADER, InMessage, OutMessage
 from broker._kafka import (
     ensure_topics,
@@ -187,7 +187,8 @@ def identify(message: InMessage) -> tuple[str | None, int | None, dict[str, Any]
 
 
 def _decided(state: AggregateState, agency: str, version: int) -> bool:
-    decisions = [d for d in (*state["decisions"].values(), *state["early"]) if d["agency"] == agency]
+    waiting = [early_decision(e) for e in state["early"]]
+    decisions = [d for d in (*state["decisions"].values(), *waiting) if d["agency"] == agency]
     return any(d["version"] >= version for d in decisions)
 
 
@@ -216,8 +217,8 @@ def replay_guard(target: str, version: int | None, state: AggregateState | None)
             return f"{agency} already decided version {version}"
         return None
     if target == SUBMISSIONS:
-        deciders = sorted({d["agency"] for d in (*state["decisions"].values(), *state["early"])
-                           if d["version"] >= version})
+        waiting = [early_decision(e) for e in state["early"]]
+        deciders = sorted({d["agency"] for d in (*state["decisions"].values(), *waiting) if d["version"] >= version})
         if deciders:
             return f"version {version} already decided by {', '.join(deciders)}"
     return None

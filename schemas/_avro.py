@@ -64,10 +64,25 @@ def _load_raw(name: str) -> dict[str, Any]:
     return loaded
 
 
-def _history() -> list[RecordSchema]:
+def _defined_names(schema: Any, found: set[str]) -> set[str]:
+    """Full names of the named types a schema defines inline."""
+    if isinstance(schema, dict):
+        if schema.get("type") in ("record", "enum", "fixed") and "name" in schema:
+            found.add(str(schema["name"]))
+        for value in schema.values():
+            _defined_names(value, found)
+    elif isinstance(schema, list):
+        for value in schema:
+            _defined_names(value, found)
+    return found
+
+
+def _history(named: Mapping[str, Any]) -> list[RecordSchema]:
     """Earlier versions of the top-level records (``avro/history/<Name>.v<N>.json``, each the parsing
     canonical form a version was written with): records already on the topics stay readable after a
-    schema gains fields."""
+    schema gains fields. Forms that name a nested type without defining it (the hub's canonical forms
+    before 2026-12 did so for types nested two levels deep) take it from the current schemas
+    (``named``), which is right as long as those nested types did not change."""
     folder = resources.files("schemas").joinpath("avro").joinpath("history")
     found = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
@@ -75,7 +90,8 @@ def _history() -> list[RecordSchema]:
             continue
         canonical = entry.read_text(encoding="utf-8").strip()
         raw: dict[str, Any] = json.loads(canonical)
-        parsed = parse_schema(raw, named_schemas={})
+        defined = _defined_names(raw, set())
+        parsed = parse_schema(raw, named_schemas={k: v for k, v in named.items() if k not in defined})
         found.append(RecordSchema(name=str(raw["name"]), parsed=parsed,
                                   fingerprint=bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")),
                                   canonical_json=canonical))
@@ -104,7 +120,7 @@ class Registry:
             self._by_name[full] = record
             self._by_name[short] = record
             self._by_fingerprint[record.fingerprint] = record
-        for earlier in _history():
+        for earlier in _history(named):
             current = self._by_name[earlier.name]
             if earlier.fingerprint not in self._by_fingerprint:
                 self._by_fingerprint[earlier.fingerprint] = RecordSchema(

@@ -111,12 +111,14 @@ class AgencyDecision(TypedDict):
     decided_at: int
     items: list[ItemDecision]
     agency_reference: NotRequired[str | None]  # Avro default null
+    request_id: NotRequired[str | None]  # Avro default null; the request it answers
 
 
 class AgencyRoute(TypedDict):
     agency: str
     reasons: list[RoutingReason]
     carried_from_version: NotRequired[int | None]  # Avro default null
+    request_id: NotRequired[str | None]  # Avro default null (plans routed before requests were bound)
 
 
 class RoutingPlan(TypedDict):

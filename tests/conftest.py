@@ -21,8 +21,11 @@ import pytest_asyncio
 
 from broker._auth import read_dev_key
 from broker._config import HubConfig
+from broker._envelope import InMessage
 from broker._hub import Hub
-from schemas import BundleSet
+from broker._kafka import existing_partition_counts, key_partition, read_to_end
+from broker._topics import requests_topic
+from schemas import BundleSet, registry
 
 T = TypeVar("T")
 
@@ -68,6 +71,21 @@ async def poll(check: Callable[[], Awaitable[T | None]], *, timeout: float, what
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def request_to(agency: str, submission_id: str, *, timeout: float = 30) -> dict[str, Any]:
+    """The latest request the hub sent ``agency`` for ``submission_id`` (what an agency system reads)."""
+    topic = requests_topic(agency)
+    partitions = (await existing_partition_counts(bootstrap(), [topic]))[topic]
+    number = key_partition(submission_id.encode(), partitions)
+
+    async def latest() -> dict[str, Any] | None:
+        found: list[InMessage] = []
+        await read_to_end(bootstrap(), [(topic, number)], found.append)
+        mine = [registry().decode(m.value)[1] for m in found if m.key == submission_id.encode()]
+        return mine[-1] if mine else None
+
+    return await poll(latest, timeout=timeout, what=f"the request to {agency} for {submission_id}")
 
 
 def hub_config(**changes: Any) -> HubConfig:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from broker import apply_decision, apply_plan, combine, new_state, strictest
+from broker.errors import DecisionRefusedError
 from schemas import AgencyDecision, ItemDecision, Outcome, RoutingPlan
 
 
@@ -84,7 +87,8 @@ def test_item_left_out_of_a_decision_holds() -> None:
 def test_old_version_decision_never_releases_new_version() -> None:
     state = new_state("S1")
     apply_plan(state, plan(version=2, agencies={"customs": [1]}), now=11)
-    assert apply_decision(state, decision("customs", {1: "RELEASE"}, version=1), now=12) is None
+    with pytest.raises(DecisionRefusedError, match="superseded"):
+        apply_decision(state, decision("customs", {1: "RELEASE"}, version=1), now=12)
     assert state["status"] == "routed"
     response = apply_decision(state, decision("customs", {1: "HOLD"}, version=2), now=13)
     assert response is not None

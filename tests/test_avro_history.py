@@ -32,7 +32,7 @@ def written_with(version_file: str, record: dict[str, object]) -> bytes:
 def test_a_decision_written_before_hold_reasons_reads_with_the_defaults() -> None:
     name, decoded = registry().decode(written_with("AgencyDecision.v1.json", DECISION_V1), "AgencyDecision")
     assert name == "nsw.v1.AgencyDecision"
-    assert decoded == {**DECISION_V1, "agency_reference": None,
+    assert decoded == {**DECISION_V1, "agency_reference": None, "request_id": None,
                        "items": [{**ITEM_V1, "hold_reason": None, "valid_until": None}]}
 
 

@@ -38,9 +38,11 @@ from adapters import (
     parse_decision,
 )
 from adapters.errors import AdapterConfigError
+from broker._aggregate import AggregateState, new_state
+from broker._auth import KeyStore, new_key
 from broker._envelope import InMessage, OutMessage, avro_message, header
 from broker.errors import ProduceError
-from schemas import AgencyRequest, registry
+from schemas import AgencyRequest, RoutingPlan, registry
 from tests.conftest import free_port, poll
 
 # --------------------------------------------------------------------------- a real agency server
@@ -89,9 +91,11 @@ class FakeAgency:
     gate: asyncio.Event = field(default_factory=asyncio.Event)  # a slow agency answers when it opens
     callbacks: list[httpx.Response] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    callback_token: str = ""  # the agency's key for the hub's callback
 
     def decision(self, message: dict[str, Any]) -> dict[str, Any]:
         return {"decision_id": f"SPS-{message['submission_id']}", "submission_id": message["submission_id"],
+                "request_id": message["request_id"],
                 "version": message["version"], "decided_at": 1_767_225_600_000, "agency_reference": "SPS/2026/0042",
                 "items": [{"sequence": i["sequence"], "outcome": self.outcome, "code": self.code,
                            "reason": "phytosanitary certificate checked", "valid_until": "2027-01-31"}
@@ -125,7 +129,7 @@ class FakeAgency:
         return Response(orjson.dumps(self.decision(message)), media_type="application/json")
 
     async def _call_back(self, message: dict[str, Any]) -> None:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, headers={"authorization": f"Bearer {self.callback_token}"}) as client:
             self.callbacks.append(await client.post(message["reply_to"], json=self.decision(message)))
 
     def app(self) -> Starlette:
@@ -231,7 +235,7 @@ async def test_sync_decision_is_published_with_the_contract_message(agency: Runn
         "version": 1, "agency": "sps", "decided_at": 1_767_225_600_000,
         "items": [{"sequence": 1, "outcome": "RELEASE", "code": "C01", "reason": "phytosanitary certificate checked",
                    "hold_reason": None, "valid_until": "2027-01-31"}],
-        "agency_reference": "SPS/2026/0042",
+        "agency_reference": "SPS/2026/0042", "request_id": "01JTESTBRIDGE0000000000001:1:sps",
     }
     sent = agency.agency.received[0]
     assert sent["request_id"] == "01JTESTBRIDGE0000000000001:1:sps"
@@ -444,26 +448,63 @@ class Published:
         return (0, len(self.messages))
 
 
+@dataclass
+class CallbackHub:
+    """The callback endpoint on a real HTTP server, with agency keys and the aggregator states it checks."""
+
+    base: str
+    published: Published
+    keys: KeyStore
+    states: dict[str, AggregateState] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def outstanding(self, sid: str, version: int, agency: str, items: list[int], *, status: str = "routed") -> str:
+        """Route ``items`` of ``sid`` to ``agency`` at ``version``; the request id it must quote."""
+        request_id = f"{sid}:{version}:{agency}:0123abcd"
+        state = self.states.setdefault(sid, new_state(sid))
+        plan: RoutingPlan = {
+            "submission_id": sid, "version": version, "routed_at": 1, "received_at": 1, "trader_reference": "R",
+            "declarant_id": "D", "item_sequences": items, "kind": "DECLARATION", "trader": "t",
+            "agencies": [{"agency": agency, "reasons": [{"item": i, "rule": "R", "why": "w"} for i in items],
+                          "carried_from_version": None, "request_id": request_id}]}
+        state["plan"], state["version"], state["status"] = plan, version, status
+        return request_id
+
+    def auth(self, agency: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.tokens[agency]}"}
+
+
 @pytest_asyncio.fixture
-async def hub_callback() -> AsyncIterator[tuple[str, Published]]:
-    published = Published()
-    app = Starlette(routes=callback_routes(published, tokens={"ipr": "s3cret"}))
+async def hub_callback() -> AsyncIterator[CallbackHub]:
+    keys = KeyStore()
+    hub = CallbackHub("", Published(), keys)
+    for agency in ("sps", "cwc", "ipr"):
+        token, record = new_key("", agency=agency)
+        keys.learn(record)
+        hub.tokens[agency] = token
+    trader_token, trader_record = new_key("trader-1")
+    keys.learn(trader_record)
+    hub.tokens["trader"] = trader_token
+    app = Starlette(routes=callback_routes(hub.published, authenticate=keys.authenticate_agency,
+                                           lookup=hub.states.get, plan_wait=0.2))
     port = free_port()
     server, task = await serve(app, port)
+    hub.base = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}", published
+        yield hub
     finally:
         await shutdown(server, task)
 
 
-async def test_202_then_the_decision_arrives_on_the_callback(
-    agency: Running, hub_callback: tuple[str, Published]
-) -> None:
-    base, published = hub_callback
+async def test_202_then_the_decision_arrives_on_the_callback(agency: Running, hub_callback: CallbackHub) -> None:
+    published = hub_callback.published
+    request = sps_request()
+    request["request_id"] = hub_callback.outstanding(request["submission_id"], 1, "sps", [1])
     agency.agency.behaviour, agency.agency.outcome, agency.agency.code = "async", "HOLD", "H01"
-    bridge = bridge_for(agency, callback_base_url=base)
+    agency.agency.callback_token = hub_callback.tokens["sps"]
+    bridge = bridge_for(agency, callback_base_url=hub_callback.base)
     try:
-        assert await bridge.handle(incoming(sps_request())) == []
+        assert await bridge.handle(incoming(request)) == []
     finally:
         await bridge.aclose()
     await poll(lambda: _some(published.messages), timeout=10, what="the callback's decision")
@@ -475,16 +516,18 @@ async def test_202_then_the_decision_arrives_on_the_callback(
     assert message.key == b"01JTESTBRIDGE0000000000001"
     decision = decoded(message)
     assert decision["agency"] == "sps"
+    assert decision["request_id"] == request["request_id"]
     assert decision["items"] == [{"sequence": 1, "outcome": "HOLD", "code": "H01",
                                   "reason": "phytosanitary certificate checked",
                                   "hold_reason": "OTHER", "valid_until": "2027-01-31"}]  # no reason given: OTHER
 
 
-async def test_repeated_callback_publishes_the_same_decision(hub_callback: tuple[str, Published]) -> None:
-    base, published = hub_callback
-    body: dict[str, Any] = {"decision_id": "CWC-77", "submission_id": "S-1", "version": 2,
+async def test_repeated_callback_publishes_the_same_decision(hub_callback: CallbackHub) -> None:
+    published = hub_callback.published
+    rid = hub_callback.outstanding("S-1", 2, "cwc", [3])
+    body: dict[str, Any] = {"decision_id": "CWC-77", "submission_id": "S-1", "version": 2, "request_id": rid,
             "items": [{"sequence": 3, "outcome": "REFUSE", "code": "N03", "reason": "Schedule 2, State not Party"}]}
-    async with httpx.AsyncClient(base_url=base) as client:
+    async with httpx.AsyncClient(base_url=hub_callback.base, headers=hub_callback.auth("cwc")) as client:
         first = await client.post("/v1/agencies/cwc/decisions", json=body)
         second = await client.post("/v1/agencies/cwc/decisions", json=body)
         changed = await client.post("/v1/agencies/cwc/decisions",
@@ -496,11 +539,11 @@ async def test_repeated_callback_publishes_the_same_decision(hub_callback: tuple
     assert decoded(published.messages[0])["decision_id"] == "CWC-77"
 
 
-async def test_callback_without_decision_id_gets_a_stable_one(hub_callback: tuple[str, Published]) -> None:
-    base, _ = hub_callback
-    body = {"submission_id": "S-2", "version": 1,
+async def test_callback_without_decision_id_gets_a_stable_one(hub_callback: CallbackHub) -> None:
+    rid = hub_callback.outstanding("S-2", 1, "cwc", [1])
+    body = {"submission_id": "S-2", "version": 1, "request_id": rid,
             "items": [{"sequence": 1, "outcome": "RELEASE", "code": "C01", "reason": "no scheduled chemical"}]}
-    async with httpx.AsyncClient(base_url=base) as client:
+    async with httpx.AsyncClient(base_url=hub_callback.base, headers=hub_callback.auth("cwc")) as client:
         answers = [await client.post("/v1/agencies/cwc/decisions", json=body) for _ in range(2)]
     ids = {a.json()["decision_id"] for a in answers}
     assert len(ids) == 1
@@ -514,46 +557,115 @@ async def test_callback_without_decision_id_gets_a_stable_one(hub_callback: tupl
         ("/v1/agencies/sps/decisions", b"{not json", 400, "invalid-json", set()),
         ("/v1/agencies/sps/decisions", b"[1, 2]", 400, "invalid-json", set()),
         ("/v1/agencies/fisheries/decisions", b"{}", 404, "unknown-agency", set()),
-        ("/v1/agencies/ipr/decisions", b"{}", 401, "unauthorised", set()),
         ("/v1/agencies/sps/decisions", b'{"submission_id": "S", "version": "2", "items": []}', 422,
-         "invalid-decision", {"/version", "/items"}),
+         "invalid-decision", {"/version", "/items", "/request_id"}),
         ("/v1/agencies/sps/decisions",
-         b'{"submission_id": "S", "version": 1, "items": [{"sequence": 1, "outcome": "OK", "code": "C1",'
-         b' "reason": "r"}, {"sequence": 2, "outcome": "REFUSE", "code": "C1", "reason": "r"}]}',
+         b'{"submission_id": "S", "version": 1, "request_id": "r", "items": [{"sequence": 1, "outcome": "OK",'
+         b' "code": "C1", "reason": "r"}, {"sequence": 2, "outcome": "REFUSE", "code": "C1", "reason": "r"}]}',
          422, "invalid-decision", {"/items/0/outcome", "/items/1/code"}),
-        ("/v1/agencies/sps/decisions", b'{"version": 1, "items": [{"sequence": 1, "outcome": "HOLD",'
-         b' "code": "H01", "reason": "r"}, {"sequence": 1, "outcome": "HOLD", "code": "H01", "reason": "r"}]}',
+        ("/v1/agencies/sps/decisions", b'{"version": 1, "request_id": "r", "items": [{"sequence": 1, "outcome":'
+         b' "HOLD", "code": "H01", "reason": "r"}, {"sequence": 1, "outcome": "HOLD", "code": "H01", "reason": "r"}]}',
          422, "invalid-decision", {"/submission_id", "/items/1/sequence"}),
-        ("/v1/agencies/sps/decisions", b'{"submission_id": "S", "version": 1, "agency_reference": 7, "items": ['
-         b'{"sequence": 1, "outcome": "HOLD", "code": "H01", "reason": "r", "hold_reason": "LUNCH"},'
+        ("/v1/agencies/sps/decisions", b'{"submission_id": "S", "version": 1, "request_id": "r", "agency_reference":'
+         b' 7, "items": [{"sequence": 1, "outcome": "HOLD", "code": "H01", "reason": "r", "hold_reason": "LUNCH"},'
          b'{"sequence": 2, "outcome": "RELEASE", "code": "C01", "reason": "r", "hold_reason": "INSPECTION",'
          b' "valid_until": "31/12/2026"}]}',
          422, "invalid-decision", {"/agency_reference", "/items/0/hold_reason", "/items/1/hold_reason",
                                    "/items/1/valid_until"}),
     ],
-    ids=["not-json", "not-an-object", "unknown-agency", "no-token", "bad-version-no-items",
+    ids=["not-json", "not-an-object", "unknown-agency", "bad-version-no-items",
          "bad-outcome-and-code", "no-submission-duplicate-item", "bad-vocabulary"],
 )
 async def test_bad_callbacks_get_problem_details(
-    hub_callback: tuple[str, Published], case: tuple[str, bytes, int, str, set[str]]
+    hub_callback: CallbackHub, case: tuple[str, bytes, int, str, set[str]]
 ) -> None:
     path, body, status, slug, error_paths = case
-    base, published = hub_callback
-    async with httpx.AsyncClient(base_url=base) as client:
+    async with httpx.AsyncClient(base_url=hub_callback.base, headers=hub_callback.auth("sps")) as client:
         answer = await client.post(path, content=body, headers={"content-type": "application/json"})
     assert answer.status_code == status
     assert answer.headers["content-type"] == "application/problem+json"
     problem = answer.json()
     assert problem["type"].endswith("/" + slug)
     assert {e["path"] for e in problem["errors"]} == error_paths
-    assert published.messages == []
+    assert hub_callback.published.messages == []
 
 
-async def test_callback_with_token_and_kafka_down(hub_callback: tuple[str, Published]) -> None:
-    base, published = hub_callback
-    body = {"decision_id": "IPR-1", "submission_id": "S-3", "version": 1,
+@pytest.mark.parametrize(
+    ("who", "path", "status", "slug"),
+    [
+        (None, "/v1/agencies/ipr/decisions", 401, "unauthorised"),  # anonymous
+        ("wrong", "/v1/agencies/ipr/decisions", 401, "unauthorised"),  # a made-up key
+        ("trader", "/v1/agencies/ipr/decisions", 401, "unauthorised"),  # a trader's key is no agency's
+        ("sps", "/v1/agencies/ipr/decisions", 403, "wrong-agency"),  # SPS speaking for IPR
+    ],
+    ids=["anonymous", "made-up-key", "trader-key", "other-agency-key"],
+)
+async def test_only_the_agency_itself_may_call_back(hub_callback: CallbackHub, who: str | None, path: str,
+                                                    status: int, slug: str) -> None:
+    rid = hub_callback.outstanding("S-9", 1, "ipr", [1])
+    body = {"submission_id": "S-9", "version": 1, "request_id": rid,
+            "items": [{"sequence": 1, "outcome": "RELEASE", "code": "C01", "reason": "no recorded right"}]}
+    headers = {} if who is None else (
+        {"authorization": "Bearer nsw_0000_forged"} if who == "wrong" else hub_callback.auth(who))
+    async with httpx.AsyncClient(base_url=hub_callback.base, headers=headers) as client:
+        answer = await client.post(path, json=body)
+    assert (answer.status_code, answer.json()["type"].rsplit("/", 1)[1]) == (status, slug)
+    assert hub_callback.published.messages == []  # nothing published, not even a dead letter: no principal
+
+
+async def test_revoked_agency_key_is_refused(hub_callback: CallbackHub) -> None:
+    rid = hub_callback.outstanding("S-10", 1, "ipr", [1])
+    body = {"submission_id": "S-10", "version": 1, "request_id": rid,
+            "items": [{"sequence": 1, "outcome": "RELEASE", "code": "C01", "reason": "no recorded right"}]}
+    for record in hub_callback.keys.records():
+        if record.get("agency") == "ipr":
+            hub_callback.keys.learn({**record, "revoked_at": 5})
+    async with httpx.AsyncClient(base_url=hub_callback.base, headers=hub_callback.auth("ipr")) as client:
+        answer = await client.post("/v1/agencies/ipr/decisions", json=body)
+    assert answer.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "slug", "path"),
+    [
+        ({"agency": "ipr"}, 403, "wrong-agency", "/agency"),  # the body names another agency
+        ({"submission_id": "S-NOT-YET"}, 409, "no-outstanding-request", "/submission_id"),  # a future id
+        ({"version": 2}, 409, "no-outstanding-request", "/submission_id"),  # a version not routed
+        ({"request_id": "S-20:1:sps:guessed0"}, 409, "request-mismatch", "/request_id"),
+        ({"items": [{"sequence": 7, "outcome": "RELEASE", "code": "C01", "reason": "r"}]}, 422,
+         "item-not-requested", "/items/0/sequence"),
+    ],
+    ids=["names-other-agency", "unknown-submission", "unrouted-version", "guessed-request", "item-not-asked"],
+)
+async def test_decisions_must_answer_an_outstanding_request(
+    hub_callback: CallbackHub, change: dict[str, Any], status: int, slug: str, path: str
+) -> None:
+    rid = hub_callback.outstanding("S-20", 1, "sps", [1, 2])
+    body = {"submission_id": "S-20", "version": 1, "request_id": rid,
+            "items": [{"sequence": 1, "outcome": "RELEASE", "code": "C01", "reason": "certificate valid"}], **change}
+    async with httpx.AsyncClient(base_url=hub_callback.base, headers=hub_callback.auth("sps")) as client:
+        answer = await client.post("/v1/agencies/sps/decisions", json=body)
+    assert answer.status_code == status
+    problem = answer.json()
+    assert problem["type"].endswith("/" + slug)
+    if slug == "wrong-agency":
+        assert hub_callback.published.messages == []
+        return
+    assert [e["path"] for e in problem["errors"]] == [path]
+    # Refused, and kept on the dead-letter topic with the reason (so the audit chain has it)
+    [kept] = hub_callback.published.messages
+    assert kept.topic == "nsw.dlq"
+    assert header(kept.headers, "nsw-error-type") == b"DecisionRefusedError"
+    assert header(kept.headers, "nsw-source-topic") == b"nsw.agency.sps.decisions"
+    assert (header(kept.headers, "nsw-error-message") or b"").startswith(slug.encode())
+
+
+async def test_callback_with_token_and_kafka_down(hub_callback: CallbackHub) -> None:
+    published = hub_callback.published
+    rid = hub_callback.outstanding("S-3", 1, "ipr", [4])
+    body = {"decision_id": "IPR-1", "submission_id": "S-3", "version": 1, "request_id": rid,
             "items": [{"sequence": 4, "outcome": "HOLD", "code": "H01", "reason": "ZENTRA recorded right"}]}
-    async with httpx.AsyncClient(base_url=base, headers={"authorization": "Bearer s3cret"}) as client:
+    async with httpx.AsyncClient(base_url=hub_callback.base, headers=hub_callback.auth("ipr")) as client:
         published.failing = True
         down = await client.post("/v1/agencies/ipr/decisions", json=body)
         published.failing = False
@@ -576,7 +688,8 @@ def test_sync_answer_must_not_contradict_the_request() -> None:
     body = {"submission_id": "OTHER", "version": 3,
             "items": [{"sequence": 9, "outcome": "RELEASE", "code": "C01", "reason": "ok"}]}
     with pytest.raises(DecisionFormatError) as caught:
-        parse_decision(body, agency="sps", received_at=0, submission_id="S", version=1, sequences={1})
+        parse_decision(body, agency="sps", received_at=0, submission_id="S", version=1, sequences={1},
+                       request_id="S:1:sps:abc")
     assert {e.path for e in caught.value.errors} == {"/submission_id", "/version", "/items/0/sequence"}
 
 

@@ -19,7 +19,7 @@ from broker._envelope import avro_message
 from broker._hub import Hub
 from broker._kafka import Producer
 from schemas import AgencyDecision
-from tests.conftest import auth, bootstrap, hub_bundles, hub_config, poll, sample
+from tests.conftest import auth, bootstrap, hub_bundles, hub_config, poll, request_to, sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -60,9 +60,10 @@ async def test_missed_deadline_escalates_then_late_decision_answers(slow_ipr_cli
     assert body["response"] is None
     assert "customs" in body["decisions"]
 
+    request = await request_to("ipr", sid)  # the agency's system answers the request it read
     decision: AgencyDecision = {
         "decision_id": f"ipr-officer-{sid}", "submission_id": sid, "version": 1, "agency": "ipr",
-        "decided_at": int(time.time() * 1000),
+        "decided_at": int(time.time() * 1000), "request_id": request["request_id"],
         "items": [{"sequence": 1, "outcome": "RELEASE", "code": "C01", "reason": "right holder consents"}],
     }
     producer = Producer(bootstrap())

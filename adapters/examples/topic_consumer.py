@@ -114,6 +114,7 @@ def decide(request: dict[str, Any], *, now_ms: int) -> dict[str, Any]:
                    "valid_until": None}  # ISO date until which the decision stands, where one applies
                   for item in request["items"]],
         "agency_reference": f"EX-{request['submission_id']}-{request['version']}",  # the agency's case number
+        "request_id": request["request_id"],  # the request answered: the hub refuses a decision without it
     }
 
 
