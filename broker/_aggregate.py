@@ -86,6 +86,7 @@ class EarlyDecision(TypedDict):
     """A decision read before its routing plan, with where it came from (to dead-letter it if it expires)."""
 
     decision: AgencyDecision
+    sender: str  # the agency it came from (its topic), which the plan's request must be for
     received_at: int
     topic: str
     partition: int
@@ -252,8 +253,8 @@ def apply_plan(
     response = _cancel(state, plan, now=now) if cancelling else None
     for entry in waiting:
         decision = early_decision(entry)
-        source = entry.get("topic") if "decision" in entry else None
-        agency = _agency_of_topic(source) if isinstance(source, str) and source else decision["agency"]
+        sender = entry.get("sender") if "decision" in entry else None
+        agency = sender if isinstance(sender, str) else decision["agency"]
         refusal = check_decision(plan, decision, agency=agency, cancelled=state["status"] == "cancelled")
         if refusal is not None:
             if refused is not None:
@@ -264,12 +265,6 @@ def apply_plan(
     if cancelling:
         return response
     return _evaluate(state, now=now, documents_codes=documents_codes)
-
-
-def _agency_of_topic(topic: str) -> str:
-    """``nsw.agency.<agency>.decisions`` -> ``<agency>``."""
-    parts = topic.split(".")
-    return parts[2] if len(parts) == 4 and parts[:2] == ["nsw", "agency"] else ""
 
 
 def _decided_event(decision: AgencyDecision) -> TimelineEvent:
@@ -294,7 +289,7 @@ def apply_decision(
     sender = decision["agency"] if agency is None else agency
     plan = state["plan"]
     if decision["agency"] == sender and (plan is None or decision["version"] > state["version"]):
-        _wait_for_plan(state, decision, now=now, source=source)
+        _wait_for_plan(state, decision, now=now, source=source, sender=sender)
         return None
     refusal = check_decision(plan, decision, agency=sender, cancelled=state["status"] == "cancelled")
     if refusal is not None:
@@ -306,15 +301,15 @@ def apply_decision(
 
 
 def _wait_for_plan(state: AggregateState, decision: AgencyDecision, *, now: int,
-                   source: tuple[str, int, int] | None) -> None:
+                   source: tuple[str, int, int] | None, sender: str) -> None:
     key = (decision["agency"], decision["version"])
     kept = [e for e in state["early"] if (early_decision(e)["agency"], early_decision(e)["version"]) != key]
     if len(kept) >= EARLY_LIMIT:
         raise DecisionRefusedError(Refusal("too-many-waiting", f"{EARLY_LIMIT} decisions already wait for a routing "
                                       f"plan of {decision['submission_id']}", "/submission_id"))
     topic, partition, offset = source if source is not None else ("", -1, -1)
-    kept.append({"decision": decision, "received_at": now, "topic": topic, "partition": partition,
-                 "offset": offset})
+    kept.append({"decision": decision, "sender": sender, "received_at": now, "topic": topic,
+                 "partition": partition, "offset": offset})
     state["early"] = kept
     state["updated_at"] = now
 
@@ -325,8 +320,8 @@ def expire_early(state: AggregateState, *, now: int, ttl_ms: int = EARLY_TTL_MS)
     kept: list[EarlyDecision | AgencyDecision] = []
     for entry in state["early"]:
         waiting: EarlyDecision = entry if "decision" in entry else {  # type: ignore[assignment]
-            "decision": early_decision(entry), "received_at": state["updated_at"], "topic": "", "partition": -1,
-            "offset": -1}
+            "decision": early_decision(entry), "sender": early_decision(entry)["agency"],
+            "received_at": state["updated_at"], "topic": "", "partition": -1, "offset": -1}
         (expired if now - waiting["received_at"] >= ttl_ms else kept).append(waiting)
     state["early"] = kept
     return expired

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from broker import apply_decision, apply_plan, combine, new_state, strictest
+from broker._aggregate import EARLY_LIMIT, EARLY_TTL_MS, EarlyDecision, Refusal, expire_early
 from broker.errors import DecisionRefusedError
 from schemas import AgencyDecision, ItemDecision, Outcome, RoutingPlan
 
@@ -118,3 +119,73 @@ def test_documents_required_code_when_every_hold_is_for_documents() -> None:
     other = combine(plan(agencies={"sps": [1]}), {"sps": decision("sps", {1: "HOLD"})},
                     response_version=1, now=1, documents_codes=frozenset({"customs:H01"}))
     assert other["function_code"] == "05"
+
+
+# --------------------------------------------------------------------------- who may decide
+
+
+def bound_plan(version: int = 1) -> RoutingPlan:
+    """A plan whose requests carry ids, as the router makes them today."""
+    made = plan(version=version, agencies={"customs": [1], "ipr": [2]})
+    for route in made["agencies"]:
+        route["request_id"] = f"S1:{version}:{route['agency']}:nonce"
+    return made
+
+
+def quoting(agency: str, outcomes: dict[int, Outcome], version: int = 1, **changes: object) -> AgencyDecision:
+    return {**decision(agency, outcomes, version), "request_id": f"S1:{version}:{agency}:nonce", **changes}  # type: ignore[typeddict-item]
+
+
+@pytest.mark.parametrize(
+    ("made", "sender", "kind"),
+    [
+        (quoting("ipr", {2: "RELEASE"}), "sps", "wrong-agency"),  # the record names IPR, the topic is SPS's
+        (quoting("sps", {2: "RELEASE"}), "sps", "no-outstanding-request"),  # SPS was not asked
+        (quoting("ipr", {2: "RELEASE"}, request_id="S1:1:ipr:guessed"), "ipr", "request-mismatch"),
+        (quoting("ipr", {2: "RELEASE"}, request_id=None), "ipr", "missing-request-id"),
+        (quoting("ipr", {1: "RELEASE", 2: "RELEASE"}), "ipr", "item-not-requested"),  # item 1 is customs'
+    ],
+    ids=["cross-agency", "not-asked", "guessed-request", "no-request-id", "item-not-asked"],
+)
+def test_decisions_that_answer_no_outstanding_request_are_refused(made: AgencyDecision, sender: str,
+                                                                  kind: str) -> None:
+    state = new_state("S1")
+    apply_plan(state, bound_plan(), now=11)
+    apply_decision(state, quoting("customs", {1: "RELEASE"}), now=12)
+    before = repr(state)
+    with pytest.raises(DecisionRefusedError) as refused:
+        apply_decision(state, made, now=13, agency=sender)
+    assert refused.value.refusal.kind == kind  # type: ignore[attr-defined]
+    assert repr(state) == before  # nothing recorded, nothing changed
+
+
+def test_a_decision_before_its_plan_counts_only_if_it_quotes_the_plans_request() -> None:
+    state = new_state("S1")
+    apply_decision(state, quoting("customs", {1: "RELEASE"}), now=1, agency="customs", source=("t", 0, 5))
+    apply_decision(state, quoting("ipr", {2: "RELEASE"}, request_id="S1:1:ipr:guessed"), now=2, agency="ipr",
+                   source=("t", 0, 6))
+    refused: list[tuple[EarlyDecision | AgencyDecision, Refusal]] = []
+    assert apply_plan(state, bound_plan(), now=3, refused=refused) is None  # IPR has not really decided
+    assert [r.kind for _, r in refused] == ["request-mismatch"]
+    assert set(state["decisions"]) == {"customs"}
+    response = apply_decision(state, quoting("ipr", {2: "HOLD"}), now=4, agency="ipr")
+    assert response is not None
+    assert response["outcome"] == "HOLD"
+
+
+def test_decisions_waiting_for_a_plan_that_never_comes_expire() -> None:
+    state = new_state("S9")
+    apply_decision(state, {**quoting("ipr", {1: "RELEASE"}), "submission_id": "S9"}, now=1_000, agency="ipr",
+                   source=("nsw.agency.ipr.decisions", 2, 40))
+    assert expire_early(state, now=1_000 + EARLY_TTL_MS - 1) == []
+    [gone] = expire_early(state, now=1_000 + EARLY_TTL_MS)
+    assert (gone["topic"], gone["partition"], gone["offset"]) == ("nsw.agency.ipr.decisions", 2, 40)
+    assert state["early"] == []
+
+
+def test_waiting_decisions_are_bounded_per_submission() -> None:
+    state = new_state("S1")
+    for version in range(1, EARLY_LIMIT + 1):
+        apply_decision(state, quoting("ipr", {2: "RELEASE"}, version=version), now=1, agency="ipr")
+    with pytest.raises(DecisionRefusedError, match="too-many-waiting"):
+        apply_decision(state, quoting("ipr", {2: "RELEASE"}, version=EARLY_LIMIT + 1), now=1, agency="ipr")

@@ -25,3 +25,18 @@ def test_rate_limiter_refuses_over_the_rate() -> None:
     assert limiter.take("other") == 0.0  # per trader
     now[0] += 1.0
     assert limiter.take("t") == 0.0
+
+
+def test_agency_keys_and_trader_keys_are_not_interchangeable() -> None:
+    store = KeyStore()
+    agency_token, agency_record = new_key("", agency="ipr")
+    trader_token, trader_record = new_key("acme")
+    for record in (agency_record, trader_record):
+        store.learn(record)
+    assert agency_token.split("_", 2)[2] not in str(agency_record)
+    assert store.authenticate_agency(agency_token) == "ipr"
+    assert store.authenticate(agency_token) is None  # an agency key lodges nothing
+    assert store.authenticate_agency(trader_token) is None  # a trader key decides nothing
+    assert store.authenticate(trader_token) == "acme"
+    store.learn({**agency_record, "revoked_at": 1})
+    assert store.authenticate_agency(agency_token) is None

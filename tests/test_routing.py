@@ -381,3 +381,12 @@ def test_customs_catch_all_is_required(tmp_path: Path) -> None:
     ]
     with pytest.raises(RuleTableError, match="customs must decide on every item"):
         load_rules(write_rules(tmp_path, sets=sets), on=TODAY)
+
+
+def test_request_ids_are_unguessable() -> None:
+    from broker._router import new_request_id  # noqa: PLC0415
+
+    first, second = new_request_id("S", 1, "sps"), new_request_id("S", 1, "sps")
+    assert first.startswith("S:1:sps:")
+    assert first != second  # a nonce: nobody can quote a request before the hub sent it
+    assert len(first.rsplit(":", 1)[1]) == 16

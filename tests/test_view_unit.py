@@ -63,8 +63,8 @@ def test_decisions_waiting_for_a_plan_make_no_submission() -> None:
     view = StatusView("unused:9092")
     early = new_state("S1")
     early["early"] = [{"decision": {"decision_id": "d", "submission_id": "S1", "version": 1, "agency": "ipr",
-                                    "decided_at": 1, "items": []}, "received_at": 1, "topic": "t", "partition": 0,
-                       "offset": 0}]
+                                    "decided_at": 1, "items": []},
+                       "sender": "ipr", "received_at": 1, "topic": "t", "partition": 0, "offset": 0}]
     view._apply(message(AGGREGATE_STATE, orjson.dumps(early)))
     assert view.get("S1") is None
     view._apply(message(AGGREGATE_STATE, orjson.dumps(routed_state("S1"))))
