@@ -331,7 +331,7 @@ async def redrive(
         counts = await existing_partition_counts(bootstrap, {m.topic for _, m in to_send})
         batch: list[tuple[OutMessage, int | None]] = []
         for letter, out in to_send:
-            same = letter.source_partition is not None and letter.source_partition < counts.get(out.topic, 0)
+            same = letter.source_partition is not None and 0 <= letter.source_partition < counts.get(out.topic, 0)
             batch.append((out, letter.source_partition if same else None))
         now = int(time.time() * 1000)
 
