@@ -16,8 +16,9 @@ from importlib import resources
 from typing import Any, Final
 
 import fastavro
-from fastavro.schema import expand_schema, fingerprint, parse_schema, to_parsing_canonical_form
+from fastavro.schema import fingerprint, parse_schema
 
+from schemas._canonical import canonical_form, named_types
 from schemas.errors import AvroDecodeError, UnknownSchemaError
 
 MAGIC: Final = b"\xc3\x01"
@@ -105,12 +106,16 @@ class Registry:
         named: dict[str, Any] = {}
         self._by_name: dict[str, RecordSchema] = {}
         self._by_fingerprint: dict[bytes, RecordSchema] = {}
-        for short in _SCHEMA_FILES:
-            raw = _load_raw(short)
+        raws = {short: _load_raw(short) for short in _SCHEMA_FILES}
+        known: dict[str, Any] = {}
+        for raw in raws.values():
+            named_types(raw, found=known)
+        for short, raw in raws.items():
             parsed = parse_schema(raw, named_schemas=named)
             full = f"{raw['namespace']}.{raw['name']}"
-            # Fingerprint the self-contained form so readers without our files can recompute it.
-            canonical = to_parsing_canonical_form(expand_schema(parsed))
+            # The canonical form of the self-contained schema (every named type defined at its first use), as
+            # Apache Avro's SchemaNormalization computes it from the published files alone.
+            canonical = canonical_form(raw, known)
             record = RecordSchema(
                 name=full,
                 parsed=parsed,

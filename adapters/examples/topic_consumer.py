@@ -49,7 +49,7 @@ from typing import Any
 
 import fastavro
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from fastavro.schema import expand_schema, fingerprint, parse_schema, to_parsing_canonical_form
+from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 
 MAGIC = b"\xc3\x01"
 DEFAULT_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "avro"
@@ -77,11 +77,15 @@ class Schemas:
             if len(left) == len(pending):
                 raise ValueError(f"unresolvable schemas in {directory}")
             pending = left
-        # The fingerprint is over the self-contained canonical form (every named type written out).
-        self.by_fingerprint: dict[bytes, tuple[str, Any]] = {
-            bytes.fromhex(fingerprint(to_parsing_canonical_form(expand_schema(parsed)), "CRC-64-AVRO")): (name, parsed)
-            for name, parsed in self.by_name.items()
-        }
+        # The fingerprint is over the canonical form of the self-contained schema: every named type written
+        # out where it first appears (depth first), named afterwards, as Apache Avro's SchemaNormalization does.
+        definitions: dict[str, Any] = {}
+        for schema in raw.values():
+            _definitions(schema, str(schema.get("namespace", "")), definitions)
+        self.by_fingerprint: dict[bytes, tuple[str, Any]] = {}
+        for name, parsed in self.by_name.items():
+            canonical = to_parsing_canonical_form(_inline(definitions[name], definitions, set(), ""))
+            self.by_fingerprint[bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))] = (name, parsed)
         self._fingerprints = {name: fp for fp, (name, _) in self.by_fingerprint.items()}
 
     def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
@@ -98,6 +102,57 @@ class Schemas:
         buf.write(MAGIC + self._fingerprints[name])
         fastavro.schemaless_writer(buf, self.by_name[name], record)
         return buf.getvalue()
+
+
+def _full(name: str, namespace: str) -> str:
+    return name if "." in name or not namespace else f"{namespace}.{name}"
+
+
+def _definitions(schema: Any, namespace: str, found: dict[str, Any]) -> None:
+    """Every named type defined anywhere in ``schema``, by full name, with its namespace made explicit."""
+    if isinstance(schema, list):
+        for branch in schema:
+            _definitions(branch, namespace, found)
+    elif isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind in ("record", "enum", "fixed"):
+            full = _full(schema["name"], schema.get("namespace", namespace))
+            found[full] = {**schema, "name": full}
+            for field in schema.get("fields", ()):
+                _definitions(field["type"], full.rpartition(".")[0], found)
+        elif kind == "array":
+            _definitions(schema["items"], namespace, found)
+        elif kind == "map":
+            _definitions(schema["values"], namespace, found)
+        elif isinstance(kind, dict | list):
+            _definitions(kind, namespace, found)
+
+
+def _inline(schema: Any, definitions: dict[str, Any], seen: set[str], namespace: str) -> Any:
+    """``schema`` with every named type it references defined at its first use (the self-contained schema)."""
+    if isinstance(schema, list):
+        return [_inline(branch, definitions, seen, namespace) for branch in schema]
+    if isinstance(schema, str):
+        full = _full(schema, namespace)
+        if full not in definitions or full in seen:
+            return full if full in definitions else schema
+        return _inline(definitions[full], definitions, seen, namespace)
+    kind = schema.get("type")
+    if kind in ("record", "enum", "fixed"):
+        full = _full(schema["name"], schema.get("namespace", namespace))
+        if full in seen:
+            return full
+        seen.add(full)
+        inner = full.rpartition(".")[0]
+        out = {k: v for k, v in schema.items() if k != "namespace"} | {"name": full}
+        if kind == "record":
+            out["fields"] = [{**f, "type": _inline(f["type"], definitions, seen, inner)} for f in schema["fields"]]
+        return out
+    if kind == "array":
+        return {**schema, "items": _inline(schema["items"], definitions, seen, namespace)}
+    if kind == "map":
+        return {**schema, "values": _inline(schema["values"], definitions, seen, namespace)}
+    return {**schema, "type": _inline(kind, definitions, seen, namespace)}
 
 
 def decide(request: dict[str, Any], *, now_ms: int) -> dict[str, Any]:
