@@ -28,6 +28,7 @@ from broker.errors import NSWError
 from ops import LocalKafkaConfig, add_ops_parser, kafka_command, run_ops
 from ops._audit_cmd import run_audit
 from ops._bench_cli import add_bench_parser, run_bench
+from ops._schemas_cmd import add_schemas_parser, run_schemas
 from routing._cli import add_route_parser, run_route
 from schemas import BundleSet, NSWSchemaError, validate_file_result
 
@@ -257,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--bootstrap", default=None)
     add_route_parser(sub)
     add_verify_parser(sub)
+    add_schemas_parser(sub)
     add_ops_parser(sub)
     add_bench_parser(sub)
     return parser
@@ -276,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_ops(args)
     if args.command == "verify":
         return run_verify(args)
+    if args.command == "schemas":
+        return run_schemas(args)
     if args.command == "bench":
         return run_bench(args)
     runner = {"serve": _serve, "submit": _submit, "status": _status, "keys": _keys}[args.command]

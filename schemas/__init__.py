@@ -1,6 +1,6 @@
 """Schemas of the hub: the WCO DM profile (XSD), the Avro records, and the code that loads them."""
 
-from schemas._avro import TOP_LEVEL, RecordSchema, Registry, registry
+from schemas._avro import TOP_LEVEL, PublishedSchema, RecordSchema, Registry, registry
 from schemas._avro_submission import (
     CURRENT_VERSION as TRADER_SCHEMA_VERSION,
 )
@@ -100,6 +100,7 @@ __all__ = [
     "NSWSchemaError",
     "Outcome",
     "Party",
+    "PublishedSchema",
     "RecordSchema",
     "Registry",
     "ReleaseResponse",

@@ -18,7 +18,7 @@ from typing import Any, Final
 import fastavro
 from fastavro.schema import fingerprint, parse_schema
 
-from schemas._canonical import canonical_form, named_types
+from schemas._canonical import canonical_form, named_types, self_contained
 from schemas.errors import AvroDecodeError, UnknownSchemaError
 
 MAGIC: Final = b"\xc3\x01"
@@ -57,6 +57,19 @@ class RecordSchema:
     #: For an earlier version of a record: the current schema its records are read as (Avro schema
     #: resolution: fields added since get their defaults). None for the current versions.
     reader: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedSchema:
+    """A top-level record as ``nsw schemas export`` writes it. ``version`` counts the fingerprints the record
+    has been written with (this one included); ``earlier`` are the ones the hub still reads."""
+
+    name: str
+    schema: Any  # self-contained JSON: every named type defined where it first appears
+    fingerprint: bytes
+    version: int
+    earlier: tuple[bytes, ...]
+    canonical_json: str
 
 
 def _load_raw(name: str) -> dict[str, Any]:
@@ -110,6 +123,7 @@ class Registry:
         known: dict[str, Any] = {}
         for raw in raws.values():
             named_types(raw, found=known)
+        self._known = known
         for short, raw in raws.items():
             parsed = parse_schema(raw, named_schemas=named)
             full = f"{raw['namespace']}.{raw['name']}"
@@ -125,12 +139,26 @@ class Registry:
             self._by_name[full] = record
             self._by_name[short] = record
             self._by_fingerprint[record.fingerprint] = record
+        self._earlier: dict[str, list[bytes]] = {}
         for earlier in _history(named):
             current = self._by_name[earlier.name]
+            self._earlier.setdefault(earlier.name, []).append(earlier.fingerprint)
             if earlier.fingerprint not in self._by_fingerprint:
                 self._by_fingerprint[earlier.fingerprint] = RecordSchema(
                     name=earlier.name, parsed=earlier.parsed, fingerprint=earlier.fingerprint,
                     canonical_json=earlier.canonical_json, reader=current.parsed)
+
+    def published(self) -> list[PublishedSchema]:
+        """The top-level records as another team takes them: self-contained JSON, fingerprint, history."""
+        out = []
+        for short in TOP_LEVEL:
+            current = self.get(short)
+            earlier = self._earlier.get(current.name, [])
+            out.append(PublishedSchema(name=current.name, schema=self_contained(self._known[current.name],
+                                                                                self._known),
+                                       fingerprint=current.fingerprint, version=len(earlier) + 1,
+                                       earlier=tuple(earlier), canonical_json=current.canonical_json))
+        return out
 
     def get(self, name: str) -> RecordSchema:
         try:

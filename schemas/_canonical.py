@@ -95,3 +95,37 @@ def canonical_form(schema: Any, known: Mapping[str, Any]) -> str:
         return head + ',"size":' + str(int(node["size"])) + "}"
 
     return walk(schema, "")
+
+
+def self_contained(schema: Any, known: Mapping[str, Any]) -> Any:
+    """``schema`` as one JSON document: every named type it uses defined where it first appears (depth first,
+    as in the canonical form), docs and defaults kept; what ``nsw schemas export`` publishes."""
+    seen: set[str] = set()
+
+    def walk(node: Any, namespace: str) -> Any:
+        if isinstance(node, str):
+            if node in PRIMITIVES:
+                return node
+            full = _full(node, namespace)
+            if full in seen or full not in known:
+                return full
+            return walk(known[full], _space(full))
+        if isinstance(node, list):
+            return [walk(branch, namespace) for branch in node]
+        kind = node["type"]
+        if kind == "array":
+            return {**node, "items": walk(node["items"], namespace)}
+        if kind == "map":
+            return {**node, "values": walk(node["values"], namespace)}
+        if kind not in NAMED:
+            return {**node, "type": walk(kind, namespace)} if isinstance(kind, dict | list) else node
+        full = _full(str(node["name"]), str(node.get("namespace", namespace)))
+        if full in seen:
+            return full
+        seen.add(full)
+        out = {k: v for k, v in node.items() if k != "namespace"} | {"name": full}
+        if kind in ("record", "error"):
+            out["fields"] = [{**f, "type": walk(f["type"], _space(full))} for f in node["fields"]]
+        return out
+
+    return walk(schema, "")
