@@ -29,6 +29,7 @@ _SCHEMA_FILES: Final = (
     "Party",
     "Authorisation",
     "Document",
+    "Statement",
     "Item",
     "Submission",
     "RoutingReason",

@@ -39,6 +39,7 @@ import fastavro
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import expand_schema, fingerprint, parse_schema, to_parsing_canonical_form
 
+from schemas._context import with_context
 from schemas._document import DocumentError, DocumentErrorType, ErrorDetail
 from schemas._hs import hs_nomenclature
 from schemas._mapping import BUNDLE
@@ -377,15 +378,35 @@ def read_avro_submission(
     errors = rule_errors(record)
     if errors:
         raise DocumentError("business-rule", limited(errors))
-    return _to_submission(record, kind=kind, submission_id=submission_id, received_at=received_at, version=version)
+    return with_context(_to_submission(record, kind=kind, submission_id=submission_id, received_at=received_at,
+                                       version=version))
 
 
 # --------------------------------------------------------------------------- writing
 
 
+#: What the hub derives from a declaration (``schemas._context``): never the trader's to send.
+_DERIVED: Final = frozenset({"direction", "additional_type", "base_currency", "rates_date", "base_value"})
+#: Context the trader schemas up to v3 do not carry: left out when empty, refused otherwise.
+_CONTEXT_EMPTY: Final[dict[str, Any]] = {"statements": [], "invoice_currency": None, "cus_code": None,
+                                         "procedure_codes": [], "status": None}
+
+
+def _without_context(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in record.items()
+            if key not in _DERIVED and not (key in _CONTEXT_EMPTY and value == _CONTEXT_EMPTY[key])}
+
+
 def trader_record(submission: Mapping[str, Any]) -> dict[str, Any]:
-    """The trader-facing content of a Submission (the hub's own fields left out)."""
-    return {key: value for key, value in submission.items() if key not in _HUB_FIELDS}
+    """The trader-facing content of a Submission (the hub's own and derived fields left out)."""
+    record = _without_context({key: value for key, value in submission.items() if key not in _HUB_FIELDS})
+    if isinstance(record.get("items"), list):
+        record["items"] = [
+            {**_without_context(item), "documents": [_without_context(d) for d in item.get("documents", [])]}
+            if isinstance(item, dict) else item
+            for item in record["items"]
+        ]
+    return record
 
 
 def encode_avro_submission(

@@ -25,8 +25,10 @@ profile differs from the NSW one in where things live, so the mapping is its own
 * **Amendments and cancellations** name the declaration they change in ``Declaration/ID`` (the MRN;
   their FunctionalReferenceID is the additional message's own reference): kept as ``amends_id`` for
   the ingress, which finds the submission by it (the hub's submission id plays the MRN's part).
-* CAS numbers are not a CDS classification (``CV`` is the EU CUS number), so ``cas_numbers`` is
-  always empty.
+* CAS numbers are not a CDS classification (``CV`` is the EU CUS number, kept as ``cus_code``): the
+  canonical context (``schemas._context``) finds them in the goods description and additional information.
+* **Context**: document status codes (``LPCOExemptionCode``), procedure codes (DE 1/10 requested + previous,
+  DE 1/11 additional), additional information (DE 2/2) per item and for the declaration, invoice currency.
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ from typing import Final, ParamSpec, TypeVar
 
 from lxml import etree
 
+from schemas._context import with_context
 from schemas._document import ErrorDetail
 from schemas._hs import hs_nomenclature
-from schemas._records import Authorisation, Document, Item, Party, Submission, SubmissionKind
+from schemas._records import Authorisation, Document, Item, Party, Statement, Submission, SubmissionKind
 from schemas._xml import element_path, line_of
 
 BUNDLE: Final = "hmrc-cds"
@@ -248,10 +251,12 @@ def _value(item: _Element, commodity: _Element | None) -> tuple[float | None, st
 def _item(element: _Element, position: int) -> Item:
     commodity = _find(element, "Commodity")
     documents = [
-        Document(category_code=category, type_code=type_code, id=_text(doc, "ID"))
+        Document(category_code=category, type_code=type_code, id=_text(doc, "ID"),
+                 status=_text(doc, "LPCOExemptionCode"))
         for doc in _findall(element, "AdditionalDocument")
         if (category := _text(doc, "CategoryCode")) is not None and (type_code := _text(doc, "TypeCode")) is not None
     ]
+    cus = [_clean(el.text) for el in _classifications(commodity).get("CV", [])]
     quantity_el = None if commodity is None else _find(commodity, "GoodsMeasure/TariffQuantity")
     mass_el = None if commodity is None else _find(commodity, "GoodsMeasure/NetNetWeightMeasure")
     quantity = _decimal(quantity_el)
@@ -271,7 +276,34 @@ def _item(element: _Element, position: int) -> Item:
         net_mass_kg=None if mass is None or per_unit is None else float(mass * per_unit),
         value=value,
         currency=currency,
+        cus_code=cus[0] if cus else None,
+        procedure_codes=_procedures(element),
+        statements=_statements(element),
     )
+
+
+def _procedures(item: _Element) -> list[str]:
+    """DE 1/10 (requested + previous procedure, 4 digits) first, then DE 1/11 additional procedures."""
+    main: list[str] = []
+    additional: list[str] = []
+    for procedure in _findall(item, "GovernmentProcedure"):
+        current, previous = _text(procedure, "CurrentCode"), _text(procedure, "PreviousCode")
+        if current is None:
+            continue
+        if previous is not None:
+            main.append(current + previous)
+        else:
+            additional.append(current)
+    return main + additional
+
+
+def _statements(parent: _Element | None) -> list[Statement]:
+    """DE 2/2 additional information under ``parent``."""
+    return [
+        Statement(code=code, text=_text(info, "StatementDescription"))
+        for info in _findall(parent, "AdditionalInformation")
+        if (code := _text(info, "StatementCode")) is not None
+    ]
 
 
 def _first_item_text(items: list[_Element], path: str) -> str | None:
@@ -311,7 +343,7 @@ def to_submission(
         (_item(element, position) for position, element in enumerate(item_elements, start=1)),
         key=lambda item: item["sequence"],
     )
-    return Submission(
+    return with_context(Submission(
         submission_id=submission_id,
         version=version,
         kind=kind,
@@ -329,5 +361,8 @@ def to_submission(
         or _first_item_text(item_elements, "Destination/CountryCode"),
         items=items,
         trader="anonymous",  # the ingress sets the authenticated trader
+        statements=_statements(declaration) + _statements(_find(declaration, "GoodsShipment")),
+        invoice_currency=(invoice.get("currencyID") or None) if (invoice := _find(declaration, "InvoiceAmount"))
+        is not None else None,
         amends_id=(_text(declaration, "ID") or None) if kind != "DECLARATION" else None,
-    )
+    ))

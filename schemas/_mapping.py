@@ -14,6 +14,7 @@ from typing import Final
 
 from lxml import etree
 
+from schemas._context import with_context
 from schemas._records import Authorisation, Document, Item, Party, Submission, SubmissionKind
 
 NSW_NAMESPACE: Final = "urn:nsw-broker:wco:declaration:1"
@@ -161,7 +162,7 @@ def to_submission(
         (_item(item) for item in declaration.iterfind("d:GoodsShipment/d:GovernmentAgencyGoodsItem", NS)),
         key=lambda item: item["sequence"],
     )
-    return Submission(
+    return with_context(Submission(
         submission_id=submission_id,
         version=version,
         kind=kind,
@@ -177,4 +178,4 @@ def to_submission(
         destination_country=_text(declaration, "d:GoodsShipment/d:Destination/d:CountryCode"),
         items=items,
         trader="anonymous",  # the ingress sets the authenticated trader
-    )
+    ))

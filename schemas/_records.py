@@ -33,6 +33,12 @@ class Document(TypedDict):
     category_code: str
     type_code: str
     id: str | None
+    status: NotRequired[str | None]  # Avro default null; CDS LPCOExemptionCode
+
+
+class Statement(TypedDict):
+    code: str
+    text: str | None
 
 
 class Item(TypedDict):
@@ -47,6 +53,14 @@ class Item(TypedDict):
     net_mass_kg: float | None
     value: float | None
     currency: str | None
+    base_value: NotRequired[float | None]  # Avro default null
+    cus_code: NotRequired[str | None]  # Avro default null
+    procedure_codes: NotRequired[list[str]]  # Avro default []
+    statements: NotRequired[list[Statement]]  # Avro default []
+
+
+Direction = Literal["IMPORT", "EXPORT", "TRANSIT", "OTHER", ""]
+AdditionalType = Literal["FRONTIER", "PRE_LODGED", "SIMPLIFIED", "SIMPLIFIED_PRE_LODGED", "SUPPLEMENTARY", "OTHER", ""]
 
 
 class Submission(TypedDict):
@@ -65,6 +79,12 @@ class Submission(TypedDict):
     destination_country: str | None
     items: list[Item]
     trader: NotRequired[str]  # Avro default "anonymous"
+    direction: NotRequired[Direction]  # Avro default ""
+    additional_type: NotRequired[AdditionalType]  # Avro default ""
+    statements: NotRequired[list[Statement]]  # Avro default []
+    invoice_currency: NotRequired[str | None]
+    base_currency: NotRequired[str | None]
+    rates_date: NotRequired[str | None]
     #: Not on the topic: the id of the declaration an amendment or cancellation names (WCO DM
     #: Declaration/ID, the MRN in CDS); the ingress resolves it to the submission and drops it.
     amends_id: NotRequired[str | None]

@@ -81,6 +81,8 @@ def test_plain_goods_maps_every_field() -> None:
     assert record["function_code"] == "9"
     assert record["trader_reference"] == "LRN-2024-PG-000117"
     assert record["declaration_type"] == "IMZ"
+    assert (record["direction"], record["additional_type"]) == ("IMPORT", "SUPPLEMENTARY")
+    assert (record["base_currency"], record["rates_date"]) == ("GBP", "2026-12-01")
     assert record["declarant_id"] == "GB123456789000"
     assert record["parties"] == [
         {"role": "DECLARANT", "id": "GB123456789000", "name": "Fastline Fixings Ltd", "country": "GB"},
@@ -103,6 +105,10 @@ def test_plain_goods_maps_every_field() -> None:
             "net_mass_kg": 1250.5,
             "value": 3420.0,
             "currency": "GBP",
+            "base_value": 3420.0,  # the base currency is GBP (refdata/exchange-rates.json)
+            "cus_code": None,
+            "procedure_codes": [],
+            "statements": [],
         }
     ]
 
@@ -119,7 +125,8 @@ def test_amendment_has_kind_amendment_and_the_same_reference() -> None:
 def test_plants_carry_their_phytosanitary_certificate() -> None:
     item = _read("plants-sps.xml")["items"][0]
     assert item["commodity_code"] == "06029050"
-    assert item["documents"] == [{"category_code": "N", "type_code": "851", "id": "NL-PC-2024-0871345"}]
+    assert item["documents"] == [{"category_code": "N", "type_code": "851", "id": "NL-PC-2024-0871345",
+                                  "status": None}]
     assert item["quantity"] == 1200.0
     assert item["quantity_unit"] == "NAR"
     assert item["origin_country"] == "NL"
