@@ -20,6 +20,7 @@ from broker._client import submit_file
 from broker._config import HubConfig
 from broker._hub import SERVICES, Hub
 from broker._kafka import describe_processors
+from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuthConfigError, acting_as, process_credentials
 from broker._keys_io import load_keys, publish_key
 from broker._logging import configure_logging
 from broker._split import child_argv, run_child
@@ -60,8 +61,18 @@ async def _post_samples(url: str, *, wait: float) -> None:
 
 
 async def _keys(args: argparse.Namespace) -> int:
-    """Issue, list or revoke trader API keys (written straight to the key topic on Kafka)."""
+    """Issue, list or revoke trader API keys (written straight to the key topic on Kafka, as ``nsw-keys``)."""
     config = HubConfig.from_env(bootstrap=args.bootstrap)
+    try:
+        auth = config.kafka.auth_for(KEY_TOOL)
+    except KafkaAuthConfigError as exc:
+        sys.stderr.write(f"nsw keys: {exc}\n")
+        return 2
+    with acting_as(auth):
+        return await _keys_as_tool(args, config)
+
+
+async def _keys_as_tool(args: argparse.Namespace, config: HubConfig) -> int:
     if args.action == "create":
         if not args.trader:
             sys.stderr.write("nsw keys create: --trader NAME is required\n")
@@ -259,10 +270,14 @@ def main(argv: list[str] | None = None) -> int:
         return _validate(args)
     if args.command == "route":
         return run_route(args)
-    if args.command == "ops" and args.ops_command == "audit":
-        return run_audit(args)
     if args.command == "ops":
-        return run_ops(args)
+        try:
+            auth = process_credentials().auth_for(OPS)  # operators' tools act as nsw-ops
+        except KafkaAuthConfigError as exc:
+            sys.stderr.write(f"nsw ops: {exc}\n")
+            return 2
+        with acting_as(auth):
+            return run_audit(args) if args.ops_command == "audit" else run_ops(args)
     if args.command == "verify":
         return run_verify(args)
     if args.command == "bench":
