@@ -283,12 +283,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         return run_bench(args)
     runner = {"serve": _serve, "submit": _submit, "status": _status, "keys": _keys}[args.command]
-    if args.command == "serve":
-        with contextlib.suppress(ImportError):
-            import uvloop  # noqa: PLC0415 - optional speed-up, only for the long-running server
+    try:
+        if args.command == "serve":
+            with contextlib.suppress(ImportError):
+                import uvloop  # noqa: PLC0415 - optional speed-up, only for the long-running server
 
-            return uvloop.run(runner(args))
-    return asyncio.run(runner(args))
+                return uvloop.run(runner(args))
+        return asyncio.run(runner(args))
+    except KafkaAuthConfigError as exc:  # NSW_KAFKA_* half set, or a principal missing from the credentials
+        sys.stderr.write(f"nsw {args.command}: {exc}\n")
+        return 2
 
 
 if __name__ == "__main__":
