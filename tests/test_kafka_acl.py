@@ -54,7 +54,7 @@ from adapters import AgencyModes, adapter_handler
 from adapters._runner import adapter_spec
 from broker._aggregator import Aggregator, aggregator_spec
 from broker._audit import Auditor, AuditTopics, auditor_spec
-from broker._kafka import ProcessorSpec
+from broker._kafka import ProcessorSpec, client_auth
 from broker._kafka_auth import (
     AUDITOR,
     INGRESS,
@@ -64,7 +64,9 @@ from broker._kafka_auth import (
     KafkaAuth,
     KafkaAuthConfigError,
     ServiceCredentials,
+    acting_as,
     adapter_principal,
+    context_acting_as,
 )
 from broker._router import Router, router_spec
 from broker._topics import (
@@ -220,6 +222,14 @@ def test_the_admin_needs_no_acl_and_every_principal_is_declared() -> None:
     assert _of(ADMIN) == []  # super user
     assert principals(AGENCIES) == (ADMIN, *HUB_SERVICES, *(f"nsw-adapter-{a}" for a in AGENCIES),
                                     *(f"agency-{a}" for a in AGENCIES))  # fmt: skip
+
+
+def test_clients_take_the_credentials_of_the_service_they_are_built_for() -> None:
+    with acting_as(KafkaAuth.scram(AUDITOR, "pw")):
+        assert client_auth()["sasl_plain_username"] == AUDITOR
+        ingress = context_acting_as(KafkaAuth.scram(INGRESS, "pw2"))  # what the hub gives a service's task
+        assert ingress.run(client_auth)["sasl_plain_username"] == INGRESS
+        assert client_auth()["sasl_plain_username"] == AUDITOR  # the copy changed nothing here
 
 
 def test_service_credentials_from_env(tmp_path: Path) -> None:
