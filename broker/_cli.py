@@ -20,6 +20,7 @@ from broker._client import submit_file
 from broker._config import HubConfig
 from broker._hub import SERVICES, Hub
 from broker._kafka import describe_processors
+from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuthConfigError, acting_as, process_credentials
 from broker._keys_io import load_keys, publish_key
 from broker._logging import configure_logging
 from broker._split import child_argv, run_child
@@ -61,8 +62,19 @@ async def _post_samples(url: str, *, wait: float) -> None:
 
 
 async def _keys(args: argparse.Namespace) -> int:
-    """Issue, list, rotate or revoke API keys of traders and agencies (written straight to the key topic)."""
+    """Issue, list, rotate or revoke API keys of traders and agencies (written straight to the key topic on
+    Kafka, as ``nsw-keys``)."""
     config = HubConfig.from_env(bootstrap=args.bootstrap)
+    try:
+        auth = config.kafka.auth_for(KEY_TOOL)
+    except KafkaAuthConfigError as exc:
+        sys.stderr.write(f"nsw keys: {exc}\n")
+        return 2
+    with acting_as(auth):
+        return await _keys_as_tool(args, config)
+
+
+async def _keys_as_tool(args: argparse.Namespace, config: HubConfig) -> int:
     if args.action == "create":
         if bool(args.trader) == bool(args.agency):
             sys.stderr.write("nsw keys create: give --trader NAME or --agency AGENCY\n")
@@ -272,10 +284,14 @@ def main(argv: list[str] | None = None) -> int:
         return _validate(args)
     if args.command == "route":
         return run_route(args)
-    if args.command == "ops" and args.ops_command == "audit":
-        return run_audit(args)
     if args.command == "ops":
-        return run_ops(args)
+        try:
+            auth = process_credentials().auth_for(OPS)  # operators' tools act as nsw-ops
+        except KafkaAuthConfigError as exc:
+            sys.stderr.write(f"nsw ops: {exc}\n")
+            return 2
+        with acting_as(auth):
+            return run_audit(args) if args.ops_command == "audit" else run_ops(args)
     if args.command == "verify":
         return run_verify(args)
     if args.command == "schemas":
@@ -283,12 +299,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         return run_bench(args)
     runner = {"serve": _serve, "submit": _submit, "status": _status, "keys": _keys}[args.command]
-    if args.command == "serve":
-        with contextlib.suppress(ImportError):
-            import uvloop  # noqa: PLC0415 - optional speed-up, only for the long-running server
+    try:
+        if args.command == "serve":
+            with contextlib.suppress(ImportError):
+                import uvloop  # noqa: PLC0415 - optional speed-up, only for the long-running server
 
-            return uvloop.run(runner(args))
-    return asyncio.run(runner(args))
+                return uvloop.run(runner(args))
+        return asyncio.run(runner(args))
+    except KafkaAuthConfigError as exc:  # NSW_KAFKA_* half set, or a principal missing from the credentials
+        sys.stderr.write(f"nsw {args.command}: {exc}\n")
+        return 2
 
 
 if __name__ == "__main__":

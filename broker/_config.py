@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from broker._kafka_auth import ServiceCredentials
 from schemas import AGENCIES
 
 #: Seconds an agency has to decide before the submission is escalated (TradeNet answers 90% in 10 minutes).
@@ -38,6 +39,8 @@ class HubConfig:
     state_dir: Path = field(default_factory=lambda: Path(".nsw"))
     #: Service-level deadline per agency, in seconds after routing (NSW_DEADLINE_<AGENCY>).
     deadlines: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DEADLINES))
+    #: Kafka principal of each service (NSW_KAFKA_CREDENTIALS alone: each its own; see broker._kafka_auth).
+    kafka: ServiceCredentials = field(default_factory=ServiceCredentials)
 
     def deadlines_ms(self) -> dict[str, int]:
         return {agency: seconds * 1000 for agency, seconds in self.deadlines.items()}
@@ -64,6 +67,7 @@ class HubConfig:
                 agency: int(_env(f"NSW_DEADLINE_{agency.upper()}", str(seconds)))
                 for agency, seconds in d.deadlines.items()
             },
+            "kafka": ServiceCredentials.from_env(),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

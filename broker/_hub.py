@@ -26,11 +26,14 @@ from broker import _metrics as metrics
 from broker._aggregate import AggregateState
 from broker._aggregator import Aggregator, aggregator_spec
 from broker._audit import Auditor, AuditTopics, audit_processor, auditor_spec
-from broker._auth import DEV_TRADER, AuthMiddleware, RateLimiter, key_message, new_key, read_dev_key, write_dev_key
+from broker._auth import DEV_TRADER, AuthMiddleware, RateLimiter, new_key, read_dev_key, write_dev_key
 from broker._config import HubConfig
 from broker._ingress import Ingress, create_app
 from broker._kafka import Handler, ProcessorSpec, Producer, TransactionalProcessor, consumer_lag, ensure_topics
+from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuth, acting_as, context_acting_as
+from broker._keys_io import publish_key
 from broker._router import Router, router_spec
+from broker._service_auth import AgencyPublisher, HubPrincipals
 from broker._signing import KeyStore as SigningKeys
 from broker._signing import ResponseSigner
 from broker._topics import declared_topics
@@ -64,6 +67,8 @@ class _Supervised:
     name: str
     make: Callable[[], ProcessorSpec]
     build: Callable[[ProcessorSpec, str], TransactionalProcessor] = TransactionalProcessor
+    #: The service's own Kafka principal: every client of its task is built acting as it.
+    auth: KafkaAuth = field(default_factory=KafkaAuth)
     current: TransactionalProcessor | None = None
     task: asyncio.Task[None] | None = None
     restarts: int = 0
@@ -85,11 +90,22 @@ class Hub:
     ingress: Ingress | None = None
     server: uvicorn.Server | None = None
     _server_task: asyncio.Task[None] | None = None
+    _callbacks: AgencyPublisher | None = None
+
+    @property
+    def principals(self) -> HubPrincipals:
+        return HubPrincipals(self.config.kafka)
 
     async def start(self) -> None:
         cfg = self.config
-        await ensure_topics(cfg.bootstrap, declared_topics(cfg.agencies, partitions=cfg.partitions,
-                                                           replication=cfg.replication))
+        creator = self.principals.optional(OPS)
+        if creator is None:
+            log.info("topics_not_ensured", reason="no nsw-ops credentials in this process",
+                     run="nsw ops topics create")  # fmt: skip
+        else:
+            with acting_as(creator):
+                await ensure_topics(cfg.bootstrap, declared_topics(cfg.agencies, partitions=cfg.partitions,
+                                                                   replication=cfg.replication))
         specs: list[tuple[str, Callable[[], ProcessorSpec]]] = []
         self.signer = ResponseSigner(SigningKeys(cfg.state_dir / "keys"))
         if "router" in self.only:
@@ -108,12 +124,14 @@ class Hub:
                 Aggregator(bootstrap=cfg.bootstrap, agencies=cfg.agencies, deadlines=cfg.deadlines_ms()),
                 agencies=cfg.agencies)))
         if "ingress" in self.only or "notifier" in self.only:
-            self.webhooks = WebhookRegistry(cfg.bootstrap)
-            await self.webhooks.start()
+            with acting_as(self.principals.service("ingress" if "ingress" in self.only else "notifier")):
+                self.webhooks = WebhookRegistry(cfg.bootstrap)
+                await self.webhooks.start()
         if "notifier" in self.only:
             assert self.webhooks is not None
-            notifier = self.notifier = Notifier(bootstrap=cfg.bootstrap, registry=self.webhooks, xml=response_xml,
-                                                signer=self.signer)
+            with acting_as(self.principals.service("notifier")):
+                notifier = self.notifier = Notifier(bootstrap=cfg.bootstrap, registry=self.webhooks,
+                                                    xml=response_xml, signer=self.signer)
             specs.append(("notifier", lambda: notifier_spec(notifier)))
         audit_topics = AuditTopics.hub(cfg.agencies)
         builders: dict[str, Callable[[ProcessorSpec, str], TransactionalProcessor]] = {
@@ -121,11 +139,12 @@ class Hub:
         if "auditor" in self.only:
             specs.append(("auditor", lambda: auditor_spec(Auditor(bootstrap=cfg.bootstrap, topics=audit_topics))))
         for name, make in specs:
-            sup = _Supervised(name, make, builders.get(name, TransactionalProcessor))
+            sup = _Supervised(name, make, builders.get(name, TransactionalProcessor), self.principals.service(name))
             self._launch(sup)
             self._supervised.append(sup)
         if "ingress" in self.only:
-            await self._start_ingress()
+            with acting_as(self.principals.service("ingress")):  # its tasks (HTTP server, view) keep it
+                await self._start_ingress()
         log.info("hub_started", services=sorted(self.only), bootstrap=cfg.bootstrap)
 
     async def _start_ingress(self) -> None:
@@ -160,8 +179,13 @@ class Hub:
         token = read_dev_key(self.config.state_dir)
         if token is not None and self.view.keys.authenticate(token) is not None:
             return
+        key_tool = self.principals.optional(KEY_TOOL)
+        if key_tool is None:  # the ingress principal may not write nsw.api-keys
+            log.info("dev_key_skipped", reason="no nsw-keys credentials in this process", run="nsw keys create")
+            return
         token, record = new_key(DEV_TRADER)
-        await self.producer.send(key_message(record))
+        with acting_as(key_tool):
+            await publish_key(self.config.bootstrap, record)
         self.view.keys.learn(record)
         path = write_dev_key(self.config.state_dir, token)
         log.info("dev_key_created", trader=DEV_TRADER, key_id=record["key_id"], file=str(path))
@@ -186,12 +210,15 @@ class Hub:
             entry = view.get(submission_id)
             return entry.state if entry is not None else None
 
-        routes += callback_routes(self.producer.send, authenticate=view.keys.authenticate_agency, lookup=lookup,
-                                  agencies=self.config.agencies)
+        self._callbacks = AgencyPublisher(self.config.bootstrap, self.principals, agencies=self.config.agencies,
+                                          fallback=self.producer.send)
+        routes += callback_routes(self._callbacks.publish, authenticate=view.keys.authenticate_agency,
+                                  lookup=lookup, agencies=self.config.agencies)
         return routes
 
     def _launch(self, sup: _Supervised) -> None:
-        sup.task = asyncio.create_task(self._supervise(sup), name=f"supervise-{sup.name}")
+        sup.task = asyncio.create_task(self._supervise(sup), name=f"supervise-{sup.name}",
+                                       context=context_acting_as(sup.auth))
         sup.task.add_done_callback(functools.partial(self._supervisor_ended, sup))
 
     def _supervisor_ended(self, sup: _Supervised, task: asyncio.Task[None]) -> None:
@@ -275,9 +302,13 @@ class Hub:
             await self.notifier.close()
         if self.webhooks is not None:
             await self.webhooks.stop()
-        if self.producer is not None:
-            with contextlib.suppress(NSWError):
-                await self.producer.stop()
+        await self._stop_producers()
         if self.view is not None:
             await self.view.stop()
         log.info("hub_stopped")
+
+    async def _stop_producers(self) -> None:
+        for producer in (self._callbacks, self.producer):
+            if producer is not None:
+                with contextlib.suppress(NSWError):
+                    await producer.stop()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
 import random
 import time
@@ -36,7 +35,7 @@ from aiokafka.errors import (
 
 from broker import _metrics as metrics
 from broker._envelope import Headers, InMessage, OutMessage
-from broker._kafka_auth import KafkaAuth
+from broker._kafka_auth import current_auth
 from broker._topics import TopicSpec
 from broker.errors import FencedError, NSWError, ProduceError, TransportError
 
@@ -95,11 +94,10 @@ async def partition_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, i
     return {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
 
 
-@functools.cache
 def client_auth() -> dict[str, Any]:
-    """How every client of this process authenticates to Kafka (SASL/SCRAM or none), from the environment
-    once: NSW_KAFKA_CREDENTIALS + NSW_KAFKA_PRINCIPAL, or NSW_KAFKA_USER + NSW_KAFKA_PASSWORD."""
-    return KafkaAuth.from_env().client_kwargs()
+    """How the client being built authenticates to Kafka: as the service it is built for (``acting_as``, set by
+    the hub per service), else as the process (NSW_KAFKA_CREDENTIALS + NSW_KAFKA_PRINCIPAL, NSW_KAFKA_USER, none)."""
+    return current_auth().client_kwargs()
 
 
 def _producer_kwargs(bootstrap: str) -> dict[str, Any]:

@@ -14,27 +14,93 @@ Where the values come from (:meth:`KafkaAuth.from_env`), first match wins:
 ``NSW_KAFKA_SECURITY_PROTOCOL`` overrides the protocol (default SASL_PLAINTEXT with credentials, PLAINTEXT
 without); ``NSW_KAFKA_CA_FILE`` adds TLS (SASL_SSL / SSL) with that CA bundle. This module imports no aiokafka:
 it only produces the keyword arguments that ``broker._kafka`` passes on.
+
+**One principal per service** (least privilege, see ``ops._security``). A hub process usually runs several
+services; each must reach Kafka as itself, so that the internet-facing ingress cannot write what only the
+auditor or the key tool may write. :class:`ServiceCredentials` says which principal each service uses:
+
+- ``NSW_KAFKA_CREDENTIALS=<path>`` *without* ``NSW_KAFKA_PRINCIPAL`` (or ``NSW_KAFKA_SECURITY=sasl`` alone, which
+  means ``$NSW_KAFKA_HOME/credentials.json``, default ``.nsw/kafka-sasl/credentials.json``): every service uses
+  its own principal (:data:`SERVICE_PRINCIPALS`) from that file. A deployment gives each process a file holding
+  only the principals of the services it runs.
+- ``NSW_KAFKA_PRINCIPAL`` or ``NSW_KAFKA_USER``: the process is one principal (run one service per process then,
+  ``nsw serve --only ingress``); none: PLAINTEXT, no principal at all.
+
+Which principal a client is built with is carried by a context variable (:func:`acting_as`): the hub starts
+each service's task in a context acting as that service, and every client ``broker._kafka`` creates in it (and
+in the tasks it spawns) takes :func:`current_auth`. Code outside any such context gets the process-wide
+:meth:`KafkaAuth.from_env`.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import json
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, cast, get_args
 
 from broker.errors import NSWError
 
-__all__ = ["CREDENTIALS_FORMAT", "KafkaAuth", "KafkaAuthConfigError", "SaslMechanism", "SecurityProtocol"]
+__all__ = [
+    "AGGREGATOR",
+    "AUDITOR",
+    "CREDENTIALS_FORMAT",
+    "INGRESS",
+    "KEY_TOOL",
+    "NOTIFIER",
+    "OPS",
+    "ROUTER",
+    "SERVICE_PRINCIPALS",
+    "KafkaAuth",
+    "KafkaAuthConfigError",
+    "SaslMechanism",
+    "SecurityProtocol",
+    "ServiceCredentials",
+    "acting_as",
+    "adapter_principal",
+    "agency_principal",
+    "context_acting_as",
+    "current_auth",
+    "process_credentials",
+]
 
 SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
 SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 
 #: ``format`` field of the credentials file; bumped if its shape changes.
 CREDENTIALS_FORMAT: Final = 1
+
+INGRESS: Final = "nsw-ingress"
+ROUTER: Final = "nsw-router"
+AGGREGATOR: Final = "nsw-aggregator"
+NOTIFIER: Final = "nsw-notifier"
+AUDITOR: Final = "nsw-auditor"
+#: Operators' tools (``nsw ops``) and topic creation (``ensure_topics`` at hub start, ``nsw ops topics create``).
+OPS: Final = "nsw-ops"
+#: ``nsw keys`` and the hub's development key: the only writer of ``nsw.api-keys``.
+KEY_TOOL: Final = "nsw-keys"
+
+#: The principal of each service of ``broker._hub.SERVICES`` (the adapters: one per agency, see below).
+SERVICE_PRINCIPALS: Final[Mapping[str, str]] = {
+    "ingress": INGRESS, "router": ROUTER, "aggregator": AGGREGATOR, "notifier": NOTIFIER, "auditor": AUDITOR,
+}
+
+
+def agency_principal(agency: str) -> str:
+    """An agency's own principal: its system on Kafka, or the hub writing its HTTP callbacks' decisions."""
+    return f"agency-{agency}"
+
+
+def adapter_principal(agency: str) -> str:
+    """The hub's embedded engine (or HTTP bridge) for one agency: its requests in, its decisions out."""
+    return f"nsw-adapter-{agency}"
+
 
 
 class KafkaAuthConfigError(NSWError, ValueError):
@@ -155,3 +221,100 @@ def _ssl_context(cafile: str) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=cafile)
     except (OSError, ssl.SSLError) as exc:
         raise KafkaAuthConfigError(f"NSW_KAFKA_CA_FILE={cafile!r} cannot be loaded: {exc}") from exc
+
+
+# --- which principal a client is built with ------------------------------------------------------------
+
+_ACTING: Final[contextvars.ContextVar[KafkaAuth | None]] = contextvars.ContextVar("nsw_kafka_auth", default=None)
+
+
+@functools.cache
+def process_credentials() -> ServiceCredentials:
+    """This process's :class:`ServiceCredentials`, read from the environment once."""
+    return ServiceCredentials.from_env()
+
+
+def _process_auth() -> KafkaAuth:
+    credentials = process_credentials()
+    if credentials.per_service:
+        # A client outside every service's context would otherwise pick some principal silently.
+        raise KafkaAuthConfigError(
+            f"a Kafka client was created outside any service while each service has its own principal "
+            f"(credentials {credentials.file}); set NSW_KAFKA_PRINCIPAL for a single-principal process"
+        )
+    return credentials.single
+
+
+def current_auth() -> KafkaAuth:
+    """The credentials of the service this code runs for (:func:`acting_as`), else the process-wide ones."""
+    return _ACTING.get() or _process_auth()
+
+
+@contextmanager
+def acting_as(auth: KafkaAuth) -> Iterator[KafkaAuth]:
+    """Clients created inside (and in tasks created inside) authenticate with ``auth``."""
+    token = _ACTING.set(auth)
+    try:
+        yield auth
+    finally:
+        _ACTING.reset(token)
+
+
+def context_acting_as(auth: KafkaAuth) -> contextvars.Context:
+    """A copy of the current context acting as ``auth``: for ``asyncio.create_task(..., context=)``."""
+    context = contextvars.copy_context()
+    context.run(_ACTING.set, auth)
+    return context
+
+
+def _default_credentials(e: Mapping[str, str]) -> str | None:
+    """``NSW_KAFKA_SECURITY=sasl`` alone: the file ``nsw kafka start`` writes (same rule as ``ops._kafka``)."""
+    if (e.get("NSW_KAFKA_SECURITY") or "").lower() != "sasl":
+        return None
+    return str(Path(e.get("NSW_KAFKA_HOME") or ".nsw/kafka-sasl").expanduser() / "credentials.json")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceCredentials:
+    """Which principal each service of one process uses: its own from ``file``, or the one ``single``."""
+
+    file: Path | None = None
+    single: KafkaAuth = field(default_factory=KafkaAuth)
+
+    @property
+    def per_service(self) -> bool:
+        return self.file is not None
+
+    def has(self, principal: str) -> bool:
+        """Whether ``principal``'s credentials are at hand (per service), or the process is that one principal."""
+        if self.file is None:
+            return self.single.username in (None, principal)
+        try:
+            KafkaAuth.from_credentials(self.file, principal)
+        except KafkaAuthConfigError:
+            return False
+        return True
+
+    def auth_for(self, principal: str) -> KafkaAuth:
+        """The credentials of ``principal`` (per service), or the process's one principal (single)."""
+        if self.file is None:
+            return self.single
+        base = self.single  # TLS and protocol overrides apply to every principal
+        found = KafkaAuth.from_credentials(self.file, principal)
+        protocol = found.security_protocol
+        if base.ssl_context is not None and protocol == "SASL_PLAINTEXT":
+            protocol = "SASL_SSL"
+        return KafkaAuth(security_protocol=protocol, sasl_mechanism=found.sasl_mechanism, username=principal,
+                         password=found.password, ssl_context=base.ssl_context)  # fmt: skip
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceCredentials:
+        e = os.environ if env is None else env
+        single = e.get("NSW_KAFKA_PRINCIPAL") or e.get("NSW_KAFKA_USER") or e.get("NSW_KAFKA_PASSWORD")
+        file = e.get("NSW_KAFKA_CREDENTIALS") or (None if single else _default_credentials(e))
+        if file and not single:
+            path = Path(file).expanduser()
+            cafile = e.get("NSW_KAFKA_CA_FILE") or None
+            tls = KafkaAuth(security_protocol="SSL", ssl_context=_ssl_context(cafile)) if cafile else KafkaAuth()
+            return cls(file=path, single=tls)
+        return cls(single=KafkaAuth.from_env(e))

@@ -67,6 +67,7 @@ from ops._security import (
     mark_registered,
     principals,
     registered_users,
+    revoke_stale,
     write_private,
 )
 from ops.errors import KafkaRuntimeError, OpsConfigError
@@ -499,7 +500,8 @@ class LocalKafka:
         return ensure_credentials(self.credentials, principals(self.config.agencies), bootstrap=self.config.bootstrap)
 
     def _secure(self, java: str, libs: Path) -> None:
-        """``sasl`` mode, broker up: create users missing from its metadata, then (re)apply the ACLs."""
+        """``sasl`` mode, broker up: create users missing from its metadata, then (re)apply the ACLs (and revoke
+        stale ones)."""
         if not self.sasl:
             return
         users = self._users()
@@ -508,8 +510,13 @@ class LocalKafka:
             self._add_scram_user(java, libs, name, users[name])
         if missing:
             mark_registered(self.credentials, missing)
-        coro = apply_acls(self.config.bootstrap, self.auth(ADMIN), acl_bindings(self.config.agencies))
-        asyncio.run(coro)
+        asyncio.run(self._apply_policy())
+
+    async def _apply_policy(self) -> None:
+        """Grant the policy, then revoke what an earlier policy granted beyond it (both idempotent)."""
+        policy = acl_bindings(self.config.agencies)
+        await apply_acls(self.config.bootstrap, self.auth(ADMIN), policy)
+        await revoke_stale(self.config.bootstrap, self.auth(ADMIN), policy)
 
     def _add_scram_user(self, java: str, libs: Path, name: str, password: str) -> None:
         # aiokafka has no AlterUserScramCredentials; Kafka's own ConfigCommand (in the core jar) does it.

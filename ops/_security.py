@@ -1,24 +1,41 @@
 """Who may do what on the hub's Kafka: the principals, their SCRAM passwords, and the ACLs, as data.
 
-Why: a single window carries one agency's requests next to another's; with the broker's authorizer on and
-``allow.everyone.if.no.acl.found=false`` nothing is allowed that is not listed here, so this module *is* the
-isolation policy, reviewable in one place and testable without a broker (:func:`acl_bindings` is pure).
+Why: a single window carries one agency's requests next to another's, and its internet-facing ingress next to
+the audit chain and the API keys; with the broker's authorizer on and ``allow.everyone.if.no.acl.found=false``
+nothing is allowed that is not listed here, so this module *is* the isolation policy, reviewable in one place
+and testable without a broker (:func:`acl_bindings` is pure). Every right below is derived from what the code
+of that service reads and writes (``broker/*``, ``adapters/*``); README "Kafka principals" has the table.
 
 Principals (all ``User:<name>``, authenticated with SASL/SCRAM-SHA-512):
 
     admin                 super user (broker-to-broker, ACL and user management); never given to a service
-    nsw-ingress, nsw-router, nsw-aggregator, nsw-notifier, nsw-auditor, nsw-ops
-                          the hub's services: every ``nsw.*`` topic, groups and transactional ids ``nsw-*``
+    nsw-ingress           writes submissions, idempotency records and webhook registrations (the trader's own
+                          HTTP call); reads what the status view and the webhook registry follow
+    nsw-router            submissions in; routing plans, every agency's requests, its changelog, the DLQ out
+    nsw-adapter-<agency>  the hub's engine / HTTP bridge of one agency: its requests in, its decisions and the
+                          DLQ out
+    nsw-aggregator        routing plans and every agency's decisions in; release responses, its changelog, DLQ
+    nsw-notifier          release responses and webhook registrations in; its delivery changelog, the DLQ
+    nsw-auditor           what it audits in; the only writer of ``nsw.audit`` and ``nsw.audit.head``
+    nsw-keys              the key tool (``nsw keys``, the hub's development key): the only writer of
+                          ``nsw.api-keys`` (and may create that one topic, so the tool works before a hub ran)
+    nsw-ops               operators' tools: reads every ``nsw.`` topic, creates the declared topics (the only
+                          principal with CREATE on ``nsw.``), replays and redrives into the hub's input topics
+                          and ``shadow.*``; never writes responses, audit, keys or changelogs
     agency-<agency>       one per agency: READ its ``nsw.agency.<agency>.requests``, WRITE its
                           ``nsw.agency.<agency>.decisions``, groups and transactional ids ``agency-<agency>*``;
-                          nothing else (no other agency's topics, no ``nsw.responses``, no topic creation)
+                          nothing else. The hub writes an HTTP-mode agency's callback decisions as this principal,
+                          so a callback can only ever reach the decisions topic of the agency it authenticated as
 
-An agency's idempotent producer needs no cluster IDEMPOTENT_WRITE: since Kafka 2.8 (KIP-679) WRITE on any
-topic is enough for InitProducerId.
+Consumer groups are literal (``nsw-router`` ...), transactional ids a prefix ``<group>-`` (``<prefix>-p<n>``).
+No service has cluster rights: an idempotent producer needs no cluster IDEMPOTENT_WRITE since Kafka 2.8
+(KIP-679), WRITE on a topic is enough for InitProducerId.
 
 :func:`apply_acls` creates the bindings through the broker's CreateAcls API (aiokafka 0.14's admin client has
 no ``create_acls``, but ships the CreateAcls v1 request, which Kafka 4.x still serves). CreateAcls is
-idempotent on the broker: applying the same bindings at every start adds nothing twice.
+idempotent on the broker: applying the same bindings at every start adds nothing twice. :func:`revoke_stale`
+deletes what an earlier policy granted the managed principals and this one does not (an upgraded broker keeps
+no broad grant of the past).
 """
 
 from __future__ import annotations
@@ -32,35 +49,71 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, Final
 
-from broker._kafka_auth import CREDENTIALS_FORMAT, KafkaAuth
-from broker._topics import decisions_topic, requests_topic
+from broker._kafka_auth import (
+    AGGREGATOR,
+    AUDITOR,
+    CREDENTIALS_FORMAT,
+    INGRESS,
+    KEY_TOOL,
+    NOTIFIER,
+    OPS,
+    ROUTER,
+    KafkaAuth,
+    adapter_principal,
+    agency_principal,
+)
+from broker._topics import (
+    AGGREGATE_STATE,
+    API_KEYS,
+    AUDIT,
+    AUDIT_HEAD,
+    DLQ,
+    IDEMPOTENCY,
+    RESPONSES,
+    ROUTER_STATE,
+    ROUTING,
+    SUBMISSIONS,
+    WEBHOOK_DELIVERIES,
+    WEBHOOKS,
+    decisions_topic,
+    requests_topic,
+)
 from ops.errors import KafkaRuntimeError, OpsConfigError
 
 __all__ = [
     "ADMIN",
     "HUB_SERVICES",
     "SCRAM_MECHANISM",
+    "SHADOW_PREFIX",
     "AclBinding",
     "Operation",
     "PatternType",
     "ResourceType",
     "acl_bindings",
+    "adapter_principal",
     "agency_principal",
+    "allows",
     "apply_acls",
     "describe_acls",
     "ensure_credentials",
+    "managed",
     "mark_registered",
     "principals",
     "registered_users",
+    "revoke_stale",
     "write_private",
 ]
 
 ADMIN: Final = "admin"
-HUB_SERVICES: Final = ("nsw-ingress", "nsw-router", "nsw-aggregator", "nsw-notifier", "nsw-auditor", "nsw-ops")
+#: The hub's principals that do not depend on the agencies (``nsw-adapter-<agency>`` come with each agency).
+HUB_SERVICES: Final = (INGRESS, ROUTER, AGGREGATOR, NOTIFIER, AUDITOR, KEY_TOOL, OPS)
 SCRAM_MECHANISM: Final = "SCRAM-SHA-512"
+#: Replays into another topic (``nsw ops replay --into``) in sasl mode: only topics named ``shadow.*``.
+SHADOW_PREFIX: Final = "shadow."
+#: Written by ``nsw ops dlq redrive`` with each redriven record (``ops._dlq.DLQ_LEDGER``).
+_DLQ_LEDGER: Final = "nsw.dlq.redriven"
 _CLUSTER: Final = "kafka-cluster"
 _HUB_TOPICS: Final = "nsw."
-_HUB_IDS: Final = "nsw-"
 
 
 class ResourceType(IntEnum):
@@ -107,14 +160,23 @@ class AclBinding:
         star = "*" if self.pattern is PatternType.PREFIXED else ""
         return f"{self.principal} {self.operation.name} {self.resource_type.name}:{self.resource_name}{star}"
 
-
-def agency_principal(agency: str) -> str:
-    return f"agency-{agency}"
+    def covers(self, resource_type: ResourceType, name: str) -> bool:
+        if resource_type is not self.resource_type:
+            return False
+        return name == self.resource_name if self.pattern is PatternType.LITERAL else name.startswith(
+            self.resource_name)  # fmt: skip
 
 
 def principals(agencies: Iterable[str]) -> tuple[str, ...]:
-    """Every user the broker must know: the super user, the hub's services, one per agency."""
-    return (ADMIN, *HUB_SERVICES, *(agency_principal(a) for a in agencies))
+    """Every user the broker must know: the super user, the hub's services, one engine and one per agency."""
+    agencies = tuple(agencies)
+    return (ADMIN, *HUB_SERVICES, *(adapter_principal(a) for a in agencies), *(agency_principal(a) for a in agencies))
+
+
+def managed(principal: str) -> bool:
+    """Whether ``User:<name>`` is one of the principals this policy owns (so stale grants of it are revoked)."""
+    name = principal.removeprefix("User:")
+    return principal.startswith("User:") and (name in HUB_SERVICES or name.startswith(("nsw-", "agency-")))
 
 
 def _rules(principal: str, resource: ResourceType, name: str, pattern: PatternType,
@@ -123,21 +185,72 @@ def _rules(principal: str, resource: ResourceType, name: str, pattern: PatternTy
                        operation=op) for op in operations]  # fmt: skip
 
 
+def _reads(who: str, *topics: str) -> list[AclBinding]:
+    return [b for t in topics for b in _rules(who, ResourceType.TOPIC, t, PatternType.LITERAL, Operation.READ,
+                                              Operation.DESCRIBE)]  # fmt: skip
+
+
+def _writes(who: str, *topics: str) -> list[AclBinding]:
+    return [b for t in topics for b in _rules(who, ResourceType.TOPIC, t, PatternType.LITERAL, Operation.WRITE,
+                                              Operation.DESCRIBE)]  # fmt: skip
+
+
+def _processor(who: str, group: str) -> list[AclBinding]:
+    """A transactional processor: its consumer group, and transactional ids ``<group>-p<n>``."""
+    return [*_rules(who, ResourceType.GROUP, group, PatternType.LITERAL, Operation.READ, Operation.DESCRIBE),
+            *_rules(who, ResourceType.TRANSACTIONAL_ID, f"{group}-", PatternType.PREFIXED, Operation.WRITE,
+                    Operation.DESCRIBE)]  # fmt: skip
+
+
 def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
     """The whole policy for the hub's topics and groups, sorted; pure (no broker needed)."""
+    agencies = tuple(agencies)
+    requests = tuple(requests_topic(a) for a in agencies)
+    decisions = tuple(decisions_topic(a) for a in agencies)
     topic, group, txn, cluster = (ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID,
                                   ResourceType.CLUSTER)  # fmt: skip
     lit, pre = PatternType.LITERAL, PatternType.PREFIXED
     op = Operation
     out: list[AclBinding] = []
-    for service in HUB_SERVICES:
-        # The hub's services share one trust domain (today one process); they create the declared topics at
-        # start-up (ensure_topics), read their configs, and use transactions for exactly-once processing.
-        out += _rules(service, topic, _HUB_TOPICS, pre,
-                      op.READ, op.WRITE, op.DESCRIBE, op.CREATE, op.DESCRIBE_CONFIGS)  # fmt: skip
-        out += _rules(service, group, _HUB_IDS, pre, op.READ, op.DESCRIBE)
-        out += _rules(service, txn, _HUB_IDS, pre, op.WRITE, op.DESCRIBE)
-        out += _rules(service, cluster, _CLUSTER, lit, op.IDEMPOTENT_WRITE, op.DESCRIBE)
+    # Ingress (internet-facing): the trader's submission, its Idempotency-Key answer, its webhook registration.
+    # Reads: the status view (submissions, aggregator state, idempotency, API keys) and the webhook registry.
+    out += _writes(INGRESS, SUBMISSIONS, IDEMPOTENCY, WEBHOOKS)
+    out += _reads(INGRESS, SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS, WEBHOOKS)
+    # Router: submissions -> plan + requests; its changelog is read back on assignment.
+    out += _reads(ROUTER, SUBMISSIONS, ROUTER_STATE)
+    out += _writes(ROUTER, ROUTING, *requests, ROUTER_STATE, DLQ)
+    out += _processor(ROUTER, "nsw-router")
+    # Each agency's engine or HTTP bridge in the hub: its own requests and decisions only.
+    for agency in agencies:
+        engine = adapter_principal(agency)
+        out += _reads(engine, requests_topic(agency))
+        out += _writes(engine, decisions_topic(agency), DLQ)
+        out += _processor(engine, engine)
+    # Aggregator: plans and decisions -> release responses.
+    out += _reads(AGGREGATOR, ROUTING, *decisions, AGGREGATE_STATE)
+    out += _writes(AGGREGATOR, RESPONSES, AGGREGATE_STATE, DLQ)
+    out += _processor(AGGREGATOR, "nsw-aggregator")
+    # Notifier: release responses -> webhook deliveries (their changelog), registrations from the registry.
+    out += _reads(NOTIFIER, RESPONSES, WEBHOOKS, WEBHOOK_DELIVERIES)
+    out += _writes(NOTIFIER, WEBHOOK_DELIVERIES, DLQ)
+    out += _processor(NOTIFIER, "nsw-notifier")
+    # Auditor: the only writer of the audit chain; reads its own tail and head back on assignment.
+    out += _reads(AUDITOR, SUBMISSIONS, ROUTING, *decisions, RESPONSES, AUDIT, AUDIT_HEAD)
+    out += _writes(AUDITOR, AUDIT, AUDIT_HEAD, DLQ)
+    out += _processor(AUDITOR, "nsw-auditor")
+    # Key tool: the only writer of the API keys.
+    out += _reads(KEY_TOOL, API_KEYS)
+    out += _writes(KEY_TOOL, API_KEYS)
+    out += _rules(KEY_TOOL, topic, API_KEYS, lit, op.CREATE)
+    # Ops: read everything of the hub, create the declared topics, replay/redrive into the hub's input topics
+    # (never responses, audit, keys, webhooks or changelogs), consumer lag of every group.
+    out += _rules(OPS, topic, _HUB_TOPICS, pre, op.READ, op.DESCRIBE, op.CREATE, op.DESCRIBE_CONFIGS)
+    out += _writes(OPS, SUBMISSIONS, ROUTING, *requests, *decisions, _DLQ_LEDGER)
+    out += _rules(OPS, topic, SHADOW_PREFIX, pre, op.READ, op.WRITE, op.DESCRIBE, op.CREATE)
+    out += _rules(OPS, group, "nsw-", pre, op.DESCRIBE)
+    out += _rules(OPS, group, "agency-", pre, op.DESCRIBE)
+    out += _rules(OPS, txn, "nsw-ops-", pre, op.WRITE, op.DESCRIBE)
+    out += _rules(OPS, cluster, _CLUSTER, lit, op.DESCRIBE)
     for agency in agencies:
         who = agency_principal(agency)
         out += _rules(who, topic, requests_topic(agency), lit, op.READ, op.DESCRIBE)
@@ -145,6 +258,17 @@ def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
         out += _rules(who, group, who, pre, op.READ, op.DESCRIBE)
         out += _rules(who, txn, who, pre, op.WRITE, op.DESCRIBE)
     return tuple(sorted(set(out)))
+
+
+def allows(bindings: Iterable[AclBinding], principal: str, operation: Operation, resource_type: ResourceType,
+           name: str) -> bool:  # fmt: skip
+    """Pure: whether ``bindings`` let ``principal`` (a bare name) do ``operation`` on a resource.
+
+    As the broker decides it for ALLOW rules: READ and WRITE imply DESCRIBE.
+    """
+    who = f"User:{principal}"
+    implied = {operation} | ({Operation.READ, Operation.WRITE} if operation is Operation.DESCRIBE else set())
+    return any(b.principal == who and b.operation in implied and b.covers(resource_type, name) for b in bindings)
 
 
 # --- credentials ----------------------------------------------------------------------------------------
@@ -245,6 +369,40 @@ async def apply_acls(bootstrap: str, auth: KafkaAuth, bindings: Iterable[AclBind
     finally:
         await client.close()
     return len(rules)
+
+
+async def revoke_stale(bootstrap: str, auth: KafkaAuth, bindings: Iterable[AclBinding]) -> list[AclBinding]:
+    """Delete every ALLOW binding of a :func:`managed` principal on the broker that ``bindings`` lacks.
+
+    Why: ACLs live in the broker's metadata, so a grant of an earlier policy (until issue 11 every hub service
+    had ``nsw.*``) would survive an upgrade and silently keep the old rights. Returns what was deleted.
+    """
+    from aiokafka.errors import KafkaError  # noqa: PLC0415
+    from aiokafka.protocol.admin import DeleteAclsRequest  # noqa: PLC0415
+
+    wanted = set(bindings)
+    stale = sorted(b for b in await describe_acls(bootstrap, auth) if managed(b.principal) and b not in wanted)
+    if not stale:
+        return []
+    try:
+        client = await _client(bootstrap, auth)
+    except KafkaError as exc:
+        raise KafkaRuntimeError(f"cannot connect to {bootstrap} as {auth.principal} to revoke ACLs: {exc}",
+                                retriable=True) from exc  # fmt: skip
+    try:
+        node = client.get_random_node()
+        for rule in stale:
+            request = DeleteAclsRequest(rule.resource_type, rule.resource_name, rule.pattern, rule.principal, "*",
+                                        rule.operation, _ALLOW)  # fmt: skip
+            response = await client.send(node, request)
+            for code, message, *_ in response.filter_responses:
+                if code != 0:
+                    raise KafkaRuntimeError(f"the broker refused to delete the ACL {rule}: error {code} {message}")
+    except KafkaError as exc:
+        raise KafkaRuntimeError(f"revoking ACLs on {bootstrap} failed: {exc}", retriable=True) from exc
+    finally:
+        await client.close()
+    return stale
 
 
 async def describe_acls(bootstrap: str, auth: KafkaAuth) -> set[AclBinding]:

@@ -13,6 +13,15 @@ Each attack is one test naming the refusal it expects:
     SPS creates a topic                            TopicAuthorizationFailedError
     wrong password / unknown user                  SaslAuthenticationFailed (client: KafkaConnectionError)
     no authentication at all                       connection closed (KafkaConnectionError)
+
+Least privilege among the hub's own services (issue 11), each principal attacking what only another may write:
+
+    the ingress writes nsw.audit, nsw.api-keys, nsw.responses, a decision, a request, the DLQ   refused
+    the router writes nsw.responses or nsw.audit                                             refused
+    an engine forges another agency's decision; ops writes keys, audit or responses            refused
+    a grant of the old policy (nsw.* to every service) left on the broker                      revoked at start
+
+The whole hub in sasl mode, each service as its own principal: ``tests/test_kafka_principals.py``.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import stat
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,10 +47,43 @@ from aiokafka.errors import (
     KafkaConnectionError,
     SaslAuthenticationFailed,
     TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
 )
 
-from broker._kafka_auth import KafkaAuth, KafkaAuthConfigError
-from broker._topics import RESPONSES, decisions_topic, declared_topics, requests_topic
+from adapters import AgencyModes, adapter_handler
+from adapters._runner import adapter_spec
+from broker._aggregator import Aggregator, aggregator_spec
+from broker._audit import Auditor, AuditTopics, auditor_spec
+from broker._kafka import ProcessorSpec, client_auth
+from broker._kafka_auth import (
+    AUDITOR,
+    INGRESS,
+    KEY_TOOL,
+    OPS,
+    ROUTER,
+    KafkaAuth,
+    KafkaAuthConfigError,
+    ServiceCredentials,
+    acting_as,
+    adapter_principal,
+    context_acting_as,
+)
+from broker._router import Router, router_spec
+from broker._topics import (
+    API_KEYS,
+    AUDIT,
+    AUDIT_HEAD,
+    DLQ,
+    IDEMPOTENCY,
+    RESPONSES,
+    ROUTING,
+    SUBMISSIONS,
+    WEBHOOKS,
+    decisions_topic,
+    declared_topics,
+    requests_topic,
+)
+from broker._webhooks import Notifier, WebhookRegistry, notifier_spec
 from ops._kafka import LocalKafka, LocalKafkaConfig, kafka_command
 from ops._security import (
     ADMIN,
@@ -51,6 +93,8 @@ from ops._security import (
     PatternType,
     ResourceType,
     acl_bindings,
+    allows,
+    apply_acls,
     describe_acls,
     ensure_credentials,
     principals,
@@ -92,17 +136,117 @@ def test_no_agency_binding_names_another_agencys_or_the_hubs_resources() -> None
             assert f".{agency}." in binding.resource_name or binding.resource_name == f"agency-{agency}", binding
 
 
-def test_every_hub_service_may_use_the_hub_topics_groups_and_transactions() -> None:
-    for service in HUB_SERVICES:
-        names = {(b.resource_type, b.resource_name, b.pattern) for b in _of(service)}
-        assert (ResourceType.TOPIC, "nsw.", PatternType.PREFIXED) in names
-        assert (ResourceType.GROUP, "nsw-", PatternType.PREFIXED) in names
-        assert (ResourceType.TRANSACTIONAL_ID, "nsw-", PatternType.PREFIXED) in names
+POLICY = acl_bindings(AGENCIES)
+EVERYONE = [p for p in principals(AGENCIES) if p != ADMIN]
+
+
+def _writers(topic: str) -> set[str]:
+    return {p for p in EVERYONE if allows(POLICY, p, Operation.WRITE, ResourceType.TOPIC, topic)}
+
+
+def test_only_the_auditor_writes_the_audit_chain() -> None:
+    assert _writers(AUDIT) == {AUDITOR}
+    assert _writers(AUDIT_HEAD) == {AUDITOR}
+
+
+def test_only_the_key_tool_writes_api_keys() -> None:
+    assert _writers(API_KEYS) == {KEY_TOOL}
+
+
+def test_only_the_aggregator_writes_release_responses() -> None:
+    assert _writers(RESPONSES) == {"nsw-aggregator"}
+
+
+def test_the_ingress_writes_submissions_idempotency_records_and_webhook_registrations_only() -> None:
+    written = {b.resource_name for b in _of(INGRESS) if b.operation is Operation.WRITE}
+    assert written == {SUBMISSIONS, IDEMPOTENCY, WEBHOOKS}
+    assert all(b.pattern is PatternType.LITERAL for b in _of(INGRESS))
+    assert {b.resource_type for b in _of(INGRESS)} == {ResourceType.TOPIC}  # no group, no transaction
+
+
+@pytest.mark.parametrize("agency", AGENCIES)
+def test_an_agency_decision_is_written_only_by_its_engine_the_agency_and_ops_redrive(agency: str) -> None:
+    assert _writers(decisions_topic(agency)) == {adapter_principal(agency), f"agency-{agency}", OPS}
+    assert _writers(requests_topic(agency)) == {ROUTER, OPS}
+
+
+def test_only_ops_creates_hub_topics_and_only_ops_has_a_topic_wildcard() -> None:
+    creators = {p for p in EVERYONE if allows(POLICY, p, Operation.CREATE, ResourceType.TOPIC, "nsw.anything")}
+    assert creators == {OPS}
+    wildcards = {b.principal for b in POLICY if b.resource_type is ResourceType.TOPIC
+                 and b.pattern is PatternType.PREFIXED}  # fmt: skip
+    assert wildcards == {f"User:{OPS}"}
+    assert not any(allows(POLICY, p, Operation.CREATE, ResourceType.TOPIC, API_KEYS) for p in EVERYONE
+                   if p not in (OPS, KEY_TOOL))  # fmt: skip
+
+
+def test_no_service_has_cluster_rights_but_ops_describe() -> None:
+    on_cluster = {(b.principal, b.operation) for b in POLICY if b.resource_type is ResourceType.CLUSTER}
+    assert on_cluster == {(f"User:{OPS}", Operation.DESCRIBE)}
+
+
+def _specs() -> dict[str, ProcessorSpec]:
+    """The processors the hub builds (nothing connects), by the principal they run as."""
+    modes = AgencyModes.from_env({}, agencies=AGENCIES)
+    specs = {ROUTER: router_spec(Router(bootstrap="127.0.0.1:1")),
+             "nsw-aggregator": aggregator_spec(Aggregator(bootstrap="127.0.0.1:1", agencies=AGENCIES),
+                                               agencies=AGENCIES),
+             "nsw-notifier": notifier_spec(Notifier(bootstrap="127.0.0.1:1", registry=WebhookRegistry("127.0.0.1:1"))),
+             AUDITOR: auditor_spec(Auditor(bootstrap="127.0.0.1:1", topics=AuditTopics.hub(AGENCIES)))}  # fmt: skip
+    for agency in AGENCIES:
+        handler = adapter_handler(agency, modes)
+        assert handler is not None
+        specs[adapter_principal(agency)] = adapter_spec(agency, handler)
+    return specs
+
+
+def test_every_processor_may_read_its_inputs_join_its_group_and_commit_as_itself() -> None:
+    """Derived from the code: a spec that reads a new topic fails here until the policy grants it."""
+    for principal, spec in _specs().items():
+        for topic in spec.topics:
+            assert allows(POLICY, principal, Operation.READ, ResourceType.TOPIC, topic), (principal, topic)
+        assert allows(POLICY, principal, Operation.READ, ResourceType.GROUP, spec.group_id), principal
+        for partition in (0, 5):
+            assert allows(POLICY, principal, Operation.WRITE, ResourceType.TRANSACTIONAL_ID,
+                          spec.transactional_id(partition)), principal  # fmt: skip
+        assert allows(POLICY, principal, Operation.WRITE, ResourceType.TOPIC, spec.dlq), principal
+        # ... and not another service's group or transactional ids
+        for other, theirs in _specs().items():
+            if other != principal:
+                assert not allows(POLICY, principal, Operation.READ, ResourceType.GROUP, theirs.group_id)
+                assert not allows(POLICY, principal, Operation.WRITE, ResourceType.TRANSACTIONAL_ID,
+                                  theirs.transactional_id(0))  # fmt: skip
 
 
 def test_the_admin_needs_no_acl_and_every_principal_is_declared() -> None:
     assert _of(ADMIN) == []  # super user
-    assert principals(AGENCIES) == (ADMIN, *HUB_SERVICES, *(f"agency-{a}" for a in AGENCIES))
+    assert principals(AGENCIES) == (ADMIN, *HUB_SERVICES, *(f"nsw-adapter-{a}" for a in AGENCIES),
+                                    *(f"agency-{a}" for a in AGENCIES))  # fmt: skip
+
+
+def test_clients_take_the_credentials_of_the_service_they_are_built_for() -> None:
+    with acting_as(KafkaAuth.scram(AUDITOR, "pw")):
+        assert client_auth()["sasl_plain_username"] == AUDITOR
+        ingress = context_acting_as(KafkaAuth.scram(INGRESS, "pw2"))  # what the hub gives a service's task
+        assert ingress.run(client_auth)["sasl_plain_username"] == INGRESS
+        assert client_auth()["sasl_plain_username"] == AUDITOR  # the copy changed nothing here
+
+
+def test_service_credentials_from_env(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.json"
+    ensure_credentials(path, [INGRESS], bootstrap="127.0.0.1:1")
+    per_service = ServiceCredentials.from_env({"NSW_KAFKA_CREDENTIALS": str(path)})
+    assert per_service.per_service
+    assert per_service.auth_for(INGRESS).principal == f"User:{INGRESS}"
+    assert (per_service.has(INGRESS), per_service.has(AUDITOR)) == (True, False)
+    with pytest.raises(KafkaAuthConfigError, match=AUDITOR):
+        per_service.auth_for(AUDITOR)
+    sasl_default = ServiceCredentials.from_env({"NSW_KAFKA_SECURITY": "sasl", "NSW_KAFKA_HOME": str(tmp_path)})
+    assert sasl_default.file == path
+    single = ServiceCredentials.from_env({"NSW_KAFKA_CREDENTIALS": str(path), "NSW_KAFKA_PRINCIPAL": INGRESS})
+    assert not single.per_service
+    assert single.auth_for(AUDITOR).principal == f"User:{INGRESS}"  # one principal for the whole process
+    assert ServiceCredentials.from_env({}).auth_for(AUDITOR) == KafkaAuth()
 
 
 def test_credentials_are_private_random_and_stable(tmp_path: Path) -> None:
@@ -168,10 +312,11 @@ def test_security_setting_from_env(tmp_path: Path) -> None:
 # --- against the real broker in sasl mode ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+@contextmanager
+def sasl_broker(home: Path) -> Iterator[LocalKafka]:
+    """A LocalKafka in sasl mode on free ports in ``home``, the hub's topics created (as nsw-ops)."""
     port, controller_port = _free_ports(2)
-    config = LocalKafkaConfig(home=tmp_path_factory.mktemp("kafka-sasl"), cache=LocalKafkaConfig.from_env().cache,
+    config = LocalKafkaConfig(home=home, cache=LocalKafkaConfig.from_env().cache,
                               port=port, controller_port=controller_port, heap="512m", security="sasl")  # fmt: skip
     runtime = LocalKafka(config)
     runtime.start()
@@ -180,6 +325,12 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
         yield runtime
     finally:
         runtime.stop()
+
+
+@pytest.fixture(scope="module")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    with sasl_broker(tmp_path_factory.mktemp("kafka-sasl")) as runtime:
+        yield runtime
 
 
 async def _create_hub_topics(kafka: LocalKafka) -> None:
@@ -262,7 +413,7 @@ async def test_sps_cannot_consume_cwc_requests_topic_authorization_failed(kafka:
 @pytest.mark.integration
 async def test_sps_cannot_fetch_cwc_requests_without_a_group(kafka: LocalKafka) -> None:
     key = await _request_for_sps(kafka, "cwc")
-    async with _consumer(kafka, "nsw-aggregator", requests_topic("cwc"), group=None) as hub:
+    async with _consumer(kafka, adapter_principal("cwc"), requests_topic("cwc"), group=None) as hub:
         assert key in await _records_until(hub, key, deadline_s=30), "the record exists for an allowed reader"
     async with _consumer(kafka, SPS, group=None) as sps:
         sps.assign([TopicPartition(requests_topic("cwc"), 0)])
@@ -383,3 +534,76 @@ def test_cli_start_says_where_the_credentials_are(kafka: LocalKafka, capsys: pyt
     doc = json.loads(out.out)
     assert (doc["security"], doc["credentials"]) == ("sasl", str(kafka.credentials))
     assert f"NSW_KAFKA_CREDENTIALS={kafka.credentials}" in out.err
+
+
+# --- least privilege among the hub's services, on the real broker ---------------------------------------
+
+
+async def _write(kafka: LocalKafka, principal: str, topic: str) -> None:
+    async with _producer(kafka, principal) as producer:
+        await producer.send_and_wait(topic, b"{}", key=uuid.uuid4().hex.encode())
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("topic", [AUDIT, AUDIT_HEAD, API_KEYS, RESPONSES, decisions_topic("ipr"),
+                                   requests_topic("customs"), ROUTING, DLQ])  # fmt: skip
+async def test_the_ingress_cannot_write_beyond_submissions_topic_authorization_failed(kafka: LocalKafka,
+                                                                                      topic: str) -> None:  # fmt: skip
+    await _write(kafka, INGRESS, SUBMISSIONS)  # the same client is allowed its own topic
+    with pytest.raises(TopicAuthorizationFailedError, match=topic.replace(".", r"\.")):
+        await _write(kafka, INGRESS, topic)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("topic", [RESPONSES, AUDIT, API_KEYS, decisions_topic("customs")])
+async def test_the_router_cannot_answer_audit_or_decide_topic_authorization_failed(kafka: LocalKafka,
+                                                                                   topic: str) -> None:  # fmt: skip
+    await _write(kafka, ROUTER, ROUTING)
+    with pytest.raises(TopicAuthorizationFailedError, match=topic.replace(".", r"\.")):
+        await _write(kafka, ROUTER, topic)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("principal", "topic"), [
+    (adapter_principal("sps"), decisions_topic("ipr")), (adapter_principal("sps"), RESPONSES),
+    (OPS, API_KEYS), (OPS, AUDIT), (OPS, RESPONSES), (KEY_TOOL, AUDIT), (AUDITOR, API_KEYS),
+    ("nsw-aggregator", AUDIT), ("nsw-notifier", RESPONSES),
+], ids=str)  # fmt: skip
+async def test_no_other_service_writes_what_is_not_its_own_topic_authorization_failed(
+    kafka: LocalKafka, principal: str, topic: str
+) -> None:
+    with pytest.raises(TopicAuthorizationFailedError, match=topic.replace(".", r"\.")):
+        await _write(kafka, principal, topic)
+
+
+@pytest.mark.integration
+async def test_the_auditor_writes_the_chain_in_its_transactions_and_the_key_tool_writes_keys(kafka: LocalKafka) -> None:
+    producer = AIOKafkaProducer(transactional_id="nsw-auditor-p0", enable_idempotence=True, **_kwargs(kafka, AUDITOR))
+    await producer.start()
+    try:
+        async with producer.transaction():
+            sent = await producer.send_and_wait(AUDIT, b"{}", key=b"audit-test")
+    finally:
+        await producer.stop()
+    assert sent.offset >= 0
+    await _write(kafka, KEY_TOOL, API_KEYS)
+    bad = AIOKafkaProducer(transactional_id="nsw-router-p0", enable_idempotence=True, **_kwargs(kafka, AUDITOR))
+    try:
+        with pytest.raises(TransactionalIdAuthorizationFailed):  # not another service's ids
+            await bad.start()
+    finally:
+        await bad.stop()
+
+
+@pytest.mark.integration
+async def test_an_old_broad_grant_is_revoked_at_the_next_start(kafka: LocalKafka) -> None:
+    broad = AclBinding(principal=f"User:{INGRESS}", resource_type=ResourceType.TOPIC, resource_name="nsw.",
+                       pattern=PatternType.PREFIXED, operation=Operation.WRITE)  # fmt: skip
+    await apply_acls(kafka.config.bootstrap, kafka.auth(ADMIN), [broad])
+    await _write(kafka, INGRESS, AUDIT)  # the grant works: the ingress could write the audit chain
+    await asyncio.to_thread(LocalKafka(kafka.config).start)  # running already: only re-secures
+    found = await describe_acls(kafka.config.bootstrap, kafka.auth(ADMIN))
+    assert broad not in found
+    assert set(acl_bindings(AGENCIES)) <= found
+    with pytest.raises(TopicAuthorizationFailedError, match=r"nsw\.audit"):
+        await _write(kafka, INGRESS, AUDIT)
