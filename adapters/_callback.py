@@ -25,7 +25,7 @@ The agency is the authenticated principal, never a field of the body. A decision
 it answers the request the hub has outstanding for that agency (``broker._aggregate.check_decision``, on
 the status view's copy of the aggregator state; a plan not yet seen is waited for a few seconds); the
 aggregator checks again. A refused decision of an authenticated agency is written to the dead-letter topic
-with its reason, so it is in the audit chain.
+with its reason to ``nsw.decisions.refused``, which the auditor chains.
 
 Idempotent: a decision with a ``decision_id`` the endpoint has seen is published again with the
 same bytes (the aggregator takes a repeated answer as no news); one without ``decision_id`` gets
@@ -53,8 +53,8 @@ from broker._aggregate import AggregateState, Refusal, check_decision
 from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message
 from broker._kafka import dead_letter
-from broker._topics import DLQ, decisions_topic
-from broker.errors import DecisionRefusedError, TransportError
+from broker._topics import REFUSED_DECISIONS, decisions_topic
+from broker.errors import DecisionRefusedError, NSWError, TransportError
 from schemas import AGENCIES, AgencyDecision
 
 log = structlog.get_logger("nsw.callback")
@@ -116,7 +116,7 @@ class DecisionCallback:
         agencies: Collection[str] = AGENCIES,
         now_ms: Callable[[], int] = now_ms,
         topic_for: Callable[[str], str] = decisions_topic,
-        dlq: str = DLQ,
+        refused_topic: str = REFUSED_DECISIONS,
         plan_wait: float = PLAN_WAIT_SECONDS,
     ) -> None:
         self._publish = publish
@@ -125,7 +125,7 @@ class DecisionCallback:
         self._agencies = frozenset(agencies)
         self.now_ms = now_ms
         self._topic_for = topic_for
-        self._dlq = dlq
+        self._refused_topic = refused_topic
         self._plan_wait = plan_wait
         self._seen: OrderedDict[str, tuple[bytes, OutMessage]] = OrderedDict()
         self.published = 0
@@ -192,14 +192,16 @@ class DecisionCallback:
             await asyncio.sleep(0.05)
 
     async def _keep_refused(self, agency: str, decision: AgencyDecision, refusal: Refusal) -> None:
-        """The refused decision on the dead-letter topic with its reason (and so in the audit chain)."""
+        """The refused decision on ``nsw.decisions.refused`` with its reason, so it is in the audit chain (the
+        ingress may write there, not to the dead-letter topic: nothing it writes can be redriven)."""
         topic = self._topic_for(agency)
         original = avro_message(topic, "AgencyDecision", decision)
         message = InMessage(topic=topic, partition=-1, offset=-1, timestamp=decision["decided_at"],
                             key=original.key, value=original.value, headers=original.headers)
         try:
-            await self._publish(dead_letter(message, DecisionRefusedError(refusal), service="callback", dlq=self._dlq))
-        except TransportError as exc:
+            await self._publish(dead_letter(message, DecisionRefusedError(refusal), service="callback",
+                                            dlq=self._refused_topic))
+        except NSWError as exc:  # kept best effort: the agency has its answer either way
             log.warning("refused_decision_not_kept", error=str(exc))
 
     def _message(self, key: str, decision: AgencyDecision, content: bytes) -> tuple[OutMessage, str]:
@@ -265,7 +267,7 @@ def callback_routes(
     agencies: Collection[str] = AGENCIES,
     now_ms: Callable[[], int] = now_ms,
     topic_for: Callable[[str], str] = decisions_topic,
-    dlq: str = DLQ,
+    refused_topic: str = REFUSED_DECISIONS,
     plan_wait: float = PLAN_WAIT_SECONDS,
 ) -> list[Route]:
     """Starlette routes of the callback endpoint; mount them in the ingress app.
@@ -276,5 +278,5 @@ def callback_routes(
     names an agency's decisions topic (tests use their own topics).
     """
     endpoint = DecisionCallback(publish, authenticate=authenticate, lookup=lookup, agencies=agencies,
-                                now_ms=now_ms, topic_for=topic_for, dlq=dlq, plan_wait=plan_wait)
+                                now_ms=now_ms, topic_for=topic_for, refused_topic=refused_topic, plan_wait=plan_wait)
     return [Route(callback_path("{agency}"), endpoint.receive, methods=["POST"])]

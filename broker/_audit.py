@@ -48,7 +48,7 @@ from broker._envelope import (
     OutMessage,
 )
 from broker._kafka import PinnedPartitionProcessor, ProcessorSpec, read_tail, read_to_end
-from broker._topics import DLQ, RESPONSES, ROUTING, SUBMISSIONS, decisions_topic
+from broker._topics import DLQ, REFUSED_DECISIONS, RESPONSES, ROUTING, SUBMISSIONS, decisions_topic
 
 __all__ = [
     "AUDIT",
@@ -74,7 +74,7 @@ AUDIT: Final = "nsw.audit"
 AUDIT_HEAD: Final = "nsw.audit.head"
 GENESIS: Final = "0" * 64
 
-Kind = Literal["submission", "routing", "decision", "response", "dead-letter"]
+Kind = Literal["submission", "routing", "decision", "response", "dead-letter", "refused-decision"]
 ProblemKind = Literal["changed", "removed", "reordered", "forged-hash", "malformed"]
 
 #: Every field of an entry, in the order people read them; ``hash`` covers all the others.
@@ -312,6 +312,7 @@ class AuditTopics:
     audit: str = AUDIT
     head: str = AUDIT_HEAD
     dlq: str = DLQ
+    refused: str = REFUSED_DECISIONS
 
     @classmethod
     def hub(cls, agencies: Iterable[str]) -> AuditTopics:
@@ -319,7 +320,7 @@ class AuditTopics:
 
     def inputs(self) -> tuple[str, ...]:
         """Everything that makes or refuses an answer; dead letters too (a refused decision is kept there)."""
-        return (self.submissions, self.routing, *self.decisions.values(), self.responses, self.dlq)
+        return (self.submissions, self.routing, *self.decisions.values(), self.responses, self.dlq, self.refused)
 
     def kind_of(self, topic: str) -> tuple[Kind, str | None]:
         if topic == self.submissions:
@@ -330,6 +331,8 @@ class AuditTopics:
             return "response", None
         if topic == self.dlq:
             return "dead-letter", None
+        if topic == self.refused:
+            return "refused-decision", None
         for agency, name in self.decisions.items():
             if name == topic:
                 return "decision", agency
@@ -389,7 +392,7 @@ class Auditor:
             log.info("audit_skip_replayed", source_offset=message.offset)
             return []
         kind, agency = self.topics.kind_of(message.topic)
-        if kind == "dead-letter":  # whose record it was: the agency of a refused decision, say
+        if kind in ("dead-letter", "refused-decision"):  # whose record it was: the agency of a refused decision, say
             agency = self._agency_of(message.header("nsw-source-topic"))
         raw_id = message.key or message.header(SUBMISSION_HEADER) or b""
         submission_id = raw_id.decode("utf-8", "replace")

@@ -22,6 +22,9 @@ API_KEYS: Final = "nsw.api-keys"
 AUDIT: Final = "nsw.audit"
 AUDIT_HEAD: Final = "nsw.audit.head"
 WEBHOOK_DELIVERIES: Final = "nsw.webhook.deliveries"
+#: Decisions an authenticated agency sent to the callback that were refused (JSON-free: the Avro decision with
+#: nsw-error-* headers, as a dead letter), kept for the audit chain; never a source to redrive from.
+REFUSED_DECISIONS: Final = "nsw.decisions.refused"
 
 _WEEK_MS: Final = 7 * 24 * 3600 * 1000
 #: Changelogs roll a segment an hour (Kafka's default is a week) so compaction, which never touches the
@@ -97,5 +100,7 @@ def declared_topics(agencies: tuple[str, ...], *, partitions: int, replication: 
                   doc="Auditor changelog: the head of each audit chain (JSON), key p<n>."),
         TopicSpec(name=DLQ, partitions=1, replication=r, retention_ms=4 * _WEEK_MS,
                   doc="Dead letters: the original bytes with nsw-error-* headers saying why."),
+        TopicSpec(name=REFUSED_DECISIONS, partitions=1, replication=r, retention_ms=4 * _WEEK_MS,
+                  doc="Decisions the agency callback refused (the decision with nsw-error-* headers), audited."),
     ]
     return tuple(specs)

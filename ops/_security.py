@@ -69,6 +69,7 @@ from broker._topics import (
     AUDIT_HEAD,
     DLQ,
     IDEMPOTENCY,
+    REFUSED_DECISIONS,
     RESPONSES,
     ROUTER_STATE,
     ROUTING,
@@ -214,7 +215,7 @@ def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
     out: list[AclBinding] = []
     # Ingress (internet-facing): the trader's submission, its Idempotency-Key answer, its webhook registration.
     # Reads: the status view (submissions, aggregator state, idempotency, API keys) and the webhook registry.
-    out += _writes(INGRESS, SUBMISSIONS, IDEMPOTENCY, WEBHOOKS)
+    out += _writes(INGRESS, SUBMISSIONS, IDEMPOTENCY, WEBHOOKS, REFUSED_DECISIONS)
     out += _reads(INGRESS, SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS, WEBHOOKS)
     # Router: submissions -> plan + requests; its changelog is read back on assignment.
     out += _reads(ROUTER, SUBMISSIONS, ROUTER_STATE)
@@ -235,7 +236,7 @@ def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
     out += _writes(NOTIFIER, WEBHOOK_DELIVERIES, DLQ)
     out += _processor(NOTIFIER, "nsw-notifier")
     # Auditor: the only writer of the audit chain; reads its own tail and head back on assignment.
-    out += _reads(AUDITOR, SUBMISSIONS, ROUTING, *decisions, RESPONSES, AUDIT, AUDIT_HEAD)
+    out += _reads(AUDITOR, SUBMISSIONS, ROUTING, *decisions, RESPONSES, DLQ, REFUSED_DECISIONS, AUDIT, AUDIT_HEAD)
     out += _writes(AUDITOR, AUDIT, AUDIT_HEAD, DLQ)
     out += _processor(AUDITOR, "nsw-auditor")
     # Key tool: the only writer of the API keys.

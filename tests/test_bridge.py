@@ -652,9 +652,9 @@ async def test_decisions_must_answer_an_outstanding_request(
         assert hub_callback.published.messages == []
         return
     assert [e["path"] for e in problem["errors"]] == [path]
-    # Refused, and kept on the dead-letter topic with the reason (so the audit chain has it)
+    # Refused, and kept with the reason on the topic the auditor chains
     [kept] = hub_callback.published.messages
-    assert kept.topic == "nsw.dlq"
+    assert kept.topic == "nsw.decisions.refused"
     assert header(kept.headers, "nsw-error-type") == b"DecisionRefusedError"
     assert header(kept.headers, "nsw-source-topic") == b"nsw.agency.sps.decisions"
     assert (header(kept.headers, "nsw-error-message") or b"").startswith(slug.encode())

@@ -21,7 +21,7 @@ from broker._hub import Hub
 from broker._kafka import Producer, read_to_end
 from broker._keys_io import publish_key
 from broker._lodgement import submission_id_for
-from broker._topics import DLQ, decisions_topic
+from broker._topics import DLQ, REFUSED_DECISIONS, decisions_topic
 from schemas import AgencyDecision
 from tests.conftest import auth, bootstrap, poll, request_to, sample
 
@@ -68,9 +68,9 @@ def release(request: dict[str, Any], **changes: Any) -> dict[str, Any]:
                       for r in request["reasons"]], **changes}
 
 
-async def dead_letters(sid: str) -> list[InMessage]:
+async def dead_letters(sid: str, topic: str = DLQ) -> list[InMessage]:
     found: list[InMessage] = []
-    await read_to_end(bootstrap(), [(DLQ, 0)], found.append)
+    await read_to_end(bootstrap(), [(topic, 0)], found.append)
     refused = b"DecisionRefusedError"
     return [m for m in found if m.key == sid.encode() and header(m.headers, "nsw-error-type") == refused]
 
@@ -79,7 +79,7 @@ async def audited_dead_letters(sid: str) -> list[dict[str, Any]]:
     found: list[InMessage] = []
     await read_to_end(bootstrap(), [(AUDIT, 0)], found.append)
     entries = [orjson.loads(m.value) for m in found if m.key == sid.encode()]
-    return [e for e in entries if e["kind"] == "dead-letter"]
+    return [e for e in entries if e["kind"] in ("dead-letter", "refused-decision")]
 
 
 async def publish(decision: AgencyDecision, topic: str) -> None:
@@ -151,10 +151,13 @@ async def test_a_decision_made_in_advance_cannot_poison_the_submission(hub: Hub,
     assert sid_lodged == sid
     response = await response_of(client, sid)
     assert response["function_code"] == "05"  # the IPR engine's suspension, not the guess
-    kept = await poll(lambda: _some(dead_letters(sid)), timeout=30, what="the guesses dead-lettered")
-    reasons = sorted((header(m.headers, "nsw-error-message") or b"").split(b":")[0] for m in kept)
-    assert b"request-mismatch" in reasons  # the topic's guess, checked when the plan came
-    assert b"no-outstanding-request" in reasons  # the callback's, kept when it was refused
+    [kept] = await poll(lambda: _some(dead_letters(sid)), timeout=30, what="the topic's guess dead-lettered")
+    assert (header(kept.headers, "nsw-error-message") or b"").startswith(b"request-mismatch")  # checked with the plan
+    [refused] = await poll(lambda: _some(dead_letters(sid, REFUSED_DECISIONS)), timeout=30,
+                           what="the callback's guess kept")
+    assert (header(refused.headers, "nsw-error-message") or b"").startswith(b"no-outstanding-request")
+    entries = await poll(lambda: _some(audited_dead_letters(sid)), timeout=30, what="both in the audit chain")
+    assert {e["kind"] for e in entries} >= {"dead-letter", "refused-decision"}
 
 
 async def test_the_agency_releases_its_own_hold_once_and_only_what_it_was_asked(
