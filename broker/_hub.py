@@ -88,7 +88,8 @@ class Hub:
     async def start(self) -> None:
         cfg = self.config
         await ensure_topics(cfg.bootstrap, declared_topics(cfg.agencies, partitions=cfg.partitions,
-                                                           replication=cfg.replication))
+                                                           replication=cfg.replication,
+                                                           max_message_bytes=cfg.max_message_bytes))
         specs: list[tuple[str, Callable[[], ProcessorSpec]]] = []
         self.signer = ResponseSigner(SigningKeys(cfg.state_dir / "keys"))
         if "router" in self.only:

@@ -5,6 +5,7 @@
     │   └── ProduceError                     retriable: a record could not be written
     ├── FencedError (RuntimeError)           not retriable: another instance took over our transactional id
     └── MessageError (ValueError)            not retriable: a record cannot be decoded or handled
+        └── OutputTooLarge                   not retriable: an output exceeds its topic's size budget
 
 aiokafka's own exceptions are translated into these once, in ``broker._kafka``; nothing above
 that module catches an aiokafka class.
@@ -35,3 +36,12 @@ class FencedError(NSWError, RuntimeError):
 
 class MessageError(NSWError, ValueError):
     """A record on a topic cannot be decoded or handled; retrying the same bytes fails again."""
+
+
+class OutputTooLarge(MessageError):  # noqa: N818 - its name is the nsw-error-type header operators read
+    """An output of a handler does not fit its topic's size budget (or the broker refused it as too large):
+    the input that produced it is dead-lettered, since handling it again produces the same output."""
+
+    def __init__(self, message: str, *, topic: str = "", size: int = 0, limit: int = 0) -> None:
+        super().__init__(message)
+        self.topic, self.size, self.limit = topic, size, limit
