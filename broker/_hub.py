@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import random
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from broker._kafka import Handler, ProcessorSpec, Producer, TransactionalProcess
 from broker._router import Router, router_spec
 from broker._signing import KeyStore as SigningKeys
 from broker._signing import ResponseSigner
+from broker._tail import FollowedTail
 from broker._topics import declared_topics
 from broker._view import StatusView
 from broker._webhooks import Notifier, WebhookRegistry, notifier_spec, registration_routes
@@ -167,12 +169,25 @@ class Hub:
         log.info("dev_key_created", trader=DEV_TRADER, key_id=record["key_id"], file=str(path))
 
     async def readyz(self, request: Request) -> Response:
-        """Ready when Kafka answered (the status view caught up) and every service owns partitions."""
+        """Ready when Kafka answered (the status view caught up), every service owns partitions and every
+        topic reader is reading (none ended, restarting or stuck: ``tails`` names what is wrong)."""
         waiting = [s.name for s in self._supervised if s.current is None or not s.current.assigned.is_set()]
         caught_up = self.view is not None and self.view.caught_up.is_set()
+        tails = {tail.name: tail.health() for tail in self._tails()}
+        unhealthy = {name: why for name, why in tails.items() if why is not None}
+        waiting += sorted(unhealthy)
         ready = caught_up and not waiting
-        body = {"ready": ready, "kafka": "reachable" if caught_up else "not yet", "waiting_for": waiting}
+        body = {"ready": ready, "kafka": "reachable" if caught_up else "not yet", "waiting_for": waiting,
+                "tails": {name: why or "reading" for name, why in tails.items()}}
         return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")
+
+    def _tails(self) -> list[FollowedTail]:
+        """The topic readers this process depends on."""
+        found = [self.view.tail] if self.view is not None else []
+        tail = getattr(self.webhooks, "tail", None)
+        if isinstance(tail, FollowedTail):
+            found.append(tail)
+        return found
 
     def _extra_routes(self) -> list[Route]:
         assert self.producer is not None
@@ -205,7 +220,8 @@ class Hub:
         """
         delay = 0.5
         while not self._stopping.is_set():
-            processor = sup.build(sup.make(), self.config.bootstrap)
+            spec = dataclasses.replace(sup.make(), max_message_bytes=self.config.max_message_bytes)
+            processor = sup.build(spec, self.config.bootstrap)
             sup.current = processor
             try:
                 await processor.start()

@@ -18,7 +18,7 @@ import inspect
 import random
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -774,15 +774,23 @@ class TopicTail:
         )
         self._ends: dict[Any, int] = {}
 
-    async def start(self) -> None:
+    async def start(self, *, resume: Mapping[tuple[str, int], int] | None = None) -> None:
+        """Assign every partition; read from the beginning, or from ``resume``'s (topic, partition) -> next
+        offset where given (a restarted reader carries on where the last one stopped)."""
         counts = await partition_counts(self._bootstrap, self._topics)
+        resume = resume or {}
         async with kafka_errors("start topic tail"):
             await self._consumer.start()
             tps = [TopicPartition(topic, p) for topic in self._topics for p in range(counts.get(topic, 0))]
             self._consumer.assign(tps)
-            await self._consumer.seek_to_beginning(*tps)
+            fresh = [tp for tp in tps if (tp.topic, tp.partition) not in resume]
+            if fresh:
+                await self._consumer.seek_to_beginning(*fresh)
+            for tp in tps:
+                if (tp.topic, tp.partition) in resume:
+                    self._consumer.seek(tp, resume[(tp.topic, tp.partition)])
             ends = await self._consumer.end_offsets(tps)
-        self._ends = {tp: end for tp, end in ends.items() if end > 0}
+        self._ends = {tp: end for tp, end in ends.items() if end > resume.get((tp.topic, tp.partition), 0)}
 
     async def fetch(self, *, timeout_ms: int = 500) -> list[InMessage]:
         async with kafka_errors("tail fetch"):
