@@ -29,7 +29,15 @@ from broker._audit import Auditor, AuditTopics, audit_processor, auditor_spec
 from broker._auth import DEV_TRADER, AuthMiddleware, RateLimiter, key_message, new_key, read_dev_key, write_dev_key
 from broker._config import HubConfig
 from broker._ingress import Ingress, create_app
-from broker._kafka import Handler, ProcessorSpec, Producer, TransactionalProcessor, consumer_lag, ensure_topics
+from broker._kafka import (
+    Handler,
+    ProcessorSpec,
+    Producer,
+    TransactionalProcessor,
+    align_size_limits,
+    consumer_lag,
+    ensure_topics,
+)
 from broker._router import Router, router_spec
 from broker._signing import KeyStore as SigningKeys
 from broker._signing import ResponseSigner
@@ -89,9 +97,10 @@ class Hub:
 
     async def start(self) -> None:
         cfg = self.config
-        await ensure_topics(cfg.bootstrap, declared_topics(cfg.agencies, partitions=cfg.partitions,
-                                                           replication=cfg.replication,
-                                                           max_message_bytes=cfg.max_message_bytes))
+        topics = declared_topics(cfg.agencies, partitions=cfg.partitions, replication=cfg.replication,
+                                 max_message_bytes=cfg.max_message_bytes)
+        await ensure_topics(cfg.bootstrap, topics)
+        await align_size_limits(cfg.bootstrap, topics)  # topics created before their limit was declared
         specs: list[tuple[str, Callable[[], ProcessorSpec]]] = []
         self.signer = ResponseSigner(SigningKeys(cfg.state_dir / "keys"))
         if "router" in self.only:

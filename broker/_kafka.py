@@ -92,6 +92,51 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
     return [s.name for s in missing]
 
 
+async def align_size_limits(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]:
+    """Give existing declared topics their declared ``max.message.bytes`` where they have only the broker's
+    default or a smaller value (topics created before the limit was declared); return the names changed.
+
+    The services' size budget relies on it: a topic allowing less than the budget refuses outputs at commit
+    time. A larger value an operator set on a topic is left alone (``nsw ops topics list`` shows it).
+    Other configs set on the topic are kept (AlterConfigs replaces the whole set). Best effort: a cluster
+    that does not let this client alter configs gets a warning, not a failed start.
+    """
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType  # noqa: PLC0415
+
+    wanted = {s.name: s.max_message_bytes for s in specs}
+    current = await topic_configs(bootstrap, sorted(set(wanted) & set(await list_topic_names(bootstrap))))
+    changes = []
+    for name, configs in current.items():
+        value, on_topic = configs.get("max.message.bytes", ("", False))
+        if on_topic and value.isdigit() and int(value) >= wanted[name]:
+            continue
+        own = {key: val for key, (val, here) in configs.items() if here}
+        changes.append(ConfigResource(ConfigResourceType.TOPIC, name,
+                                      configs={**own, "max.message.bytes": str(wanted[name])}))
+    if not changes:
+        return []
+    changed: list[str] = []
+    try:
+        async with kafka_errors("set topic size limits"):
+            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
+            await admin.start()
+            try:
+                responses = await admin.alter_configs(changes)
+            finally:
+                await admin.close()
+    except NSWError as exc:
+        log.warning("topic_size_limits_not_set", topics=[c.name for c in changes], error=str(exc))
+        return []
+    for response in responses:
+        for error_code, error_message, _type, name in response.resources:
+            if error_code == 0:
+                changed.append(name)
+                log.info("topic_size_limit_set", topic=name, max_message_bytes=wanted[name])
+            else:
+                log.warning("topic_size_limit_not_set", topic=name, error_code=error_code, error=error_message)
+    return changed
+
+
 async def partition_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
     """How many partitions each existing topic has (absent topics are left out)."""
     async with kafka_errors("describe topics"):
@@ -663,7 +708,11 @@ class TransactionalProcessor:
                 await self._commit(producer, number, [(tp, message, outputs)])
             except OutputTooLarge as exc:
                 letter = (tp, message, [self._dead_letter(message, exc)])
-                await self._commit(await self._renew_producer(number), number, [letter])
+                try:
+                    await self._commit(await self._renew_producer(number), number, [letter])
+                except OutputTooLarge:  # the DLQ allows less than it should: the letter without the value
+                    letter = (tp, message, [fit_dead_letter(out, 0) for out in letter[2]])
+                    await self._commit(await self._renew_producer(number), number, [letter])
                 done.append(letter)
                 return done
             done.append((tp, message, outputs))

@@ -9,7 +9,15 @@ from collections.abc import Callable
 import pytest
 
 from broker._envelope import InMessage, OutMessage, header
-from broker._kafka import ProcessorSpec, RetryPolicy, TransactionalProcessor, ensure_topics, topic_configs
+from broker._kafka import (
+    VALUE_OMITTED_HEADER,
+    ProcessorSpec,
+    RetryPolicy,
+    TransactionalProcessor,
+    align_size_limits,
+    ensure_topics,
+    topic_configs,
+)
 from broker._limits import MAX_MESSAGE_BYTES, dlq_limit, record_size
 from broker._topics import DLQ, TopicSpec, declared_topics
 from schemas import AGENCIES
@@ -105,3 +113,40 @@ async def test_declared_topics_set_their_size_limit_explicitly() -> None:
     await ensure_topics(bootstrap(), [TopicSpec(name=name, partitions=1, replication=1)])
     configs = await topic_configs(bootstrap(), [name])
     assert configs[name]["max.message.bytes"] == (str(MAX_MESSAGE_BYTES), True)
+
+
+async def test_a_dead_letter_the_dlq_cannot_take_keeps_its_headers_and_says_where_the_value_is() -> None:
+    run_id = uuid.uuid4().hex[:8]
+    source, sink, dlq = f"t.budget3.in.{run_id}", f"t.budget3.out.{run_id}", f"t.budget3.dlq.{run_id}"
+    await ensure_topics(bootstrap(), [TopicSpec(name=source, partitions=1, replication=1),
+                                      TopicSpec(name=sink, partitions=1, replication=1, max_message_bytes=20_000),
+                                      TopicSpec(name=dlq, partitions=1, replication=1, max_message_bytes=20_000)])
+    await produce(source, (b"big", b"v" * 30_000), (b"next", b"1"))
+
+    def handler(message: InMessage) -> list[OutMessage]:
+        return [OutMessage(topic=sink, key=message.key or b"", value=message.value)]
+
+    processor = TransactionalProcessor(_spec(run_id, source, dlq, handler), bootstrap())
+    out = await _run_until(processor, lambda: _nonempty(committed(sink)), "the record after the big one")
+    assert [m.value for m in out] == [b"1"]  # type: ignore[attr-defined]
+    [letter] = await committed(dlq)
+    assert (letter.key, letter.value) == (b"big", b"")
+    assert header(letter.headers, "nsw-error-type") == b"OutputTooLarge"
+    assert (header(letter.headers, VALUE_OMITTED_HEADER) or b"").startswith(b"30000 bytes, sha256 ")
+    assert header(letter.headers, "nsw-source-offset") == b"0"
+
+
+async def test_topics_created_before_the_limit_was_declared_get_it_on_hub_start() -> None:
+    run_id = uuid.uuid4().hex[:8]
+    old, roomy = f"t.budget.old.{run_id}", f"t.budget.roomy.{run_id}"
+    await ensure_topics(bootstrap(), [
+        TopicSpec(name=old, partitions=1, replication=1, cleanup_policy="compact", max_message_bytes=100_000),
+        TopicSpec(name=roomy, partitions=1, replication=1, max_message_bytes=4 * MAX_MESSAGE_BYTES)])
+    declared = [TopicSpec(name=old, partitions=1, replication=1, cleanup_policy="compact"),
+                TopicSpec(name=roomy, partitions=1, replication=1)]
+    assert await align_size_limits(bootstrap(), declared) == [old]
+    configs = await topic_configs(bootstrap(), [old, roomy])
+    assert configs[old]["max.message.bytes"] == (str(MAX_MESSAGE_BYTES), True)
+    assert configs[old]["cleanup.policy"] == ("compact", True)  # the topic's other settings are kept
+    assert configs[roomy]["max.message.bytes"] == (str(4 * MAX_MESSAGE_BYTES), True)  # an operator's larger one
+    assert await align_size_limits(bootstrap(), declared) == []
