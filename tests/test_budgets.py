@@ -150,3 +150,32 @@ async def test_topics_created_before_the_limit_was_declared_get_it_on_hub_start(
     assert configs[old]["cleanup.policy"] == ("compact", True)  # the topic's other settings are kept
     assert configs[roomy]["max.message.bytes"] == (str(4 * MAX_MESSAGE_BYTES), True)  # an operator's larger one
     assert await align_size_limits(bootstrap(), declared) == []
+
+
+async def test_a_timer_output_over_budget_is_replaced_by_a_dead_letter_and_timers_go_on() -> None:
+    run_id = uuid.uuid4().hex[:8]
+    source, sink, dlq = f"t.budget4.in.{run_id}", f"t.budget4.out.{run_id}", f"t.budget4.dlq.{run_id}"
+    await ensure_topics(bootstrap(), [TopicSpec(name=n, partitions=1, replication=1) for n in (source, sink)]
+                        + [TopicSpec(name=dlq, partitions=1, replication=1, max_message_bytes=dlq_limit())])
+    await produce(source, (b"k", b"1"))
+    ticks: list[int] = []
+
+    def tick(partition: int, now: int) -> list[OutMessage]:
+        ticks.append(now)
+        if len(ticks) == 1:
+            return [OutMessage(topic=sink, key=b"timer", value=b"t" * TWO_MIB)]
+        if len(ticks) == 2:
+            return [OutMessage(topic=sink, key=b"timer", value=b"small")]
+        return []
+
+    def handler(message: InMessage) -> list[OutMessage]:
+        return []
+
+    spec = _spec(run_id, source, dlq, handler, on_tick=tick, tick_seconds=0.05)
+    processor = TransactionalProcessor(spec, bootstrap())
+    out = await _run_until(processor, lambda: _nonempty(committed(sink)), "the second timer's output")
+    assert [m.value for m in out] == [b"small"]  # type: ignore[attr-defined]
+    [letter] = await committed(dlq)
+    assert header(letter.headers, "nsw-error-type") == b"OutputTooLarge"
+    assert header(letter.headers, "nsw-source-topic") == sink.encode()
+    assert (header(letter.headers, VALUE_OMITTED_HEADER) or b"").startswith(str(TWO_MIB).encode())

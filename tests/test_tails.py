@@ -101,6 +101,8 @@ async def test_a_poison_record_on_api_keys_does_not_stop_revocations(hub: Hub, c
     ready = await client.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["tails"]["status-view"] == "reading"
+    exposed = (await client.get("/metrics")).text
+    assert f'nsw_tail_bad_records_total{{topic="{API_KEYS}"}} {metrics.TAIL_BAD_RECORDS.value(API_KEYS)}' in exposed
 
 
 async def test_bad_records_on_every_view_topic_are_skipped_and_the_view_keeps_up(
