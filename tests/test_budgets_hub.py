@@ -101,3 +101,7 @@ async def test_a_request_over_budget_dead_letters_the_submission_and_the_next_on
     assert router.current is not None
     assert router.current.spec.max_message_bytes == BUDGET
     assert router.restarts == 0  # dead-lettered, never a halt or a restart loop
+    # The router's state for the dropped output was restored from its changelog: as if never routed.
+    store = router.current.spec.handler.__self__.store  # type: ignore[attr-defined]
+    assert store.get(big_sid) is None
+    assert store.get(small_sid) is not None
