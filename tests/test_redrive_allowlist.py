@@ -14,6 +14,7 @@ from broker._cli import build_parser
 from broker._envelope import OutMessage
 from broker._kafka import Producer, ensure_topics, offset_bounds
 from broker._topics import (
+    AGGREGATE_STATE,
     API_KEYS,
     AUDIT,
     AUDIT_HEAD,
@@ -76,8 +77,11 @@ async def test_redrive_refuses_every_topic_off_the_allow_list_even_forced() -> N
     await ensure_topics(bootstrap(), [TopicSpec(name=dlq, partitions=1, replication=1)])
     await ensure_topics(bootstrap(), declared_topics(AGENCIES, partitions=6, replication=1))
     letters = [forged(source, f"k-{i}".encode()) for i, source in enumerate(FORBIDDEN)]
-    letters.append(forged(SUBMISSIONS, b"k-legit"))
+    legit_key = f"01JLEGIT{run}".encode()
+    letters.append(forged(SUBMISSIONS, legit_key))
     offsets = await write(dlq, letters)
+    # A malformed aggregator state for it (the replay guard reads them) must not stop the redrive either.
+    await write(AGGREGATE_STATE, [OutMessage(topic="", key=legit_key, value=b"\x00not json")])
     single = [API_KEYS, WEBHOOKS, DLQ]  # one partition each: every record would land on partition 0
     before = await ends(single)
     for force, dry_run in ((False, False), (True, True), (True, False)):
