@@ -48,6 +48,7 @@ from broker._envelope import (
     OutMessage,
 )
 from broker._kafka import PinnedPartitionProcessor, ProcessorSpec, read_tail, read_to_end
+from broker._tail import DeadLetters, guarded
 from broker._topics import DLQ, REFUSED_DECISIONS, RESPONSES, ROUTING, SUBMISSIONS, decisions_topic
 
 __all__ = [
@@ -356,6 +357,7 @@ class Auditor:
         self.topics = topics
         self._clock = clock
         self.heads: dict[int, ChainHead] = {}
+        self._letters = DeadLetters(bootstrap)
 
     async def on_assign(self, assigned: set[tuple[str, int]]) -> None:
         """Restore the chain heads of the assigned partition numbers from ``nsw.audit.head``.
@@ -373,7 +375,10 @@ class Auditor:
                 if head["partition"] in numbers:
                     self.heads[head["partition"]] = head
 
-        await read_to_end(self._bootstrap, [(self.topics.head, n) for n in sorted(numbers)], load)
+        # A head record that cannot be read is reported and skipped (the chain goes on from the one before,
+        # and verification shows the break) rather than failing every restore of the auditor.
+        reader = guarded(load, reader="auditor-restore", letters=self._letters)
+        await read_to_end(self._bootstrap, [(self.topics.head, n) for n in sorted(numbers)], reader)
         tails = await read_tail(self._bootstrap, [(self.topics.audit, n) for n in sorted(numbers)])
         for (_, number), last in tails.items():
             head = self.heads[number]

@@ -26,6 +26,7 @@ import orjson
 
 from broker._envelope import CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE, InMessage, OutMessage
 from broker._topics import API_KEYS
+from broker.errors import MessageError
 
 TOKEN_PREFIX: Final = "nsw_"  # noqa: S105 - the public prefix of every key, not a secret
 DEV_TRADER: Final = "dev-trader"
@@ -68,6 +69,31 @@ def key_message(record: KeyRecord) -> OutMessage:
                       headers=((CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE),))
 
 
+def key_record(message: InMessage) -> KeyRecord:
+    """The key record in ``message``, checked field by field: a malformed record must neither replace a
+    good one (it could lock a trader out, or make authentication fail) nor stop the reader."""
+    try:
+        value = orjson.loads(message.value)
+    except orjson.JSONDecodeError as exc:
+        raise MessageError(f"an API key record is not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise MessageError(f"an API key record is a JSON object, not {type(value).__name__}")
+    wrong = [name for name in ("key_id", "trader", "hash") if not isinstance(value.get(name), str) or not value[name]]
+    if not isinstance(value.get("created_at"), int):
+        wrong.append("created_at")
+    revoked = value.get("revoked_at")
+    if revoked is not None and not isinstance(revoked, int):
+        wrong.append("revoked_at")
+    if not wrong and (len(value["hash"]) != 64 or any(c not in "0123456789abcdef" for c in value["hash"])):
+        wrong.append("hash")
+    if not wrong and message.key is not None and message.key != value["key_id"].encode():
+        wrong.append("key_id (not the record's key)")
+    if wrong:
+        raise MessageError(f"an API key record with missing or malformed fields: {', '.join(wrong)}")
+    return {"key_id": value["key_id"], "trader": value["trader"], "hash": value["hash"],
+            "created_at": value["created_at"], "revoked_at": revoked}
+
+
 class KeyStore:
     def __init__(self) -> None:
         self._records: dict[str, KeyRecord] = {}
@@ -76,8 +102,9 @@ class KeyStore:
         self._records[record["key_id"]] = record
 
     def apply(self, message: InMessage) -> None:
+        """Learn a record of ``nsw.api-keys``; MessageError (nothing learnt) when it is not a key record."""
         if message.value:
-            self.learn(orjson.loads(message.value))
+            self.learn(key_record(message))
 
     def records(self) -> list[KeyRecord]:
         return sorted(self._records.values(), key=lambda r: (r["trader"], r["created_at"]))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker._kafka_auth import ServiceCredentials
+from broker._limits import MAX_MESSAGE_BYTES
 from schemas import AGENCIES
 
 #: Seconds an agency has to decide before the submission is escalated (TradeNet answers 90% in 10 minutes).
@@ -29,6 +30,9 @@ class HubConfig:
     instance: str = "0"
     agencies: tuple[str, ...] = AGENCIES
     max_body_bytes: int = 5_000_000
+    #: The size budget of one record on Kafka: topics are created with it and every service checks its
+    #: outputs against it before committing (broker/_limits.py).
+    max_message_bytes: int = MAX_MESSAGE_BYTES
     max_in_flight: int = 2_000
     #: Accepted submissions not yet routed beyond which new ones get 503 (the pipeline is behind).
     max_backlog: int = 500
@@ -57,6 +61,7 @@ class HubConfig:
             "replication": int(_env("NSW_REPLICATION", str(d.replication))),
             "instance": _env("NSW_INSTANCE", d.instance),
             "max_body_bytes": int(_env("NSW_MAX_BODY_BYTES", str(d.max_body_bytes))),
+            "max_message_bytes": int(_env("NSW_MAX_MESSAGE_BYTES", str(d.max_message_bytes))),
             "max_in_flight": int(_env("NSW_MAX_IN_FLIGHT", str(d.max_in_flight))),
             "max_backlog": int(_env("NSW_MAX_BACKLOG", str(d.max_backlog))),
             "rate_limit": float(_env("NSW_RATE_LIMIT", str(d.rate_limit))),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import random
 from collections.abc import Callable, Iterator
@@ -29,13 +30,22 @@ from broker._audit import Auditor, AuditTopics, audit_processor, auditor_spec
 from broker._auth import DEV_TRADER, AuthMiddleware, RateLimiter, new_key, read_dev_key, write_dev_key
 from broker._config import HubConfig
 from broker._ingress import Ingress, create_app
-from broker._kafka import Handler, ProcessorSpec, Producer, TransactionalProcessor, consumer_lag, ensure_topics
+from broker._kafka import (
+    Handler,
+    ProcessorSpec,
+    Producer,
+    TransactionalProcessor,
+    align_size_limits,
+    consumer_lag,
+    ensure_topics,
+)
 from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuth, acting_as, context_acting_as
 from broker._keys_io import publish_key
 from broker._router import Router, router_spec
 from broker._service_auth import AgencyPublisher, HubPrincipals
 from broker._signing import KeyStore as SigningKeys
 from broker._signing import ResponseSigner
+from broker._tail import FollowedTail
 from broker._topics import declared_topics
 from broker._view import StatusView
 from broker._webhooks import Notifier, WebhookRegistry, notifier_spec, registration_routes
@@ -103,9 +113,11 @@ class Hub:
             log.info("topics_not_ensured", reason="no nsw-ops credentials in this process",
                      run="nsw ops topics create")  # fmt: skip
         else:
+            topics = declared_topics(cfg.agencies, partitions=cfg.partitions, replication=cfg.replication,
+                                     max_message_bytes=cfg.max_message_bytes)
             with acting_as(creator):
-                await ensure_topics(cfg.bootstrap, declared_topics(cfg.agencies, partitions=cfg.partitions,
-                                                                   replication=cfg.replication))
+                await ensure_topics(cfg.bootstrap, topics)
+                await align_size_limits(cfg.bootstrap, topics)  # topics created before their limit was declared
         specs: list[tuple[str, Callable[[], ProcessorSpec]]] = []
         self.signer = ResponseSigner(SigningKeys(cfg.state_dir / "keys"))
         if "router" in self.only:
@@ -191,12 +203,25 @@ class Hub:
         log.info("dev_key_created", trader=DEV_TRADER, key_id=record["key_id"], file=str(path))
 
     async def readyz(self, request: Request) -> Response:
-        """Ready when Kafka answered (the status view caught up) and every service owns partitions."""
+        """Ready when Kafka answered (the status view caught up), every service owns partitions and every
+        topic reader is reading (none ended, restarting or stuck: ``tails`` names what is wrong)."""
         waiting = [s.name for s in self._supervised if s.current is None or not s.current.assigned.is_set()]
         caught_up = self.view is not None and self.view.caught_up.is_set()
+        tails = {tail.name: tail.health() for tail in self._tails()}
+        unhealthy = {name: why for name, why in tails.items() if why is not None}
+        waiting += sorted(unhealthy)
         ready = caught_up and not waiting
-        body = {"ready": ready, "kafka": "reachable" if caught_up else "not yet", "waiting_for": waiting}
+        body = {"ready": ready, "kafka": "reachable" if caught_up else "not yet", "waiting_for": waiting,
+                "tails": {name: why or "reading" for name, why in tails.items()}}
         return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")
+
+    def _tails(self) -> list[FollowedTail]:
+        """The topic readers this process depends on."""
+        found = [self.view.tail] if self.view is not None else []
+        tail = getattr(self.webhooks, "tail", None)
+        if isinstance(tail, FollowedTail):
+            found.append(tail)
+        return found
 
     def _extra_routes(self) -> list[Route]:
         assert self.producer is not None
@@ -240,7 +265,8 @@ class Hub:
         """
         delay = 0.5
         while not self._stopping.is_set():
-            processor = sup.build(sup.make(), self.config.bootstrap)
+            spec = dataclasses.replace(sup.make(), max_message_bytes=self.config.max_message_bytes)
+            processor = sup.build(spec, self.config.bootstrap)
             sup.current = processor
             try:
                 await processor.start()

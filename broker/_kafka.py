@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import random
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -29,15 +30,19 @@ from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
+    MessageSizeTooLargeError,
     ProducerFenced,
+    RecordListTooLargeError,
+    RecordTooLargeError,
     TopicAlreadyExistsError,
 )
 
 from broker import _metrics as metrics
 from broker._envelope import Headers, InMessage, OutMessage
 from broker._kafka_auth import current_auth
+from broker._limits import FETCH_MAX_BYTES, MAX_MESSAGE_BYTES, dlq_limit, record_size
 from broker._topics import TopicSpec
-from broker.errors import FencedError, NSWError, ProduceError, TransportError
+from broker.errors import FencedError, NSWError, OutputTooLarge, ProduceError, TransportError
 
 log = structlog.get_logger("nsw.kafka")
 
@@ -56,6 +61,10 @@ async def kafka_errors(action: str) -> AsyncIterator[None]:
         raise FencedError(f"{action}: fenced by a newer instance") from exc
     except (KafkaConnectionError, KafkaTimeoutError) as exc:
         raise TransportError(f"{action}: Kafka unreachable or slow ({exc})") from exc
+    except (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError) as exc:
+        # Not retriable: the same record is refused again, however often it is sent.
+        raise OutputTooLarge(f"{action}: a record was refused as too large ({exc.__class__.__name__}: {exc})"
+                             ) from exc
     except KafkaError as exc:
         error = TransportError if getattr(exc, "retriable", False) else NSWError
         raise error(f"{action}: {exc.__class__.__name__}: {exc}") from exc
@@ -82,6 +91,55 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
     return [s.name for s in missing]
 
 
+async def align_size_limits(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]:
+    """Give existing declared topics their declared ``max.message.bytes`` where they have only the broker's
+    default or a smaller value (topics created before the limit was declared); return the names changed.
+
+    The services' size budget relies on it: a topic allowing less than the budget refuses outputs at commit
+    time. A larger value an operator set on a topic is left alone (``nsw ops topics list`` shows it).
+    Other configs set on the topic are kept (AlterConfigs replaces the whole set). Best effort: a cluster
+    that does not let this client alter configs gets a warning, not a failed start.
+    """
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType  # noqa: PLC0415
+
+    wanted = {s.name: s.max_message_bytes for s in specs}
+    try:
+        current = await topic_configs(bootstrap, sorted(set(wanted) & set(await list_topic_names(bootstrap))))
+    except NSWError as exc:
+        log.warning("topic_size_limits_not_checked", error=str(exc))
+        return []
+    changes = []
+    for name, configs in current.items():
+        value, on_topic = configs.get("max.message.bytes", ("", False))
+        if on_topic and value.isdigit() and int(value) >= wanted[name]:
+            continue
+        own = {key: val for key, (val, here) in configs.items() if here}
+        changes.append(ConfigResource(ConfigResourceType.TOPIC, name,
+                                      configs={**own, "max.message.bytes": str(wanted[name])}))
+    if not changes:
+        return []
+    changed: list[str] = []
+    try:
+        async with kafka_errors("set topic size limits"):
+            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
+            await admin.start()
+            try:
+                responses = await admin.alter_configs(changes)
+            finally:
+                await admin.close()
+    except NSWError as exc:
+        log.warning("topic_size_limits_not_set", topics=[c.name for c in changes], error=str(exc))
+        return []
+    for response in responses:
+        for error_code, error_message, _type, name in response.resources:
+            if error_code == 0:
+                changed.append(name)
+                log.info("topic_size_limit_set", topic=name, max_message_bytes=wanted[name])
+            else:
+                log.warning("topic_size_limit_not_set", topic=name, error_code=error_code, error=error_message)
+    return changed
+
+
 async def partition_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
     """How many partitions each existing topic has (absent topics are left out)."""
     async with kafka_errors("describe topics"):
@@ -100,17 +158,25 @@ def client_auth() -> dict[str, Any]:
     return current_auth().client_kwargs()
 
 
-def _producer_kwargs(bootstrap: str) -> dict[str, Any]:
+def _producer_kwargs(bootstrap: str, budget: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
     return {
         **client_auth(),
         "bootstrap_servers": bootstrap,
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": 2,
-        "max_batch_size": 256 * 1024,
+        # A batch of several records never outgrows a topic's limit; a record over it gets a batch of its own.
+        "max_batch_size": min(256 * 1024, budget),
+        # The largest record written: a dead letter of a record that used the whole budget (broker/_limits.py).
+        "max_request_size": dlq_limit(budget),
         # The ingress answers 503 rather than keep a trader waiting when Kafka is away.
         "request_timeout_ms": 10000,
     }
+
+
+def consumer_limits() -> dict[str, Any]:
+    """Every consumer's fetch sizes, said explicitly: one partition's fetch holds the largest record written."""
+    return {"max_partition_fetch_bytes": dlq_limit(), "fetch_max_bytes": FETCH_MAX_BYTES}
 
 
 class Producer:
@@ -172,6 +238,25 @@ def dead_letter(
     return OutMessage(topic=dlq, key=message.key or b"", value=message.value, headers=headers)
 
 
+#: On a dead letter whose original value could not fit the dead-letter topic: its size and digest (the
+#: original is still on its source topic, at nsw-source-partition/offset).
+VALUE_OMITTED_HEADER = "nsw-value-omitted"
+
+
+def out_size(out: OutMessage) -> int:
+    return record_size(out.key, out.value, out.headers)
+
+
+def fit_dead_letter(letter: OutMessage, limit: int) -> OutMessage:
+    """``letter`` as it is when it fits ``limit``; else without its value, saying what it was."""
+    if out_size(letter) <= limit:
+        return letter
+    digest = hashlib.sha256(letter.value).hexdigest()
+    note = f"{len(letter.value)} bytes, sha256 {digest}".encode()
+    headers = (*((n, v[:2000]) for n, v in letter.headers), (VALUE_OMITTED_HEADER, note))
+    return OutMessage(topic=letter.topic, key=letter.key[:1024], value=b"", headers=headers)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
     """How often a failing record is tried before it goes to the dead-letter topic."""
@@ -205,6 +290,8 @@ class ProcessorSpec:
     #: Compacted changelog topics among the outputs: of several records for one key in a transaction only
     #: the last is written (readers with read_committed never see the earlier ones apart from it anyway).
     latest_only: frozenset[str] = frozenset()
+    #: The size budget of each output (the DLQ allows ``DLQ_HEADROOM_BYTES`` more), checked before committing.
+    max_message_bytes: int = MAX_MESSAGE_BYTES
 
     def transactional_id(self, partition: int) -> str:
         return f"{self.transactional_prefix}-p{partition}"
@@ -350,6 +437,7 @@ class TransactionalProcessor:
         self._stopping = asyncio.Event()
         self._consumer = AIOKafkaConsumer(
             **client_auth(),
+            **consumer_limits(),
             bootstrap_servers=bootstrap,
             group_id=spec.group_id,
             enable_auto_commit=False,
@@ -411,7 +499,7 @@ class TransactionalProcessor:
             raise
 
     async def _start_producer(self, partition: int) -> AIOKafkaProducer:
-        kwargs = _producer_kwargs(self._bootstrap)
+        kwargs = _producer_kwargs(self._bootstrap, self.spec.max_message_bytes)
         kwargs["transactional_id"] = self.spec.transactional_id(partition)
         producer = AIOKafkaProducer(**kwargs)
         try:
@@ -516,8 +604,43 @@ class TransactionalProcessor:
             outputs = await result if inspect.isawaitable(result) else result
             if not outputs:
                 continue
-            await commit_batch(await self._producer(number), keep_latest(outputs, self.spec.latest_only),
+            await commit_batch(await self._producer(number), self._fit_tick(number, outputs),
                                what=f"tick {self.spec.service} p{number}")
+
+    def _limit(self, topic: str) -> int:
+        budget = self.spec.max_message_bytes
+        return dlq_limit(budget) if topic == self.spec.dlq else budget
+
+    def _too_large(self, outputs: Sequence[OutMessage]) -> OutputTooLarge | None:
+        """Why ``outputs`` cannot be committed (the first that exceeds its budget), or None."""
+        for out in outputs:
+            size, limit = out_size(out), self._limit(out.topic)
+            if size > limit and out.topic != self.spec.dlq:
+                return OutputTooLarge(f"{self.spec.service}: an output to {out.topic} would be {size} bytes; "
+                                      f"the limit is {limit} bytes", topic=out.topic, size=size, limit=limit)
+        return None
+
+    def _fit(self, outputs: Sequence[OutMessage]) -> Sequence[OutMessage]:
+        """Dead letters too large for the DLQ lose their value (it stays on the source topic)."""
+        limit = dlq_limit(self.spec.max_message_bytes)
+        return [fit_dead_letter(out, limit) if out.topic == self.spec.dlq else out for out in outputs]
+
+    def _fit_tick(self, number: int, outputs: Sequence[OutMessage]) -> Sequence[OutMessage]:
+        """A timer's outputs, those that cannot fit replaced by a dead letter saying so (no input to blame)."""
+        kept: list[OutMessage] = []
+        for out in keep_latest(outputs, self.spec.latest_only):
+            problem = self._too_large([out])
+            if problem is None:
+                kept.append(out)
+                continue
+            log.error("tick_output_too_large", service=self.spec.service, partition=number, topic=out.topic,
+                      size=problem.size, limit=problem.limit)
+            self.dead_lettered += 1
+            metrics.DEAD_LETTERS.inc(self.spec.service)
+            tick = InMessage(topic=out.topic, partition=number, offset=-1, timestamp=int(time.time() * 1000),
+                             key=out.key, value=out.value, headers=out.headers)
+            kept.append(dead_letter(tick, problem, service=self.spec.service, dlq=self.spec.dlq))
+        return self._fit(kept)
 
     async def process(self, batches: dict[Any, list[Any]]) -> None:
         by_partition: dict[int, list[tuple[Any, list[Any]]]] = {}
@@ -526,20 +649,101 @@ class TransactionalProcessor:
         await asyncio.gather(*(self._process_partition(n, parts) for n, parts in by_partition.items()))
 
     async def _process_partition(self, number: int, parts: list[tuple[Any, list[Any]]]) -> None:
+        """Handle a batch and commit it in one transaction.
+
+        Every output is checked against its budget first: the record whose output cannot fit is
+        dead-lettered (``OutputTooLarge``) in a transaction with the records before it, and the rest of
+        the batch is read again after the state is restored (the handler may have changed state for
+        the output that was dropped). When the broker still refuses a record as too large (a topic with a
+        smaller limit than the budget) the batch is committed record by record to find the one to blame.
+        """
         producer = await self._prepare(number)
-        outputs: list[OutMessage] = []
-        offsets: dict[Any, int] = {}
+        handled: list[tuple[Any, InMessage, Sequence[OutMessage]]] = []
+        blamed = False
         for tp, records in parts:
             for record in records:
-                outputs.extend(await self._handle(to_in_message(record)))
-            offsets[tp] = records[-1].offset + 1
+                message = to_in_message(record)
+                outputs = await self._handle(message)
+                problem = self._too_large(outputs)
+                if problem is not None:
+                    handled.append((tp, message, [self._dead_letter(message, problem)]))
+                    blamed = True
+                    break
+                handled.append((tp, message, outputs))
+            if blamed:
+                break
         if not self._consumer.assignment() & {tp for tp, _ in parts}:
             # Revoked while we worked: the new owner re-reads these records from the committed offset.
             log.info("batch_dropped_after_revoke", service=self.spec.service, partition=number)
             return
-        await commit_batch(producer, keep_latest(outputs, self.spec.latest_only), offsets, self.spec.group_id,
-                           what=f"commit {self.spec.service} p{number}")
-        self.processed += sum(len(records) for _, records in parts)
+        try:
+            await self._commit(producer, number, handled)
+        except OutputTooLarge:
+            log.warning("commit_refused_too_large", service=self.spec.service, partition=number,
+                        records=len(handled))
+            handled = await self._commit_one_by_one(number, handled)
+            blamed = True
+        self.processed += len(handled)
+        if blamed:
+            self._rewind(number, parts, handled)
+            await self._prepare(number)
+
+    async def _commit(self, producer: AIOKafkaProducer, number: int,
+                      handled: Sequence[tuple[Any, InMessage, Sequence[OutMessage]]]) -> None:
+        if not handled:
+            return
+        offsets: dict[Any, int] = {}
+        for tp, message, _ in handled:
+            offsets[tp] = message.offset + 1
+        outputs = [out for _, _, outs in handled for out in outs]
+        await commit_batch(producer, self._fit(keep_latest(outputs, self.spec.latest_only)), offsets,
+                           self.spec.group_id, what=f"commit {self.spec.service} p{number}")
+
+    async def _commit_one_by_one(self, number: int, handled: Sequence[tuple[Any, InMessage, Sequence[OutMessage]]]
+                                 ) -> list[tuple[Any, InMessage, Sequence[OutMessage]]]:
+        """Commit ``handled`` a record at a time until the broker refuses one: that one is dead-lettered.
+        Returns what was committed (through the dead letter)."""
+        done: list[tuple[Any, InMessage, Sequence[OutMessage]]] = []
+        producer = await self._renew_producer(number)
+        for tp, message, outputs in handled:
+            try:
+                await self._commit(producer, number, [(tp, message, outputs)])
+            except OutputTooLarge as exc:
+                letter = (tp, message, [self._dead_letter(message, exc)])
+                try:
+                    await self._commit(await self._renew_producer(number), number, [letter])
+                except OutputTooLarge:  # the DLQ allows less than it should: the letter without the value
+                    letter = (tp, message, [fit_dead_letter(out, 0) for out in letter[2]])
+                    await self._commit(await self._renew_producer(number), number, [letter])
+                done.append(letter)
+                return done
+            done.append((tp, message, outputs))
+        return done
+
+    async def _renew_producer(self, number: int) -> AIOKafkaProducer:
+        """A fresh producer for ``number``: after the broker refused a batch, the old one's sequence numbers
+        no longer match the broker's (OutOfOrderSequenceNumber on its next transaction); starting the
+        same transactional id again bumps the epoch and starts the sequences afresh."""
+        old = self._producers.pop(number, None)
+        if old is not None:
+            await self._stop_producers([old])
+        return await self._producer(number)
+
+    def _dead_letter(self, message: InMessage, problem: OutputTooLarge) -> OutMessage:
+        log.warning("dead_lettered", attempts=1, error_type=problem.__class__.__name__, error=str(problem)[:500],
+                    topic=message.topic, partition=message.partition, offset=message.offset)
+        self.dead_lettered += 1
+        metrics.DEAD_LETTERS.inc(self.spec.service)
+        return dead_letter(message, problem, service=self.spec.service, dlq=self.spec.dlq)
+
+    def _rewind(self, number: int, parts: list[tuple[Any, list[Any]]],
+                done: Sequence[tuple[Any, InMessage, Sequence[OutMessage]]]) -> None:
+        """Read again what follows the last committed record of each input, with the state as committed."""
+        committed = {tp: message.offset + 1 for tp, message, _ in done}
+        for tp, records in parts:
+            self._consumer.seek(tp, committed.get(tp, records[0].offset))
+        if self.spec.on_assign is not None:
+            self._unprepared.add(number)  # restore the state from the changelog: as committed
 
     async def _handle(self, message: InMessage) -> Sequence[OutMessage]:
         """The handler's output, after bounded retries; a record that keeps failing is dead-lettered."""
@@ -581,7 +785,7 @@ async def read_to_end(
     count = 0
     async with kafka_errors("read changelog"):
         consumer = AIOKafkaConsumer(
-            **client_auth(),
+            **client_auth(), **consumer_limits(),
             bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed",
             group_id=None, fetch_max_wait_ms=50,
         )
@@ -615,21 +819,29 @@ class TopicTail:
         self._topics = tuple(topics)
         self._bootstrap = bootstrap
         self._consumer = AIOKafkaConsumer(
-            **client_auth(),
+            **client_auth(), **consumer_limits(),
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
             isolation_level="read_committed", fetch_max_wait_ms=100, max_poll_records=2000,
         )
         self._ends: dict[Any, int] = {}
 
-    async def start(self) -> None:
+    async def start(self, *, resume: Mapping[tuple[str, int], int] | None = None) -> None:
+        """Assign every partition; read from the beginning, or from ``resume``'s (topic, partition) -> next
+        offset where given (a restarted reader carries on where the last one stopped)."""
         counts = await partition_counts(self._bootstrap, self._topics)
+        resume = resume or {}
         async with kafka_errors("start topic tail"):
             await self._consumer.start()
             tps = [TopicPartition(topic, p) for topic in self._topics for p in range(counts.get(topic, 0))]
             self._consumer.assign(tps)
-            await self._consumer.seek_to_beginning(*tps)
+            fresh = [tp for tp in tps if (tp.topic, tp.partition) not in resume]
+            if fresh:
+                await self._consumer.seek_to_beginning(*fresh)
+            for tp in tps:
+                if (tp.topic, tp.partition) in resume:
+                    self._consumer.seek(tp, resume[(tp.topic, tp.partition)])
             ends = await self._consumer.end_offsets(tps)
-        self._ends = {tp: end for tp, end in ends.items() if end > 0}
+        self._ends = {tp: end for tp, end in ends.items() if end > resume.get((tp.topic, tp.partition), 0)}
 
     async def fetch(self, *, timeout_ms: int = 500) -> list[InMessage]:
         async with kafka_errors("tail fetch"):
@@ -667,7 +879,7 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 def _reader(**extra: Any) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        **client_auth(),
+        **client_auth(), **consumer_limits(),
         bootstrap_servers=extra.pop("bootstrap"), enable_auto_commit=False, isolation_level="read_committed",
         group_id=None, fetch_max_wait_ms=50, auto_offset_reset="earliest", **extra,
     )
@@ -903,7 +1115,7 @@ class TopicFollower:
         self._topics = tuple(topics)
         self._bootstrap = bootstrap
         self._consumer = AIOKafkaConsumer(
-            **client_auth(),
+            **client_auth(), **consumer_limits(),
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
             isolation_level="read_committed", fetch_max_wait_ms=20, max_poll_records=5000,
         )

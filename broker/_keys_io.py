@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import structlog
+
 from broker._auth import KeyRecord, KeyStore, key_message
+from broker._envelope import InMessage
 from broker._kafka import Producer, ensure_topics, existing_partition_counts, read_to_end
 from broker._topics import API_KEYS, TopicSpec
+from broker.errors import MessageError
+
+log = structlog.get_logger("nsw.keys")
 
 
 async def publish_key(bootstrap: str, record: KeyRecord) -> None:
@@ -18,7 +24,16 @@ async def publish_key(bootstrap: str, record: KeyRecord) -> None:
 
 
 async def load_keys(bootstrap: str) -> KeyStore:
+    """Every key on the topic; a malformed record is skipped with a warning (the hub's own reader reports it
+    to the DLQ once; a tool run must not copy it again each time)."""
     store = KeyStore()
+
+    def apply(message: InMessage) -> None:
+        try:
+            store.apply(message)
+        except MessageError as exc:
+            log.warning("api_key_record_skipped", partition=message.partition, offset=message.offset, error=str(exc))
+
     counts = await existing_partition_counts(bootstrap, [API_KEYS])
-    await read_to_end(bootstrap, [(API_KEYS, p) for p in range(counts.get(API_KEYS, 0))], store.apply)
+    await read_to_end(bootstrap, [(API_KEYS, p) for p in range(counts.get(API_KEYS, 0))], apply)
     return store

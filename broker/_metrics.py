@@ -89,6 +89,11 @@ DECISIONS: Final = Counter("nsw_decisions_total", "Agency decisions received, by
 RESPONSES: Final = Counter("nsw_release_responses_total", "Release responses issued, by outcome.", ("outcome",))
 DEAD_LETTERS: Final = Counter("nsw_dead_letters_total", "Records sent to nsw.dlq, by service.", ("service",))
 LATENCY: Final = Histogram("nsw_end_to_end_seconds", "From acceptance to release response.")
+TAIL_BAD_RECORDS: Final = Counter("nsw_tail_bad_records_total",
+                                  "Malformed records skipped by a topic reader (tail or changelog restore), by topic.",
+                                  ("topic",))
+TAIL_RESTARTS: Final = Counter("nsw_tail_restarts_total", "Topic readers restarted after failing or stalling.",
+                               ("tail",))
 
 _EXTRA: list[Gauge] = []
 
@@ -99,5 +104,6 @@ def register(gauge: Gauge) -> None:
 
 def render() -> str:
     metrics: list[Counter | Histogram | Gauge] = [
-        SUBMISSIONS_ACCEPTED, SUBMISSIONS_REJECTED, ROUTED, DECISIONS, RESPONSES, DEAD_LETTERS, LATENCY, *_EXTRA]
+        SUBMISSIONS_ACCEPTED, SUBMISSIONS_REJECTED, ROUTED, DECISIONS, RESPONSES, DEAD_LETTERS, LATENCY,
+        TAIL_BAD_RECORDS, TAIL_RESTARTS, *_EXTRA]
     return "\n".join(line for metric in metrics for line in metric.render()) + "\n"

@@ -16,6 +16,8 @@ import structlog
 
 from broker._envelope import CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE, SUBMISSION_HEADER, InMessage, OutMessage
 from broker._kafka import read_to_end
+from broker._tail import DeadLetters, guarded
+from broker.errors import MessageError
 
 log = structlog.get_logger("nsw.state")
 
@@ -29,8 +31,12 @@ class ChangelogStore(Generic[V]):
     ``in_partition`` walks only those, so a timer's cost follows the open work, not all history.
     """
 
-    def __init__(self, *, bootstrap: str, topic: str, name: str, active: Callable[[V], bool] | None = None) -> None:
+    def __init__(self, *, bootstrap: str, topic: str, name: str, active: Callable[[V], bool] | None = None,
+                 valid: Callable[[Any], bool] = lambda value: isinstance(value, dict)) -> None:
         self._bootstrap = bootstrap
+        #: Whether a value read back is one this store holds; anything else is a bad record, reported and skipped.
+        self._valid = valid
+        self._letters = DeadLetters(bootstrap)
         self.topic = topic
         self._name = name
         self._values: dict[str, V] = {}
@@ -97,11 +103,17 @@ class ChangelogStore(Generic[V]):
             key = message.key.decode()
             if message.value:
                 value: Any = orjson.loads(message.value)
+                if not self._valid(value):
+                    raise MessageError(f"{self._name} changelog: a value of an unexpected shape "
+                                       f"({type(value).__name__})")
                 self._keep(key, value, message.partition)
             else:
                 self._forget(key)
 
-        count = await read_to_end(self._bootstrap, [(self.topic, p) for p in sorted(partitions)], load)
+        # A record that cannot be read back is reported and skipped: restoring again would meet it again,
+        # and a service that cannot restore would be restarted on it forever.
+        reader = guarded(load, reader=f"{self._name}-restore", letters=self._letters)
+        count = await read_to_end(self._bootstrap, [(self.topic, p) for p in sorted(partitions)], reader)
         log.info("state_restored", store=self._name, partitions=sorted(partitions), records=count,
                  keys=len(self._values))
         return count

@@ -7,8 +7,10 @@ submissions hashed there: the aggregator relies on that.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
+
+from broker._limits import MAX_MESSAGE_BYTES, dlq_limit
 
 SUBMISSIONS: Final = "nsw.submissions"
 ROUTING: Final = "nsw.routing"
@@ -49,10 +51,14 @@ class TopicSpec:
     retention_ms: int = _WEEK_MS
     public: bool = True
     doc: str = ""
+    #: Kafka's ``max.message.bytes`` for the topic: the record budget, set explicitly (broker/_limits.py).
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    #: A topic services consume, so its dead letters may be written back to it (``nsw ops dlq redrive``).
+    redrivable: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     def configs(self) -> dict[str, str]:
-        configs = {"cleanup.policy": self.cleanup_policy}
+        configs = {"cleanup.policy": self.cleanup_policy, "max.message.bytes": str(self.max_message_bytes)}
         if "compact" in self.cleanup_policy:
             configs |= {"segment.ms": str(_CHANGELOG_SEGMENT_MS), "min.cleanable.dirty.ratio": "0.1"}
         if "delete" in self.cleanup_policy:  # -1: kept forever
@@ -60,22 +66,23 @@ class TopicSpec:
         return configs | self.extra
 
 
-def declared_topics(agencies: tuple[str, ...], *, partitions: int, replication: int) -> tuple[TopicSpec, ...]:
+def declared_topics(agencies: tuple[str, ...], *, partitions: int, replication: int,
+                    max_message_bytes: int = MAX_MESSAGE_BYTES) -> tuple[TopicSpec, ...]:
     """Every topic the hub uses, in the order an operator reads them."""
     p, r = partitions, replication
     specs = [
-        TopicSpec(name=SUBMISSIONS, partitions=p, replication=r, retention_ms=4 * _WEEK_MS,
+        TopicSpec(name=SUBMISSIONS, partitions=p, replication=r, retention_ms=4 * _WEEK_MS, redrivable=True,
                   doc="Canonical accepted submissions (Avro nsw.v1.Submission), key = submission id."),
-        TopicSpec(name=ROUTING, partitions=p, replication=r, public=False,
+        TopicSpec(name=ROUTING, partitions=p, replication=r, public=False, redrivable=True,
                   doc="Routing plans (Avro nsw.v1.RoutingPlan): which agencies decide which items."),
     ]
     for agency in agencies:
-        specs.append(TopicSpec(name=requests_topic(agency), partitions=p, replication=r,
+        specs.append(TopicSpec(name=requests_topic(agency), partitions=p, replication=r, redrivable=True,
                                doc=f"Requests for {agency} (Avro nsw.v1.AgencyRequest), key = submission id."))
-        specs.append(TopicSpec(name=decisions_topic(agency), partitions=p, replication=r,
+        specs.append(TopicSpec(name=decisions_topic(agency), partitions=p, replication=r, redrivable=True,
                                doc=f"Decisions of {agency} (Avro nsw.v1.AgencyDecision), key = submission id."))
     specs += [
-        TopicSpec(name=RESPONSES, partitions=p, replication=r, retention_ms=4 * _WEEK_MS,
+        TopicSpec(name=RESPONSES, partitions=p, replication=r, retention_ms=4 * _WEEK_MS, redrivable=True,
                   doc="Release responses (Avro nsw.v1.ReleaseResponse), key = submission id."),
         TopicSpec(name=AGGREGATE_STATE, partitions=p, replication=r, cleanup_policy="compact", public=False,
                   extra={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
@@ -99,8 +106,18 @@ def declared_topics(agencies: tuple[str, ...], *, partitions: int, replication: 
                   extra={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
                   doc="Auditor changelog: the head of each audit chain (JSON), key p<n>."),
         TopicSpec(name=DLQ, partitions=1, replication=r, retention_ms=4 * _WEEK_MS,
+                  max_message_bytes=dlq_limit(max_message_bytes),
                   doc="Dead letters: the original bytes with nsw-error-* headers saying why."),
         TopicSpec(name=REFUSED_DECISIONS, partitions=1, replication=r, retention_ms=4 * _WEEK_MS,
                   doc="Decisions the agency callback refused (the decision with nsw-error-* headers), audited."),
     ]
+    if max_message_bytes != MAX_MESSAGE_BYTES:
+        specs = [s if s.name == DLQ else replace(s, max_message_bytes=max_message_bytes) for s in specs]
     return tuple(specs)
+
+
+def redrive_targets(agencies: tuple[str, ...]) -> frozenset[str]:
+    """The topics a dead letter may be written back to: those the hub's services consume (and so dead-letter
+    from). Never a changelog, the key or webhook registries, the audit chain or the DLQ itself, whatever a
+    dead letter's ``nsw-source-topic`` header says."""
+    return frozenset(s.name for s in declared_topics(agencies, partitions=1, replication=1) if s.redrivable)

@@ -20,10 +20,10 @@ from broker._aggregate import FINAL_STATUSES, AggregateState, pending_agencies
 from broker._auth import KeyStore
 from broker._envelope import DECLARANT_HEADER, DIGEST_HEADER, KIND_HEADER, TRADER_HEADER, VERSION_HEADER, InMessage
 from broker._idempotency import IdempotencyStore
-from broker._kafka import TopicTail
 from broker._lodgement import Known
+from broker._tail import FollowedTail
 from broker._topics import AGGREGATE_STATE, API_KEYS, IDEMPOTENCY, SUBMISSIONS
-from broker.errors import NSWError
+from broker.errors import MessageError
 
 log = structlog.get_logger("nsw.view")
 
@@ -126,6 +126,25 @@ def render_response(response: Any) -> dict[str, Any]:
     return rendered
 
 
+def aggregate_state(value: bytes) -> AggregateState:
+    """A record of ``nsw.aggregator.state`` as the view uses it; MessageError if it is not one (checked before
+    anything is changed, so a bad record leaves no half-applied entry behind)."""
+    state = orjson.loads(value)
+    if not isinstance(state, dict):
+        raise MessageError(f"an aggregator state is a JSON object, not {type(state).__name__}")
+    expected: dict[str, type | tuple[type, ...]] = {
+        "version": int, "status": str, "plan": (dict, type(None)), "decisions": dict, "response": (dict, type(None))}
+    wrong = [name for name, kind in expected.items() if not isinstance(state.get(name), kind)]
+    plan = state.get("plan")
+    if isinstance(plan, dict):
+        wrong += [f"plan.{name}" for name, kind in (("received_at", int), ("routed_at", int), ("declarant_id", str),
+                                                     ("version", int), ("trader_reference", str), ("agencies", list))
+                  if not isinstance(plan.get(name), kind)]
+    if wrong:
+        raise MessageError(f"an aggregator state with missing or mistyped fields: {', '.join(sorted(wrong))}")
+    return state  # type: ignore[return-value]
+
+
 class StatusView:
     def __init__(self, bootstrap: str, idempotency: IdempotencyStore | None = None,
                  keys: KeyStore | None = None) -> None:
@@ -135,38 +154,19 @@ class StatusView:
         self._entries: dict[str, Entry] = {}
         #: Submission id -> when its latest version was accepted, until the aggregator has its routing.
         self._unrouted: dict[str, int] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._tail: TopicTail | None = None
-        self.caught_up = asyncio.Event()
+        #: Reads the four topics; a record ``_apply`` cannot take is reported and skipped (broker/_tail.py).
+        self.tail = FollowedTail(name="status-view", bootstrap=bootstrap,
+                                 topics=(SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS), apply=self._apply)
+        self.caught_up = self.tail.caught_up
 
     def __len__(self) -> int:
         return len(self._entries)
 
     async def start(self) -> None:
-        self._tail = TopicTail(self._bootstrap, (SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS))
-        await self._tail.start()
-        self._task = asyncio.create_task(self._run(self._tail), name="status-view")
+        await self.tail.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._tail is not None:
-            with contextlib.suppress(NSWError, TimeoutError):
-                await self._tail.stop()
-
-    async def _run(self, tail: TopicTail) -> None:
-        while True:
-            try:
-                for message in await tail.fetch():
-                    self._apply(message)
-                if not self.caught_up.is_set() and await tail.caught_up():
-                    self.caught_up.set()
-                    log.info("status_view_caught_up", submissions=len(self._entries))
-            except NSWError as exc:
-                log.warning("status_view_error", error=str(exc))
-                await asyncio.sleep(1)  # the broker is away; aiokafka reconnects by itself
+        await self.tail.stop()
 
     def _apply(self, message: InMessage) -> None:
         if message.key is None:
@@ -191,7 +191,7 @@ class StatusView:
             return
         if not message.value:
             return
-        state: AggregateState = orjson.loads(message.value)
+        state = aggregate_state(message.value)
         entry = self._entries.get(sid)
         if entry is None and state["plan"] is None:
             return  # decisions waiting for a plan make no submission: only a lodgement or a routing does

@@ -27,13 +27,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from broker._envelope import CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE, InMessage, OutMessage, decode
-from broker._kafka import ProcessorSpec, Producer, TopicTail
+from broker._kafka import ProcessorSpec, Producer
 from broker._problems import problem
 from broker._signing import ResponseSigner
 from broker._state import ChangelogStore
+from broker._tail import FollowedTail
 from broker._topics import DLQ, RESPONSES, WEBHOOK_DELIVERIES, WEBHOOKS
 from broker._view import render_response
-from broker.errors import NSWError
+from broker.errors import MessageError
 from schemas import ReleaseResponse
 
 log = structlog.get_logger("nsw.webhooks")
@@ -117,8 +118,9 @@ class WebhookRegistry:
     def __init__(self, bootstrap: str) -> None:
         self._bootstrap = bootstrap
         self._hooks: dict[str, Webhook] = {}
-        self._tail: TopicTail | None = None
-        self._task: asyncio.Task[None] | None = None
+        #: Follows ``nsw.webhooks``; a malformed record is reported and skipped (broker/_tail.py).
+        self.tail = FollowedTail(name="webhook-registry", bootstrap=bootstrap, topics=(WEBHOOKS,),
+                                 apply=self.apply)
 
     def get(self, trader: str) -> Webhook | None:
         return self._hooks.get(trader)
@@ -126,30 +128,35 @@ class WebhookRegistry:
     def learn(self, hook: Webhook) -> None:
         self._hooks[hook["trader"]] = hook
 
-    async def start(self) -> None:
-        self._tail = TopicTail(self._bootstrap, (WEBHOOKS,))
-        await self._tail.start()
-        self._task = asyncio.create_task(self._follow(self._tail), name="webhook-registry")
+    def apply(self, message: InMessage) -> None:
+        hook = webhook_from_record(message)
+        if hook is not None:
+            self.learn(hook)
 
-    async def _follow(self, tail: TopicTail) -> None:
-        while True:
-            try:
-                for message in await tail.fetch():
-                    if message.value:
-                        self.learn(orjson.loads(message.value))
-            except NSWError as exc:
-                log.warning("webhook_registry_error", error=str(exc))
-                await asyncio.sleep(1)
+    async def start(self) -> None:
+        await self.tail.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._tail is not None:
-            try:
-                await self._tail.stop()
-            except (NSWError, TimeoutError) as exc:
-                log.warning("stop_incomplete", error=str(exc))
+        await self.tail.stop()
+
+
+def webhook_from_record(message: InMessage) -> Webhook | None:
+    """The registration in a record of ``nsw.webhooks`` (None for a tombstone); MessageError when the record
+    is not one, so that the reader reports and skips it and no half-read registration replaces a good one."""
+    if not message.value:
+        return None
+    try:
+        value = orjson.loads(message.value)
+    except orjson.JSONDecodeError as exc:
+        raise MessageError(f"a webhook registration is not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise MessageError(f"a webhook registration is a JSON object, not {type(value).__name__}")
+    wrong = [name for name in ("trader", "url") if not isinstance(value.get(name), str) or not value[name]]
+    if not wrong and message.key is not None and message.key != value["trader"].encode():
+        wrong.append("trader (not the record's key)")
+    if wrong:
+        raise MessageError(f"a webhook registration with missing or malformed fields: {', '.join(wrong)}")
+    return value  # type: ignore[return-value]
 
 
 def registration_routes(registry: WebhookRegistry, producer: Producer) -> list[Route]:

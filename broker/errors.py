@@ -5,7 +5,8 @@
     │   └── ProduceError                     retriable: a record could not be written
     ├── FencedError (RuntimeError)           not retriable: another instance took over our transactional id
     └── MessageError (ValueError)            not retriable: a record cannot be decoded or handled
-        └── DecisionRefusedError                  not retriable: a decision answers no outstanding request
+        ├── DecisionRefusedError             not retriable: a decision answers no outstanding request
+        └── OutputTooLarge                   not retriable: an output exceeds its topic's size budget
 
 aiokafka's own exceptions are translated into these once, in ``broker._kafka``; nothing above
 that module catches an aiokafka class.
@@ -45,3 +46,12 @@ class DecisionRefusedError(MessageError):
         kind = getattr(refusal, "kind", "refused")
         super().__init__(f"{kind}: {getattr(refusal, 'message', refusal)}")
         self.refusal = refusal
+
+
+class OutputTooLarge(MessageError):  # noqa: N818 - its name is the nsw-error-type header operators read
+    """An output of a handler does not fit its topic's size budget (or the broker refused it as too large):
+    the input that produced it is dead-lettered, since handling it again produces the same output."""
+
+    def __init__(self, message: str, *, topic: str = "", size: int = 0, limit: int = 0) -> None:
+        super().__init__(message)
+        self.topic, self.size, self.limit = topic, size, limit

@@ -126,7 +126,8 @@ async def _dlq_redrive(args: argparse.Namespace) -> int:
         raise OpsConfigError("say which dead letters: --offset N (repeatable) or --all")
     config = _config(args)
     outcomes = await redrive(config.bootstrap, offsets=None if args.all else args.offset, dry_run=args.dry_run,
-                             force=args.force, partition=args.partition, replication=config.replication)
+                             force=args.force, partition=args.partition, replication=config.replication,
+                             agencies=config.agencies)
     rows = [(o.dlq_offset, o.key, o.topic, o.status,
              None if o.written is None else f"{o.written[0]}/{o.written[1]}", o.reason) for o in outcomes]
     text = render_table(["dlq offset", "key", "to topic", "status", "written", "reason"], rows) if rows \

@@ -13,6 +13,7 @@ commercial data, so the whole payload is only given when asked for (``payload=Tr
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
@@ -23,11 +24,18 @@ import orjson
 
 from broker._aggregate import AggregateState
 from broker._envelope import Headers, InMessage, OutMessage, header
-from broker._kafka import ensure_topics, existing_partition_counts, offset_bounds, read_range, send_all
-from broker._topics import DLQ, TopicSpec
+from broker._kafka import (
+    VALUE_OMITTED_HEADER,
+    ensure_topics,
+    existing_partition_counts,
+    offset_bounds,
+    read_range,
+    send_all,
+)
+from broker._topics import DLQ, TopicSpec, redrive_targets
 from ops._replay import aggregator_states, identify, is_hub_topic, replay_guard, tail_ranges
 from ops.errors import OpsConfigError, OpsError
-from schemas import NSWSchemaError, registry
+from schemas import AGENCIES, NSWSchemaError, registry
 
 __all__ = [
     "DLQ_LEDGER",
@@ -41,6 +49,7 @@ __all__ = [
     "redrive",
     "redrive_message",
     "redriven",
+    "refusal",
     "value_summary",
 ]
 
@@ -52,6 +61,7 @@ REDRIVE_TRANSACTIONAL_ID: Final = "nsw-ops-redrive"
 DLQ_HEADERS: Final = frozenset({
     "nsw-error-type", "nsw-error-message", "nsw-source-topic", "nsw-source-partition", "nsw-source-offset",
     "nsw-service", "nsw-attempts", "nsw-first-failure", "nsw-last-failure", REDRIVEN_FROM_HEADER,
+    VALUE_OMITTED_HEADER,
 })
 
 #: Fields of a hub record that identify it without saying anything about the trader or the goods.
@@ -260,20 +270,46 @@ def _as_source(letter: DeadLetter) -> InMessage:
                      value=letter.value, headers=original_headers(letter.headers))
 
 
+def refusal(letter: DeadLetter, allowed: frozenset[str]) -> str | None:
+    """Pure: why ``letter`` may never be written back, ``--force`` or not (None: it may).
+
+    Its ``nsw-source-topic`` header is only a claim: a record is written back only to a topic the hub's
+    services consume (``redrive_targets``), never to a changelog, the key or webhook registries, the audit
+    chain or the DLQ. A dead letter whose value was left out (too large for the DLQ) has nothing to send.
+    """
+    if letter.source_topic and letter.source_topic not in allowed:
+        return (f"{letter.source_topic} is not a topic dead letters may be written back to "
+                f"(only {', '.join(sorted(allowed))}); never redriven, even with --force")
+    omitted = header(letter.headers, VALUE_OMITTED_HEADER)
+    if omitted is not None:
+        return (f"the original value ({omitted.decode('utf-8', 'replace')}) was too large for the DLQ; it is on "
+                f"{letter.source_topic} partition {letter.source_partition} offset {letter.source_offset}")
+    return None
+
+
 def plan_redrive(
     letters: Sequence[DeadLetter],
     ledger: Mapping[str, Mapping[str, Any]],
     *,
     force: bool,
     states: Mapping[str, AggregateState] | None = None,
+    allowed: frozenset[str] | None = None,
 ) -> list[tuple[DeadLetter, OutMessage | None, str]]:
     """Pure: for each dead letter, the record to write (None: refused) and why.
 
-    Refused: a dead letter redriven before (the ledger has it), and one the replay guard stops (its
-    version already decided or answered, or a topic never written again in place such as nsw.responses).
+    Refused whatever ``force`` says: a dead letter whose source topic is not on the allow-list
+    (``allowed``, by default the hub's own source topics for the standard agencies; see ``refusal``).
+    Refused unless ``force``: a dead letter redriven before (the ledger has it), and one the replay guard
+    stops (its version already decided or answered, or a topic never written again in place such as
+    nsw.responses).
     """
+    allowed = redrive_targets(AGENCIES) if allowed is None else allowed
     planned: list[tuple[DeadLetter, OutMessage | None, str]] = []
     for letter in letters:
+        never = refusal(letter, allowed)
+        if never is not None:
+            planned.append((letter, None, never))
+            continue
         done = ledger.get(letter.ref)
         if done is not None and not force:
             planned.append((letter, None, f"already redriven to {done.get('topic')} partition "
@@ -304,11 +340,13 @@ async def redrive(
     dlq: str = DLQ,
     ledger: str = DLQ_LEDGER,
     replication: int = 1,
+    agencies: tuple[str, ...] = AGENCIES,
 ) -> list[RedriveOutcome]:
     """Write dead letters back to their source topics (``offsets=None``: every one not yet redriven).
 
     All records and their ledger entries go in one transaction; ``dry_run`` only says what would be sent.
-    Dead letters the replay guard stops (see ``ops._replay``) are refused unless ``force``.
+    Only the hub's own source topics (those of ``agencies``) are written to, ``force`` or not; dead letters
+    the replay guard stops (see ``ops._replay``) are refused unless ``force``.
     """
     if offsets is None:
         partitions = await _dlq_partitions(bootstrap, dlq)
@@ -320,14 +358,14 @@ async def redrive(
     done = await redriven(bootstrap, ledger=ledger)
     ids = {sid for letter in letters if (sid := identify(_as_source(letter))[0]) is not None}
     states = {} if force else await aggregator_states(bootstrap, ids)
-    planned = plan_redrive(letters, done, force=force, states=states)
+    planned = plan_redrive(letters, done, force=force, states=states, allowed=redrive_targets(agencies))
     if offsets is None and not force:
         planned = [p for p in planned if p[0].ref not in done]  # --all: what is left to do
     outcomes: list[RedriveOutcome] = []
     to_send = [(letter, out) for letter, out, _ in planned if out is not None]
     written: dict[str, tuple[int, int]] = {}
     if to_send and not dry_run:
-        await ensure_topics(bootstrap, [ledger_spec(replication=replication)])
+        await ensure_topics(bootstrap, [dataclasses.replace(ledger_spec(replication=replication), name=ledger)])
         counts = await existing_partition_counts(bootstrap, {m.topic for _, m in to_send})
         batch: list[tuple[OutMessage, int | None]] = []
         for letter, out in to_send:

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, cast, get_args
 
 from broker._kafka_auth import KafkaAuth
+from broker._limits import dlq_limit
 from ops._security import (
     ADMIN,
     SCRAM_MECHANISM,
@@ -579,6 +580,9 @@ class LocalKafka:
             "transaction.state.log.replication.factor": "1",
             "transaction.state.log.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # The largest record batch the broker takes (topics the hub declares set their own limit): a
+            # dead letter of a record of the full budget (broker/_limits.py), for topics created elsewhere.
+            "message.max.bytes": str(dlq_limit()),
         }
         body = "".join(f"{k}={v}\n" for k, v in props.items())
         header = "# Written by `nsw kafka start` from LocalKafkaConfig at every start; edits are overwritten.\n"

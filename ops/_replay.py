@@ -23,6 +23,7 @@ read, and ``replay_guard`` (pure) skips the record when:
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ from broker._topics import (
     SUBMISSIONS,
     TopicSpec,
 )
+from broker._view import aggregate_state
+from broker.errors import MessageError
 from ops.errors import OpsConfigError, OpsError
 from schemas import NSWSchemaError, registry
 
@@ -245,7 +248,9 @@ async def aggregator_states(bootstrap: str, submission_ids: Iterable[str]) -> di
         if key not in wanted:
             return
         if message.value:
-            states[key] = orjson.loads(message.value)
+            # A malformed record (the hub's readers report it) says nothing about the submission.
+            with contextlib.suppress(orjson.JSONDecodeError, MessageError):
+                states[key] = aggregate_state(message.value)
         else:
             states.pop(key, None)
 

@@ -37,7 +37,8 @@ class TopicStatus:
 
 def hub_topic_specs(config: HubConfig) -> tuple[TopicSpec, ...]:
     """The hub's declared topics plus the operations ledger."""
-    return (*declared_topics(config.agencies, partitions=config.partitions, replication=config.replication),
+    return (*declared_topics(config.agencies, partitions=config.partitions, replication=config.replication,
+                             max_message_bytes=config.max_message_bytes),
             ledger_spec(replication=config.replication))
 
 

@@ -76,7 +76,13 @@ def describe(message: InMessage) -> TraceStep:
     if message.topic == AGGREGATE_STATE:
         if not message.value:
             return TraceStep(at=message.timestamp, step="state", version=None, agency=None, detail="deleted", **base)
-        state = orjson.loads(message.value)
+        try:
+            state = orjson.loads(message.value)
+        except orjson.JSONDecodeError:
+            state = None
+        if not isinstance(state, dict):
+            return TraceStep(at=message.timestamp, step="state", version=None, agency=None,
+                             detail="malformed record (skipped by the hub)", **base)
         pending = [r["agency"] for r in (state.get("plan") or {}).get("agencies", [])
                    if r["agency"] not in state.get("decisions", {})]
         detail = state.get("status", "?") + (f", waiting for {', '.join(pending)}" if pending else "")
