@@ -86,12 +86,15 @@ def key_record(message: InMessage) -> KeyRecord:
         wrong.append("revoked_at")
     if not wrong and (len(value["hash"]) != 64 or any(c not in "0123456789abcdef" for c in value["hash"])):
         wrong.append("hash")
+    agency = value.get("agency")
+    if agency is not None and (not isinstance(agency, str) or value["trader"] != f"{AGENCY_PRINCIPAL_PREFIX}{agency}"):
+        wrong.append("agency")
     if not wrong and message.key is not None and message.key != value["key_id"].encode():
         wrong.append("key_id (not the record's key)")
     if wrong:
         raise MessageError(f"an API key record with missing or malformed fields: {', '.join(wrong)}")
     return {"key_id": value["key_id"], "trader": value["trader"], "hash": value["hash"],
-            "created_at": value["created_at"], "revoked_at": revoked}
+            "created_at": value["created_at"], "revoked_at": revoked, "agency": agency}
 
 
 class KeyStore:

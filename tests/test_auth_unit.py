@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from broker._auth import KeyStore, RateLimiter, new_key
 
 
@@ -40,3 +42,21 @@ def test_agency_keys_and_trader_keys_are_not_interchangeable() -> None:
     assert store.authenticate(trader_token) == "acme"
     store.learn({**agency_record, "revoked_at": 1})
     assert store.authenticate_agency(agency_token) is None
+
+
+def test_an_agency_key_survives_the_topic_and_a_forged_one_does_not() -> None:
+    from broker._auth import key_message, key_record  # noqa: PLC0415
+    from broker._envelope import InMessage  # noqa: PLC0415
+    from broker.errors import MessageError  # noqa: PLC0415
+
+    def read(value: bytes, key: bytes) -> InMessage:
+        return InMessage(topic="nsw.api-keys", partition=0, offset=0, timestamp=0, key=key, value=value, headers=())
+
+    token, record = new_key("", agency="sps")
+    out = key_message(record)
+    store = KeyStore()
+    store.learn(key_record(read(out.value, out.key)))
+    assert store.authenticate_agency(token) == "sps"
+    forged = out.value.replace(b'"agency:sps"', b'"acme"')  # an agency key passed off as a trader's
+    with pytest.raises(MessageError, match="agency"):
+        key_record(read(forged, out.key))
