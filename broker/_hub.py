@@ -34,7 +34,9 @@ from broker._signing import KeyStore as SigningKeys
 from broker._signing import ResponseSigner
 from broker._topics import declared_topics
 from broker._view import StatusView
-from broker._webhooks import Notifier, WebhookRegistry, notifier_spec, registration_routes
+from broker._webhook_guard import UrlPolicy
+from broker._webhook_secrets import SecretBox, load_webhook_key
+from broker._webhooks import DeliverySettings, Notifier, WebhookRegistry, notifier_spec, registration_routes
 from broker.errors import NSWError
 from schemas import BundleSet, response_xml
 
@@ -107,12 +109,16 @@ class Hub:
                 Aggregator(bootstrap=cfg.bootstrap, agencies=cfg.agencies, deadlines=cfg.deadlines_ms()),
                 agencies=cfg.agencies)))
         if "ingress" in self.only or "notifier" in self.only:
-            self.webhooks = WebhookRegistry(cfg.bootstrap)
+            box = SecretBox(load_webhook_key(cfg.state_dir, cfg.webhook_key))
+            self.webhooks = WebhookRegistry(cfg.bootstrap, box)
             await self.webhooks.start()
         if "notifier" in self.only:
             assert self.webhooks is not None
-            notifier = self.notifier = Notifier(bootstrap=cfg.bootstrap, registry=self.webhooks, xml=response_xml,
-                                                signer=self.signer)
+            notifier = self.notifier = Notifier(
+                bootstrap=cfg.bootstrap, registry=self.webhooks, policy=self.webhook_policy(), xml=response_xml,
+                signer=self.signer, settings=DeliverySettings(
+                    attempt_seconds=cfg.webhook_attempt_seconds, max_age_ms=int(cfg.webhook_max_age_seconds * 1000),
+                    per_trader=cfg.webhook_per_trader, parallel=cfg.webhook_parallel))
             specs.append(("notifier", lambda: notifier_spec(notifier)))
         audit_topics = AuditTopics.hub(cfg.agencies)
         builders: dict[str, Callable[[ProcessorSpec, str], TransactionalProcessor]] = {
@@ -173,11 +179,16 @@ class Hub:
         body = {"ready": ready, "kafka": "reachable" if caught_up else "not yet", "waiting_for": waiting}
         return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")
 
+    def webhook_policy(self) -> UrlPolicy:
+        cfg = self.config
+        return UrlPolicy.for_hub(allow_private=cfg.webhook_allow_private, allow_http=cfg.webhook_allow_http,
+                                 bootstrap=cfg.bootstrap)
+
     def _extra_routes(self) -> list[Route]:
         assert self.producer is not None
         routes: list[Route] = [Route("/readyz", self.readyz, methods=["GET"])]
         if self.webhooks is not None:
-            routes += registration_routes(self.webhooks, self.producer)
+            routes += registration_routes(self.webhooks, self.producer, policy=self.webhook_policy())
         routes += callback_routes(self.producer.send, agencies=self.config.agencies)
         return routes
 

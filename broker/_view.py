@@ -22,7 +22,7 @@ from broker._envelope import DECLARANT_HEADER, DIGEST_HEADER, KIND_HEADER, TRADE
 from broker._idempotency import IdempotencyStore
 from broker._kafka import TopicTail
 from broker._lodgement import Known
-from broker._topics import AGGREGATE_STATE, API_KEYS, IDEMPOTENCY, SUBMISSIONS
+from broker._topics import AGGREGATE_STATE, API_KEYS, IDEMPOTENCY, SUBMISSIONS, WEBHOOK_DELIVERIES
 from broker.errors import NSWError
 
 log = structlog.get_logger("nsw.view")
@@ -46,6 +46,8 @@ class Entry:
     declarant: str = ""
     state: AggregateState | None = None
     waiters: list[asyncio.Event] = field(default_factory=list)
+    #: Webhook deliveries of this submission's responses by delivery id (from ``nsw.webhook.deliveries``).
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -100,7 +102,27 @@ def render_status(entry: Entry, *, base: str = "") -> dict[str, Any]:
         }
     if state["response"] is not None and entry.status in FINAL:
         body["response"] = render_response(state["response"])
+    if entry.webhooks:
+        body["webhook_deliveries"] = [_render_delivery(d) for d in entry.webhooks.values()]
     return body
+
+
+def _render_delivery(delivery: dict[str, Any]) -> dict[str, Any]:
+    return {**delivery, **{k: iso(delivery[k]) for k in ("created_at", "delivered_at", "failed_at") if delivery[k]}}
+
+
+def delivery_summary(value: Any) -> tuple[str, dict[str, Any]] | None:
+    """(submission id, what the status answer shows) of a ``nsw.webhook.deliveries`` record, or None."""
+    if not isinstance(value, dict) or not isinstance(value.get("response"), dict):
+        return None
+    response = value["response"]
+    return str(response.get("submission_id")), {
+        "delivery_id": value.get("delivery_id"), "version": response.get("version"),
+        "response_version": response.get("response_version"), "status": value.get("status"),
+        "attempts": value.get("attempts", 0), "last_error": value.get("last_error"),
+        "created_at": value.get("created_at"), "delivered_at": value.get("delivered_at"),
+        "failed_at": value.get("failed_at"),
+    }
 
 
 def render_timeline(entry: Entry) -> dict[str, Any]:
@@ -114,6 +136,12 @@ def render_timeline(entry: Entry) -> dict[str, Any]:
     if entry.state is not None:
         for event in entry.state.get("timeline", []):
             events.append({**event, "at": iso(event["at"])})
+    for delivery in entry.webhooks.values():
+        settled = delivery["delivered_at"] or delivery["failed_at"]
+        if settled:
+            events.append({"at": iso(settled), "step": f"webhook-{delivery['status']}", "version": delivery["version"],
+                           "delivery_id": delivery["delivery_id"], "attempts": delivery["attempts"],
+                           "error": delivery["last_error"]})
     events.sort(key=lambda e: (e["at"] or "", e["version"]))
     return {"submission_id": entry.submission_id, "status": entry.status, "events": events}
 
@@ -143,7 +171,8 @@ class StatusView:
         return len(self._entries)
 
     async def start(self) -> None:
-        self._tail = TopicTail(self._bootstrap, (SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS))
+        self._tail = TopicTail(self._bootstrap, (SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS,
+                                                 WEBHOOK_DELIVERIES))
         await self._tail.start()
         self._task = asyncio.create_task(self._run(self._tail), name="status-view")
 
@@ -177,6 +206,9 @@ class StatusView:
         if message.topic == API_KEYS:
             self.keys.apply(message)
             return
+        if message.topic == WEBHOOK_DELIVERIES:
+            self._delivery(message)
+            return
         sid = message.key.decode()
         if message.topic == SUBMISSIONS:
             self.accepted(
@@ -206,6 +238,19 @@ class StatusView:
             for event in entry.waiters:
                 event.set()
             entry.waiters.clear()
+
+    def _delivery(self, message: InMessage) -> None:
+        """A webhook delivery's latest state, shown with its submission (skipped when unreadable)."""
+        try:
+            summary = delivery_summary(orjson.loads(message.value)) if message.value else None
+        except orjson.JSONDecodeError:
+            summary = None
+        if summary is None:
+            return
+        sid, delivery = summary
+        entry = self._entries.get(sid)
+        if entry is not None:
+            entry.webhooks[str(delivery["delivery_id"])] = delivery
 
     def accepted(self, submission_id: str, *, version: int, received_at: int, digest: str, kind: str,
                  trader: str, declarant: str = "") -> None:
