@@ -82,8 +82,9 @@ _NEVER: Final[tuple[tuple[_V4 | _V6, str], ...]] = (
     (_V6("100::/64"), "reserved (discard)"),
     (_V6("2001::/23"), "reserved (IETF protocol assignments)"),
     (_V6("2001:db8::/32"), "reserved (documentation)"),
-    (_V6("::/8"), "reserved"),
 )
+#: Checked after the development ranges (it holds ::1).
+_RESERVED_V6: Final = _V6("::/8")
 _NAT64: Final = _V6("64:ff9b::/96")
 _SIIT: Final = _V6("::ffff:0:0:0/96")
 
@@ -135,6 +136,8 @@ def address_problem(ip: IPAddress, *, allow_private: bool = False) -> str | None
     for network, reason in _DEV_RANGES:
         if ip.version == network.version and ip in network:
             return None if allow_private else reason
+    if ip.version == 6 and ip in _RESERVED_V6:
+        return "reserved"
     if not ip.is_global:
         return "not a public address"
     return None
@@ -189,7 +192,10 @@ async def system_resolver(host: str, port: int) -> Sequence[str]:
 async def resolve_checked(host: str, port: int, policy: UrlPolicy, resolver: Resolver = system_resolver) -> list[str]:
     """Every address of ``host``, each one checked; refused if any one is not allowed (a name that
     resolves to one public and one private address is a rebinding attempt, not a mirror)."""
-    addresses = list(await resolver(host, port))
+    try:
+        addresses = [str(ipaddress.ip_address(host))]  # a literal address names itself
+    except ValueError:
+        addresses = list(await resolver(host, port))
     if not addresses:
         raise WebhookUrlError(f"the host {host} does not resolve")
     for address in addresses:
