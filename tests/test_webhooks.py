@@ -135,7 +135,9 @@ async def test_secrets_are_sealed_on_the_topic_and_old_plaintext_records_still_w
     assert secret.encode() not in mine[0].value
     assert orjson.loads(mine[0].value)["secret_sealed"].startswith("v1:")
     assert hub.webhooks is not None
-    assert (hub.webhooks.get(name) or {}).get("secret") == secret
+    learned = hub.webhooks.get(name)
+    assert learned is not None
+    assert learned["secret"] == secret
 
     # A registration written before secrets were sealed (plaintext) is still read and used for signing.
     legacy_secret = f"legacy-{uuid.uuid4().hex}"
@@ -259,7 +261,8 @@ async def test_slow_receiver_of_one_trader_does_not_delay_another(hub: Hub) -> N
             assert not release.is_set()
             assert len(hanging) == PER_TRADER, "A's attempts are bounded by its own slots"
             assert latency < 20, "B waited for A's receiver"
-            assert await delivery_of(trader_b, sid, "delivered") is not None or await poll(
-                lambda: delivery_of(trader_b, sid, "delivered"), timeout=30, what="B's delivery recorded")
+            recorded = await poll(lambda: delivery_of(trader_b, sid, "delivered"), timeout=30,
+                                  what="B's delivery recorded as delivered")
+            assert recorded["attempts"] == 1
         finally:
             release.set()
