@@ -3,12 +3,17 @@ with an injected resolver (the DNS part: a name that resolves to a forbidden add
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,7 +27,8 @@ from broker._webhook_guard import (
     resolve_checked,
 )
 from broker._webhook_secrets import SecretBox, WebhookKeyError, load_webhook_key
-from tests.agency_server import serve
+from tests.agency_server import _Server, serve
+from tests.conftest import free_port
 
 PRODUCTION = UrlPolicy()
 DEVELOPMENT = UrlPolicy(allow_private=True, allow_http=True)
@@ -146,3 +152,60 @@ def test_secret_box_seals_and_binds_to_the_trader(tmp_path: Path) -> None:
         SecretBox(load_webhook_key(state, "A" * 43 + "=")).open(sealed, trader="A")
     with pytest.raises(WebhookKeyError, match="32"):
         load_webhook_key(state, "c2hvcnQ=")
+
+
+def tls_files(directory: Path, name: str) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for ``name`` signed by it: (ca, cert, key) PEM files."""
+    from cryptography import x509  # noqa: PLC0415 - only these tests make certificates
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    now = datetime.now(UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(hours=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = (directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+async def test_tls_is_verified_for_the_url_name_while_connecting_to_the_checked_address(tmp_path: Path) -> None:
+    hosts: list[str] = []
+
+    async def receive(request: Request) -> Response:
+        hosts.append(request.headers["host"])
+        return Response(status_code=204)
+
+    ca, cert, key = tls_files(tmp_path, "hooks.test")
+    port = free_port()
+    server = _Server(uvicorn.Config(Starlette(routes=[Route("/hook", receive, methods=["POST"])]), host="127.0.0.1",
+                                    port=port, log_level="warning", lifespan="off", access_log=False,
+                                    ssl_certfile=str(cert), ssl_keyfile=str(key)))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            assert not task.done()
+            await asyncio.sleep(0.01)
+        trusted = ssl.create_default_context(cafile=str(ca))
+        transport = guarded_transport(DEVELOPMENT, resolver=fixed({"hooks.test": ["127.0.0.1"]}), ssl_context=trusted)
+        async with httpx.AsyncClient(transport=transport) as c:
+            answer = await c.post(f"https://hooks.test:{port}/hook", content=b"{}")
+            assert answer.status_code == 204
+            assert hosts == [f"hooks.test:{port}"]
+            with pytest.raises(httpx.ConnectError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
+                await c.post(f"https://127.0.0.1:{port}/hook", content=b"{}")  # the certificate names hooks.test
+        assert hosts == [f"hooks.test:{port}"]
+    finally:
+        server.should_exit = True
+        await task

@@ -135,9 +135,9 @@ async def test_secrets_are_sealed_on_the_topic_and_old_plaintext_records_still_w
     assert secret.encode() not in mine[0].value
     assert orjson.loads(mine[0].value)["secret_sealed"].startswith("v1:")
     assert hub.webhooks is not None
-    learned = hub.webhooks.get(name)
-    assert learned is not None
-    assert learned["secret"] == secret
+    hook = hub.webhooks.get(name)
+    assert hook is not None
+    assert hook["secret"] == secret
 
     # A registration written before secrets were sealed (plaintext) is still read and used for signing.
     legacy_secret = f"legacy-{uuid.uuid4().hex}"
