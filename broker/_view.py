@@ -163,6 +163,8 @@ class StatusView:
         self._entries: dict[str, Entry] = {}
         #: Submission id -> when its latest version was accepted, until the aggregator has its routing.
         self._unrouted: dict[str, int] = {}
+        #: Webhook deliveries read before their submission (see ``_delivery``).
+        self._early_webhooks: dict[str, dict[str, dict[str, Any]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._tail: TopicTail | None = None
         self.caught_up = asyncio.Event()
@@ -231,6 +233,7 @@ class StatusView:
             trader = plan.get("trader", "anonymous") if plan else "anonymous"
             entry = self._entries[sid] = Entry(sid, state["version"], received, Known(state["version"]), trader,
                                                plan["declarant_id"] if plan else "")
+            entry.webhooks.update(self._early_webhooks.pop(sid, {}))
         entry.state = state
         if state["version"] >= entry.known.version:
             self._unrouted.pop(sid, None)
@@ -249,8 +252,9 @@ class StatusView:
             return
         sid, delivery = summary
         entry = self._entries.get(sid)
-        if entry is not None:
-            entry.webhooks[str(delivery["delivery_id"])] = delivery
+        # Catching up, the topics come in any order: a delivery read before its submission waits for it.
+        webhooks = entry.webhooks if entry is not None else self._early_webhooks.setdefault(sid, {})
+        webhooks[str(delivery["delivery_id"])] = delivery
 
     def accepted(self, submission_id: str, *, version: int, received_at: int, digest: str, kind: str,
                  trader: str, declarant: str = "") -> None:
@@ -258,6 +262,7 @@ class StatusView:
         entry = self._entries.get(submission_id)
         if entry is None:
             entry = self._entries[submission_id] = Entry(submission_id, version, received_at, Known(version), trader)
+            entry.webhooks.update(self._early_webhooks.pop(submission_id, {}))
         entry.trader = trader  # the lodgement says who owns it, whatever was read first
         entry.declarant = entry.declarant or declarant
         known = entry.known
