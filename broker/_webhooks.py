@@ -57,6 +57,25 @@ from broker._webhook_secrets import SecretBox, WebhookKeyError
 from broker.errors import MessageError, NSWError
 from schemas import ReleaseResponse
 
+__all__ = [
+    "DELIVERY_HEADER",
+    "SIGNATURE_HEADER",
+    "Delivery",
+    "DeliverySettings",
+    "Notifier",
+    "Webhook",
+    "WebhookKeyError",
+    "WebhookRegistry",
+    "backoff_ms",
+    "hook_record",
+    "notifier_spec",
+    "payload",
+    "read_hook",
+    "registration_routes",
+    "sign",
+    "verify_signature",
+]
+
 log = structlog.get_logger("nsw.webhooks")
 
 SIGNATURE_HEADER: Final = "NSW-Signature"
@@ -475,22 +494,3 @@ def notifier_spec(notifier: Notifier) -> ProcessorSpec:
         latest_only=frozenset({WEBHOOK_DELIVERIES}),
     )
 
-
-__all__ = [
-    "DELIVERY_HEADER",
-    "SIGNATURE_HEADER",
-    "Delivery",
-    "DeliverySettings",
-    "Notifier",
-    "Webhook",
-    "WebhookKeyError",
-    "WebhookRegistry",
-    "backoff_ms",
-    "hook_record",
-    "notifier_spec",
-    "payload",
-    "read_hook",
-    "registration_routes",
-    "sign",
-    "verify_signature",
-]
