@@ -20,10 +20,12 @@ link-local, multicast and the hub's own Kafka listeners stay refused whatever th
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -178,12 +180,17 @@ def check_url(url: str, policy: UrlPolicy) -> httpx.URL:
     return parsed
 
 
+#: Threads for webhook name lookups: their own, so slow names never take the threads other work runs on.
+_DNS: Final = ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-dns")
+
+
 async def system_resolver(host: str, port: int) -> Sequence[str]:
     """The system's answer for ``host`` (getaddrinfo, as a socket connection would ask it)."""
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(RESOLVE_SECONDS):
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = await loop.run_in_executor(
+                _DNS, functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM))
     except (OSError, TimeoutError) as exc:
         raise WebhookUrlError(f"the host {host} does not resolve ({exc.__class__.__name__})") from None
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
