@@ -45,6 +45,19 @@ class HubConfig:
     deadlines: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DEADLINES))
     #: Kafka principal of each service (NSW_KAFKA_CREDENTIALS alone: each its own; see broker._kafka_auth).
     kafka: ServiceCredentials = field(default_factory=ServiceCredentials)
+    #: Development only: webhooks to loopback and private addresses (NSW_WEBHOOK_ALLOW_PRIVATE=1).
+    webhook_allow_private: bool = False
+    #: Development only: webhooks over plain http (NSW_WEBHOOK_ALLOW_HTTP=1).
+    webhook_allow_http: bool = False
+    #: Seconds one delivery attempt may take, connect, send and read together.
+    webhook_attempt_seconds: float = 10.0
+    #: Seconds after its first attempt a delivery is given up and marked failed.
+    webhook_max_age_seconds: float = 24 * 3600.0
+    #: Attempts in flight at once per trader, and for all traders together.
+    webhook_per_trader: int = 4
+    webhook_parallel: int = 64
+    #: The AES-256 key (base64) sealing webhook secrets; unset: ``<state dir>/webhook.key``, made on first start.
+    webhook_key: str | None = field(default=None, repr=False)
 
     def deadlines_ms(self) -> dict[str, int]:
         return {agency: seconds * 1000 for agency, seconds in self.deadlines.items()}
@@ -68,6 +81,13 @@ class HubConfig:
             "log_format": _env("NSW_LOG_FORMAT", d.log_format),
             "log_level": _env("NSW_LOG_LEVEL", d.log_level),
             "state_dir": Path(_env("NSW_STATE_DIR", str(d.state_dir))),
+            "webhook_allow_private": _env("NSW_WEBHOOK_ALLOW_PRIVATE", "0") == "1",
+            "webhook_allow_http": _env("NSW_WEBHOOK_ALLOW_HTTP", "0") == "1",
+            "webhook_attempt_seconds": float(_env("NSW_WEBHOOK_ATTEMPT_SECONDS", str(d.webhook_attempt_seconds))),
+            "webhook_max_age_seconds": float(_env("NSW_WEBHOOK_MAX_AGE_SECONDS", str(d.webhook_max_age_seconds))),
+            "webhook_per_trader": int(_env("NSW_WEBHOOK_PER_TRADER", str(d.webhook_per_trader))),
+            "webhook_parallel": int(_env("NSW_WEBHOOK_PARALLEL", str(d.webhook_parallel))),
+            "webhook_key": os.environ.get("NSW_WEBHOOK_KEY") or None,
             "deadlines": {
                 agency: int(_env(f"NSW_DEADLINE_{agency.upper()}", str(seconds)))
                 for agency, seconds in d.deadlines.items()

@@ -48,7 +48,9 @@ from broker._signing import ResponseSigner
 from broker._tail import FollowedTail
 from broker._topics import declared_topics
 from broker._view import StatusView
-from broker._webhooks import Notifier, WebhookRegistry, notifier_spec, registration_routes
+from broker._webhook_guard import UrlPolicy
+from broker._webhook_secrets import SecretBox, load_webhook_key
+from broker._webhooks import DeliverySettings, Notifier, WebhookRegistry, notifier_spec, registration_routes
 from broker.errors import NSWError
 from schemas import BundleSet, response_xml
 
@@ -136,14 +138,19 @@ class Hub:
                 Aggregator(bootstrap=cfg.bootstrap, agencies=cfg.agencies, deadlines=cfg.deadlines_ms()),
                 agencies=cfg.agencies)))
         if "ingress" in self.only or "notifier" in self.only:
+            box = SecretBox(load_webhook_key(cfg.state_dir, cfg.webhook_key))
             with acting_as(self.principals.service("ingress" if "ingress" in self.only else "notifier")):
-                self.webhooks = WebhookRegistry(cfg.bootstrap)
+                self.webhooks = WebhookRegistry(cfg.bootstrap, box)
                 await self.webhooks.start()
         if "notifier" in self.only:
             assert self.webhooks is not None
             with acting_as(self.principals.service("notifier")):
-                notifier = self.notifier = Notifier(bootstrap=cfg.bootstrap, registry=self.webhooks,
-                                                    xml=response_xml, signer=self.signer)
+                notifier = self.notifier = Notifier(
+                    bootstrap=cfg.bootstrap, registry=self.webhooks, policy=self.webhook_policy(), xml=response_xml,
+                    signer=self.signer, settings=DeliverySettings(
+                        attempt_seconds=cfg.webhook_attempt_seconds,
+                        max_age_ms=int(cfg.webhook_max_age_seconds * 1000),
+                        per_trader=cfg.webhook_per_trader, parallel=cfg.webhook_parallel))
             specs.append(("notifier", lambda: notifier_spec(notifier)))
         audit_topics = AuditTopics.hub(cfg.agencies)
         builders: dict[str, Callable[[ProcessorSpec, str], TransactionalProcessor]] = {
@@ -223,11 +230,16 @@ class Hub:
             found.append(tail)
         return found
 
+    def webhook_policy(self) -> UrlPolicy:
+        cfg = self.config
+        return UrlPolicy.for_hub(allow_private=cfg.webhook_allow_private, allow_http=cfg.webhook_allow_http,
+                                 bootstrap=cfg.bootstrap)
+
     def _extra_routes(self) -> list[Route]:
         assert self.producer is not None
         routes: list[Route] = [Route("/readyz", self.readyz, methods=["GET"])]
         if self.webhooks is not None:
-            routes += registration_routes(self.webhooks, self.producer)
+            routes += registration_routes(self.webhooks, self.producer, policy=self.webhook_policy())
         view = self.view
         assert view is not None
 

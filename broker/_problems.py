@@ -21,6 +21,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "forbidden": (403, "This belongs to another trader"),
     "rate-limited": (429, "Too many requests"),
     "bad-webhook": (422, "The webhook registration is not valid"),
+    "webhook-url-refused": (422, "The webhook URL points where the hub may not send requests"),
     "reference-conflict": (409, "The trader reference is already used by another declaration"),
     "unknown-reference": (422, "No declaration with this declarant and trader reference"),
     "bad-idempotency-key": (400, "The Idempotency-Key header is malformed"),

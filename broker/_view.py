@@ -22,7 +22,7 @@ from broker._envelope import DECLARANT_HEADER, DIGEST_HEADER, KIND_HEADER, TRADE
 from broker._idempotency import IdempotencyStore
 from broker._lodgement import Known
 from broker._tail import FollowedTail
-from broker._topics import AGGREGATE_STATE, API_KEYS, IDEMPOTENCY, SUBMISSIONS
+from broker._topics import AGGREGATE_STATE, API_KEYS, IDEMPOTENCY, SUBMISSIONS, WEBHOOK_DELIVERIES
 from broker.errors import MessageError
 
 log = structlog.get_logger("nsw.view")
@@ -46,6 +46,8 @@ class Entry:
     declarant: str = ""
     state: AggregateState | None = None
     waiters: list[asyncio.Event] = field(default_factory=list)
+    #: Webhook deliveries of this submission's responses by delivery id (from ``nsw.webhook.deliveries``).
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -100,6 +102,8 @@ def render_status(entry: Entry, *, base: str = "") -> dict[str, Any]:
         }
     if state["response"] is not None and entry.status in FINAL:
         body["response"] = render_response(state["response"])
+    if entry.webhooks:
+        body["webhook_deliveries"] = [_render_delivery(d) for d in entry.webhooks.values()]
     return body
 
 
@@ -114,6 +118,14 @@ def render_timeline(entry: Entry) -> dict[str, Any]:
     if entry.state is not None:
         for event in entry.state.get("timeline", []):
             events.append({**event, "at": iso(event["at"])})
+    for delivery in entry.webhooks.values():
+        settled = delivery["delivered_at"] or delivery["failed_at"]
+        if settled:
+            events.append({"at": iso(settled), "step": f"webhook-{delivery['status']}", "version": delivery["version"],
+                           "delivery_id": delivery["delivery_id"], "attempts": delivery["attempts"],
+                           "error": delivery["last_error"]})
+    events.sort(key=lambda e: (e["at"] or "", e["version"]))
+    return {"submission_id": entry.submission_id, "status": entry.status, "events": events}
     events.sort(key=lambda e: (e["at"] or "", e["version"]))
     return {"submission_id": entry.submission_id, "status": entry.status, "events": events}
 
@@ -124,6 +136,24 @@ def render_response(response: Any) -> dict[str, Any]:
     rendered["received_at"] = iso(response["received_at"])
     rendered["agencies"] = [{**a, "decided_at": iso(a["decided_at"])} for a in response["agencies"]]
     return rendered
+
+
+def _render_delivery(delivery: dict[str, Any]) -> dict[str, Any]:
+    return {**delivery, **{k: iso(delivery[k]) for k in ("created_at", "delivered_at", "failed_at") if delivery[k]}}
+
+
+def delivery_summary(value: Any) -> tuple[str, dict[str, Any]] | None:
+    """(submission id, what the status answer shows) of a ``nsw.webhook.deliveries`` record, or None."""
+    if not isinstance(value, dict) or not isinstance(value.get("response"), dict):
+        return None
+    response = value["response"]
+    return str(response.get("submission_id")), {
+        "delivery_id": value.get("delivery_id"), "version": response.get("version"),
+        "response_version": response.get("response_version"), "status": value.get("status"),
+        "attempts": value.get("attempts", 0), "last_error": value.get("last_error"),
+        "created_at": value.get("created_at"), "delivered_at": value.get("delivered_at"),
+        "failed_at": value.get("failed_at"),
+    }
 
 
 def aggregate_state(value: bytes) -> AggregateState:
@@ -156,7 +186,10 @@ class StatusView:
         self._unrouted: dict[str, int] = {}
         #: Reads the four topics; a record ``_apply`` cannot take is reported and skipped (broker/_tail.py).
         self.tail = FollowedTail(name="status-view", bootstrap=bootstrap,
-                                 topics=(SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS), apply=self._apply)
+                                 topics=(SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS, WEBHOOK_DELIVERIES),
+                                 apply=self._apply)
+        #: Webhook deliveries read before their submission (see ``_delivery``).
+        self._early_webhooks: dict[str, dict[str, dict[str, Any]]] = {}
         self.caught_up = self.tail.caught_up
 
     def __len__(self) -> int:
@@ -176,6 +209,9 @@ class StatusView:
             return
         if message.topic == API_KEYS:
             self.keys.apply(message)
+            return
+        if message.topic == WEBHOOK_DELIVERIES:
+            self._delivery(message)
             return
         sid = message.key.decode()
         if message.topic == SUBMISSIONS:
@@ -201,6 +237,7 @@ class StatusView:
             trader = plan.get("trader", "anonymous") if plan else "anonymous"
             entry = self._entries[sid] = Entry(sid, state["version"], received, Known(state["version"]), trader,
                                                plan["declarant_id"] if plan else "")
+            entry.webhooks.update(self._early_webhooks.pop(sid, {}))
         entry.state = state
         if state["version"] >= entry.known.version:
             self._unrouted.pop(sid, None)
@@ -209,12 +246,27 @@ class StatusView:
                 event.set()
             entry.waiters.clear()
 
+    def _delivery(self, message: InMessage) -> None:
+        """A webhook delivery's latest state, shown with its submission (skipped when unreadable)."""
+        try:
+            summary = delivery_summary(orjson.loads(message.value)) if message.value else None
+        except orjson.JSONDecodeError:
+            summary = None
+        if summary is None:
+            return
+        sid, delivery = summary
+        entry = self._entries.get(sid)
+        # Catching up, the topics come in any order: a delivery read before its submission waits for it.
+        webhooks = entry.webhooks if entry is not None else self._early_webhooks.setdefault(sid, {})
+        webhooks[str(delivery["delivery_id"])] = delivery
+
     def accepted(self, submission_id: str, *, version: int, received_at: int, digest: str, kind: str,
                  trader: str, declarant: str = "") -> None:
         """Record a lodged version (this process's own at once, others' when the topic brings them)."""
         entry = self._entries.get(submission_id)
         if entry is None:
             entry = self._entries[submission_id] = Entry(submission_id, version, received_at, Known(version), trader)
+            entry.webhooks.update(self._early_webhooks.pop(submission_id, {}))
         entry.trader = trader  # the lodgement says who owns it, whatever was read first
         entry.declarant = entry.declarant or declarant
         known = entry.known

@@ -7,6 +7,7 @@ from ops._lag import LagRow, consumer_lag, hub_groups
 from ops._replay import ByOffsets, BySubmission, ByTime, ReplayItem, ReplayReport, replay, replay_guard
 from ops._topics_cmd import TopicStatus, create_topics, topic_status
 from ops._trace import TraceStep, trace
+from ops._webhooks_cmd import DeliveryRow, webhook_deliveries
 from ops.errors import KafkaRuntimeError, OpsConfigError, OpsError
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "BySubmission",
     "ByTime",
     "DeadLetter",
+    "DeliveryRow",
     "KafkaRuntimeError",
     "KafkaStatus",
     "LagRow",
@@ -42,4 +44,5 @@ __all__ = [
     "run_ops",
     "topic_status",
     "trace",
+    "webhook_deliveries",
 ]

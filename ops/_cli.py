@@ -24,6 +24,7 @@ from ops._lag import consumer_lag
 from ops._replay import ByOffsets, BySubmission, ByTime, ReplayReport, Selection, parse_time, replay
 from ops._topics_cmd import create_topics, topic_status
 from ops._trace import trace
+from ops._webhooks_cmd import webhook_deliveries
 from ops.errors import OpsConfigError, OpsError
 
 __all__ = ["add_ops_parser", "render_table", "run_ops"]
@@ -222,7 +223,26 @@ async def _topics(args: argparse.Namespace) -> int:
     return 1 if any(not t.exists or t.mismatches for t in found) else 0
 
 
+async def _webhooks(args: argparse.Namespace) -> int:
+    statuses = args.status or ["pending", "failed"]
+    rows = await webhook_deliveries(_config(args).bootstrap, statuses=statuses, trader=args.trader)
+    table = [(r.delivery_id, r.trader, r.submission_id, r.status, r.attempts, when(r.created_at),
+              when(r.settled_at) if r.status != "pending" else when(r.next_at), r.last_error) for r in rows[-MAX_ROWS:]]
+    text = render_table(["delivery", "trader", "submission", "status", "attempts", "created", "settled / next try",
+                         "last error"], table) if rows else f"no {' or '.join(statuses)} webhook deliveries"
+    _emit(args, [r.as_dict() for r in rows], text)
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------------------
+
+
+def _add_webhooks_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    hooks = sub.add_parser("webhooks", parents=[common], help="webhook deliveries pending or failed")
+    hooks.add_argument("--status", action="append", choices=["pending", "failed", "delivered"],
+                       help="only this status (repeatable; default: pending and failed)")
+    hooks.add_argument("--trader", help="only this trader's deliveries")
+    hooks.set_defaults(run=_webhooks)
 
 
 def add_ops_parser(subparsers: Any) -> None:
@@ -231,7 +251,7 @@ def add_ops_parser(subparsers: Any) -> None:
     common.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (env NSW_BOOTSTRAP)")
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    ops = subparsers.add_parser("ops", help="operations: dead letters, replay, trace, lag, topics, audit")
+    ops = subparsers.add_parser("ops", help="operations: dead letters, replay, trace, lag, topics, webhooks, audit")
     sub = ops.add_subparsers(dest="ops_command", required=True)
     from ops._audit_cmd import add_audit_parser  # noqa: PLC0415 - it imports this module back
 
@@ -276,6 +296,8 @@ def add_ops_parser(subparsers: Any) -> None:
     lag.add_argument("--group", action="append", help="a consumer group (repeatable; default: the hub's)")
     lag.add_argument("--all-groups", action="store_true", help="every consumer group in the cluster")
     lag.set_defaults(run=_lag)
+
+    _add_webhooks_parser(sub, common)
 
     topics = sub.add_parser("topics", parents=[common], help="declared topics against the cluster")
     topics.add_argument("action", nargs="?", choices=["list", "describe", "create"], default="list")

@@ -216,7 +216,7 @@ def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
     # Ingress (internet-facing): the trader's submission, its Idempotency-Key answer, its webhook registration.
     # Reads: the status view (submissions, aggregator state, idempotency, API keys) and the webhook registry.
     out += _writes(INGRESS, SUBMISSIONS, IDEMPOTENCY, WEBHOOKS, REFUSED_DECISIONS)
-    out += _reads(INGRESS, SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS, WEBHOOKS)
+    out += _reads(INGRESS, SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS, WEBHOOKS, WEBHOOK_DELIVERIES)
     # Router: submissions -> plan + requests; its changelog is read back on assignment.
     out += _reads(ROUTER, SUBMISSIONS, ROUTER_STATE)
     out += _writes(ROUTER, ROUTING, *requests, ROUTER_STATE, DLQ)

@@ -84,6 +84,7 @@ from broker._topics import (
     declared_topics,
     requests_topic,
 )
+from broker._webhook_secrets import SecretBox
 from broker._webhooks import Notifier, WebhookRegistry, notifier_spec
 from ops._kafka import LocalKafka, LocalKafkaConfig, kafka_command
 from ops._security import (
@@ -193,7 +194,8 @@ def _specs() -> dict[str, ProcessorSpec]:
     specs = {ROUTER: router_spec(Router(bootstrap="127.0.0.1:1")),
              "nsw-aggregator": aggregator_spec(Aggregator(bootstrap="127.0.0.1:1", agencies=AGENCIES),
                                                agencies=AGENCIES),
-             "nsw-notifier": notifier_spec(Notifier(bootstrap="127.0.0.1:1", registry=WebhookRegistry("127.0.0.1:1"))),
+             "nsw-notifier": notifier_spec(Notifier(bootstrap="127.0.0.1:1", registry=WebhookRegistry(
+                 "127.0.0.1:1", SecretBox(bytes(32))))),
              AUDITOR: auditor_spec(Auditor(bootstrap="127.0.0.1:1", topics=AuditTopics.hub(AGENCIES)))}  # fmt: skip
     for agency in AGENCIES:
         handler = adapter_handler(agency, modes)
