@@ -599,7 +599,11 @@ class TransactionalProcessor:
         self, on_tick: Callable[[int, int], Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]]
     ) -> None:
         now = int(time.time() * 1000)
-        for number in sorted({tp.partition for tp in self._consumer.assignment()} - self._unprepared):
+        for number in sorted({tp.partition for tp in self._consumer.assignment()}):
+            if number in self._unprepared:
+                # A partition with no new record since it was assigned still has timers due (deadlines,
+                # webhook retries after a restart): restore its state now rather than at its first record.
+                await self._prepare(number)
             result = on_tick(number, now)
             outputs = await result if inspect.isawaitable(result) else result
             if not outputs:

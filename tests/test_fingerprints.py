@@ -156,3 +156,13 @@ def _minimal(name: str) -> dict[str, Any]:
     plan = {"submission_id": "S", "version": 1, "routed_at": 1, "received_at": 1, "trader_reference": "R",
             "declarant_id": "D", "item_sequences": [1], "agencies": []}
     return {"AgencyDecision": decision, "RoutingPlan": plan, **SAMPLES}[name]
+
+
+def test_the_contract_document_lists_the_fingerprints_the_hub_writes() -> None:
+    """docs/CONTRACT.md is what other teams read: its fingerprint table must be the registry's."""
+    import re  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "CONTRACT.md").read_text(encoding="utf-8")
+    listed = dict(re.findall(r"^\| `(nsw\.v1\.\w+)` \| `([0-9a-f]{16})` \|", text, flags=re.M))
+    assert listed == {registry().get(name).name: registry().get(name).fingerprint.hex() for name in TOP_LEVEL}

@@ -137,3 +137,32 @@ async def _nonempty(pending: object) -> list[InMessage] | None:
 async def _at_least(pending: object, count: int) -> list[InMessage] | None:
     found: list[InMessage] = await pending  # type: ignore[misc]
     return found if len(found) >= count else None
+
+
+async def test_a_partition_without_new_records_still_restores_its_state_and_ticks() -> None:
+    """After a restart, timers (deadlines, webhook retries) of a partition nobody writes to must still run."""
+    run_id = uuid.uuid4().hex[:8]
+    source, sink, dlq = f"t.tick.in.{run_id}", f"t.tick.out.{run_id}", f"t.tick.dlq.{run_id}"
+    await fresh_topics(source, sink, dlq)
+    restored: list[set[tuple[str, int]]] = []
+
+    async def on_assign(assigned: set[tuple[str, int]]) -> None:
+        restored.append(assigned)
+
+    def on_tick(partition: int, now: int) -> list[OutMessage]:
+        return [OutMessage(topic=sink, key=b"timer", value=f"due at {now}".encode())] if restored else []
+
+    spec = ProcessorSpec(service="tick-test", group_id=f"t.tick.{run_id}", topics=(source,),
+                         transactional_prefix=f"t.tick.{run_id}", handler=lambda m: [], dlq=dlq,
+                         on_assign=on_assign, on_tick=on_tick, tick_seconds=0.2)
+    processor = TransactionalProcessor(spec, bootstrap())
+    await processor.start()
+    running = asyncio.create_task(processor.run())
+    try:
+        out = await poll(lambda: _nonempty(committed(sink)), timeout=60, what="a tick with no record ever read")
+        assert out[0].value.startswith(b"due at ")
+        assert restored == [{(source, 0)}]  # state restored before the first tick
+    finally:
+        processor.request_stop()
+        await asyncio.wait_for(running, timeout=30)
+        await processor.stop()
