@@ -35,6 +35,7 @@ from lxml import etree
 
 from schemas import _hmrc, _mapping
 from schemas._document import DocumentError, ErrorDetail
+from schemas._limits import limit_errors
 from schemas._records import Submission, SubmissionKind
 from schemas._xml import (
     DEFAULT_MAX_BYTES,
@@ -443,13 +444,17 @@ def read_submission(
             f"the document is a customs {checked.kind} (WCOTypeName RES), not a declaration, amendment or cancellation",
             checked.root,
         )
-    return checked.bundle.mapping(
+    submission = checked.bundle.mapping(
         checked.root,
         kind=submission_kind,
         submission_id=submission_id,
         received_at=received_at,
         version=version,
     )
+    too_much = limit_errors(submission)  # what the XSD allows may still exceed the hub's own limits
+    if too_much:
+        raise DocumentError("limit-exceeded", limited(too_much))
+    return submission
 
 
 class ErrorJson(TypedDict):

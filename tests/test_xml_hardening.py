@@ -352,6 +352,7 @@ def test_document_error_statuses_follow_the_contract() -> None:
         "unknown-message-kind": 422,
         "schema-violation": 422,
         "business-rule": 422,
+        "limit-exceeded": 422,
     }
 
 
