@@ -39,12 +39,12 @@ import fastavro
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import expand_schema, fingerprint, parse_schema, to_parsing_canonical_form
 
-from schemas._document import DocumentError, DocumentErrorType, ErrorDetail, ErrorList
+from schemas._document import DocumentError, DocumentErrorType, ErrorDetail, ErrorList, limited
 from schemas._hs import hs_nomenclature
 from schemas._limits import limit_errors
 from schemas._mapping import BUNDLE
 from schemas._records import Authorisation, Document, Item, Party, Submission, SubmissionKind
-from schemas._xml import DEFAULT_MAX_BYTES, limited, read_declaration
+from schemas._xml import DEFAULT_MAX_BYTES, read_declaration
 
 MAGIC: Final = b"\xc3\x01"
 HEADER_LEN: Final = 10

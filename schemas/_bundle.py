@@ -34,14 +34,13 @@ from typing import Final, Literal, Protocol, TypedDict
 from lxml import etree
 
 from schemas import _hmrc, _mapping
-from schemas._document import DocumentError, ErrorDetail
+from schemas._document import DocumentError, ErrorDetail, limited
 from schemas._limits import limit_errors
 from schemas._records import Submission, SubmissionKind
 from schemas._xml import (
     DEFAULT_MAX_BYTES,
     compile_schema,
     element_path,
-    limited,
     line_of,
     nsw_rule_errors,
     nsw_xsd,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from functools import cache
 from importlib import resources
 from typing import Final, Protocol, cast
@@ -306,7 +306,7 @@ def schema_check(schema: etree.XMLSchema, root: _Element) -> None:
     details = ErrorList()
     for entry in itertools.islice(_entries_iter(log), MAX_REPORTED_ERRORS):
         details.append(ErrorDetail(_clean_message(entry.message), entry.line or None, _clean_path(root, entry.path)))
-    details.dropped = len(log) - len(details)
+    details.dropped = len(cast("Sized", log)) - len(details)
     if not details:  # pragma: no cover - libxml2 always logs why a document is invalid
         details.append(ErrorDetail("the document does not conform to the declaration schema", None, None))
     raise DocumentError("schema-violation", limited(details))

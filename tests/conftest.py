@@ -70,9 +70,17 @@ async def poll(check: Callable[[], Awaitable[T | None]], *, timeout: float, what
         await asyncio.sleep(0.05)
 
 
+#: Functional tests lodge and poll fast, as one trader: per-trader limits far above the defaults (the
+#: defaults have tests of their own, tests/test_ingress_limits.py).
+FUNCTIONAL_LIMITS: dict[str, Any] = {"rate_limit": 100_000.0, "rate_burst": 100_000.0,
+                                     "max_in_flight_per_trader": 100_000}
+
+
 def hub_config(**changes: Any) -> HubConfig:
     """A hub on a free port, its state (the development key) in a fresh directory."""
     changes.setdefault("state_dir", Path(tempfile.mkdtemp(prefix="nsw-state-")))
+    for name, value in FUNCTIONAL_LIMITS.items():
+        changes.setdefault(name, value)
     return replace(HubConfig.from_env(bootstrap=bootstrap()), port=free_port(), **changes)
 
 

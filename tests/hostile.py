@@ -18,12 +18,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tests.conftest import SAMPLES
-
 import fastavro
 
 from schemas import BundleSet, DocumentError, read_avro_submission, read_submission
 from schemas._avro_submission import MAGIC, trader_schemas
+from tests.conftest import SAMPLES
 
 #: Just under the hub's default body limit (5,000,000 bytes).
 SIZE = 4_900_000
