@@ -96,8 +96,28 @@ def xml_unexpected_elements(size: int = SIZE) -> bytes:
     return _with_items(text, items)
 
 
+def xml_over_budget(documents: int = 6) -> bytes:
+    """A valid declaration (999 items, 512-character descriptions, ``documents`` documents each, about
+    2 MB) whose Submission, and so the agency requests derived from it, cannot fit one Kafka message."""
+    text = _xml_sample()
+    match = _ITEM.search(text)
+    assert match is not None
+    item = match.group(0)
+    description = re.search(r"<Description>([^<]*)</Description>", item)
+    assert description is not None
+    long = (description.group(1) + " " + "y" * 512)[:512]
+    docs = "".join(f"<AdditionalDocument><CategoryCode>N</CategoryCode><ID>DOC-{n:04d}-{'z' * 25}</ID>"
+                   f"<TypeCode>{851 + n}</TypeCode></AdditionalDocument>" for n in range(documents))
+    items = []
+    for n in range(1, 1000):
+        one = item.replace("<SequenceNumeric>1<", f"<SequenceNumeric>{n}<")
+        one = one.replace(description.group(0), f"<Description>{long}</Description>", 1)
+        items.append(one.replace("<GoodsMeasure>", docs + "<GoodsMeasure>", 1))
+    return _with_items(text, items)
+
+
 def xml_valid_large(size: int = SIZE) -> bytes:
-    """A valid declaration: 999 items, padded with long descriptions, as big as ``size`` allows."""
+    """A valid declaration: 999 items, padded with long descriptions (about 1.2 MB, within the budget)."""
     text = _xml_sample()
     match = _ITEM.search(text)
     assert match is not None
@@ -140,7 +160,7 @@ def avro_empty_cas(size: int = SIZE) -> bytes:
 
 
 def avro_empty_cas_blocks(size: int = SIZE) -> bytes:
-    """Empty CAS numbers spread over the maximum 999 items (each below a per-item cap of 99? no: far above)."""
+    """Empty CAS numbers spread over the maximum 999 items, thousands in each."""
     record = _avro_record()
     item = record["items"][0]
     per_item = max(1, (size - 400) // 999 - 60)
@@ -172,7 +192,7 @@ def avro_unknown_hs(size: int = SIZE) -> bytes:
 
 
 def avro_long_description(size: int = SIZE) -> bytes:
-    """One item whose description is the whole body."""
+    """One item whose description is (nearly) the whole body."""
     record = _avro_record()
     record["items"][0]["description"] = "x" * (size - 400)
     return _encode_raw(record)
@@ -212,7 +232,7 @@ def main() -> int:
     """``python -m tests.hostile [NAME...]``: CPU seconds and outcome of each hostile body, read in-process."""
     wanted = set(sys.argv[1:])
     bodies = {**{k: (v, False) for k, v in XML_BODIES.items()}, **{k: (v, True) for k, v in AVRO_BODIES.items()},
-              "xml-valid-large": (xml_valid_large, False)}
+              "xml-valid-large": (xml_valid_large, False), "xml-over-budget": (xml_over_budget, False)}
     for name, (build, avro) in bodies.items():
         if wanted and name not in wanted:
             continue

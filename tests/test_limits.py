@@ -1,0 +1,107 @@
+"""Bounded validation and the hub's content limits: pure, no broker (the hub-level tests are in
+tests/test_hostile_bodies.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from schemas import DocumentError, encode_avro_submission, read_avro_submission, read_declaration
+from schemas._document import MAX_REPORTED_ERRORS, ErrorDetail, ErrorList, limited
+from schemas._limits import MAX_CAS_NUMBERS, MAX_DOCUMENTS, MAX_ITEMS, limit_errors
+from schemas._xml import MAX_ATTRIBUTES, nsw_rule_errors, parse_document
+from tests import hostile
+from tests.conftest import SAMPLES
+
+
+def _record(name: str = "chemical-cwc.xml") -> dict[str, Any]:
+    submission = read_declaration((SAMPLES / name).read_bytes(), submission_id="s", received_at=0)
+    return dict(submission)
+
+
+def test_the_collector_keeps_the_first_details_and_counts_the_rest() -> None:
+    errors = ErrorList(cap=3)
+    built = 0
+    for n in range(10):
+        if errors.wants():
+            built += 1
+            errors.append(ErrorDetail(f"error {n}", None, None))
+    assert built == 3
+    assert (len(errors), errors.dropped, errors.total) == (3, 7, 10)
+    assert [e.message for e in limited(errors)] == ["error 0", "error 1", "error 2", "7 further errors not listed"]
+
+
+def test_rule_details_are_built_for_the_reported_errors_only() -> None:
+    """Paths are the expensive part: the collector holds 100 details and only counts the others."""
+    root = parse_document(hostile.xml_unknown_hs(), max_bytes=5_000_000)
+    errors = nsw_rule_errors(root)
+    assert isinstance(errors, ErrorList)
+    assert len(errors) == MAX_REPORTED_ERRORS
+    assert errors.total > 10_000
+
+
+def test_a_document_with_too_many_attributes_is_refused_naming_the_crowded_element() -> None:
+    with pytest.raises(DocumentError) as caught:
+        parse_document(hostile.xml_attributes(), max_bytes=5_000_000)
+    assert caught.value.type == "limit-exceeded"
+    [error] = caught.value.errors
+    assert error.path == "/MetaData/Declaration"
+    assert f"at most {MAX_ATTRIBUTES:,}" in error.message
+
+
+def test_a_sample_is_within_every_limit() -> None:
+    for name in ("plain-goods.xml", "all-agencies.xml", "chemical-cwc.xml", "plants-sps.xml"):
+        assert limit_errors(_record(name)) == [], name
+
+
+def test_limits_name_the_field_and_the_limit() -> None:
+    record = _record()
+    record["trader_reference"] = "R" * 36
+    record["parties"][0]["name"] = "N" * 71
+    item = record["items"][0]
+    item["description"] = "d" * 513
+    item["cas_numbers"] = ["1" * 13]
+    item["documents"] = [{"category_code": "NN", "type_code": "851", "id": None}]
+    item["sequence"] = 1000
+    found = {e.path: e.message for e in limit_errors(record)}
+    assert found == {
+        "/trader_reference": "trader_reference has 36 characters; the limit is 35",
+        "/parties[1]/name": "name has 71 characters; the limit is 70",
+        "/items[1]/sequence": "sequence 1000 is not an item number from 1 to 999",
+        "/items[1]/description": "description has 513 characters; the limit is 512",
+        "/items[1]/cas_numbers[1]": "a CAS number has 13 characters; the limit is 12",
+        "/items[1]/documents[1]/category_code": "category_code has 2 characters; the limit is 1",
+    }
+
+
+def test_a_list_over_its_limit_is_one_error_and_is_not_walked() -> None:
+    record = _record()
+    item = record["items"][0]
+    record["items"] = [{**item, "sequence": n, "description": "d" * 600} for n in range(1, MAX_ITEMS + 2)]
+    [error] = limit_errors(record)
+    assert (error.path, error.message) == ("/items", f"items has {MAX_ITEMS + 1:,} entries; the limit is {MAX_ITEMS}")
+    record["items"] = [{**item, "cas_numbers": [""] * (MAX_CAS_NUMBERS + 1),
+                        "documents": [item["documents"]] * (MAX_DOCUMENTS + 1)}]
+    assert [e.path for e in limit_errors(record)] == ["/items[1]/cas_numbers", "/items[1]/documents"]
+
+
+def test_avro_limits_are_checked_before_the_business_rules() -> None:
+    record = _record()
+    item = record["items"][0]
+    record["items"] = [{**item, "sequence": n, "commodity_code": "9999999999"} for n in range(1, MAX_ITEMS + 2)]
+    body = encode_avro_submission(record)
+    with pytest.raises(DocumentError) as caught:
+        read_avro_submission(body, submission_id="", received_at=0)
+    assert caught.value.type == "limit-exceeded"  # not 1,000 unknown-HS business errors
+    assert caught.value.status == 422
+    assert [e.path for e in caught.value.errors] == ["/items"]
+
+
+def test_hostile_builders_make_what_they_say() -> None:
+    """The bodies the hub tests post are what their names claim (so a refusal is for the intended reason)."""
+    assert 4_800_000 < len(hostile.xml_unknown_hs()) <= 5_000_000
+    assert hostile.xml_attributes().count(b"=''") > 400_000
+    assert len(hostile.avro_empty_cas()) > 4_800_000
+    assert len(hostile.avro_many_items()) > 4_000_000
+    assert hostile.xml_over_budget().count(b"<GovernmentAgencyGoodsItem>") == MAX_ITEMS
