@@ -117,6 +117,7 @@ class Ingress:
         # a queue of hostile bodies waits for a worker instead of taking every core.
         self._pool = ThreadPoolExecutor(max_workers=validation_workers, thread_name_prefix="nsw-validate")
         self._locks = KeyedLocks()
+        self._validating = KeyedLocks()  # one pool worker per trader at a time: a flood waits its own turn
         self.accepted = 0
         self.rejected = 0
         self.duplicates = 0
@@ -253,8 +254,9 @@ class Ingress:
         try:
             if len(body) > THREAD_THRESHOLD:
                 loop = asyncio.get_running_loop()
-                submission = await loop.run_in_executor(self._pool, functools.partial(
-                    self._read, body, received_at, avro))
+                async with self._validating.hold(trader):
+                    submission = await loop.run_in_executor(self._pool, functools.partial(
+                        self._read, body, received_at, avro))
             else:
                 submission = self._read(body, received_at, avro)
         except DocumentError as exc:

@@ -35,7 +35,8 @@ from broker._ingress import submission_budget
 from schemas._document import MAX_REPORTED_ERRORS
 from schemas._limits import MAX_ITEMS
 from tests import hostile
-from tests.conftest import auth, hub_bundles, hub_config, sample
+from tests.conftest import auth, hub_bundles, hub_config, poll, sample
+from tests.test_security import other_trader
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -207,3 +208,25 @@ async def test_an_honest_trader_is_answered_while_three_hostile_bodies_are_valid
         assert answer.status_code == 422
     assert honest, "the hostile bodies were answered before an honest submission could be timed"
     assert max(honest) < 5.0, honest
+
+
+async def test_one_traders_flood_of_large_bodies_waits_its_own_turn(hub: Hub, client: httpx.AsyncClient) -> None:
+    """Large bodies are validated one per trader at a time: another trader's large declaration is validated
+    by a free worker while the flood queues behind its sender."""
+    token, _ = await other_trader(hub, "flooder")
+    flood = [hostile.xml_unknown_hs() for _ in range(6)]
+    async with httpx.AsyncClient(base_url=str(client.base_url), timeout=120,
+                                 headers={"Authorization": f"Bearer {token}"}) as flooder:
+        attacks = [asyncio.create_task(_post(flooder, body, XML)) for body in flood]
+
+        async def flooding() -> bool | None:
+            assert hub.ingress is not None
+            return True if hub.ingress._in_flight == len(flood) else None  # slots: bodies read
+
+        await poll(flooding, timeout=30, what="the whole flood to be read")
+        answer, _ = await _post(client, hostile.xml_valid_large(), XML)
+        pending = sum(not a.done() for a in attacks)
+        results = await asyncio.gather(*attacks)
+    assert answer.status_code == 202, answer.text[:300]
+    assert all(a.status_code == 422 for a, _ in results)
+    assert pending >= 3, f"only {pending} of the flood were still queued when the other trader was answered"
