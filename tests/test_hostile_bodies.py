@@ -6,6 +6,7 @@
 | 49,000 classification IDs breaking the XSD pattern     | 422 schema-violation, 100 details + "N further"   |
 | 450,000 attributes on one element                      | 422 limit-exceeded naming the element             |
 | thousands of unexpected elements in 999 items          | 422 schema-violation, capped                      |
+| UK CDS: 800 items with unknown commodity codes         | 422 business-rule, capped                         |
 | Avro: millions of empty CAS numbers                    | 413 too-large (cannot fit the message budget)     |
 | Avro: 40,000 items                                     | 413 too-large; a smaller one 422 limit-exceeded   |
 | Avro: a 1 MB description                               | 413; a 100 kB one 422 limit-exceeded with path    |
@@ -122,6 +123,13 @@ async def test_unexpected_elements_in_every_item_are_capped(client: httpx.AsyncC
     answer, took = await _post(client, hostile.xml_unexpected_elements(), XML)
     problem = _problem(answer, 422, "schema-violation")
     assert _capped(problem) > 0
+    assert took < ANSWER_WITHIN
+
+
+async def test_unknown_commodity_codes_in_a_cds_declaration_are_capped(client: httpx.AsyncClient) -> None:
+    answer, took = await _post(client, hostile.cds_unknown_hs(), XML)
+    problem = _problem(answer, 422, "business-rule")
+    assert _capped(problem) > 500
     assert took < ANSWER_WITHIN
 
 
