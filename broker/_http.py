@@ -63,8 +63,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # Checked after parsing: a first read can hold the whole head and the start of the body.
         if self._in_head and self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
             log.warning("request_head_too_large", bytes=self._head_bytes, limit=self.max_head_bytes)
-            self._refuse(431, "header-too-large",
-                         f"the request head exceeds {self.max_head_bytes} bytes")
+            if self._busy():
+                self.transport.close()  # an answer is being written on this connection: do not interleave
+            else:
+                self._refuse(431, "header-too-large", f"the request head exceeds {self.max_head_bytes} bytes")
 
     # ------------------------------------------------------------------ parser callbacks
 
@@ -101,8 +103,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing() or not self._in_head:
             return
-        busy = self.cycle is not None and not self.cycle.response_complete
-        if self._begun and not busy:
+        if self._begun and not self._busy():
             log.info("request_head_timeout", seconds=self.head_timeout, bytes=self._head_bytes)
             self._refuse(408, "request-timeout", f"the request head was not complete within {self.head_timeout:g} s")
         else:
@@ -113,6 +114,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             log.info("request_body_timeout", seconds=self.body_timeout)
             self.transport.close()  # the application sees a disconnect
+
+    def _busy(self) -> bool:
+        """An earlier request on this connection (pipelined) is still being answered."""
+        return self.cycle is not None and not self.cycle.response_complete
 
     def _refuse(self, status: int, slug: str, detail: str) -> None:
         body = problem_body(slug, detail=detail, status=status)

@@ -7,6 +7,7 @@ or refused, and an honest trader's submission is accepted meanwhile.
 | connection that never sends a byte                      | closed at the head deadline                   |
 | request head larger than the limit                      | 431 problem+json                              |
 | body trickled a byte at a time                          | 408 problem+json at the body deadline         |
+| body trickled to a route that does not read it          | connection cut at the body deadline + grace   |
 | more trickling uploads than the hub has in-flight slots | none takes a slot; the honest trader gets 202 |
 | one trader's uploads beyond its concurrency limit       | 429 too-many-in-flight with Retry-After       |
 | a trader over the default rate (50/s, burst 100)        | 429 rate-limited with Retry-After             |
@@ -26,6 +27,7 @@ import pytest
 import pytest_asyncio
 
 from broker._config import HubConfig
+from broker._http import BODY_GRACE_SECONDS
 from broker._hub import Hub
 from tests.conftest import auth, hub_bundles, hub_config, poll, sample
 from tests.test_security import other_trader
@@ -200,6 +202,24 @@ async def test_a_trickled_body_gets_408_at_the_body_deadline(hub: Hub, mallory: 
     assert "body" in problem["detail"]
     assert BODY_TIMEOUT - 0.2 < took < BODY_TIMEOUT + 3
     assert honest < 2.0
+
+
+async def test_a_trickled_body_on_any_route_is_cut_at_the_protocol_deadline(hub: Hub, mallory: str) -> None:
+    """The backstop below the application: a route that does not time its body out itself (here one that
+    answers without reading it) still loses the connection once the body deadline and its grace are over."""
+    raw = await RawClient.open(hub)
+    started = time.monotonic()
+    assert await raw.send(_head(mallory, length=10_000, path="/healthz"))
+    trickling = asyncio.create_task(raw.trickle(b"x" * 10_000))
+    try:
+        status, _, _ = await raw.answer(within=5)
+        assert status == 405  # answered at once; the body keeps coming
+        assert await raw.closed(within=BODY_TIMEOUT + BODY_GRACE_SECONDS + 5)
+        took = time.monotonic() - started
+    finally:
+        trickling.cancel()
+        raw.close()
+    assert took > BODY_TIMEOUT + BODY_GRACE_SECONDS - 0.5
 
 
 async def test_trickling_uploads_take_no_in_flight_slot(hub: Hub, mallory: str) -> None:
