@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import re
 import threading
-from collections.abc import Iterable, Sized
+from collections.abc import Iterable, Mapping, Sized
 from functools import cache
 from importlib import resources
 from typing import Final, Protocol, cast
@@ -78,6 +78,7 @@ _COMMODITY_CODE: Final = re.compile(r"\d{6,10}")
 _NS_BRACES: Final = "{" + NSW_NAMESPACE + "}"
 _CLARK_NS: Final = re.compile(r"\{[^{}\s]*:[^{}\s]*\}(?=[A-Za-z_])")
 _PREFIX: Final = re.compile(r"[A-Za-z_][\w.\-]*:(?=[A-Za-z_*])")
+_PATH_PREFIX: Final = re.compile(r"([A-Za-z_][\w.\-]*):(?=[A-Za-z_*])")
 _LOCAL_NAME_STEP: Final = re.compile(r"\*\[local-name\(\)\s*=\s*'([^']+)'\]")
 
 
@@ -180,11 +181,15 @@ def element_path(element: _Element) -> str:
     return "/" + "/".join(reversed(steps))
 
 
-def _clean_path(root: _Element, raw: str | None) -> str | None:
-    """Turn libxml2's path (``/*/*[3]/*[5]``, ``/ns:MetaData/...``) into :func:`element_path`."""
+def _clean_path(root: _Element, raw: str | None, in_scope: Mapping[str | None, str]) -> str | None:
+    """Turn libxml2's path (``/*/*[3]/*[5]``, ``/ns:MetaData/...``) into :func:`element_path`.
+
+    ``in_scope`` is ``root.nsmap``, built once per document by the caller; only the prefixes the path
+    uses go to the XPath context (a document may declare 100,000 namespaces).
+    """
     if not raw:
         return None
-    namespaces = {prefix: uri for prefix, uri in root.nsmap.items() if prefix}
+    namespaces = {prefix: in_scope[prefix] for prefix in set(_PATH_PREFIX.findall(raw)) if prefix in in_scope}
     try:
         found = root.getroottree().xpath(raw, namespaces=namespaces)
     except etree.XPathError:
@@ -304,8 +309,10 @@ def schema_check(schema: etree.XMLSchema, root: _Element) -> None:
     # Paths only for the errors reported: each costs an XPath query and a walk up the tree.
     log = schema.error_log
     details = ErrorList()
+    in_scope = root.nsmap
     for entry in itertools.islice(_entries_iter(log), MAX_REPORTED_ERRORS):
-        details.append(ErrorDetail(_clean_message(entry.message), entry.line or None, _clean_path(root, entry.path)))
+        path = _clean_path(root, entry.path, in_scope)
+        details.append(ErrorDetail(_clean_message(entry.message), entry.line or None, path))
     details.dropped = len(cast("Sized", log)) - len(details)
     if not details:  # pragma: no cover - libxml2 always logs why a document is invalid
         details.append(ErrorDetail("the document does not conform to the declaration schema", None, None))

@@ -84,6 +84,16 @@ def xml_attributes(size: int = SIZE) -> bytes:
     return text.replace("<Declaration>", f"<Declaration {attributes}>", 1).encode()
 
 
+def xml_namespaces(size: int = SIZE) -> bytes:
+    """Half the body namespace declarations on the root (about 110,000), half classification IDs breaking the
+    schema: each reported error's path is resolved with the document's namespaces in scope."""
+    text = xml_bad_pattern(size // 2).decode()
+    room = size - len(text)
+    declarations = " ".join(f'xmlns:p{n}="u{n}"' for n in range(room // 16))[:room].rpartition(" ")[0]
+    root = '<MetaData xmlns="urn:nsw-broker:wco:declaration:1">'
+    return text.replace(root, root[:-1] + " " + declarations + ">", 1).encode()
+
+
 def xml_unexpected_elements(size: int = SIZE) -> bytes:
     """Many elements the schema does not expect, inside every item (the maximum 999 items)."""
     text = _xml_sample()
@@ -216,6 +226,7 @@ XML_BODIES: dict[str, Callable[[], bytes]] = {
     "xml-unknown-hs": xml_unknown_hs,
     "xml-bad-pattern": xml_bad_pattern,
     "xml-attributes": xml_attributes,
+    "xml-namespaces": xml_namespaces,
     "xml-unexpected-elements": xml_unexpected_elements,
     "cds-unknown-hs": cds_unknown_hs,
 }
