@@ -43,6 +43,8 @@ DEFAULT_MAX_BYTES: Final = 5_000_000
 #: 3,000 for the profile's 999 items); each one a schema forbids costs libxml2 an error entry, so
 #: 400,000 of them (4.9 MB) would cost a second of validation for nothing.
 MAX_ATTRIBUTES: Final = 20_000
+#: Characters of one error message (libxml2 quotes the offending value in full).
+MAX_MESSAGE_CHARS: Final = 500
 #: An element with more attributes than this is named when MAX_ATTRIBUTES is exceeded.
 _CROWDED_ELEMENT: Final = 16
 
@@ -201,8 +203,10 @@ def _clean_path(root: _Element, raw: str | None, in_scope: Mapping[str | None, s
 
 
 def _clean_message(message: str) -> str:
-    # libxml2 names elements in Clark notation ({uri}local); traders know local names.
-    return _CLARK_NS.sub("", message.replace(_NS_BRACES, "")).strip()
+    # libxml2 names elements in Clark notation ({uri}local); traders know local names. It also quotes the
+    # offending value, up to 64 kB of it: a hundred such errors would make a 6 MB answer.
+    cleaned = _CLARK_NS.sub("", message[: MAX_MESSAGE_CHARS * 2].replace(_NS_BRACES, "")).strip()
+    return cleaned if len(cleaned) <= MAX_MESSAGE_CHARS else cleaned[: MAX_MESSAGE_CHARS - 3] + "..."
 
 
 # --------------------------------------------------------------------------- steps

@@ -10,7 +10,7 @@ import pytest
 from schemas import DocumentError, encode_avro_submission, read_avro_submission, read_declaration
 from schemas._document import MAX_REPORTED_ERRORS, ErrorDetail, ErrorList, limited
 from schemas._limits import MAX_CAS_NUMBERS, MAX_DOCUMENTS, MAX_ITEMS, limit_errors
-from schemas._xml import MAX_ATTRIBUTES, nsw_rule_errors, parse_document
+from schemas._xml import MAX_ATTRIBUTES, MAX_MESSAGE_CHARS, nsw_rule_errors, parse_document
 from tests import hostile
 from tests.conftest import SAMPLES
 
@@ -105,3 +105,15 @@ def test_hostile_builders_make_what_they_say() -> None:
     assert len(hostile.avro_empty_cas()) > 4_800_000
     assert len(hostile.avro_many_items()) > 4_000_000
     assert hostile.xml_over_budget().count(b"<GovernmentAgencyGoodsItem>") == MAX_ITEMS
+
+
+def test_an_error_quoting_a_huge_value_is_shortened() -> None:
+    text = (SAMPLES / "plain-goods.xml").read_text(encoding="utf-8")
+    with pytest.raises(DocumentError) as caught:
+        read_declaration(text.replace("<ID>73181500</ID>", "<ID>" + "a" * 1_000_000 + "</ID>").encode(),
+                         submission_id="s", received_at=0)
+    [error] = caught.value.errors
+    assert caught.value.type == "schema-violation"
+    assert len(error.message) == MAX_MESSAGE_CHARS
+    assert error.message.startswith("Element 'ID': [facet 'pattern'] The value 'aaa")
+    assert error.message.endswith("...")
