@@ -141,7 +141,7 @@ class Hub:
                                body_timeout=cfg.body_timeout, validation_workers=cfg.validation_workers)
         await self._ensure_dev_key()
         app = AuthMiddleware(create_app(self.ingress, extra_routes=self._extra_routes()), keys=self.view.keys,
-                             limiter=RateLimiter(rate=cfg.rate_limit, burst=cfg.rate_burst))
+                             limiter=RateLimiter(rate=cfg.rate_limit, burst=max(cfg.rate_burst, cfg.rate_limit)))
         protocol = guarded_protocol(head_timeout=cfg.header_timeout, body_timeout=cfg.body_timeout,
                                     max_head_bytes=cfg.max_header_bytes)
         server_config = uvicorn.Config(
