@@ -43,7 +43,7 @@ log = structlog.get_logger("nsw.ingress")
 
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 AVRO_TYPES = frozenset({"avro/binary", "application/avro"})
-THREAD_THRESHOLD = 64 * 1024  # parse bigger documents off the event loop, in the validation pool
+THREAD_THRESHOLD = 16 * 1024  # parse bigger documents off the event loop, in the validation pool
 MAX_WAIT_SECONDS = 60.0
 ANONYMOUS = "anonymous"
 #: Room every message derived from a submission needs beyond the submission's own content: an agency
