@@ -7,7 +7,9 @@
   (repeatedly), and while hundreds of connections trickle request heads and bodies;
 * the hub's peak RSS (VmHWM).
 
-Not a test (the figures depend on the machine); the README quotes a run.
+Not a test (the figures depend on the machine); the README quotes a run. It lodges some 400 declarations
+that no router picks up: a hub started on the same broker within five minutes sees them as its backlog
+(``503 overloaded`` beyond NSW_MAX_BACKLOG) until its router has routed them.
 """
 
 from __future__ import annotations

@@ -218,7 +218,9 @@ async def test_an_honest_trader_is_answered_while_three_hostile_bodies_are_valid
     bodies = [hostile.xml_unknown_hs(), hostile.xml_bad_pattern(), hostile.xml_unexpected_elements()]
     attacks = [asyncio.create_task(_post(client, body, XML)) for body in bodies]
     honest: list[float] = []
-    while not all(a.done() for a in attacks):
+    # At most 20: this hub has no router, and every accepted submission counts in the backlog of the hubs
+    # started after it (for five minutes).
+    while not all(a.done() for a in attacks) and len(honest) < 20:
         answer, took = await _post(client, sample("plain-goods.xml"), XML)
         assert answer.status_code == 202, answer.text
         honest.append(took)
