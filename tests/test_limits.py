@@ -1,12 +1,20 @@
-"""Bounded validation and the hub's content limits: pure, no broker (the hub-level tests are in
+"""Bounded validation, the hub's content limits and the message budget: pure, no broker (the hub-level tests are in
 tests/test_hostile_bodies.py)."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import pytest
 
+from broker._config import MAX_MESSAGE_BYTES
+from broker._envelope import avro_message
+from broker._ingress import RECORD_OVERHEAD_BYTES, submission_budget
+from broker._router import plan_submission
+from broker._topics import SUBMISSIONS
+from routing import route
+from routing._rules import load_rules
 from schemas import DocumentError, encode_avro_submission, read_avro_submission, read_declaration
 from schemas._document import MAX_REPORTED_ERRORS, ErrorDetail, ErrorList, limited
 from schemas._limits import MAX_CAS_NUMBERS, MAX_DOCUMENTS, MAX_ITEMS, limit_errors
@@ -117,3 +125,30 @@ def test_an_error_quoting_a_huge_value_is_shortened() -> None:
     assert len(error.message) == MAX_MESSAGE_CHARS
     assert error.message.startswith("Element 'ID': [facet 'pattern'] The value 'aaa")
     assert error.message.endswith("...")
+
+
+def test_a_declaration_at_the_budget_yields_messages_that_fit() -> None:
+    """The ingress's estimate holds for the real routing table: a declaration just under the budget (999
+    items, the all-agencies sample's four kinds of goods, 512-character descriptions, documents added until
+    the Submission is at the budget) gives agency requests and a routing plan that fit MAX_MESSAGE_BYTES."""
+    base = read_declaration((SAMPLES / "all-agencies.xml").read_bytes(), submission_id="S" * 40, received_at=0)
+    kinds = base["items"]
+    submission = dict(base, trader="a-trader")
+    submission.pop("amends_id", None)
+    budget = submission_budget(MAX_ITEMS)
+    document = {"category_code": "N", "type_code": "851", "id": "D" * 35}
+    for documents in range(99):  # each document adds about 46 kB over the 999 items
+        submission["items"] = [{**kinds[n % 4], "sequence": n + 1, "documents": [document] * documents,
+                                "description": (kinds[n % 4]["description"] + " " + "q" * 512)[:512]}
+                               for n in range(MAX_ITEMS)]
+        size = len(avro_message(SUBMISSIONS, "Submission", submission).value)
+        if size > budget - 50_000:
+            break
+    assert budget - 50_000 < size <= budget  # the ingress accepts it, just
+    routes = route(submission, load_rules(on=datetime.date.today()))  # type: ignore[arg-type]
+    plan, requests, _ = plan_submission(submission, routes, now=0)  # type: ignore[arg-type]
+    assert {r["agency"] for r in requests} == {"customs", "sps", "cwc", "ipr"}
+    sizes = {r["agency"]: len(avro_message("x", "AgencyRequest", r).value) for r in requests}
+    sizes["plan"] = len(avro_message("x", "RoutingPlan", plan).value)
+    assert max(sizes.values()) <= MAX_MESSAGE_BYTES - RECORD_OVERHEAD_BYTES, sizes
+    assert sizes["customs"] > size  # the customs request carries every item: the largest derived message
