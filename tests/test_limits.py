@@ -1,5 +1,5 @@
-"""Bounded validation, the hub's content limits and the message budget: pure, no broker (the hub-level tests are in
-tests/test_hostile_bodies.py)."""
+"""Bounded validation, the hub's content limits and the message budget: pure, no broker (the hub-level
+tests are in tests/test_hostile_bodies.py)."""
 
 from __future__ import annotations
 
