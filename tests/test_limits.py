@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from broker._config import MAX_MESSAGE_BYTES
+from broker._config import MAX_MESSAGE_BYTES, HubConfig
 from broker._envelope import avro_message
 from broker._ingress import RECORD_OVERHEAD_BYTES, submission_budget
 from broker._router import plan_submission
@@ -152,3 +152,14 @@ def test_a_declaration_at_the_budget_yields_messages_that_fit() -> None:
     sizes["plan"] = len(avro_message("x", "RoutingPlan", plan).value)
     assert max(sizes.values()) <= MAX_MESSAGE_BYTES - RECORD_OVERHEAD_BYTES, sizes
     assert sizes["customs"] > size  # the customs request carries every item: the largest derived message
+
+
+def test_the_ingress_limits_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"NSW_RATE_LIMIT": "5", "NSW_RATE_BURST": "7", "NSW_MAX_IN_FLIGHT_PER_TRADER": "3",
+                        "NSW_HEADER_TIMEOUT": "1.5", "NSW_BODY_TIMEOUT": "4", "NSW_MAX_HEADER_BYTES": "4096",
+                        "NSW_VALIDATION_WORKERS": "3"}.items():
+        monkeypatch.setenv(name, value)
+    config = HubConfig.from_env()
+    assert (config.rate_limit, config.rate_burst, config.max_in_flight_per_trader) == (5.0, 7.0, 3)
+    assert (config.header_timeout, config.body_timeout, config.max_header_bytes) == (1.5, 4.0, 4096)
+    assert config.validation_workers == 3
