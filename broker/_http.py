@@ -13,12 +13,16 @@ lock everyone out. This protocol adds, per request:
   itself, earlier, from its own read deadline);
 * uvicorn's own ``400`` for bytes that are not HTTP, as problem+json like every other refusal.
 
+:class:`ProblemOnError` is the outermost ASGI layer: an exception that escapes everything inside
+(the authentication middleware included) is answered with a problem+json ``500``, not uvicorn's text.
+
 A connection that never sent a byte is closed silently at the head deadline (nothing to answer).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, ClassVar
 
 import structlog
@@ -140,3 +144,39 @@ def guarded_protocol(*, head_timeout: float, body_timeout: float, max_head_bytes
     Guarded.body_timeout = body_timeout
     Guarded.max_head_bytes = max_head_bytes
     return Guarded
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ProblemOnError:
+    """ASGI: an exception nobody inside answered becomes a problem+json 500 (if no answer has started)."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: MutableMapping[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self._app(scope, receive, watched)
+        except Exception as exc:
+            if started:
+                raise  # answered already (Starlette's 500 re-raises for the server's log), or half an answer is out
+            log.exception("unhandled_error", path=scope.get("path"), error_type=exc.__class__.__name__)
+            body = problem_body("internal-error", detail="the hub failed while answering; retry later")
+            await send({"type": "http.response.start", "status": 500, "headers": [
+                (b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})

@@ -27,7 +27,7 @@ from broker._aggregator import Aggregator, aggregator_spec
 from broker._audit import Auditor, AuditTopics, audit_processor, auditor_spec
 from broker._auth import DEV_TRADER, AuthMiddleware, RateLimiter, key_message, new_key, read_dev_key, write_dev_key
 from broker._config import HubConfig
-from broker._http import guarded_protocol
+from broker._http import ProblemOnError, guarded_protocol
 from broker._ingress import Ingress, create_app
 from broker._kafka import Handler, ProcessorSpec, Producer, TransactionalProcessor, consumer_lag, ensure_topics
 from broker._router import Router, router_spec
@@ -140,8 +140,10 @@ class Hub:
                                max_in_flight_per_trader=cfg.max_in_flight_per_trader,
                                body_timeout=cfg.body_timeout, validation_workers=cfg.validation_workers)
         await self._ensure_dev_key()
-        app = AuthMiddleware(create_app(self.ingress, extra_routes=self._extra_routes()), keys=self.view.keys,
-                             limiter=RateLimiter(rate=cfg.rate_limit, burst=max(cfg.rate_burst, cfg.rate_limit)))
+        app = ProblemOnError(AuthMiddleware(create_app(self.ingress, extra_routes=self._extra_routes()),
+                                            keys=self.view.keys,
+                                            limiter=RateLimiter(rate=cfg.rate_limit,
+                                                                burst=max(cfg.rate_burst, cfg.rate_limit))))
         protocol = guarded_protocol(head_timeout=cfg.header_timeout, body_timeout=cfg.body_timeout,
                                     max_head_bytes=cfg.max_header_bytes)
         server_config = uvicorn.Config(

@@ -6,6 +6,7 @@ Idempotency-Key is released by every failed exit (5xx, exception, cancellation, 
 | an unknown path                                  | 404 no-such-resource                                |
 | a known path with the wrong method               | 405 method-not-allowed, Allow                       |
 | a handler that fails                             | 500 internal-error (no internals in the answer)     |
+| the authentication middleware fails              | 500 internal-error                                  |
 | bytes that are not HTTP                          | 400 bad-request                                     |
 | no credentials, wrong media type, too large      | 401, 415, 413 (problem+json as before)              |
 | Idempotency-Key, Kafka away (503)                | the same key is accepted once Kafka is back         |
@@ -88,6 +89,20 @@ async def test_a_failing_handler_is_a_problem_500(hub: Hub, client: httpx.AsyncC
     body = _problem(answer, 500, "internal-error")
     assert "secret" not in answer.text
     assert body["instance"] == "/v1/submissions/S-anything"
+
+
+async def test_a_failure_outside_the_application_is_a_problem_500(hub: Hub, client: httpx.AsyncClient,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The authentication middleware runs outside Starlette: its failure is answered by the outermost layer."""
+    assert hub.view is not None
+
+    def broken(token: str) -> None:
+        raise RuntimeError("secret key store state")
+
+    monkeypatch.setattr(hub.view.keys, "authenticate", broken)
+    answer = await client.get("/v1/submissions/S-anything")
+    _problem(answer, 500, "internal-error")
+    assert "secret" not in answer.text
 
 
 async def test_bytes_that_are_not_http_are_a_problem_400(hub: Hub) -> None:
