@@ -71,7 +71,7 @@ async def poll(check: Callable[[], Awaitable[T | None]], *, timeout: float, what
 
 
 #: Functional tests lodge and poll fast, as one trader: per-trader limits far above the defaults (the
-#: defaults have tests of their own, tests/test_ingress_limits.py).
+#: defaults have tests of their own, tests/test_slow_clients.py).
 FUNCTIONAL_LIMITS: dict[str, Any] = {"rate_limit": 100_000.0, "rate_burst": 100_000.0,
                                      "max_in_flight_per_trader": 100_000}
 
