@@ -36,8 +36,18 @@ class HubConfig:
     max_in_flight: int = 2_000
     #: Accepted submissions not yet routed beyond which new ones get 503 (the pipeline is behind).
     max_backlog: int = 500
-    #: Requests per second each trader may make on average (bursts of twice that).
-    rate_limit: float = 1_000.0
+    #: Requests per second each trader may make on average, and the burst it may spend at once.
+    rate_limit: float = 50.0
+    rate_burst: float = 100.0
+    #: Submissions one trader may have open at once (reading the body, validating, publishing).
+    max_in_flight_per_trader: int = 50
+    #: Seconds a client has to send a request's head (request line and headers), and its body.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    #: Bytes a request's head may have.
+    max_header_bytes: int = 65_536
+    #: Threads that parse and validate large bodies (off the event loop), at most this many at once.
+    validation_workers: int = 2
     log_format: str = "auto"  # auto | json | console
     log_level: str = "info"
     state_dir: Path = field(default_factory=lambda: Path(".nsw"))
@@ -78,6 +88,12 @@ class HubConfig:
             "max_in_flight": int(_env("NSW_MAX_IN_FLIGHT", str(d.max_in_flight))),
             "max_backlog": int(_env("NSW_MAX_BACKLOG", str(d.max_backlog))),
             "rate_limit": float(_env("NSW_RATE_LIMIT", str(d.rate_limit))),
+            "rate_burst": float(_env("NSW_RATE_BURST", str(d.rate_burst))),
+            "max_in_flight_per_trader": int(_env("NSW_MAX_IN_FLIGHT_PER_TRADER", str(d.max_in_flight_per_trader))),
+            "header_timeout": float(_env("NSW_HEADER_TIMEOUT", str(d.header_timeout))),
+            "body_timeout": float(_env("NSW_BODY_TIMEOUT", str(d.body_timeout))),
+            "max_header_bytes": int(_env("NSW_MAX_HEADER_BYTES", str(d.max_header_bytes))),
+            "validation_workers": int(_env("NSW_VALIDATION_WORKERS", str(d.validation_workers))),
             "log_format": _env("NSW_LOG_FORMAT", d.log_format),
             "log_level": _env("NSW_LOG_LEVEL", d.log_level),
             "state_dir": Path(_env("NSW_STATE_DIR", str(d.state_dir))),

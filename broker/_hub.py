@@ -29,6 +29,7 @@ from broker._aggregator import Aggregator, aggregator_spec
 from broker._audit import Auditor, AuditTopics, audit_processor, auditor_spec
 from broker._auth import DEV_TRADER, AuthMiddleware, RateLimiter, new_key, read_dev_key, write_dev_key
 from broker._config import HubConfig
+from broker._http import ProblemOnError, guarded_protocol
 from broker._ingress import Ingress, create_app
 from broker._kafka import (
     Handler,
@@ -174,13 +175,19 @@ class Hub:
         await self.producer.start()
         self.ingress = Ingress(producer=self.producer, view=self.view, max_body_bytes=cfg.max_body_bytes,
                                max_in_flight=cfg.max_in_flight, max_backlog=cfg.max_backlog,
-                               bundles=self.bundles, signer=self.signer)
+                               bundles=self.bundles, signer=self.signer,
+                               max_in_flight_per_trader=cfg.max_in_flight_per_trader,
+                               body_timeout=cfg.body_timeout, validation_workers=cfg.validation_workers)
         await self._ensure_dev_key()
-        app = AuthMiddleware(create_app(self.ingress, extra_routes=self._extra_routes()), keys=self.view.keys,
-                             limiter=RateLimiter(rate=cfg.rate_limit, burst=cfg.rate_limit * 2))
+        app = ProblemOnError(AuthMiddleware(create_app(self.ingress, extra_routes=self._extra_routes()),
+                                            keys=self.view.keys,
+                                            limiter=RateLimiter(rate=cfg.rate_limit,
+                                                                burst=max(cfg.rate_burst, cfg.rate_limit))))
+        protocol = guarded_protocol(head_timeout=cfg.header_timeout, body_timeout=cfg.body_timeout,
+                                    max_head_bytes=cfg.max_header_bytes)
         server_config = uvicorn.Config(
             app, host=cfg.host, port=cfg.port,
-            access_log=False, log_level="warning", lifespan="off", loop="none", http="httptools",
+            access_log=False, log_level="warning", lifespan="off", loop="none", http=protocol,
         )
         self.server = _Server(server_config)
         self._server_task = asyncio.create_task(self.server.serve(), name="ingress-http")
@@ -317,13 +324,18 @@ class Hub:
             waits.append(self._server_task)  # type: ignore[arg-type]
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
 
-    async def stop(self) -> None:
-        self._stopping.set()
+    async def _stop_http(self) -> None:
         if self.server is not None:
             self.server.should_exit = True
             if self._server_task is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._server_task, timeout=10)
+        if self.ingress is not None:
+            self.ingress.close()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        await self._stop_http()
         for sup in self._supervised:
             if sup.current is not None:
                 sup.current.request_stop()

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
 
 import orjson
 import structlog
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -26,22 +29,38 @@ from broker import _metrics as metrics
 from broker._envelope import DECLARANT_HEADER, DIGEST_HEADER, KIND_HEADER, TRADER_HEADER, avro_message
 from broker._idempotency import Stored, fingerprint, valid_key
 from broker._kafka import Producer
+from broker._limits import MAX_MESSAGE_BYTES
 from broker._lodgement import Lodgement, content_digest, decide_lodgement, submission_id_for
 from broker._openapi import openapi_document
 from broker._problems import problem
 from broker._signing import ResponseSigner
 from broker._topics import SUBMISSIONS
 from broker._view import FINAL, Entry, StatusView, render_response, render_status, render_timeline
-from broker.errors import TransportError
+from broker.errors import OutputTooLarge, TransportError
 from schemas import BundleSet, DocumentError, Submission, read_avro_submission, read_submission, response_xml
 
 log = structlog.get_logger("nsw.ingress")
 
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 AVRO_TYPES = frozenset({"avro/binary", "application/avro"})
-THREAD_THRESHOLD = 256 * 1024  # parse bigger documents off the event loop
+THREAD_THRESHOLD = 16 * 1024  # parse bigger documents off the event loop, in the validation pool
 MAX_WAIT_SECONDS = 60.0
 ANONYMOUS = "anonymous"
+#: Room every message derived from a submission needs beyond the submission's own content: an agency
+#: request adds one routing reason per item (a rule id and a sentence, under 300 bytes), and each
+#: record carries headers and batch framing.
+ROUTING_BYTES_PER_ITEM: Final = 320
+RECORD_OVERHEAD_BYTES: Final = 16 * 1024
+
+
+def submission_budget(items: int) -> int:
+    """The most bytes an encoded Submission with ``items`` items may have, so that what the hub derives
+    from it (the agency requests, which carry the items and a reason for each) fits MAX_MESSAGE_BYTES."""
+    return MAX_MESSAGE_BYTES - RECORD_OVERHEAD_BYTES - items * ROUTING_BYTES_PER_ITEM
+
+
+class BodyTimeout(Exception):  # noqa: N818 - named for the answer it becomes (408)
+    """The client did not send the whole body within the body deadline."""
 
 
 class KeyedLocks:
@@ -81,25 +100,54 @@ def trader_of(request: Request) -> str:
 class Ingress:
     def __init__(self, *, producer: Producer, view: StatusView, max_body_bytes: int, max_in_flight: int,
                  max_backlog: int, bundles: BundleSet | None = None,
-                 signer: ResponseSigner | None = None) -> None:
+                 signer: ResponseSigner | None = None, max_in_flight_per_trader: int = 50,
+                 body_timeout: float = 30.0, validation_workers: int = 2) -> None:
         self._producer = producer
         self._signer = signer
         self._bundles = bundles if bundles is not None else BundleSet.default()
         self._view = view
         self._max_body = max_body_bytes
         self._max_in_flight = max_in_flight
+        self._max_per_trader = max_in_flight_per_trader
+        self._body_timeout = body_timeout
         self.max_backlog = max_backlog  # adjustable while running
         self._in_flight = 0
+        self._per_trader: Counter[str] = Counter()  # open submissions per trader, body reading included
+        # Large bodies are parsed and validated here, a few at a time: libxml2 runs without the GIL, and
+        # a queue of hostile bodies waits for a worker instead of taking every core.
+        self._pool = ThreadPoolExecutor(max_workers=validation_workers, thread_name_prefix="nsw-validate")
         self._locks = KeyedLocks()
+        self._validating = KeyedLocks()  # one pool worker per trader at a time: a flood waits its own turn
         self.accepted = 0
         self.rejected = 0
         self.duplicates = 0
+
+    def close(self) -> None:
+        """Stop the validation pool (validations under way finish; their answers go nowhere)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def submit(self, request: Request) -> Response:
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media not in XML_TYPES and media not in AVRO_TYPES:
             self.rejected += 1
             return problem("unsupported-media-type", detail=f"Content-Type {media or '(none)'} is not accepted")
+        trader = trader_of(request)
+        if self._per_trader[trader] >= self._max_per_trader:
+            # One trader's slow or many uploads use its own share only; others keep theirs.
+            metrics.SUBMISSIONS_REJECTED.inc("too-many-in-flight")
+            return problem("too-many-in-flight", detail=f"trader {trader} has {self._max_per_trader} submissions "
+                           "in flight, the most it may have", headers={"Retry-After": "1"})
+        if (refusal := self._overloaded()) is not None:  # before reading a body that would be refused
+            return refusal
+        self._per_trader[trader] += 1
+        try:
+            return await self._submit(request, media, trader)
+        finally:
+            self._per_trader[trader] -= 1
+            if not self._per_trader[trader]:
+                del self._per_trader[trader]
+
+    def _overloaded(self) -> Response | None:
         if self._in_flight >= self._max_in_flight:
             return problem("overloaded", detail="too many submissions in flight", headers={"Retry-After": "1"})
         backlog = self._view.backlog(int(time.time() * 1000))
@@ -108,15 +156,28 @@ class Ingress:
             metrics.SUBMISSIONS_REJECTED.inc("overloaded")
             return problem("overloaded", detail=f"the hub is behind: {backlog} accepted submissions wait for "
                            "routing", headers={"Retry-After": "2"})
-        self._in_flight += 1
+        return None
+
+    async def _submit(self, request: Request, media: str, trader: str) -> Response:
         try:
             body = await self._read_body(request)
-            if body is None:
-                self.rejected += 1
-                return problem("too-large", detail=f"the body exceeds {self._max_body} bytes")
+        except BodyTimeout:
+            self.rejected += 1
+            metrics.SUBMISSIONS_REJECTED.inc("request-timeout")
+            return problem("request-timeout", detail=f"the body was not received within {self._body_timeout:g} s",
+                           headers={"Connection": "close"})
+        except ClientDisconnect:
+            return problem("bad-request", detail="the client went away before sending the whole body")
+        if body is None:
+            self.rejected += 1
+            return problem("too-large", detail=f"the body exceeds {self._max_body} bytes")
+        # The in-flight slot is taken only now: a slow upload holds its trader's share, not the hub's.
+        if (refusal := self._overloaded()) is not None:
+            return refusal
+        self._in_flight += 1
+        try:
             key = request.headers.get("idempotency-key")
             is_avro = media in AVRO_TYPES
-            trader = trader_of(request)
             if key is None:
                 return await self._lodge(body, trader=trader, avro=is_avro)
             return await self._lodge_once(trader, key, media, body, avro=is_avro)
@@ -140,29 +201,39 @@ class Ingress:
             return problem("idempotency-in-flight", detail="the first request with this Idempotency-Key is "
                            "still being processed", headers={"Retry-After": "1"})
         store.begin(trader, key, print_)
-        answer = await self._lodge(body, trader=trader, avro=avro)
-        if answer.status_code >= 500:
-            store.abandon(trader, key)  # worth retrying with the same key
-            return answer
-        record = store.complete(trader, key, Stored(print_, answer.status_code, bytes(answer.body),
-                                                    int(time.time() * 1000)))
+        record = None
         try:
-            await self._producer.send(record)
-        except TransportError as exc:
-            log.warning("idempotency_record_not_kept", error=str(exc))
+            answer = await self._lodge(body, trader=trader, avro=avro)
+            if answer.status_code < 500:
+                record = store.complete(trader, key, Stored(print_, answer.status_code, bytes(answer.body),
+                                                            int(time.time() * 1000)))
+        finally:
+            if record is None:
+                # A 5xx, an exception or a cancelled request: worth retrying with the same key.
+                store.abandon(trader, key)
+        if record is not None:
+            try:
+                await self._producer.send(record)
+            except TransportError as exc:
+                log.warning("idempotency_record_not_kept", error=str(exc))
         return answer
 
     async def _read_body(self, request: Request) -> bytes | None:
+        """The whole body, None when it exceeds the limit; BodyTimeout when it is not in within the deadline."""
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_body:
             return None
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self._max_body:
-                return None
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > self._max_body:
+                        return None
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise BodyTimeout from None
         return b"".join(chunks)
 
     def _read(self, body: bytes, received_at: int, avro: bool) -> Submission:
@@ -173,9 +244,19 @@ class Ingress:
 
     async def _lodge(self, body: bytes, *, trader: str, avro: bool = False) -> Response:
         received_at = int(time.time() * 1000)
+        if avro and len(body) > submission_budget(0):
+            # The Avro body is the Submission's content: one this big cannot fit any message.
+            self.rejected += 1
+            metrics.SUBMISSIONS_REJECTED.inc("too-large")
+            detail = (f"an Avro submission of {len(body)} bytes cannot fit the hub's Kafka message budget "
+                      f"({MAX_MESSAGE_BYTES} bytes per message, {submission_budget(0)} for the submission)")
+            return problem("too-large", detail=detail, errors=[{"message": detail, "line": None, "path": None}])
         try:
             if len(body) > THREAD_THRESHOLD:
-                submission = await run_in_threadpool(self._read, body, received_at, avro)
+                loop = asyncio.get_running_loop()
+                async with self._validating.hold(trader):
+                    submission = await loop.run_in_executor(self._pool, functools.partial(
+                        self._read, body, received_at, avro))
             else:
                 submission = self._read(body, received_at, avro)
         except DocumentError as exc:
@@ -243,8 +324,20 @@ class Ingress:
             (KIND_HEADER, submission["kind"].encode()), (DIGEST_HEADER, digest.encode()),
             (TRADER_HEADER, submission.get("trader", ANONYMOUS).encode()),
             (DECLARANT_HEADER, submission["declarant_id"].encode())))
+        budget = submission_budget(len(submission["items"]))
+        if len(message.value) > budget:
+            self.rejected += 1
+            metrics.SUBMISSIONS_REJECTED.inc("too-large")
+            log.info("rejected", problem="too-large", bytes=len(message.value), budget=budget)
+            detail = (f"the declaration encodes to {len(message.value)} bytes; with {len(submission['items'])} "
+                      f"items the messages derived from it fit the hub's Kafka message budget "
+                      f"({MAX_MESSAGE_BYTES} bytes) only up to {budget} bytes")
+            return problem("too-large", detail=detail, errors=[{"message": detail, "line": None, "path": None}])
         try:
             await self._producer.send(message)
+        except OutputTooLarge as exc:  # the configured budget (NSW_MAX_MESSAGE_BYTES) is below the default
+            self.rejected += 1
+            return problem("too-large", detail=f"the declaration does not fit the hub's Kafka message budget: {exc}")
         except TransportError as exc:
             log.exception("publish_failed", submission_id=sid, error=str(exc))
             return problem("unavailable", detail="Kafka did not acknowledge the submission; nothing was accepted",
@@ -338,8 +431,33 @@ def _media_for(status: int) -> str:
     return "application/problem+json" if status >= 400 else "application/json"
 
 
+#: Starlette's own refusals, as problem types.
+_HTTP_SLUGS: Final = {400: "bad-request", 404: "no-such-resource", 405: "method-not-allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's 404 (no route), 405 (wrong method) and the like, as problem+json."""
+    assert isinstance(exc, HTTPException)
+    slug = _HTTP_SLUGS.get(exc.status_code, "bad-request")
+    detail = f"{request.method} {request.url.path}: {exc.detail}"
+    if exc.status_code == 404:
+        detail = f"no resource at {request.url.path}"
+    elif exc.status_code == 405:
+        detail = f"{request.url.path} does not accept {request.method}"
+    return problem(slug, detail=detail, status=exc.status_code, instance=request.url.path,
+                   headers=dict(exc.headers) if exc.headers else None)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """An unexpected failure: the trader gets problem+json (no details of ours); the log gets the error."""
+    log.error("internal_error", path=request.url.path, error_type=exc.__class__.__name__)
+    return problem("internal-error", detail="the hub failed while answering; retry later",
+                   instance=request.url.path)
+
+
 def create_app(ingress: Ingress, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     return Starlette(
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
         routes=[
             *extra_routes,
             Route("/v1/submissions", ingress.submit, methods=["POST"]),

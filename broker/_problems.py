@@ -29,7 +29,21 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "idempotency-in-flight": (409, "A request with this Idempotency-Key is still being processed"),
     "overloaded": (503, "The hub is at capacity; retry after the indicated delay"),
     "unavailable": (503, "The hub cannot reach Kafka; nothing was accepted"),
+    "too-many-in-flight": (429, "Too many requests of this trader are still being processed"),
+    "request-timeout": (408, "The request was not received in time"),
+    "header-too-large": (431, "The request head (request line and headers) is too large"),
+    "bad-request": (400, "The request is not valid HTTP"),
+    "no-such-resource": (404, "No such resource"),
+    "method-not-allowed": (405, "The resource does not accept this method"),
+    "internal-error": (500, "The hub could not process the request"),
 }
+
+
+def problem_body(slug: str, *, detail: str, status: int | None = None) -> bytes:
+    """The problem+json body alone, for answers written below Starlette (the HTTP protocol)."""
+    default_status, title = PROBLEM_TYPES[slug]
+    return orjson.dumps({"type": PROBLEM_BASE + slug, "title": title, "status": status or default_status,
+                         "detail": detail, "errors": []})
 
 
 def problem(

@@ -40,11 +40,12 @@ from fastavro.read import SchemaResolutionError
 from fastavro.schema import expand_schema, fingerprint, parse_schema, to_parsing_canonical_form
 
 from schemas._context import with_context
-from schemas._document import DocumentError, DocumentErrorType, ErrorDetail
+from schemas._document import DocumentError, DocumentErrorType, ErrorDetail, ErrorList, limited
 from schemas._hs import hs_nomenclature
+from schemas._limits import limit_errors
 from schemas._mapping import BUNDLE
 from schemas._records import Authorisation, Document, Item, Party, Submission, SubmissionKind
-from schemas._xml import DEFAULT_MAX_BYTES, limited, read_declaration
+from schemas._xml import DEFAULT_MAX_BYTES, read_declaration
 
 MAGIC: Final = b"\xc3\x01"
 HEADER_LEN: Final = 10
@@ -278,25 +279,27 @@ def _cas_ok(number: str) -> bool:
 
 def rule_errors(record: Mapping[str, Any]) -> list[ErrorDetail]:
     """The NSW profile's business rules over a decoded trader record, with field paths."""
-    errors: list[ErrorDetail] = []
+    errors = ErrorList()  # details for the first ones only; the rest are counted
     first_seen: dict[int, int] = {}
     nomenclature = hs_nomenclature()
     for index, item in enumerate(record["items"], start=1):
         at = f"/items[{index}]"
         sequence = item["sequence"]
         if sequence in first_seen:
-            message = f"sequence {sequence} is used by more than one item (first at /items[{first_seen[sequence]}])"
-            errors.append(ErrorDetail(message, None, f"{at}/sequence"))
+            if errors.wants():
+                message = f"sequence {sequence} is used by more than one item (first at /items[{first_seen[sequence]}])"
+                errors.append(ErrorDetail(message, None, f"{at}/sequence"))
         else:
             first_seen[sequence] = index
         code = item["commodity_code"]
         if _COMMODITY_CODE.fullmatch(code) is None:
-            message = f"commodity_code {code!r} must be a commodity code of 6 to 10 digits"
-            errors.append(ErrorDetail(message, None, f"{at}/commodity_code"))
-        elif (problem := nomenclature.problem(code)) is not None:
+            if errors.wants():
+                message = f"commodity_code {code!r} must be a commodity code of 6 to 10 digits"
+                errors.append(ErrorDetail(message, None, f"{at}/commodity_code"))
+        elif (problem := nomenclature.problem(code)) is not None and errors.wants():
             errors.append(ErrorDetail(f"{problem} (unknown HS code)", None, f"{at}/commodity_code"))
         for position, number in enumerate(item.get("cas_numbers", []), start=1):
-            if not _cas_ok(number):
+            if not _cas_ok(number) and errors.wants():
                 message = f"{number!r} is not a CAS registry number (check digit)"
                 errors.append(ErrorDetail(message, None, f"{at}/cas_numbers[{position}]"))
     return errors
@@ -374,6 +377,9 @@ def read_avro_submission(
     if len(data) > max_bytes:
         raise _fail("too-large", f"the submission has {len(data)} bytes; the limit is {max_bytes}")
     record = _decode(data, trader_schemas() if schemas is None else schemas)
+    too_much = limit_errors(record)  # before anything walks the lists
+    if too_much:
+        raise DocumentError("limit-exceeded", limited(too_much))
     kind = _submission_kind(record)
     errors = rule_errors(record)
     if errors:

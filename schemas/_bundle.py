@@ -34,13 +34,13 @@ from typing import Final, Literal, Protocol, TypedDict
 from lxml import etree
 
 from schemas import _hmrc, _mapping
-from schemas._document import DocumentError, ErrorDetail
+from schemas._document import DocumentError, ErrorDetail, limited
+from schemas._limits import limit_errors
 from schemas._records import Submission, SubmissionKind
 from schemas._xml import (
     DEFAULT_MAX_BYTES,
     compile_schema,
     element_path,
-    limited,
     line_of,
     nsw_rule_errors,
     nsw_xsd,
@@ -443,13 +443,19 @@ def read_submission(
             f"the document is a customs {checked.kind} (WCOTypeName RES), not a declaration, amendment or cancellation",
             checked.root,
         )
-    return checked.bundle.mapping(
-        checked.root,
-        kind=submission_kind,
-        submission_id=submission_id,
-        received_at=received_at,
-        version=version,
+    return _mapped(checked, submission_kind, submission_id=submission_id, received_at=received_at, version=version)
+
+
+def _mapped(checked: Checked, kind: SubmissionKind, *, submission_id: str, received_at: int,
+            version: int) -> Submission:
+    """The mapped record, within the hub's content limits (what a bundle's XSD allows may exceed them)."""
+    submission = checked.bundle.mapping(
+        checked.root, kind=kind, submission_id=submission_id, received_at=received_at, version=version
     )
+    too_much = limit_errors(submission)
+    if too_much:
+        raise DocumentError("limit-exceeded", limited(too_much))
+    return submission
 
 
 class ErrorJson(TypedDict):
@@ -467,7 +473,8 @@ class ValidationResult(TypedDict):
 
 
 def validate_file_result(data: bytes, bundles: BundleSet, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ValidationResult:
-    """The verdict ``nsw validate`` prints for one file: same checks as the ingress, no mapping.
+    """The verdict ``nsw validate`` prints for one file: same checks as the ingress (the hub's content
+    limits on the mapped record included; the Kafka message budget is the ingress's alone).
 
     ``kind`` is the kind the envelope announced even when a later check failed, and None when the
     document never got that far (not XML, unknown namespace, unknown message kind).
@@ -475,6 +482,9 @@ def validate_file_result(data: bytes, bundles: BundleSet, *, max_bytes: int = DE
     kinds: list[MessageKind] = []
     try:
         checked = _check(data, bundles, max_bytes, kinds)
+        submission_kind = _SUBMISSION_KINDS.get(checked.kind)
+        if submission_kind is not None:
+            _mapped(checked, submission_kind, submission_id="", received_at=0, version=1)
     except DocumentError as error:
         kind = None if error.type == "unknown-message-kind" or not kinds else kinds[-1]
         details = [ErrorJson(message=e.message, line=e.line, path=e.path) for e in error.errors]

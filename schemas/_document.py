@@ -31,6 +31,7 @@ DocumentErrorType = Literal[
     "corrupt-avro",
     "unknown-schema",
     "schema-incompatible",
+    "limit-exceeded",
 ]
 
 #: type -> (title, HTTP status) for XML documents. Titles are stable, human-readable summaries
@@ -47,6 +48,7 @@ DOCUMENT_ERROR_TYPES: Final[dict[DocumentErrorType, tuple[str, int]]] = {
     ),
     "schema-violation": ("The document does not conform to the declaration schema", 422),
     "business-rule": ("The declaration breaks a rule of the declaration profile", 422),
+    "limit-exceeded": ("The declaration exceeds a limit of the hub (items, field length, attributes)", 422),
 }
 
 #: Refusals specific to Avro submissions (``avro/binary``). Same answer shape; ``path`` is a field
@@ -74,6 +76,47 @@ class ErrorDetail:
     message: str
     line: int | None
     path: str | None
+
+
+#: A response listing thousands of errors helps nobody and costs memory; report the first ones.
+MAX_REPORTED_ERRORS: Final = 100
+
+
+class ErrorList(list[ErrorDetail]):
+    """Error details up to ``cap``; past it errors are only counted, so nothing is built for them.
+
+    Building a detail can cost a walk of the tree (an element path), and a hostile 5 MB body has
+    100,000 errors: ask :meth:`wants` before building one, and append it only then.
+    """
+
+    __slots__ = ("cap", "dropped")
+
+    def __init__(self, cap: int = MAX_REPORTED_ERRORS) -> None:
+        super().__init__()
+        self.cap = cap
+        self.dropped = 0
+
+    def wants(self) -> bool:
+        """True when the next error's detail will be kept (build and append it); False counts it."""
+        if len(self) < self.cap:
+            return True
+        self.dropped += 1
+        return False
+
+    @property
+    def total(self) -> int:
+        """Errors found: kept and counted."""
+        return len(self) + self.dropped
+
+
+def limited(errors: list[ErrorDetail]) -> tuple[ErrorDetail, ...]:
+    """At most MAX_REPORTED_ERRORS details, with a note saying how many were left out."""
+    dropped = errors.dropped if isinstance(errors, ErrorList) else 0
+    if len(errors) <= MAX_REPORTED_ERRORS and not dropped:
+        return tuple(errors)
+    kept = errors[:MAX_REPORTED_ERRORS]
+    note = ErrorDetail(f"{len(errors) + dropped - len(kept)} further errors not listed", None, None)
+    return (*kept, note)
 
 
 class DocumentError(NSWSchemaError):

@@ -44,7 +44,7 @@ from typing import Final, ParamSpec, TypeVar
 from lxml import etree
 
 from schemas._context import with_context
-from schemas._document import ErrorDetail
+from schemas._document import ErrorDetail, ErrorList
 from schemas._hs import hs_nomenclature
 from schemas._records import Authorisation, Document, Item, Party, Statement, Submission, SubmissionKind
 from schemas._xml import element_path, line_of
@@ -173,7 +173,7 @@ def _classifications(commodity: _Element | None) -> dict[str, list[_Element]]:
 @_indexed
 def rule_errors(root: _Element) -> list[ErrorDetail]:
     """CDS business rules the hub enforces: unique item numbers, commodity codes, known HS codes."""
-    errors: list[ErrorDetail] = []
+    errors = ErrorList()  # details for the first ones only: a path costs a walk of the tree
     first_seen: dict[int, _Element] = {}
     nomenclature = hs_nomenclature()
     for item in _findall(root, _ITEMS):
@@ -185,17 +185,22 @@ def rule_errors(root: _Element) -> list[ErrorDetail]:
                     f"SequenceNumeric {number} is used by more than one GovernmentAgencyGoodsItem "
                     f"(first on line {line_of(first_seen[number])})"
                 )
-                errors.append(ErrorDetail(message, line_of(sequence), element_path(sequence)))
+                _add(errors, message, sequence)
             else:
                 first_seen[number] = sequence
         for id_el in _classifications(_find(item, "Commodity")).get("TSP", []):
             value = _clean(id_el.text)
             if _COMMODITY_CODE.fullmatch(value) is None:
-                message = f"Classification ID {value!r} of type TSP must be a commodity code of 6 to 10 digits"
-                errors.append(ErrorDetail(message, line_of(id_el), element_path(id_el)))
+                _add(errors, f"Classification ID {value!r} of type TSP must be a commodity code of 6 to 10 digits",
+                     id_el)
             elif (problem := nomenclature.problem(value)) is not None:
-                errors.append(ErrorDetail(f"{problem} (unknown HS code)", line_of(id_el), element_path(id_el)))
+                _add(errors, f"{problem} (unknown HS code)", id_el)
     return errors
+
+
+def _add(errors: ErrorList, message: str, element: _Element) -> None:
+    if errors.wants():
+        errors.append(ErrorDetail(message, line_of(element), element_path(element)))
 
 
 # --------------------------------------------------------------------------- mapping

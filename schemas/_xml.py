@@ -15,16 +15,17 @@ same verdict as the ingress.
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sized
 from functools import cache
 from importlib import resources
 from typing import Final, Protocol, cast
 
 from lxml import etree
 
-from schemas._document import DocumentError, DocumentErrorType, ErrorDetail
+from schemas._document import MAX_REPORTED_ERRORS, DocumentError, DocumentErrorType, ErrorDetail, ErrorList, limited
 from schemas._hs import hs_nomenclature
 from schemas._mapping import (
     CAS_TYPE,
@@ -38,8 +39,14 @@ from schemas._mapping import (
 from schemas._records import Submission, SubmissionKind
 
 DEFAULT_MAX_BYTES: Final = 5_000_000
-#: A response listing thousands of errors helps nobody and costs memory; report the first ones.
-MAX_REPORTED_ERRORS: Final = 100
+#: Attributes per document. A declaration carries one per measure, amount or date (about 3 per item,
+#: 3,000 for the profile's 999 items); each one a schema forbids costs libxml2 an error entry, so
+#: 400,000 of them (4.9 MB) would cost a second of validation for nothing.
+MAX_ATTRIBUTES: Final = 20_000
+#: Characters of one error message (libxml2 quotes the offending value in full).
+MAX_MESSAGE_CHARS: Final = 500
+#: An element with more attributes than this is named when MAX_ATTRIBUTES is exceeded.
+_CROWDED_ELEMENT: Final = 16
 
 _XSD_RESOURCE: Final = ("xsd", "nsw-declaration.xsd")
 _ROOT: Final = "MetaData"
@@ -73,6 +80,7 @@ _COMMODITY_CODE: Final = re.compile(r"\d{6,10}")
 _NS_BRACES: Final = "{" + NSW_NAMESPACE + "}"
 _CLARK_NS: Final = re.compile(r"\{[^{}\s]*:[^{}\s]*\}(?=[A-Za-z_])")
 _PREFIX: Final = re.compile(r"[A-Za-z_][\w.\-]*:(?=[A-Za-z_*])")
+_PATH_PREFIX: Final = re.compile(r"([A-Za-z_][\w.\-]*):(?=[A-Za-z_*])")
 _LOCAL_NAME_STEP: Final = re.compile(r"\*\[local-name\(\)\s*=\s*'([^']+)'\]")
 
 
@@ -91,8 +99,8 @@ class _LogEntry(Protocol):
     level: int
 
 
-def _entries(error_log: object) -> list[_LogEntry]:
-    return list(cast("Iterable[_LogEntry]", error_log))
+def _entries_iter(error_log: object) -> Iterable[_LogEntry]:
+    return cast("Iterable[_LogEntry]", error_log)
 
 
 def _line(element: _Element) -> int | None:
@@ -175,11 +183,15 @@ def element_path(element: _Element) -> str:
     return "/" + "/".join(reversed(steps))
 
 
-def _clean_path(root: _Element, raw: str | None) -> str | None:
-    """Turn libxml2's path (``/*/*[3]/*[5]``, ``/ns:MetaData/...``) into :func:`element_path`."""
+def _clean_path(root: _Element, raw: str | None, in_scope: Mapping[str | None, str]) -> str | None:
+    """Turn libxml2's path (``/*/*[3]/*[5]``, ``/ns:MetaData/...``) into :func:`element_path`.
+
+    ``in_scope`` is ``root.nsmap``, built once per document by the caller; only the prefixes the path
+    uses go to the XPath context (a document may declare 100,000 namespaces).
+    """
     if not raw:
         return None
-    namespaces = {prefix: uri for prefix, uri in root.nsmap.items() if prefix}
+    namespaces = {prefix: in_scope[prefix] for prefix in set(_PATH_PREFIX.findall(raw)) if prefix in in_scope}
     try:
         found = root.getroottree().xpath(raw, namespaces=namespaces)
     except etree.XPathError:
@@ -191,21 +203,10 @@ def _clean_path(root: _Element, raw: str | None) -> str | None:
 
 
 def _clean_message(message: str) -> str:
-    # libxml2 names elements in Clark notation ({uri}local); traders know local names.
-    return _CLARK_NS.sub("", message.replace(_NS_BRACES, "")).strip()
-
-
-def limited(errors: list[ErrorDetail]) -> tuple[ErrorDetail, ...]:
-    """At most MAX_REPORTED_ERRORS details, with a note saying how many were left out."""
-    return _limited(errors)
-
-
-def _limited(errors: list[ErrorDetail]) -> tuple[ErrorDetail, ...]:
-    if len(errors) <= MAX_REPORTED_ERRORS:
-        return tuple(errors)
-    kept = errors[:MAX_REPORTED_ERRORS]
-    note = ErrorDetail(f"{len(errors) - MAX_REPORTED_ERRORS} further errors not listed", None, None)
-    return (*kept, note)
+    # libxml2 names elements in Clark notation ({uri}local); traders know local names. It also quotes the
+    # offending value, up to 64 kB of it: a hundred such errors would make a 6 MB answer.
+    cleaned = _CLARK_NS.sub("", message[: MAX_MESSAGE_CHARS * 2].replace(_NS_BRACES, "")).strip()
+    return cleaned if len(cleaned) <= MAX_MESSAGE_CHARS else cleaned[: MAX_MESSAGE_CHARS - 3] + "..."
 
 
 # --------------------------------------------------------------------------- steps
@@ -309,13 +310,17 @@ def schema_check(schema: etree.XMLSchema, root: _Element) -> None:
     """Validate ``root`` with a compiled schema; raise ``schema-violation`` naming lines and paths."""
     if schema.validate(root.getroottree()):
         return
-    details = [
-        ErrorDetail(_clean_message(entry.message), entry.line or None, _clean_path(root, entry.path))
-        for entry in _entries(schema.error_log)
-    ]
+    # Paths only for the errors reported: each costs an XPath query and a walk up the tree.
+    log = schema.error_log
+    details = ErrorList()
+    in_scope = root.nsmap
+    for entry in itertools.islice(_entries_iter(log), MAX_REPORTED_ERRORS):
+        path = _clean_path(root, entry.path, in_scope)
+        details.append(ErrorDetail(_clean_message(entry.message), entry.line or None, path))
+    details.dropped = len(cast("Sized", log)) - len(details)
     if not details:  # pragma: no cover - libxml2 always logs why a document is invalid
-        details = [ErrorDetail("the document does not conform to the declaration schema", None, None)]
-    raise DocumentError("schema-violation", _limited(details))
+        details.append(ErrorDetail("the document does not conform to the declaration schema", None, None))
+    raise DocumentError("schema-violation", limited(details))
 
 
 def _cas_check_digit_ok(number: str) -> bool:
@@ -326,8 +331,13 @@ def _cas_check_digit_ok(number: str) -> bool:
     return sum(int(d) * weight for weight, d in enumerate(digits, start=1)) % 10 == int(match.group(3))
 
 
-def _classification_errors(commodity: _Element) -> list[ErrorDetail]:
-    errors: list[ErrorDetail] = []
+def _add(errors: ErrorList, message: str, element: _Element) -> None:
+    if errors.wants():
+        errors.append(ErrorDetail(message, _line(element), element_path(element)))
+
+
+def _classification_errors(commodity: _Element, errors: ErrorList) -> None:
+    found = errors.total
     for classification in commodity.iterfind("d:Classification", NS):
         id_el = classification.find("d:ID", NS)
         type_el = classification.find("d:IdentificationTypeCode", NS)
@@ -336,30 +346,31 @@ def _classification_errors(commodity: _Element) -> list[ErrorDetail]:
         value = (id_el.text or "").strip()
         kind = (type_el.text or "").strip()
         if kind in COMMODITY_CODE_TYPES and _COMMODITY_CODE.fullmatch(value) is None:
-            message = f"Classification ID {value!r} of type {kind} must be a commodity code of 6 to 10 digits"
-            errors.append(ErrorDetail(message, _line(id_el), element_path(id_el)))
+            _add(errors, f"Classification ID {value!r} of type {kind} must be a commodity code of 6 to 10 digits",
+                 id_el)
         elif kind in COMMODITY_CODE_TYPES and (problem := hs_nomenclature().problem(value)) is not None:
-            errors.append(ErrorDetail(f"{problem} (unknown HS code)", _line(id_el), element_path(id_el)))
+            _add(errors, f"{problem} (unknown HS code)", id_el)
         elif kind == CAS_TYPE and not _cas_check_digit_ok(value):
-            message = f"Classification ID {value!r} of type CAS is not a CAS registry number (check digit)"
-            errors.append(ErrorDetail(message, _line(id_el), element_path(id_el)))
-    if errors:
-        return errors
+            _add(errors, f"Classification ID {value!r} of type CAS is not a CAS registry number (check digit)", id_el)
+    if errors.total > found:
+        return
     codes = commodity_codes(commodity)
     if not codes:
         message = "Commodity has no Classification with a commodity code (IdentificationTypeCode TSP or GN)"
-        return [ErrorDetail(message, _line(commodity), element_path(commodity))]
+        _add(errors, message, commodity)
+        return
     longest = max((code for _, code in codes), key=len)
     for id_el, code in codes:
         if not longest.startswith(code):
-            message = f"commodity codes {code} and {longest} of the same Commodity disagree"
-            errors.append(ErrorDetail(message, _line(id_el), element_path(id_el)))
-    return errors
+            _add(errors, f"commodity codes {code} and {longest} of the same Commodity disagree", id_el)
 
 
 def nsw_rule_errors(root: _Element) -> list[ErrorDetail]:
-    """The NSW profile's business rules over a schema-valid document (empty when all hold)."""
-    errors: list[ErrorDetail] = []
+    """The NSW profile's business rules over a schema-valid document (empty when all hold).
+
+    An :class:`ErrorList`: details for the first MAX_REPORTED_ERRORS, the rest only counted.
+    """
+    errors = ErrorList()
     first_seen: dict[int, _Element] = {}
     for item in root.iterfind("d:Declaration/d:GoodsShipment/d:GovernmentAgencyGoodsItem", NS):
         sequence = item.find("d:SequenceNumeric", NS)
@@ -370,19 +381,19 @@ def nsw_rule_errors(root: _Element) -> list[ErrorDetail]:
                     f"SequenceNumeric {number} is used by more than one GovernmentAgencyGoodsItem "
                     f"(first on line {_line(first_seen[number])})"
                 )
-                errors.append(ErrorDetail(message, _line(sequence), element_path(sequence)))
+                _add(errors, message, sequence)
             else:
                 first_seen[number] = sequence
         commodity = item.find("d:Commodity", NS)
         if commodity is not None:
-            errors.extend(_classification_errors(commodity))
+            _classification_errors(commodity, errors)
     return errors
 
 
 def _check_business_rules(root: _Element) -> SubmissionKind:
     errors = nsw_rule_errors(root)
     if errors:
-        raise DocumentError("business-rule", _limited(errors))
+        raise DocumentError("business-rule", limited(errors))
     function_code = root.find("d:Declaration/d:FunctionCode", NS)
     code = "" if function_code is None else (function_code.text or "").strip()
     try:
@@ -396,7 +407,24 @@ def parse_document(data: bytes, *, max_bytes: int) -> _Element:
     _check_size(data, max_bytes)
     _check_encoding(data)
     _check_prolog(data)
-    return _parse(data)
+    root = _parse(data)
+    _check_attributes(root)
+    return root
+
+
+def _check_attributes(root: _Element) -> None:
+    """Refuse a document with more attributes than any declaration needs, before the schema sees them."""
+    count = root.xpath("count(//@*)")
+    if not isinstance(count, float) or count <= MAX_ATTRIBUTES:
+        return
+    crowded = root.xpath(f"(//*[count(@*) > {_CROWDED_ELEMENT}])[1]")
+    element = crowded[0] if isinstance(crowded, list) and crowded and isinstance(crowded[0], etree._Element) else None
+    raise _fail(
+        "limit-exceeded",
+        f"the document has {int(count):,} attributes; the hub accepts at most {MAX_ATTRIBUTES:,}",
+        line=None if element is None else _line(element),
+        path=None if element is None else element_path(element),
+    )
 
 
 def compile_schema(xsd: bytes, base_url: str | None = None) -> etree.XMLSchema:

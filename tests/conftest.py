@@ -86,11 +86,17 @@ async def request_to(agency: str, submission_id: str, *, timeout: float = 30) ->
         return mine[-1] if mine else None
 
     return await poll(latest, timeout=timeout, what=f"the request to {agency} for {submission_id}")
+#: Functional tests lodge and poll fast, as one trader: per-trader limits far above the defaults (the
+#: defaults have tests of their own, tests/test_slow_clients.py).
+FUNCTIONAL_LIMITS: dict[str, Any] = {"rate_limit": 100_000.0, "rate_burst": 100_000.0,
+                                     "max_in_flight_per_trader": 100_000}
 
 
 def hub_config(**changes: Any) -> HubConfig:
     """A hub on a free port, its state (the development key) in a fresh directory."""
     changes.setdefault("state_dir", Path(tempfile.mkdtemp(prefix="nsw-state-")))
+    for name, value in FUNCTIONAL_LIMITS.items():
+        changes.setdefault(name, value)
     return replace(HubConfig.from_env(bootstrap=bootstrap()), port=free_port(), **changes)
 
 

@@ -32,7 +32,9 @@ class HubProcess:
     def _spawn(self) -> None:
         env = {**os.environ, "NSW_BOOTSTRAP": self._bootstrap, "NSW_PORT": str(self.port), "NSW_LOG_FORMAT": "json",
                "NSW_STATE_DIR": str(self.state_dir),
-               "NSW_LOG_LEVEL": os.environ.get("NSW_TEST_HUB_LOG_LEVEL", "warning")}
+               "NSW_LOG_LEVEL": os.environ.get("NSW_TEST_HUB_LOG_LEVEL", "warning"),
+               # as tests.conftest.FUNCTIONAL_LIMITS: the crash test lodges thousands as one trader
+               "NSW_RATE_LIMIT": "100000", "NSW_RATE_BURST": "100000", "NSW_MAX_IN_FLIGHT_PER_TRADER": "100000"}
         with self._log.open("ab") as log:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "broker._cli", "serve", "--bundle", f"hmrc-cds={HMRC_SCHEMAS}", *self._args],

@@ -11,8 +11,8 @@ import pytest
 from lxml import etree
 
 import schemas._xml as xml_module
-from schemas._document import DOCUMENT_ERROR_TYPES, DocumentError, ErrorDetail
-from schemas._xml import MAX_REPORTED_ERRORS, read_declaration, validate_document
+from schemas._document import DOCUMENT_ERROR_TYPES, MAX_REPORTED_ERRORS, DocumentError, ErrorDetail
+from schemas._xml import read_declaration, validate_document
 from schemas.errors import NSWSchemaError
 
 SAMPLES = Path(__file__).resolve().parent.parent / "schemas" / "samples"
@@ -352,6 +352,7 @@ def test_document_error_statuses_follow_the_contract() -> None:
         "unknown-message-kind": 422,
         "schema-violation": 422,
         "business-rule": 422,
+        "limit-exceeded": 422,
     }
 
 
