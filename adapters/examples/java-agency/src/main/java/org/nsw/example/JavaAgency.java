@@ -1,7 +1,10 @@
 package org.nsw.example;
 
 import java.io.File;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
 import java.io.IOException;
+import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -21,7 +24,6 @@ import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
-import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -85,6 +87,8 @@ public final class JavaAgency {
     }
 
     public static void main(String[] argv) {
+        // JSON lines in UTF-8 whatever the locale (Java 17 would otherwise write the platform charset).
+        System.setOut(new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8));
         Map<String, String> args;
         try {
             args = parse(argv);
@@ -134,7 +138,7 @@ public final class JavaAgency {
         if (!args.containsKey("mode")) {
             throw new IllegalArgumentException("--mode is required");
         }
-        if (!"fingerprints".equals(args.get("mode")) && "agency".equals(args.get("mode")) && !args.containsKey("agency")) {
+        if ("agency".equals(args.get("mode")) && !args.containsKey("agency")) {
             throw new IllegalArgumentException("--agency is required in agency mode");
         }
         return args;
