@@ -72,7 +72,8 @@ public final class JavaAgency {
 
     private final Map<String, String> args;
     private final AvscSchemas schemas;
-    private final AtomicBoolean stopping = new AtomicBoolean();
+    /** Set by SIGTERM / SIGINT: the poll loop ends, the clients close, main returns. */
+    private static final AtomicBoolean SIGNALLED = new AtomicBoolean();
     private final long deadline;
     private final String untilSubmission;
     private final long max;
@@ -124,7 +125,9 @@ public final class JavaAgency {
             status = 1;
         }
         System.out.flush();
-        System.exit(status);
+        if (!SIGNALLED.get()) { // after a signal the JVM is exiting already: System.exit would block
+            System.exit(status);
+        }
     }
 
     private static Map<String, String> parse(String[] argv) {
@@ -140,6 +143,9 @@ public final class JavaAgency {
         }
         if ("agency".equals(args.get("mode")) && !args.containsKey("agency")) {
             throw new IllegalArgumentException("--agency is required in agency mode");
+        }
+        if (!List.of("RELEASE", "HOLD", "REFUSE").contains(args.getOrDefault("outcome", "RELEASE"))) {
+            throw new IllegalArgumentException("--outcome must be RELEASE, HOLD or REFUSE");
         }
         return args;
     }
@@ -171,7 +177,7 @@ public final class JavaAgency {
     private void stopOnSignal(KafkaConsumer<?, ?> consumer) {
         Thread main = Thread.currentThread();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            stopping.set(true);
+            SIGNALLED.set(true);
             consumer.wakeup();
             try {
                 main.join(5000);
@@ -213,7 +219,7 @@ public final class JavaAgency {
                 public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
                 }
             });
-            while (!stopping.get()) {
+            while (!SIGNALLED.get()) {
                 if (System.nanoTime() > deadline) {
                     System.err.println("java-agency: timed out after deciding " + decided + " request(s)");
                     return EXIT_TIMEOUT;
@@ -318,7 +324,7 @@ public final class JavaAgency {
             } else {
                 consumer.seekToBeginning(partitions);
             }
-            while (!stopping.get()) {
+            while (!SIGNALLED.get()) {
                 if (System.nanoTime() > deadline) {
                     System.err.println("java-agency: timed out after " + printed + " response(s)");
                     return EXIT_TIMEOUT;
