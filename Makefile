@@ -1,5 +1,6 @@
 # nsw-broker: the two commands a developer needs are `make run` and `make test`.
-# Prerequisites on PATH: python3.11, java 17+, mvn (Maven fetches the pinned Kafka jars once).
+# Prerequisites on PATH: python3.11, a Java 17+ JDK (java, javac), mvn (Maven fetches the pinned Kafka jars and
+# the Java example agency's libraries once).
 # The embedded Kafka broker listens on 127.0.0.1:9092 (NSW_KAFKA_PORT) with state in .nsw/kafka (NSW_KAFKA_HOME).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -7,19 +8,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NSW    := $(BIN)/nsw
+# The Java example agency (tests/test_java_agency.py runs it): classes in target/classes, jars in target/lib.
+JAVA_AGENCY       := adapters/examples/java-agency
+JAVA_AGENCY_STAMP := $(JAVA_AGENCY)/target/.built
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint typecheck pytest bench kafka-start kafka-stop kafka-status clean distclean
 
 help:
-	@echo "make install      virtualenv + package + test tools + Kafka jars (quick when done)"
+	@echo "make install      virtualenv + package + test tools + Kafka jars + Java example agency (quick when done)"
 	@echo "make run          start Kafka, serve the hub and post the sample declarations"
 	@echo "make test         start Kafka, then ruff, mypy and pytest"
 	@echo "make bench        start Kafka, run the end-to-end benchmark"
 	@echo "make kafka-stop   stop the embedded Kafka broker"
 	@echo "make clean        stop Kafka, remove its state and the tool caches (distclean: also .venv)"
 
-install: $(STAMP)
+install: $(STAMP) $(JAVA_AGENCY_STAMP)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +33,11 @@ $(STAMP): $(BIN)/python pyproject.toml ops/kafka/pom.xml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(NSW) kafka install
+	@touch $@
+
+# Rebuilt only when its pom or sources change.
+$(JAVA_AGENCY_STAMP): $(JAVA_AGENCY)/pom.xml $(wildcard $(JAVA_AGENCY)/src/main/java/org/nsw/example/*.java)
+	mvn -B -q -f $(JAVA_AGENCY)/pom.xml compile dependency:copy-dependencies
 	@touch $@
 
 kafka-start: install
@@ -70,7 +79,7 @@ bench: kafka-start
 	$(NSW) bench e2e --url http://127.0.0.1:8090 --max --duration 20 --with-floor --json bench-max.json
 
 clean: kafka-stop
-	rm -rf .nsw build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-*.json
+	rm -rf .nsw build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-*.json $(JAVA_AGENCY)/target
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
