@@ -37,8 +37,9 @@ from typing import Any, Final
 
 import fastavro
 from fastavro.read import SchemaResolutionError
-from fastavro.schema import expand_schema, fingerprint, parse_schema, to_parsing_canonical_form
+from fastavro.schema import expand_schema, fingerprint, parse_schema
 
+from schemas._canonical import canonical_form, named_types
 from schemas._context import with_context
 from schemas._document import DocumentError, DocumentErrorType, ErrorDetail, ErrorList, limited
 from schemas._hs import hs_nomenclature
@@ -87,7 +88,8 @@ def trader_schema(version: str, raw: Mapping[str, Any]) -> TraderSchema:
     """Parse a trader schema (a fresh name space each, so versions never clash)."""
     parsed = parse_schema(dict(raw), named_schemas={})
     expanded = expand_schema(parsed)
-    canonical = to_parsing_canonical_form(expanded)
+    # The specification's canonical form of the self-contained schema (what a trader's Avro library hashes).
+    canonical = canonical_form(raw, named_types(raw))
     return TraderSchema(version, parsed, expanded, bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")))
 
 
