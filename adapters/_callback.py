@@ -52,6 +52,7 @@ from adapters.errors import DecisionFormatError
 from broker._aggregate import AggregateState, Refusal, check_decision
 from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message
+from broker._http import bounded_body
 from broker._kafka import dead_letter
 from broker._topics import REFUSED_DECISIONS, decisions_topic
 from broker.errors import DecisionRefusedError, NSWError, TransportError
@@ -137,16 +138,6 @@ class DecisionCallback:
             return None
         return self._authenticate(token.strip())
 
-    async def _body(self, request: Request) -> bytes | None:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     async def _decision(self, agency: str, request: Request) -> AgencyDecision:
         """The checked decision of a callback; raise _Refused with the answer to give otherwise."""
         if agency not in self._agencies:
@@ -158,7 +149,7 @@ class DecisionCallback:
                                     f"(nsw keys create --agency {agency})", headers={"WWW-Authenticate": "Bearer"}))
         if principal != agency:
             raise _Refused(_problem("wrong-agency", detail=f"this key is {principal}'s; it cannot decide for {agency}"))
-        raw = await self._body(request)
+        raw = await bounded_body(request, MAX_BODY_BYTES)
         if raw is None:
             raise _Refused(_problem("too-large", detail=f"the body exceeds {MAX_BODY_BYTES} bytes"))
         try:

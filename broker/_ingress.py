@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from broker import _metrics as metrics
 from broker._envelope import DECLARANT_HEADER, DIGEST_HEADER, KIND_HEADER, TRADER_HEADER, avro_message
+from broker._http import bounded_body
 from broker._idempotency import Stored, fingerprint, valid_key
 from broker._kafka import Producer
 from broker._limits import MAX_MESSAGE_BYTES
@@ -220,21 +221,11 @@ class Ingress:
 
     async def _read_body(self, request: Request) -> bytes | None:
         """The whole body, None when it exceeds the limit; BodyTimeout when it is not in within the deadline."""
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._max_body:
-            return None
-        chunks: list[bytes] = []
-        size = 0
         try:
             async with asyncio.timeout(self._body_timeout):
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > self._max_body:
-                        return None
-                    chunks.append(chunk)
+                return await bounded_body(request, self._max_body)
         except TimeoutError:
             raise BodyTimeout from None
-        return b"".join(chunks)
 
     def _read(self, body: bytes, received_at: int, avro: bool) -> Submission:
         if avro:

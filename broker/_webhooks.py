@@ -37,6 +37,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from broker._envelope import CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE, InMessage, OutMessage, decode
+from broker._http import bounded_body
 from broker._kafka import ProcessorSpec, Producer
 from broker._problems import problem
 from broker._signing import ResponseSigner
@@ -241,21 +242,6 @@ class WebhookRegistry:
         await self.tail.stop()
 
 
-async def _bounded_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is longer than ``limit`` (never more than that held)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def registration_routes(registry: WebhookRegistry, producer: Producer, *, policy: UrlPolicy,
                         resolver: Resolver = system_resolver) -> list[Route]:
     async def put(request: Request) -> Response:
@@ -263,7 +249,7 @@ def registration_routes(registry: WebhookRegistry, producer: Producer, *, policy
         if request.scope.get("nsw.trader") != trader:
             return problem("forbidden", detail="a trader may register a webhook only for itself")
         try:
-            raw = await _bounded_body(request, MAX_REGISTRATION_BYTES)
+            raw = await bounded_body(request, MAX_REGISTRATION_BYTES)
         except ClientDisconnect:
             return problem("bad-webhook", detail="the body was not received whole")
         if raw is None:

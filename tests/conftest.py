@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -115,18 +116,31 @@ def hub_bundles() -> BundleSet:
     return BundleSet.from_specs([f"hmrc-cds={HMRC_SCHEMAS}"])
 
 
+@contextlib.asynccontextmanager
+async def started(hub: Hub) -> AsyncIterator[Hub]:
+    """``hub`` running for the block, stopped after it whatever happened."""
+    await hub.start()
+    try:
+        yield hub
+    finally:
+        await hub.stop()
+
+
+@contextlib.asynccontextmanager
+async def client_of(hub: Hub, *, timeout: float = 30) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of ``hub``'s ingress with the development trader's key."""
+    async with httpx.AsyncClient(base_url=f"http://{hub.config.host}:{hub.config.port}", timeout=timeout,
+                                 headers=auth(hub.config)) as http:
+        yield http
+
+
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def hub() -> AsyncIterator[Hub]:
-    running = Hub(hub_config(), bundles=hub_bundles())
-    await running.start()
-    try:
+    async with started(Hub(hub_config(), bundles=hub_bundles())) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://{hub.config.host}:{hub.config.port}", timeout=30,
-                                 headers=auth(hub.config)) as http:
+    async with client_of(hub) as http:
         yield http

@@ -19,7 +19,7 @@ from broker._envelope import InMessage, header
 from broker._hub import Hub
 from broker._kafka import ensure_topics, read_to_end
 from broker._topics import DLQ, SUBMISSIONS, declared_topics
-from tests.conftest import auth, bootstrap, hub_bundles, hub_config, poll, sample
+from tests.conftest import bootstrap, client_of, hub_bundles, hub_config, poll, sample, started
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -33,18 +33,13 @@ async def small_hub() -> AsyncIterator[Hub]:
     # The topics as every other hub has them: the lowered budget is the services' only, not the cluster's.
     await ensure_topics(bootstrap(), declared_topics(config.agencies, partitions=config.partitions,
                                                      replication=config.replication))
-    running = Hub(config, bundles=hub_bundles())
-    await running.start()
-    try:
+    async with started(Hub(config, bundles=hub_bundles())) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def small_client(small_hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://{small_hub.config.host}:{small_hub.config.port}", timeout=30,
-                                 headers=auth(small_hub.config)) as http:
+    async with client_of(small_hub) as http:
         yield http
 
 

@@ -38,7 +38,7 @@ from broker._limits import MAX_MESSAGE_BYTES
 from schemas._document import MAX_REPORTED_ERRORS
 from schemas._limits import MAX_ITEMS
 from tests import hostile
-from tests.conftest import auth, hub_bundles, hub_config, poll, sample
+from tests.conftest import client_of, hub_bundles, hub_config, poll, sample, started
 from tests.test_security import other_trader
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -52,18 +52,14 @@ ANSWER_WITHIN = 10.0
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def hub() -> AsyncIterator[Hub]:
-    running = Hub(hub_config(max_backlog=1_000_000), only=frozenset({"ingress"}), bundles=hub_bundles())
-    await running.start()
-    try:
+    async with started(Hub(hub_config(max_backlog=1_000_000), only=frozenset({"ingress"}),
+                           bundles=hub_bundles())) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://{hub.config.host}:{hub.config.port}", timeout=60,
-                                 headers=auth(hub.config)) as http:
+    async with client_of(hub, timeout=60) as http:
         yield http
 
 

@@ -29,7 +29,7 @@ import pytest_asyncio
 from broker._hub import Hub
 from broker._idempotency import fingerprint
 from broker.errors import TransportError
-from tests.conftest import auth, hub_bundles, hub_config, sample
+from tests.conftest import client_of, hub_bundles, hub_config, sample, started
 from tests.test_slow_clients import RawClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -40,18 +40,14 @@ PROBLEMS = "https://nsw-broker.dev/problems/"
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def hub() -> AsyncIterator[Hub]:
-    running = Hub(hub_config(max_backlog=1_000_000), only=frozenset({"ingress"}), bundles=hub_bundles())
-    await running.start()
-    try:
+    async with started(Hub(hub_config(max_backlog=1_000_000), only=frozenset({"ingress"}),
+                           bundles=hub_bundles())) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://{hub.config.host}:{hub.config.port}", timeout=30,
-                                 headers=auth(hub.config)) as http:
+    async with client_of(hub) as http:
         yield http
 
 
