@@ -156,8 +156,11 @@ async def test_a_decision_made_in_advance_cannot_poison_the_submission(hub: Hub,
     [refused] = await poll(lambda: _some(dead_letters(sid, REFUSED_DECISIONS)), timeout=30,
                            what="the callback's guess kept")
     assert (header(refused.headers, "nsw-error-message") or b"").startswith(b"no-outstanding-request")
-    entries = await poll(lambda: _some(audited_dead_letters(sid)), timeout=30, what="both in the audit chain")
-    assert {e["kind"] for e in entries} >= {"dead-letter", "refused-decision"}
+    async def both_audited() -> set[str] | None:
+        kinds = {e["kind"] for e in await audited_dead_letters(sid)}
+        return kinds if kinds >= {"dead-letter", "refused-decision"} else None
+
+    assert await poll(both_audited, timeout=30, what="both refusals in the audit chain")
 
 
 async def test_the_agency_releases_its_own_hold_once_and_only_what_it_was_asked(
