@@ -84,6 +84,8 @@ def _request(submission: Submission, agency: str, items: list[Item], reasons: li
         "items": items,
         "reasons": reasons,
         "kind": submission["kind"],
+        "direction": submission.get("direction", ""),
+        "additional_type": submission.get("additional_type", ""),
     }
 
 

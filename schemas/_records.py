@@ -112,6 +112,8 @@ class AgencyRequest(TypedDict):
     items: list[Item]
     reasons: list[RoutingReason]
     kind: NotRequired[SubmissionKind]  # Avro default DECLARATION
+    direction: NotRequired[Direction]  # Avro default ""
+    additional_type: NotRequired[AdditionalType]  # Avro default ""
 
 
 class ItemDecision(TypedDict):
