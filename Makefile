@@ -13,13 +13,14 @@ JAVA_AGENCY       := adapters/examples/java-agency
 JAVA_AGENCY_STAMP := $(JAVA_AGENCY)/target/.built
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck pytest bench kafka-start kafka-stop kafka-status clean distclean
+.PHONY: help install run test conformance lint typecheck pytest bench kafka-start kafka-stop kafka-status clean distclean
 
 help:
 	@echo "make install      virtualenv + package + test tools + Kafka jars + Java example agency (quick when done)"
 	@echo "make run          start Kafka, serve the hub and post the sample declarations"
 	@echo "make test         start Kafka, then ruff, mypy and pytest"
 	@echo "make bench        start Kafka, run the end-to-end benchmark"
+	@echo "make conformance  the shared UK CDS corpus through the pure pipeline: each answer, then the distribution"
 	@echo "make kafka-stop   stop the embedded Kafka broker"
 	@echo "make clean        stop Kafka, remove its state and the tool caches (distclean: also .venv)"
 
@@ -77,6 +78,11 @@ bench: kafka-start
 	$(NSW) bench e2e --url http://127.0.0.1:8090 --rate 50 --duration 20 --json bench-rate50.json && \
 	$(NSW) bench e2e --url http://127.0.0.1:8090 --rate 200 --duration 20 --json bench-rate200.json && \
 	$(NSW) bench e2e --url http://127.0.0.1:8090 --max --duration 20 --with-floor --json bench-max.json
+
+# Every declaration of the shared HMRC corpus through map, route, decide and aggregate (no Kafka needed).
+CORPUS ?= ../shared/corpus/hmrc-cds
+conformance: install
+	$(NSW) conformance --bundle hmrc-cds=$(CORPUS)/schemas $(CORPUS)/examples
 
 clean: kafka-stop
 	rm -rf .nsw build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-*.json $(JAVA_AGENCY)/target

@@ -29,6 +29,7 @@ from broker.errors import NSWError
 from ops import LocalKafkaConfig, add_ops_parser, kafka_command, run_ops
 from ops._audit_cmd import run_audit
 from ops._bench_cli import add_bench_parser, run_bench
+from ops._conformance import add_conformance_parser, run_conformance
 from ops._schemas_cmd import add_schemas_parser, run_schemas
 from routing._cli import add_route_parser, run_route
 from schemas import BundleSet, NSWSchemaError, validate_file_result
@@ -271,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_route_parser(sub)
     add_verify_parser(sub)
     add_schemas_parser(sub)
+    add_conformance_parser(sub)
     add_ops_parser(sub)
     add_bench_parser(sub)
     return parser
@@ -296,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_verify(args)
     if args.command == "schemas":
         return run_schemas(args)
+    if args.command == "conformance":
+        return run_conformance(args)
     if args.command == "bench":
         return run_bench(args)
     runner = {"serve": _serve, "submit": _submit, "status": _status, "keys": _keys}[args.command]
