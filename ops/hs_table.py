@@ -3,7 +3,7 @@
     python ops/hs_table.py [SOURCE_DIR] [--output FILE] [--check]
 
 ``SOURCE_DIR`` defaults to ``../shared/data/harmonized-system`` next to the project root; the
-output defaults to ``schemas/data/hs-nomenclature.csv``. ``--check`` writes nothing and exits 1
+output defaults to ``refdata/hs-nomenclature.csv``. ``--check`` writes nothing and exits 1
 when the committed table differs from what the sources give (the build runs it so a stale table
 cannot ship).
 
@@ -31,7 +31,7 @@ from typing import Final
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE: Final = PROJECT_ROOT.parent / "shared" / "data" / "harmonized-system"
-DEFAULT_OUTPUT: Final = PROJECT_ROOT / "schemas" / "data" / "hs-nomenclature.csv"
+DEFAULT_OUTPUT: Final = PROJECT_ROOT / "refdata" / "hs-nomenclature.csv"
 SOURCE_FILE: Final = "harmonized-system.csv"
 SOURCE_NAME: Final = "datasets/harmonized-system@905e5a0 harmonized-system.csv (HS 2022, ODC-PDDL-1.0)"
 

@@ -5,13 +5,16 @@ checked); a deployment replaces a file to change the rules, no code change.
 """
 
 from refdata._declaration_types import DeclarationTypes, declaration_types
+from refdata._hs import HsNomenclature, hs_nomenclature
 from refdata._rates import ExchangeRates, exchange_rates
 from refdata.errors import ReferenceDataError
 
 __all__ = [
     "DeclarationTypes",
     "ExchangeRates",
+    "HsNomenclature",
     "ReferenceDataError",
     "declaration_types",
     "exchange_rates",
+    "hs_nomenclature",
 ]

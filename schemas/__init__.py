@@ -1,5 +1,6 @@
 """Schemas of the hub: the WCO DM profile (XSD), the Avro records, and the code that loads them."""
 
+from refdata import HsNomenclature, hs_nomenclature
 from schemas._avro import TOP_LEVEL, PublishedSchema, RecordSchema, Registry, registry
 from schemas._avro_submission import (
     CURRENT_VERSION as TRADER_SCHEMA_VERSION,
@@ -34,7 +35,6 @@ from schemas._document import (
     DocumentErrorType,
     ErrorDetail,
 )
-from schemas._hs import HsNomenclature, hs_nomenclature
 from schemas._mapping import BUNDLE, NSW_NAMESPACE
 from schemas._records import (
     AGENCIES,

@@ -39,10 +39,10 @@ import fastavro
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import expand_schema, fingerprint, parse_schema
 
+from refdata import hs_nomenclature
 from schemas._canonical import canonical_form, named_types
 from schemas._context import with_context
 from schemas._document import DocumentError, DocumentErrorType, ErrorDetail, ErrorList, limited
-from schemas._hs import hs_nomenclature
 from schemas._limits import limit_errors
 from schemas._mapping import BUNDLE
 from schemas._records import Authorisation, Document, Item, Party, Submission, SubmissionKind

@@ -43,9 +43,9 @@ from typing import Final, ParamSpec, TypeVar
 
 from lxml import etree
 
+from refdata import hs_nomenclature
 from schemas._context import with_context
 from schemas._document import ErrorDetail, ErrorList
-from schemas._hs import hs_nomenclature
 from schemas._records import Authorisation, Document, Item, Party, Statement, Submission, SubmissionKind
 from schemas._xml import element_path, line_of
 

@@ -25,8 +25,8 @@ from typing import Final, Protocol, cast
 
 from lxml import etree
 
+from refdata import hs_nomenclature
 from schemas._document import MAX_REPORTED_ERRORS, DocumentError, DocumentErrorType, ErrorDetail, ErrorList, limited
-from schemas._hs import hs_nomenclature
 from schemas._mapping import (
     CAS_TYPE,
     COMMODITY_CODE_TYPES,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ops import hs_table
+from refdata._hs import HsNomenclature, hs_nomenclature, load_nomenclature
 from schemas._document import DocumentError
-from schemas._hs import HsNomenclature, hs_nomenclature, load_nomenclature
 from schemas._xml import read_declaration
 
 ROOT = Path(__file__).resolve().parents[1]

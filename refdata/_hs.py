@@ -1,6 +1,6 @@
 """The HS nomenclature the hub checks commodity codes against.
 
-Loaded once per process from ``schemas/data/hs-nomenclature.csv``, the project's compact table
+Loaded once per process from ``refdata/hs-nomenclature.csv``, the project's compact table
 derived from the shared HS 2022 data by ``ops/hs_table.py`` (codes only). A commodity code is
 known when its first six digits are a subheading of the table, HS 2017 codes the table carries
 included, or when it is a heading declared at subheading level (``XXXX00``) and the heading has no
@@ -16,7 +16,7 @@ from functools import cache
 from importlib import resources
 from typing import Final
 
-_RESOURCE: Final = ("data", "hs-nomenclature.csv")
+_RESOURCE: Final = "hs-nomenclature.csv"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,5 @@ def load_nomenclature(text: str) -> HsNomenclature:
 @cache
 def hs_nomenclature() -> HsNomenclature:
     """The packaged table, read once per process."""
-    folder, name = _RESOURCE
-    text = resources.files("schemas").joinpath(folder).joinpath(name).read_text(encoding="utf-8")
+    text = resources.files("refdata").joinpath(_RESOURCE).read_text(encoding="utf-8")
     return load_nomenclature(text)
