@@ -78,12 +78,21 @@ __all__ = [
 
 
 def _engines() -> dict[str, DecisionEngine]:
+    from adapters._requirements import RequirementsEngine  # noqa: PLC0415
     from adapters.customs import engine as customs  # noqa: PLC0415 - lazy: routing imports adapters' data
     from adapters.cwc import engine as cwc  # noqa: PLC0415
     from adapters.ipr import engine as ipr  # noqa: PLC0415
     from adapters.sps import engine as sps  # noqa: PLC0415
+    from refdata import agency_specs  # noqa: PLC0415
 
-    return {"customs": customs, "sps": sps, "cwc": cwc, "ipr": ipr}
+    in_code: dict[str, DecisionEngine] = {"customs": customs, "sps": sps, "cwc": cwc, "ipr": ipr}
+    engines: dict[str, DecisionEngine] = {}
+    for spec in agency_specs():  # refdata/agencies.json: which engine decides for each configured agency
+        if spec.engine == "requirements":
+            engines[spec.name] = RequirementsEngine.for_agency(spec.name)
+        elif spec.engine is not None:
+            engines[spec.name] = in_code[spec.engine]
+    return engines
 
 
 def __getattr__(name: str) -> Any:

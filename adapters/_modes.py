@@ -141,7 +141,10 @@ def adapter_handler(agency: str, modes: AgencyModes) -> Handler | None:
         return HttpBridge(modes.bridges[agency])
     from adapters import ENGINES  # noqa: PLC0415 - lazy like adapters.ENGINES itself
 
-    return AdapterRunner(ENGINES[agency]).handle
+    engine = ENGINES.get(agency)
+    if engine is None:  # configured without an engine (refdata/agencies.json): its own system decides
+        return None
+    return AdapterRunner(engine).handle
 
 
 async def close_handler(handler: Handler | None) -> None:

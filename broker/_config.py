@@ -8,10 +8,12 @@ from pathlib import Path
 
 from broker._kafka_auth import ServiceCredentials
 from broker._limits import MAX_MESSAGE_BYTES
+from refdata import agency_specs
 from schemas import AGENCIES
 
 #: Seconds an agency has to decide before the submission is escalated (TradeNet answers 90% in 10 minutes).
-DEFAULT_DEADLINES: dict[str, int] = {"customs": 600, "sps": 4 * 3600, "cwc": 24 * 3600, "ipr": 24 * 3600}
+#: Configured per agency in refdata/agencies.json.
+DEFAULT_DEADLINES: dict[str, int] = {spec.name: spec.deadline_seconds for spec in agency_specs()}
 
 
 def _env(name: str, default: str) -> str:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Literal, NotRequired, TypedDict
 
+from refdata import agency_specs
+
 Outcome = Literal["RELEASE", "HOLD", "REFUSE"]
 SubmissionKind = Literal["DECLARATION", "AMENDMENT", "CANCELLATION"]
-Agency = Literal["customs", "sps", "cwc", "ipr"]
+#: An agency's name, as configured in ``refdata/agencies.json`` (adding one needs no code).
+Agency = str
 HoldReason = Literal["DOCUMENTS_REQUIRED", "INSPECTION", "IPR_SUSPENSION", "LICENCE_REQUIRED", "ESCALATED", "OTHER"]
 
-AGENCIES: tuple[Agency, ...] = ("customs", "sps", "cwc", "ipr")
+AGENCIES: tuple[Agency, ...] = tuple(spec.name for spec in agency_specs())
 
 
 class Party(TypedDict):
