@@ -12,6 +12,7 @@ import pytest
 from broker._hub import Hub
 from ops._bench import E2EConfig, bench_e2e, percentiles, render_report
 from ops._bench_floor import FloorConfig, bench_floor
+from schemas import AGENCIES
 from tests.conftest import auth, bootstrap
 
 REPORT_KEYS = {"accepted_per_s", "completed_per_s", "latency_ms", "ingress_latency_ms", "errors", "rss_mb"}
@@ -58,7 +59,7 @@ async def test_tiny_floor_run_deletes_its_topics() -> None:
     report = await bench_floor(FloorConfig(bootstrap=bootstrap(), rate=20.0, duration=2.0, warmup=0.0,
                                            concurrency=4, drain=30.0))
     check_report(report)
-    assert report["topics_deleted"] == len(["submissions", "routing", "responses", "dlq"]) + 2 * 4
+    assert report["topics_deleted"] == len(["submissions", "routing", "responses", "dlq"]) + 2 * len(AGENCIES)
 
 
 def test_percentiles_by_nearest_rank() -> None:
