@@ -126,6 +126,27 @@ class _Selection:
     mandatory: bool
 
 
+def _full_code(code: str) -> bool:
+    return code.isascii() and code.isdigit() and 8 <= len(code) <= 10
+
+
+def _code_refusal(code: str, d: _Declaration) -> str | None:
+    """Why the declaration type cannot accept this commodity code, or None when it can.
+
+    Supplementary declarations are never refused for it (the goods are out; ``_item`` sends an
+    incomplete code to audit); simplified ones and amendments may give none or the 6-digit subheading.
+    """
+    partial = code == "" or (code.isascii() and code.isdigit() and len(code) == 6)
+    if _full_code(code) or d.additional_type == "SUPPLEMENTARY":
+        return None
+    if d.additional_type in SIMPLIFIED:
+        return None if partial else "a simplified declaration gives none, 6 digits or 8 to 10"
+    if d.amendment:
+        return None if partial else "an amendment leaves it out or gives 6 digits or 8 to 10"
+    kind = (d.additional_type or "full").lower().replace("_", "-")
+    return f"a {kind} declaration needs 8 to 10 digits"
+
+
 def _criteria_hold(p: CustomsProfile, item: Item, code: str, d: _Declaration) -> bool:
     """The list criteria (ANDed; an absent one holds); a profile on HS needs a code."""
     return all((
@@ -157,14 +178,11 @@ class CustomsEngine:
 
     def _item(self, item: Item, d: _Declaration) -> ItemDecision:
         seq, code = item["sequence"], item["commodity_code"]
-        full = code.isascii() and code.isdigit() and 8 <= len(code) <= 10
-        partial = code == "" or (code.isascii() and code.isdigit() and len(code) == 6)
+        full = _full_code(code)
         supplementary = d.additional_type == "SUPPLEMENTARY"
-        if not full and not supplementary and not (partial and (d.additional_type in SIMPLIFIED or d.amendment)):
-            what = "a simplified declaration needs none or 6 to 10 digits" if d.additional_type in SIMPLIFIED \
-                else "an amendment leaves it out or gives 6 to 10 digits" if d.amendment \
-                else f"a {(d.additional_type or 'full').lower().replace('_', '-')} declaration needs 8 to 10 digits"
-            return decision(seq, "REFUSE", "N01", f"Commodity code {code!r} refused: {what}.")
+        refusal = _code_refusal(code, d)
+        if refusal is not None:
+            return decision(seq, "REFUSE", "N01", f"Commodity code {code!r} refused: {refusal}.")
         usable = code if code.isascii() and code.isdigit() else ""
         selection = self._select(item, usable, d)
         lane, reasons = selection.lane, list(selection.reasons)
