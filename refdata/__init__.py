@@ -5,23 +5,49 @@ checked); a deployment replaces a file to change the rules, no code change.
 """
 
 from refdata._agencies import AgencySpec, Refusal, Requirement, RequirementTable, agency_specs, requirement_table
+from refdata._customs import (
+    LANES,
+    AEOFacilitation,
+    Benchmark,
+    CustomsProfile,
+    CustomsRiskSettings,
+    Lane,
+    RandomSelection,
+    ValueBenchmarks,
+    customs_risk_settings,
+    parse_risk_settings,
+    parse_value_benchmarks,
+    value_benchmarks,
+)
 from refdata._declaration_types import DeclarationTypes, declaration_types
 from refdata._hs import HsNomenclature, hs_nomenclature
 from refdata._rates import ExchangeRates, exchange_rates
 from refdata.errors import ReferenceDataError
 
 __all__ = [
+    "LANES",
+    "AEOFacilitation",
     "AgencySpec",
+    "Benchmark",
+    "CustomsProfile",
+    "CustomsRiskSettings",
     "DeclarationTypes",
     "ExchangeRates",
     "HsNomenclature",
+    "Lane",
+    "RandomSelection",
     "ReferenceDataError",
     "Refusal",
     "Requirement",
     "RequirementTable",
+    "ValueBenchmarks",
     "agency_specs",
+    "customs_risk_settings",
     "declaration_types",
     "exchange_rates",
     "hs_nomenclature",
+    "parse_risk_settings",
+    "parse_value_benchmarks",
     "requirement_table",
+    "value_benchmarks",
 ]

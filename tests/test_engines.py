@@ -10,7 +10,7 @@ import pytest
 import adapters
 from adapters import ENGINES, DecisionEngine
 from adapters import decision as item_decision
-from adapters.customs import CustomsEngine, CustomsRules, RiskProfile
+from adapters.customs import CustomsEngine
 from adapters.cwc import CWCEngine, load_schedules, states_not_party
 from adapters.ipr import IPREngine, add_working_days, load_register
 from adapters.sps import SPSEngine, SPSRules
@@ -143,25 +143,18 @@ def test_customs_red_even_for_aeo() -> None:
     assert "RED-TOBACCO" in decision["reason"]
 
 
-def test_customs_yellow_above_threshold_unless_aeo() -> None:
-    customs = CustomsEngine(CustomsRules(yellow_value_threshold=5000.0))
-    costly = [item(1, "73181500", value=5000.01)]
+def test_customs_yellow_above_the_base_currency_threshold_unless_aeo() -> None:
+    # HIGH-VALUE in refdata/customs-risk-profiles.json: 100,000 GBP or more (profiles: tests/test_customs_engine.py)
+    customs = CustomsEngine()
+    costly = [item(1, "73181500", value=100_000.0)]
     assert codes(customs.decide(request("customs", costly), today=TODAY)) == [(1, "HOLD", "H02")]
-    at_threshold = [item(1, "73181500", value=5000.0)]
-    assert codes(customs.decide(request("customs", at_threshold), today=TODAY)) == [(1, "RELEASE", "C01")]
+    below = [item(1, "73181500", value=99_999.99)]
+    assert codes(customs.decide(request("customs", below), today=TODAY)) == [(1, "RELEASE", "C01")]
     someone_elses_aeo: list[Authorisation] = [{"category_code": "AEOC", "holder_id": "GB000000000001"}]
     assert one(customs, request("customs", costly, authorisations=someone_elses_aeo))["code"] == "H02"
     assert (
         one(customs, request("customs", costly, declarant=AEO_DECLARANT, authorisations=AEO))["code"] == "C02"
     )
-
-
-def test_customs_red_profile_limited_to_origins() -> None:
-    rules = CustomsRules(
-        red=(RiskProfile(id="RED-X", hs_prefixes=("8517",), origins=frozenset({"AE"}), why="w"),)
-    )
-    req = request("customs", [item(1, "85171300", origin="AE"), item(2, "85171300", origin="KR")])
-    assert codes(CustomsEngine(rules).decide(req, today=TODAY)) == [(1, "HOLD", "H01"), (2, "RELEASE", "C01")]
 
 
 # --- SPS --------------------------------------------------------------------------------------------------

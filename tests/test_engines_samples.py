@@ -14,18 +14,21 @@ from schemas import AgencyRequest, read_declaration
 SAMPLES = Path(__file__).resolve().parents[1] / "schemas" / "samples"
 TODAY = date(2026, 11, 26)
 
+# The samples are IMZ (supplementary) declarations except export-laptops (EXA, frontier): customs answers C05
+# for a supplementary declaration (goods released under the earlier declaration, no new border control), and
+# C02 for the AEOS exporter's laptops (HIGH-VALUE's documentary check waived for the AEO).
 EXPECTED: dict[str, dict[str, list[tuple[int, str, str]]]] = {
-    "plain-goods.xml": {"customs": [(1, "RELEASE", "C02")]},
-    "plants-sps.xml": {"customs": [(1, "RELEASE", "C01")], "sps": [(1, "RELEASE", "C01")]},
-    "chemical-cwc.xml": {"customs": [(1, "RELEASE", "C01")], "cwc": [(1, "RELEASE", "C03")]},
-    "branded-ipr.xml": {"customs": [(1, "RELEASE", "C01")], "ipr": [(1, "HOLD", "H01")]},
+    "plain-goods.xml": {"customs": [(1, "RELEASE", "C05")]},
+    "plants-sps.xml": {"customs": [(1, "RELEASE", "C05")], "sps": [(1, "RELEASE", "C01")]},
+    "chemical-cwc.xml": {"customs": [(1, "RELEASE", "C05")], "cwc": [(1, "RELEASE", "C03")]},
+    "branded-ipr.xml": {"customs": [(1, "RELEASE", "C05")], "ipr": [(1, "HOLD", "H01")]},
     "export-laptops.xml": {"customs": [(1, "RELEASE", "C02")]},
     "all-agencies.xml": {
         "customs": [
-            (1, "RELEASE", "C01"),
-            (2, "RELEASE", "C01"),
-            (3, "RELEASE", "C01"),
-            (4, "RELEASE", "C01"),
+            (1, "RELEASE", "C05"),
+            (2, "RELEASE", "C05"),
+            (3, "RELEASE", "C05"),
+            (4, "RELEASE", "C05"),
         ],
         "sps": [(2, "HOLD", "H01")],
         "cwc": [(3, "REFUSE", "N03")],
@@ -55,6 +58,9 @@ def test_sample_is_routed_and_decided(name: str) -> None:
             "destination_country": submission["destination_country"],
             "items": [items[r["item"]] for r in reasons],
             "reasons": reasons,
+            "kind": submission["kind"],
+            "direction": submission.get("direction", ""),
+            "additional_type": submission.get("additional_type", ""),
         }
         decided[agency] = [
             (d["sequence"], d["outcome"], d["code"]) for d in ENGINES[agency].decide(request, today=TODAY)

@@ -1,22 +1,16 @@
-"""Customs: commodity-code check and risk selectivity (see ``_engine`` for the codes)."""
+"""Customs: commodity-code check and risk selectivity from data files (see ``_engine`` for the codes)."""
 
-from adapters.customs._engine import (
-    AEO_CATEGORIES,
-    DEFAULT_RED,
-    CustomsEngine,
-    CustomsRules,
-    RiskProfile,
-    aeo_holder,
-)
+from adapters.customs._aeo import AEO_CATEGORIES, aeo_holder, aeo_holders
+from adapters.customs._engine import CustomsEngine, CustomsRules, random_draw
 
 engine = CustomsEngine()
 
 __all__ = [
     "AEO_CATEGORIES",
-    "DEFAULT_RED",
     "CustomsEngine",
     "CustomsRules",
-    "RiskProfile",
     "aeo_holder",
+    "aeo_holders",
     "engine",
+    "random_draw",
 ]
