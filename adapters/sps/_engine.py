@@ -66,13 +66,17 @@ class SPSEngine:
         direction = request.get("direction") or kinds.direction(type_code)
         additional = request.get("additional_type") or kinds.category(type_code)
         key = f"{request['submission_id']}:{request['version']}"
-        return [self._item(item, direction, additional, key) for item in request["items"]]
+        internal = direction == "IMPORT" and request["export_country"] == self.table.hub_country
+        return [self._item(item, direction, additional, key, internal=internal) for item in request["items"]]
 
-    def _item(self, item: Item, direction: str, additional: str, key: str) -> ItemDecision:
+    def _item(self, item: Item, direction: str, additional: str, key: str, *, internal: bool) -> ItemDecision:
         seq = item["sequence"]
         if additional == "SUPPLEMENTARY":
             return decision(seq, "RELEASE", "C04", "Supplementary declaration: the goods were released under the "
                             "earlier declaration it completes; no new SPS control.")
+        if internal:
+            return decision(seq, "RELEASE", "C03", f"Dispatched from {self.table.hub_country} itself: an internal "
+                            "movement, not an entry from a third country; the import requirements do not apply.")
         requirements = self.table.applicable(item["commodity_code"], item["origin_country"], direction)
         if not requirements:
             where = direction.lower() or "unknown direction"
