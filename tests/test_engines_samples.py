@@ -12,7 +12,7 @@ from routing import load_rules, route
 from schemas import AgencyRequest, read_declaration
 
 SAMPLES = Path(__file__).resolve().parents[1] / "schemas" / "samples"
-TODAY = date(2026, 11, 26)
+TODAY = date(2026, 12, 1)  # rule set 2026.2
 
 EXPECTED: dict[str, dict[str, list[tuple[int, str, str]]]] = {
     "plain-goods.xml": {"customs": [(1, "RELEASE", "C02")]},
@@ -55,6 +55,8 @@ def test_sample_is_routed_and_decided(name: str) -> None:
             "destination_country": submission["destination_country"],
             "items": [items[r["item"]] for r in reasons],
             "reasons": reasons,
+            "direction": submission.get("direction", ""),
+            "additional_type": submission.get("additional_type", ""),
         }
         decided[agency] = [
             (d["sequence"], d["outcome"], d["code"]) for d in ENGINES[agency].decide(request, today=TODAY)

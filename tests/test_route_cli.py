@@ -19,7 +19,7 @@ VALID = sorted(name for name, case in EXPECTED.items() if case["outcome"] is not
 
 
 def routed(capsys: pytest.CaptureFixture[str], file: Path, *, bundle: list[str] | None = None) -> tuple[int, Any]:
-    code = run_route(argparse.Namespace(file=str(file), bundle=bundle or [], on=date(2026, 11, 26)))
+    code = run_route(argparse.Namespace(file=str(file), bundle=bundle or [], on=date(2026, 12, 1)))
     return code, json.loads(capsys.readouterr().out)
 
 
