@@ -129,6 +129,8 @@ class SPSEngine:
             if requirement.export and table.is_import_reference(reference):
                 problems.append(f"{code} {reference} is an import (CHED) reference; an export needs the "
                                 f"{table.hub_country} export phytosanitary certificate")
+            elif not reference:
+                problems.append(f"{code} is declared without a reference")
             elif not table.reference_ok(code, reference):
                 form = "a CHED reference such as GBCHD2024.1234567" if table.reference_kinds.get(code) == "ched" \
                     else "a reference"
