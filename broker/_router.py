@@ -186,15 +186,15 @@ class Router:
             log.info("already_routed", known_version=previous["version"], cancelled=previous["cancelled"])
             return []
         now = self._clock()
-        routes = ({} if submission["kind"] == "CANCELLATION"
-                  else route(submission, self._table(submission["received_at"], now)))
+        table = self._table(submission["received_at"], now)
+        routes = {} if submission["kind"] == "CANCELLATION" else route(submission, table)
         plan, requests, state = plan_submission(submission, routes, now=now, previous=previous)
         out = [avro_message(requests_topic(r["agency"]), "AgencyRequest", r) for r in requests]
         for r in requests:
             metrics.ROUTED.inc(r["agency"])
         out.append(avro_message(ROUTING, "RoutingPlan", plan))
         out.append(self.store.put(sid, state, partition=message.partition))
-        log.info("routed", kind=submission["kind"], agencies=list(routes), asked=[r["agency"] for r in requests],
+        log.info("routed", kind=submission["kind"], rule_set=table.version, agencies=list(routes), asked=[r["agency"] for r in requests],
                  items=len(submission["items"]))
         return out
 
