@@ -194,7 +194,8 @@ class Router:
             metrics.ROUTED.inc(r["agency"])
         out.append(avro_message(ROUTING, "RoutingPlan", plan))
         out.append(self.store.put(sid, state, partition=message.partition))
-        log.info("routed", kind=submission["kind"], rule_set=table.version, agencies=list(routes), asked=[r["agency"] for r in requests],
+        log.info("routed", kind=submission["kind"], rule_set=table.version, agencies=list(routes),
+                 asked=[r["agency"] for r in requests],
                  items=len(submission["items"]))
         return out
 
