@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import NotRequired, TypedDict
 
 import orjson
@@ -27,7 +27,7 @@ from broker._envelope import InMessage, OutMessage, avro_message, decode
 from broker._kafka import ProcessorSpec
 from broker._state import ChangelogStore
 from broker._topics import DLQ, ROUTER_STATE, ROUTING, SUBMISSIONS, requests_topic
-from routing import RuleTable, load_rules, route
+from routing import NoRuleSetError, RuleBook, RuleTable, load_rule_book, route
 from schemas import AgencyRequest, Item, RoutingPlan, RoutingReason, Submission
 
 log = structlog.get_logger("nsw.router")
@@ -141,17 +141,38 @@ def plan_submission(
     return plan, requests, state
 
 
+def _day(ms: int) -> date:
+    return datetime.fromtimestamp(ms / 1000, UTC).date()
+
+
 class Router:
-    def __init__(self, *, bootstrap: str, rules: RuleTable | None = None, clock: Clock = now_ms) -> None:
+    """Routes each version with the rule set effective on the day the hub received it.
+
+    ``rules`` pins one table (tests, tools); ``book`` is the rule file with every set compiled
+    (loaded once, on first use); a submission received before the first set took effect is routed
+    with the set in force today, and says so in the log.
+    """
+
+    def __init__(self, *, bootstrap: str, rules: RuleTable | None = None, book: RuleBook | None = None,
+                 clock: Clock = now_ms) -> None:
         self._rules = rules
+        self._book = book
         self._clock = clock
         self.store: ChangelogStore[RouterState] = ChangelogStore(bootstrap=bootstrap, topic=ROUTER_STATE,
                                                                  name="router")
 
-    def _table(self, now: int) -> RuleTable:
-        if self._rules is None:
-            self._rules = load_rules(on=datetime.fromtimestamp(now / 1000, UTC).date())
-        return self._rules
+    def _table(self, received_at: int, now: int) -> RuleTable:
+        if self._rules is not None:
+            return self._rules
+        if self._book is None:
+            self._book = load_rule_book()
+        try:
+            return self._book.on(_day(received_at))
+        except NoRuleSetError:
+            table = self._book.on(_day(now))
+            log.warning("no_rule_set_on_received_date", received_on=_day(received_at).isoformat(),
+                        rule_set=table.version)
+            return table
 
     async def on_assign(self, assigned: set[tuple[str, int]]) -> None:
         await self.store.restore({p for _, p in assigned})
@@ -165,14 +186,16 @@ class Router:
             log.info("already_routed", known_version=previous["version"], cancelled=previous["cancelled"])
             return []
         now = self._clock()
-        routes = {} if submission["kind"] == "CANCELLATION" else route(submission, self._table(now))
+        table = self._table(submission["received_at"], now)
+        routes = {} if submission["kind"] == "CANCELLATION" else route(submission, table)
         plan, requests, state = plan_submission(submission, routes, now=now, previous=previous)
         out = [avro_message(requests_topic(r["agency"]), "AgencyRequest", r) for r in requests]
         for r in requests:
             metrics.ROUTED.inc(r["agency"])
         out.append(avro_message(ROUTING, "RoutingPlan", plan))
         out.append(self.store.put(sid, state, partition=message.partition))
-        log.info("routed", kind=submission["kind"], agencies=list(routes), asked=[r["agency"] for r in requests],
+        log.info("routed", kind=submission["kind"], rule_set=table.version, agencies=list(routes),
+                 asked=[r["agency"] for r in requests],
                  items=len(submission["items"]))
         return out
 

@@ -22,6 +22,7 @@ from refdata._customs import (
 from refdata._declaration_types import DeclarationTypes, declaration_types
 from refdata._hs import HsNomenclature, hs_nomenclature
 from refdata._rates import ExchangeRates, exchange_rates
+from refdata._sps import SPSRequirement, SPSRequirements, sps_requirements
 from refdata.errors import ReferenceDataError
 
 __all__ = [
@@ -40,6 +41,8 @@ __all__ = [
     "Refusal",
     "Requirement",
     "RequirementTable",
+    "SPSRequirement",
+    "SPSRequirements",
     "ValueBenchmarks",
     "agency_specs",
     "customs_risk_settings",
@@ -49,5 +52,6 @@ __all__ = [
     "parse_risk_settings",
     "parse_value_benchmarks",
     "requirement_table",
+    "sps_requirements",
     "value_benchmarks",
 ]

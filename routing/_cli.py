@@ -3,7 +3,11 @@
 The file is read exactly as the ingress reads it (same bundles, same validation, same mapping),
 then routed with the rule set effective today. Output on stdout::
 
-    {"agencies": {"customs": [{"item": 1, "rule": "CUS-ALL", "why": "..."}], "sps": [...]}}
+    {"rule_set": "2026.2", "agencies": {"customs": [{"item": 1, "rule": "CUS-ALL", "why": "..."}], "sps": [...]},
+     "not_routed": [{"item": 1, "agency": "sps", "rule": "SPS-PLANT-HEALTH", "why": "... exempt ..."}]}
+
+``not_routed`` names, for an item an agency does not see although one of its rules covers the goods,
+the exception that kept it away (exempt fruit, a supplementary declaration...).
 
 A refused file prints the same problem details the ingress would answer (``type``, ``title``,
 ``status``, ``detail``, ``errors`` with message, line and path) and exits 1; a bundle or rule
@@ -21,7 +25,7 @@ from typing import Any, Final
 
 import orjson
 
-from routing._route import route
+from routing._route import explain
 from routing._rules import load_rules
 from routing.errors import RoutingError
 from schemas import (
@@ -87,5 +91,6 @@ def run_route(args: argparse.Namespace) -> int:
             "errors": [{"message": e.message, "line": e.line, "path": e.path} for e in exc.errors],
         })
         return 1
-    _print({"agencies": route(submission, table)})
+    agencies, not_routed = explain(submission, table)
+    _print({"rule_set": table.version, "agencies": agencies, "not_routed": not_routed})
     return 0

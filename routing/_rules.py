@@ -17,13 +17,22 @@ Conditions:
     cas_numbers         item declares one of these CAS numbers
     cas_list            "cwc-schedules": any CAS number of the CWC schedules (exemptions excluded)
     declaration_types   declaration type starts with one of them, e.g. "IM", "EX"
+    directions          the declaration's direction: IMPORT, EXPORT, TRANSIT, OTHER
+    additional_types    the additional declaration type's category: FRONTIER, PRE_LODGED, SIMPLIFIED,
+                        SIMPLIFIED_PRE_LODGED, SUPPLEMENTARY, OTHER
     aeo                 true/false: declarant holds AEOC/AEOS
     description_terms   one of these words is in the description (whole word, any case)
     ipr_register        true: a brand of the IPR register is in the description and the item's
                         HS chapter is among that right's chapters
 
-Placeholders usable in ``why``: {seq} {hs} {hs6} {chapter} {origin} {declaration_type} always;
-{document} {cas} {country} {term} {brand} {holder} when the rule has the condition that finds them.
+A rule may list exceptions under ``except``: each is a set of the same conditions (ANDed) with its own
+``why``. When the rule matches but one of its exceptions does too, the rule does not route the item, and
+the exception's sentence says why not (``nsw route`` shows it): exempt fruit under plant health, a
+supplementary declaration whose goods were released earlier.
+
+Placeholders usable in ``why``: {seq} {hs} {hs6} {chapter} {origin} {declaration_type} {direction}
+{additional_type} always; {document} {cas} {country} {term} {brand} {holder} when the rule (or the
+exception) has the condition that finds them.
 """
 
 from __future__ import annotations
@@ -40,13 +49,14 @@ from typing import Any, cast
 from adapters.customs import aeo_holder
 from adapters.cwc import load_schedules
 from adapters.ipr import BrandIndex, load_register, words
+from refdata import declaration_types
 from routing.errors import NoRuleSetError, RuleTableError
 from schemas import AGENCIES, Agency, Item, Submission
 
 Facts = dict[str, str]
 Condition = Callable[["Context", Item], Facts | None]
 
-ALWAYS = frozenset({"seq", "hs", "hs6", "chapter", "origin", "declaration_type"})
+ALWAYS = frozenset({"seq", "hs", "hs6", "chapter", "origin", "declaration_type", "direction", "additional_type"})
 CONDITIONS: Mapping[str, frozenset[str]] = {  # condition -> placeholders it provides
     "hs_prefixes": frozenset(),
     "hs_list": frozenset(),
@@ -56,6 +66,8 @@ CONDITIONS: Mapping[str, frozenset[str]] = {  # condition -> placeholders it pro
     "cas_numbers": frozenset({"cas"}),
     "cas_list": frozenset({"cas"}),
     "declaration_types": frozenset(),
+    "directions": frozenset(),
+    "additional_types": frozenset(),
     "aeo": frozenset(),
     "description_terms": frozenset({"term"}),
     "ipr_register": frozenset({"brand", "holder"}),
@@ -64,7 +76,12 @@ NAMED_LISTS: Mapping[str, Mapping[str, Callable[[], frozenset[str]]]] = {
     "cas_list": {"cwc-schedules": lambda: load_schedules().scheduled_cas},
     "hs_list": {"cwc-hs": lambda: load_schedules().hs_subheadings},
 }
-RULE_KEYS = frozenset({"id", "agency", "why", *CONDITIONS})
+RULE_KEYS = frozenset({"id", "agency", "why", "except", *CONDITIONS})
+EXCEPTION_KEYS = frozenset({"why", *CONDITIONS})
+DIRECTIONS = frozenset({"IMPORT", "EXPORT", "TRANSIT", "OTHER"})
+ADDITIONAL_TYPES = frozenset(
+    {"FRONTIER", "PRE_LODGED", "SIMPLIFIED", "SIMPLIFIED_PRE_LODGED", "SUPPLEMENTARY", "OTHER"}
+)
 SET_KEYS = frozenset({"version", "effective_from", "effective_to", "rules", "description"})
 
 
@@ -75,11 +92,19 @@ class Context:
     declaration_type: str
     trading_countries: tuple[str, ...]
     aeo: bool
+    direction: str = ""
+    additional_type: str = ""
 
     @classmethod
     def of(cls, submission: Submission) -> Context:
+        """The header facts; direction and additional type from the record, else from the declaration type
+        (records of the first Avro schema carry neither)."""
+        kinds = declaration_types()
+        type_code = submission["declaration_type"]
         return cls(
-            declaration_type=submission["declaration_type"],
+            declaration_type=type_code,
+            direction=submission.get("direction") or kinds.direction(type_code),
+            additional_type=submission.get("additional_type") or kinds.category(type_code),
             trading_countries=tuple(
                 c for c in (submission["export_country"], submission["destination_country"]) if c
             ),
@@ -95,30 +120,57 @@ class Rule:
     agency: Agency
     why: str
     conditions: tuple[Condition, ...]
+    exceptions: tuple[Unless, ...] = ()
 
     def match(self, ctx: Context, item: Item) -> Facts | None:
-        """Facts for the ``why`` placeholders when every condition holds, else None."""
-        facts: Facts = {}
-        for condition in self.conditions:
-            found = condition(ctx, item)
-            if found is None:
-                return None
-            facts.update(found)
-        return facts
+        """Facts for the ``why`` placeholders when every condition holds, else None (exceptions aside)."""
+        return _all(self.conditions, ctx, item)
+
+    def blocked(self, ctx: Context, item: Item) -> str | None:
+        """The sentence of the first exception that applies to this item, else None."""
+        for exception in self.exceptions:
+            facts = _all(exception.conditions, ctx, item)
+            if facts is not None:
+                return _fill(exception.why, ctx, item, facts)
+        return None
 
     def explain(self, ctx: Context, item: Item, facts: Facts) -> str:
-        code = item["commodity_code"]
-        return self.why.format_map(
-            {
-                "seq": str(item["sequence"]),
-                "hs": code,
-                "hs6": code[:6],
-                "chapter": code[:2],
-                "origin": item["origin_country"] or "unknown",
-                "declaration_type": ctx.declaration_type,
-                **facts,
-            }
-        )
+        return _fill(self.why, ctx, item, facts)
+
+
+@dataclass(frozen=True, slots=True)
+class Unless:
+    """A case the rule does not cover although its conditions hold, and why."""
+
+    why: str
+    conditions: tuple[Condition, ...]
+
+
+def _all(conditions: tuple[Condition, ...], ctx: Context, item: Item) -> Facts | None:
+    facts: Facts = {}
+    for condition in conditions:
+        found = condition(ctx, item)
+        if found is None:
+            return None
+        facts.update(found)
+    return facts
+
+
+def _fill(template: str, ctx: Context, item: Item, facts: Facts) -> str:
+    code = item["commodity_code"]
+    return template.format_map(
+        {
+            "seq": str(item["sequence"]),
+            "hs": code,
+            "hs6": code[:6],
+            "chapter": code[:2],
+            "origin": item["origin_country"] or "unknown",
+            "declaration_type": ctx.declaration_type,
+            "direction": ctx.direction or "unknown",
+            "additional_type": ctx.additional_type or "unknown",
+            **facts,
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +246,19 @@ def _cas(numbers: frozenset[str]) -> Condition:
 def _declaration_types(prefixes: tuple[str, ...]) -> Condition:
     def condition(ctx: Context, item: Item) -> Facts | None:
         return {} if ctx.declaration_type.startswith(prefixes) else None
+
+    return condition
+
+
+def _header(where: str, key: str, values: list[str], allowed: frozenset[str]) -> Condition:
+    unknown = set(values) - allowed
+    if unknown:
+        raise RuleTableError(f"{where}: {key} must be among {sorted(allowed)}, not {sorted(unknown)}")
+    wanted = frozenset(values)
+    attribute = "direction" if key == "directions" else "additional_type"
+
+    def condition(ctx: Context, item: Item) -> Facts | None:
+        return {} if getattr(ctx, attribute) in wanted else None
 
     return condition
 
@@ -288,6 +353,19 @@ def _build_declaration_types(where: str, raw: dict[str, Any]) -> Condition | Non
     return _declaration_types(tuple(_strings(f"{where}.declaration_types", raw["declaration_types"])))
 
 
+def _build_directions(where: str, raw: dict[str, Any]) -> Condition | None:
+    if "directions" not in raw:
+        return None
+    return _header(where, "directions", _strings(f"{where}.directions", raw["directions"]), DIRECTIONS)
+
+
+def _build_additional_types(where: str, raw: dict[str, Any]) -> Condition | None:
+    if "additional_types" not in raw:
+        return None
+    values = _strings(f"{where}.additional_types", raw["additional_types"])
+    return _header(where, "additional_types", values, ADDITIONAL_TYPES)
+
+
 def _build_aeo(where: str, raw: dict[str, Any]) -> Condition | None:
     return _aeo(_bool(f"{where}.aeo", raw["aeo"])) if "aeo" in raw else None
 
@@ -313,6 +391,8 @@ _BUILDERS: tuple[Callable[[str, dict[str, Any]], Condition | None], ...] = (
     _build_trading,
     _build_cas,
     _build_declaration_types,
+    _build_directions,
+    _build_additional_types,
     _build_aeo,
     _build_terms,
     _build_ipr,
@@ -335,6 +415,18 @@ def _compile_rule(where: str, raw: Any) -> Rule:
         raise RuleTableError(f"{where}: rule needs a why")
 
     conditions = [build(where, raw) for build in _BUILDERS]
+    _check_template(where, why, raw)
+    exceptions_raw = raw.get("except", [])
+    if not isinstance(exceptions_raw, list):
+        raise RuleTableError(f"{where}: except is a list of exceptions")
+    exceptions = tuple(_compile_exception(f"{where} except #{n}", e) for n, e in enumerate(exceptions_raw))
+    return Rule(
+        id=rule_id, agency=cast(Agency, agency), why=why, conditions=tuple(c for c in conditions if c),
+        exceptions=exceptions,
+    )
+
+
+def _check_template(where: str, why: str, raw: dict[str, Any]) -> None:
     provided = ALWAYS.union(*(CONDITIONS[k] for k in raw if k in CONDITIONS))
     try:
         fields = {name for _, name, _, _ in string.Formatter().parse(why) if name is not None}
@@ -343,9 +435,22 @@ def _compile_rule(where: str, raw: Any) -> Rule:
     missing = fields - provided
     if missing:
         raise RuleTableError(f"{where}: why uses {sorted(missing)}, which its conditions do not provide")
-    return Rule(
-        id=rule_id, agency=cast(Agency, agency), why=why, conditions=tuple(c for c in conditions if c)
-    )
+
+
+def _compile_exception(where: str, raw: Any) -> Unless:
+    if not isinstance(raw, dict):
+        raise RuleTableError(f"{where}: an exception is an object")
+    unknown = set(raw) - EXCEPTION_KEYS
+    if unknown:
+        raise RuleTableError(f"{where}: unknown keys {sorted(unknown)}")
+    why = raw.get("why")
+    if not isinstance(why, str) or not why:
+        raise RuleTableError(f"{where}: an exception needs a why")
+    conditions = tuple(c for c in (build(where, raw) for build in _BUILDERS) if c)
+    if not conditions:
+        raise RuleTableError(f"{where}: an exception needs at least one condition")
+    _check_template(where, why, raw)
+    return Unless(why=why, conditions=conditions)
 
 
 def _date(where: str, value: Any) -> date:
@@ -391,11 +496,30 @@ def _read(path: Path | None) -> tuple[str, str]:
     return str(path), path.read_text(encoding="utf-8")
 
 
-def load_rules(path: Path | None = None, *, on: date) -> RuleTable:
-    """The rule set effective ``on`` a date, compiled; default file is the packaged rule table.
+@dataclass(frozen=True, slots=True)
+class RuleBook:
+    """Every rule set of a rule file, compiled once; ``on(date)`` picks the one effective that day."""
 
-    Every rule set in the file is validated, not just the chosen one, so a broken future set
-    fails at deployment rather than on the day it takes effect.
+    name: str
+    tables: tuple[RuleTable, ...]
+
+    def on(self, day: date) -> RuleTable:
+        effective = [
+            t for t in self.tables if t.effective_from <= day and (t.effective_to is None or day <= t.effective_to)
+        ]
+        if len(effective) != 1:
+            found = ", ".join(t.version for t in effective) or "none"
+            raise NoRuleSetError(
+                f"{self.name}: exactly one rule set must be effective on {day.isoformat()}; found {found}"
+            )
+        return effective[0]
+
+
+def load_rule_book(path: Path | None = None) -> RuleBook:
+    """Every rule set of the file, compiled; default file is the packaged rule table.
+
+    Every rule set is validated, not just the one in force, so a broken future set fails at
+    deployment rather than on the day it takes effect.
     """
     name, text = _read(path)
     try:
@@ -412,12 +536,9 @@ def load_rules(path: Path | None = None, *, on: date) -> RuleTable:
     versions = [t.version for t in tables]
     if len(set(versions)) != len(versions):
         raise RuleTableError(f"{name}: duplicate rule set versions")
-    effective = [
-        t for t in tables if t.effective_from <= on and (t.effective_to is None or on <= t.effective_to)
-    ]
-    if len(effective) != 1:
-        found = ", ".join(t.version for t in effective) or "none"
-        raise NoRuleSetError(
-            f"{name}: exactly one rule set must be effective on {on.isoformat()}; found {found}"
-        )
-    return effective[0]
+    return RuleBook(name=name, tables=tuple(tables))
+
+
+def load_rules(path: Path | None = None, *, on: date) -> RuleTable:
+    """The rule set effective ``on`` a date, compiled (see ``load_rule_book``)."""
+    return load_rule_book(path).on(on)

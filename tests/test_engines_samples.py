@@ -12,7 +12,7 @@ from routing import load_rules, route
 from schemas import AgencyRequest, read_declaration
 
 SAMPLES = Path(__file__).resolve().parents[1] / "schemas" / "samples"
-TODAY = date(2026, 11, 26)
+TODAY = date(2026, 12, 1)  # rule set 2026.2
 
 # The samples are IMZ (supplementary) declarations except export-laptops (EXA, frontier): customs answers C05
 # for a supplementary declaration (goods released under the earlier declaration, no new border control), and

@@ -19,7 +19,7 @@ VALID = sorted(name for name, case in EXPECTED.items() if case["outcome"] is not
 
 
 def routed(capsys: pytest.CaptureFixture[str], file: Path, *, bundle: list[str] | None = None) -> tuple[int, Any]:
-    code = run_route(argparse.Namespace(file=str(file), bundle=bundle or [], on=date(2026, 11, 26)))
+    code = run_route(argparse.Namespace(file=str(file), bundle=bundle or [], on=date(2026, 12, 1)))
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -83,3 +83,20 @@ def test_parser_registers_route() -> None:
     add_route_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["route", "--bundle", "a=/x", "--bundle", "b=/y", "--on", "2026-01-02", "f.xml"])
     assert (args.file, args.bundle, args.on, args.run) == ("f.xml", ["a=/x", "b=/y"], date(2026, 1, 2), run_route)
+
+
+def test_route_names_the_rule_set_and_why_an_agency_is_not_asked(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    text = (SAMPLES / "plants-sps.xml").read_text(encoding="utf-8")
+    assert "<TypeCode>IMA</TypeCode>" in text
+    supplementary = tmp_path / "plants-supplementary.xml"
+    supplementary.write_text(text.replace("<TypeCode>IMA</TypeCode>", "<TypeCode>IMZ</TypeCode>"), encoding="utf-8")
+    code, answer = routed(capsys, SAMPLES / "plants-sps.xml")
+    assert (code, answer["rule_set"], answer["not_routed"]) == (0, "2026.2", [])
+    assert answer["agencies"]["sps"][0]["rule"] == "SPS-PH-IMPORT"
+    code, answer = routed(capsys, supplementary)
+    assert code == 0
+    assert list(answer["agencies"]) == ["customs"]
+    assert [(n["item"], n["agency"], n["rule"]) for n in answer["not_routed"]] == [(1, "sps", "SPS-PH-IMPORT")]
+    assert "supplementary" in answer["not_routed"][0]["why"]

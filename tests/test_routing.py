@@ -12,7 +12,7 @@ import pytest
 from routing import NoRuleSetError, RuleTable, RuleTableError, load_rules, route
 from schemas import Authorisation, Document, Item, Submission
 
-TODAY = date(2026, 11, 26)
+TODAY = date(2026, 11, 26)  # rule set 2026.1; set 2026.2 (concerns, direction, supplementary): test_routing_concerns.py
 AEO_DECLARANT = "GB123456789000"
 OTHER_DECLARANT = "GB987654321000"
 

@@ -1,7 +1,7 @@
-"""SPS (plant and animal health): certificate checks (see ``_engine`` for the codes)."""
+"""SPS (plant health, animal health, food safety): documents against a requirement table (see ``_engine``)."""
 
-from adapters.sps._engine import PHYTO, VETERINARY, Need, SPSEngine, SPSRules, need
+from adapters.sps._engine import SPSEngine, selected
 
 engine = SPSEngine()
 
-__all__ = ["PHYTO", "VETERINARY", "Need", "SPSEngine", "SPSRules", "engine", "need"]
+__all__ = ["SPSEngine", "engine", "selected"]

@@ -1,112 +1,142 @@
-"""SPS (plant and animal health) reference engine: is the right certificate declared?
+"""SPS reference engine: plant health, animal health and food safety, from a requirement table.
 
-What each item needs, by HS code:
-    animal products (01-05, 1501-1506, 16)                   N853 veterinary entry document
-    plant products (06-14, 1507-1515, 44, 5201-5203)         N851 phytosanitary certificate
-    other food (rest of 15, 17-24)                           N851 or N853
-    anything else (routed here only by a declared document)  nothing: not under SPS control
+``refdata/sps-requirements.json`` says, per concern, which items (HS prefix, origin, direction) need
+which documents, which Y-codes claim an exemption and how often the authority inspects. Per item the
+engine checks every concern that covers it; the strictest answer wins.
 
 Codes:
-    C01  released: phytosanitary certificate (N851) declared
-    C02  released: veterinary document (N853) declared
-    C03  released: the goods are not under SPS control (a certificate was declared anyway)
-    H01  held, documents required: the certificate the goods need is not declared
-    H02  held for physical and identity inspection (an inspection profile in ``SPSRules`` matched)
+    C01  released: the required documents are declared, with references in the required form
+    C02  released: an exemption (Y-code) or a waiver (document status XW) is declared and honoured
+    C03  released: no SPS requirement covers the goods (routed by a declared document, which is noted)
+    C04  released: supplementary declaration; the goods were controlled when first released
+    H01  held, documents required: a required document is not declared (or not available)
+    H02  held for physical and identity inspection (selected at the table's rate)
+    H03  held, documents required: a document's reference is not in the form its kind requires, or an
+         export declares an import document instead of the hub country's export certificate
 The reference engine never refuses: a missing certificate can still be produced.
+
+Selection for inspection is deterministic per submission, version, item and requirement (a hash,
+not a random number), so a replay or a second engine instance decides the same.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date
-from enum import Enum
 
 from adapters._engine import decision
+from refdata import SPSRequirement, SPSRequirements, declaration_types, sps_requirements
 from schemas import AgencyRequest, Item, ItemDecision
 
-PHYTO = "N851"
-VETERINARY = "N853"
+
+def selected(key: str, rate: float) -> bool:
+    """Whether ``key`` falls in the inspected share ``rate`` (0..1): the first 8 bytes of SHA-256, as a fraction."""
+    if rate <= 0:
+        return False
+    draw = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+    return draw < rate
 
 
-class Need(Enum):
-    ANIMAL = "veterinary document N853"
-    PLANT = "phytosanitary certificate N851"
-    EITHER = "phytosanitary certificate N851 or veterinary document N853"
-    NONE = "no certificate"
-
-
-_ANIMAL = ("01", "02", "03", "04", "05", "16", "1501", "1502", "1503", "1504", "1505", "1506")
-_PLANT = (
-    *(f"{c:02d}" for c in range(6, 15)),
-    *(f"15{h:02d}" for h in range(7, 16)),
-    "44",
-    "5201",
-    "5202",
-    "5203",
-)
-_FOOD = ("15", *(f"{c:02d}" for c in range(17, 25)))
-
-
-def need(commodity_code: str) -> Need:
-    """Which certificate an item with this commodity code needs."""
-    if commodity_code.startswith(_ANIMAL):
-        return Need.ANIMAL
-    if commodity_code.startswith(_PLANT):
-        return Need.PLANT
-    if commodity_code.startswith(_FOOD):
-        return Need.EITHER
-    return Need.NONE
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SPSRules:
-    """Inspection selection; off by default (no prefixes). Empty ``inspect_origins`` = any origin."""
-
-    inspect_hs_prefixes: tuple[str, ...] = ()
-    inspect_origins: frozenset[str] = frozenset()
-
-    def inspect(self, item: Item) -> bool:
-        return (
-            bool(self.inspect_hs_prefixes)
-            and item["commodity_code"].startswith(self.inspect_hs_prefixes)
-            and (not self.inspect_origins or item["origin_country"] in self.inspect_origins)
-        )
+@dataclass(frozen=True, slots=True)
+class _Check:
+    requirement: SPSRequirement
+    outcome: str  # "ok", "exempt", "missing", "malformed"
+    detail: str
 
 
 class SPSEngine:
-    """Plant and animal health: certificate present, and inspection when a profile selects it."""
+    """Documents against the requirement table, then inspection at the table's rate."""
 
     agency = "sps"
 
-    def __init__(self, rules: SPSRules | None = None) -> None:
-        self.rules = rules or SPSRules()
+    def __init__(self, table: SPSRequirements | None = None, *, inspections: bool = True) -> None:
+        self._table = table
+        self.inspections = inspections
+
+    @property
+    def table(self) -> SPSRequirements:
+        if self._table is None:
+            self._table = sps_requirements()
+        return self._table
 
     def decide(self, request: AgencyRequest, *, today: date) -> list[ItemDecision]:
-        return [self._item(item) for item in request["items"]]
+        kinds = declaration_types()
+        type_code = request["declaration_type"]
+        direction = request.get("direction") or kinds.direction(type_code)
+        additional = request.get("additional_type") or kinds.category(type_code)
+        key = f"{request['submission_id']}:{request['version']}"
+        internal = direction == "IMPORT" and request["export_country"] == self.table.hub_country
+        return [self._item(item, direction, additional, key, internal=internal) for item in request["items"]]
 
-    def _item(self, item: Item) -> ItemDecision:
+    def _item(self, item: Item, direction: str, additional: str, key: str, *, internal: bool) -> ItemDecision:
         seq = item["sequence"]
-        declared = {d["category_code"] + d["type_code"] for d in item["documents"]}
-        needed = need(item["commodity_code"])
-        if needed is Need.NONE:
-            return decision(seq, "RELEASE", "C03", "Goods not under SPS control; declared certificate noted.")
-        has_phyto, has_vet = PHYTO in declared, VETERINARY in declared
-        present = {
-            Need.ANIMAL: has_vet,
-            Need.PLANT: has_phyto,
-            Need.EITHER: has_phyto or has_vet,
-        }[needed]
-        if not present:
-            return decision(
-                seq,
-                "HOLD",
-                "H01",
-                f"Documents required: {needed.value} not declared for commodity {item['commodity_code']}.",
-                hold_reason="DOCUMENTS_REQUIRED",
-            )
-        if self.rules.inspect(item):
-            return decision(seq, "HOLD", "H02", "Selected for physical and identity inspection.",
-                            hold_reason="INSPECTION")
-        if has_vet and needed is not Need.PLANT:
-            return decision(seq, "RELEASE", "C02", "Veterinary document N853 declared; released.")
-        return decision(seq, "RELEASE", "C01", "Phytosanitary certificate N851 declared; released.")
+        if additional == "SUPPLEMENTARY":
+            return decision(seq, "RELEASE", "C04", "Supplementary declaration: the goods were released under the "
+                            "earlier declaration it completes; no new SPS control.")
+        if internal:
+            return decision(seq, "RELEASE", "C03", f"Dispatched from {self.table.hub_country} itself: an internal "
+                            "movement, not an entry from a third country; the import requirements do not apply.")
+        requirements = self.table.applicable(item["commodity_code"], item["origin_country"], direction)
+        if not requirements:
+            where = direction.lower() or "unknown direction"
+            return decision(seq, "RELEASE", "C03", f"No plant health, animal health or food safety requirement "
+                            f"covers commodity {item['commodity_code'] or 'unknown'} ({where}); "
+                            "declared documents noted.")
+        checks = [self._check(item, r) for r in requirements]
+        missing = [c for c in checks if c.outcome == "missing"]
+        if missing:
+            return decision(seq, "HOLD", "H01", "Documents required: " + "; ".join(c.detail for c in missing) + ".",
+                            hold_reason="DOCUMENTS_REQUIRED")
+        malformed = [c for c in checks if c.outcome == "malformed"]
+        if malformed:
+            return decision(seq, "HOLD", "H03", "Documents required: " + "; ".join(c.detail for c in malformed) + ".",
+                            hold_reason="DOCUMENTS_REQUIRED")
+        if self.inspections:
+            for c in checks:
+                if c.outcome == "ok" and selected(f"{key}:{seq}:{c.requirement.id}", c.requirement.inspection_rate):
+                    return decision(seq, "HOLD", "H02", f"Selected for physical and identity inspection "
+                                    f"({c.requirement.concern.replace('_', ' ')}, {c.requirement.id}, "
+                                    f"rate {c.requirement.inspection_rate:.0%}).", hold_reason="INSPECTION")
+        summary = "; ".join(c.detail for c in checks)
+        if all(c.outcome == "exempt" for c in checks):
+            return decision(seq, "RELEASE", "C02", f"Exemption honoured: {summary}.")
+        return decision(seq, "RELEASE", "C01", f"Documents verified: {summary}.")
+
+    def _check(self, item: Item, requirement: SPSRequirement) -> _Check:
+        table = self.table
+        concern = requirement.concern.replace("_", " ")
+        declared = [(d["category_code"] + d["type_code"], d) for d in item["documents"]]
+        exemption = next((code for code, _ in declared if code in requirement.exemptions), None)
+        wanted = [(code, d) for code, d in declared if code in requirement.documents]
+        names = " or ".join(f"{table.document_names[c]} ({c})" for c in requirement.documents)
+        for code, d in wanted:
+            if d.get("status") in table.waived:
+                return _Check(requirement, "exempt", f"{concern}: waiver {d.get('status')} claimed on {code}")
+        if exemption is not None and not wanted:
+            return _Check(requirement, "exempt", f"{concern}: exemption {exemption} declared")
+        available = [(c, d) for c, d in wanted if d.get("status") not in table.unavailable]
+        if not available:
+            why = " (declared as unavailable)" if wanted else ""
+            if exemption is not None:
+                return _Check(requirement, "exempt", f"{concern}: exemption {exemption} declared")
+            target = "the hub country's export " if requirement.export else ""
+            return _Check(requirement, "missing", f"{concern} ({requirement.id}): {target}{names} not declared{why} "
+                          f"for commodity {item['commodity_code']}")
+        problems = []
+        for code, d in available:
+            reference = d["id"]
+            if requirement.export and table.is_import_reference(reference):
+                problems.append(f"{code} {reference} is an import (CHED) reference; an export needs the "
+                                f"{table.hub_country} export phytosanitary certificate")
+            elif not reference:
+                problems.append(f"{code} is declared without a reference")
+            elif not table.reference_ok(code, reference):
+                form = "a CHED reference such as GBCHD2024.1234567" if table.reference_kinds.get(code) == "ched" \
+                    else "a reference"
+                problems.append(f"{code} reference {reference!r} is not {form}")
+            else:
+                return _Check(requirement, "ok", f"{concern} {code} {reference}")
+        if exemption is not None:
+            return _Check(requirement, "exempt", f"{concern}: exemption {exemption} declared")
+        return _Check(requirement, "malformed", f"{concern} ({requirement.id}): " + "; ".join(problems))
