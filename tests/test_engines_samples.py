@@ -14,21 +14,21 @@ from schemas import AgencyRequest, read_declaration
 SAMPLES = Path(__file__).resolve().parents[1] / "schemas" / "samples"
 TODAY = date(2026, 12, 1)  # rule set 2026.2
 
-# The samples are IMZ (supplementary) declarations except export-laptops (EXA, frontier): customs answers C05
-# for a supplementary declaration (goods released under the earlier declaration, no new border control), and
-# C02 for the AEOS exporter's laptops (HIGH-VALUE's documentary check waived for the AEO).
+# plain-goods (and its amendment) is an IMZ supplementary declaration: customs answers C05 (goods released under
+# the earlier declaration, no new border control); the samples that exercise SPS, CWC and IPR are frontier
+# imports (IMA): C01; the AEOS exporter's laptops (EXA) get C02 (HIGH-VALUE's documentary check waived).
 EXPECTED: dict[str, dict[str, list[tuple[int, str, str]]]] = {
     "plain-goods.xml": {"customs": [(1, "RELEASE", "C05")]},
-    "plants-sps.xml": {"customs": [(1, "RELEASE", "C05")], "sps": [(1, "RELEASE", "C01")]},
-    "chemical-cwc.xml": {"customs": [(1, "RELEASE", "C05")], "cwc": [(1, "RELEASE", "C03")]},
-    "branded-ipr.xml": {"customs": [(1, "RELEASE", "C05")], "ipr": [(1, "HOLD", "H01")]},
+    "plants-sps.xml": {"customs": [(1, "RELEASE", "C01")], "sps": [(1, "RELEASE", "C01")]},
+    "chemical-cwc.xml": {"customs": [(1, "RELEASE", "C01")], "cwc": [(1, "RELEASE", "C03")]},
+    "branded-ipr.xml": {"customs": [(1, "RELEASE", "C01")], "ipr": [(1, "HOLD", "H01")]},
     "export-laptops.xml": {"customs": [(1, "RELEASE", "C02")]},
     "all-agencies.xml": {
         "customs": [
-            (1, "RELEASE", "C05"),
-            (2, "RELEASE", "C05"),
-            (3, "RELEASE", "C05"),
-            (4, "RELEASE", "C05"),
+            (1, "RELEASE", "C01"),
+            (2, "RELEASE", "C01"),
+            (3, "RELEASE", "C01"),
+            (4, "RELEASE", "C01"),
         ],
         "sps": [(2, "HOLD", "H01")],
         "cwc": [(3, "REFUSE", "N03")],
