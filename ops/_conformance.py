@@ -68,8 +68,7 @@ def verdict_of(name: str, data: bytes, *, bundles: BundleSet, on: date) -> Verdi
         return Verdict(name, status, problem=f"{exc.type}: {first}"[:300])
     if submission["kind"] == "CANCELLATION":
         return Verdict(name, "cancellation", declaration_type=submission["declaration_type"])
-    submission.pop("amends_id", None)
-    submission["kind"] = "DECLARATION"
+    submission.pop("amends_id", None)  # decided as if its declaration were new (kind kept: it may omit codes)
     routes = route(submission, load_rules(on=on))
     plan, requests, _ = plan_submission(submission, routes, now=now)
     state = new_state(submission["submission_id"])
