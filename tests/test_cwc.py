@@ -101,9 +101,10 @@ def test_names_of_a_schedules_row() -> None:
 
 @pytest.mark.parametrize(
     ("texts", "expected"),
-    [(["30 % solution"], 30.0), (["aqueous solution 12,5% w/w"], 12.5), (["5 per cent"], 5.0),
-     (["1% in water", "purity 99.5 %"], 99.5), (["no concentration"], None), (["150 %"], None),
-     (["ISO 9001"], None)],
+    [(["30 % solution"], 30.0), (["aqueous solution 12,5% w/w"], 12.5), (["5 per cent by weight"], 5.0),
+     (["1% in water", "purity 99.5 %"], 99.5), (["concentration: 8 %"], 8.0), (["no concentration"], None),
+     (["150 % solution"], None), (["ISO 9001"], None), (["thiodiglycol, contains 5 % water"], None),
+     (["discount 5 %"], None), (["triethanolamine 85 %"], None)],
 )
 def test_declared_percent(texts: list[str], expected: float | None) -> None:
     assert declared_percent(texts) == expected
@@ -166,6 +167,7 @@ def test_schedule_2_mixtures_with_non_party_by_part() -> None:
     assert s2("thiodiglycol 10 % solution") == ("RELEASE", "C06")  # 2B: up to 10 %
     assert s2("thiodiglycol 10.5 % solution") == ("REFUSE", "N03")
     assert s2("thiodiglycol") == ("REFUSE", "N03")  # no concentration stated: the chemical itself
+    assert s2("thiodiglycol, contains 5 % water") == ("REFUSE", "N03")  # not a concentration of the chemical
     assert s2("amiton 1 % in solvent", "29309098") == ("RELEASE", "C06")  # 2A: up to 1 %
     assert s2("amiton 2 % in solvent", "29309098") == ("REFUSE", "N03")
 
@@ -175,8 +177,8 @@ def test_schedule_3_mixture_export_to_non_party() -> None:
         return outcome(request([item(1, "29221500", text, docs=docs)], declaration_type="EXA", partner="EG"))
 
     assert export("triethanolamine 30 % solution") == ("RELEASE", "C07")
-    assert export("triethanolamine 85 %") == ("HOLD", "H01")
-    assert export("triethanolamine 85 %", ["C691"]) == ("RELEASE", "C03")
+    assert export("triethanolamine 85 % w/w") == ("HOLD", "H01")
+    assert export("triethanolamine", ["C691"]) == ("RELEASE", "C03")
 
 
 def test_schedule_1_has_no_mixture_exemption_and_a_quantity_limit() -> None:
@@ -187,7 +189,7 @@ def test_schedule_1_has_no_mixture_exemption_and_a_quantity_limit() -> None:
     assert outcome(request([item(1, "29319000", "sarin 0.5 %", origin="FR")], partner="FR")) == ("REFUSE", "N02")
     assert outcome(request([licensed("sarin", 1200.0)], partner="FR")) == ("REFUSE", "N04")
     # 1200 kg of a 50 % mixture is 600 kg of the chemical: within the tonne
-    assert outcome(request([licensed("sarin 50 %", 1200.0)], partner="FR")) == ("RELEASE", "C01")
+    assert outcome(request([licensed("sarin 50 % solution", 1200.0)], partner="FR")) == ("RELEASE", "C01")
     saxitoxin = decide(CWCEngine(), request([licensed("saxitoxin", 0.000002)], partner="FR"))
     assert saxitoxin["code"] == "C01"
     assert "5bis" in saxitoxin["reason"]

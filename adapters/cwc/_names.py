@@ -32,6 +32,10 @@ _TRAILING = re.compile(r"\s+(?:\(\*\)|\[[^\]]*\]|and corresponding [a-z ]+ salts
 _SYNONYM = re.compile(r"^(?P<name>.*\S)\s+\((?P<synonym>[A-Za-z][A-Za-z ,-]{3,})\)$")
 _EXEMPT = re.compile(r"^EXEMPT from \S+ - ")
 _PERCENT = re.compile(r"(?<![\d.,])(\d{1,3}(?:[.,]\d+)?)\s*(?:%|per\s?cent\b|percent\b)", re.IGNORECASE)
+#: A percentage is a concentration only when the text says so, after it ("30 % solution", "12.5 % w/w",
+#: "1 % in water") or before it ("concentration 30 %", "purity: 99 %"); "5 % water" or "discount 5 %" are not.
+_AFTER = re.compile(r"\s*(?:\(?w/w\)?|wt\b|by\s+(?:weight|mass)|solution|mixture|in\b|aqueous|conc)", re.IGNORECASE)
+_BEFORE = re.compile(r"(?:concentration|conc\.?|assay|purity|content|strength)\s*(?:[:=]|of)?\s*$", re.IGNORECASE)
 CHEMICAL_CHAPTERS = ("28", "29", "38")
 
 
@@ -107,9 +111,11 @@ class NameIndex(Generic[T]):
 def declared_percent(texts: Iterable[str]) -> float | None:
     """The highest concentration (%) stated in ``texts`` ("30 % solution", "12.5% w/w"), None if none.
 
-    The highest, because a declaration stating several is read the strict way: a mixture is exempt only when
-    every concentration it states is under the threshold.
+    Read the strict way, since a concentration can only relax a control: a percentage counts only when the
+    text says it is a concentration (``_AFTER``/``_BEFORE``), and of several the highest is taken (a mixture is
+    exempt only when every concentration it states is under the threshold). None means the chemical itself.
     """
-    found = [float(m.group(1).replace(",", ".")) for text in texts for m in _PERCENT.finditer(text)]
+    found = [float(m.group(1).replace(",", ".")) for text in texts for m in _PERCENT.finditer(text)
+             if _AFTER.match(text, m.end()) or _BEFORE.search(text, 0, m.start())]
     valid = [p for p in found if 0 < p <= 100]
     return max(valid) if valid else None
