@@ -262,7 +262,8 @@ def test_adapter_writes_decision_notice_and_changelog_together_and_the_timer_rel
     # its own decision coming back on the decisions topic changes nothing
     assert adapter(message(out[0])) == []
     ticked = adapter.tick(0, ms(date(2026, 12, 11), 1))
-    assert [o.topic for o in ticked] == [decisions_topic("ipr"), IPR_SUSPENSIONS]
+    assert [(o.topic, bool(o.value)) for o in ticked] == [(decisions_topic("ipr"), True), (IPR_SUSPENSIONS, False)]
+    assert adapter.store.get("sub-ipr") is None  # settled: forgotten
     release = decoded(ticked[0])
     assert (release["request_id"], [i["code"] for i in release["items"]]) == ("sub-ipr:1:ipr", ["C04", "C01"])
     assert adapter.tick(0, ms(date(2026, 12, 12))) == []

@@ -17,6 +17,7 @@ from adapters.ipr._clock import (
     follow_up,
     notification,
     open_suspensions,
+    settled,
 )
 from adapters.ipr._engine import IPREngine
 from adapters.ipr._marks import find_marks, mark_key, tokens
@@ -45,6 +46,7 @@ __all__ = [
     "notification",
     "open_suspensions",
     "parse_register",
+    "settled",
     "tokens",
     "words",
 ]

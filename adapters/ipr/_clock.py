@@ -139,30 +139,33 @@ def running(record: Suspensions) -> bool:
 
 def due(record: Suspensions, *, now: int) -> AgencyDecision | None:
     """The timer's follow-up decision when a time-limit has passed (and ``record`` updated), else None."""
-    released: list[str] = []
-    for seq, clock in record["clocks"].items():
-        if clock["state"] == "RUNNING" and now >= clock["due_at"]:
-            clock["state"] = "ENDED"
-            released.append(seq)
-    if not released:
+    ended = {seq: clock for seq, clock in record["clocks"].items()
+             if clock["state"] == "RUNNING" and now >= clock["due_at"]}
+    if not ended:
         return None
     items: list[ItemDecision] = []
     for item in record["items"]:
-        ended = record["clocks"].get(str(item["sequence"]))
-        if str(item["sequence"]) in released and ended is not None:
-            clock = ended
-            item = {"sequence": item["sequence"], "outcome": "RELEASE", "code": TIME_LIMIT_RELEASE,  # noqa: PLW2901
-                    "reason": f"TRIPS Art. 55: {clock['holder_name']} did not notify proceedings for "
-                              f"{clock['brand']} ({clock['right_id']}) by {clock['valid_until']}; the suspension "
-                              "ends and the goods are released as far as IPR enforcement is concerned.",
-                    "hold_reason": None, "valid_until": None}
-        items.append(item)
+        clock = ended.get(str(item["sequence"]))
+        if clock is None:
+            items.append(item)
+            continue
+        clock["state"] = "ENDED"
+        items.append({"sequence": item["sequence"], "outcome": "RELEASE", "code": TIME_LIMIT_RELEASE,
+                      "reason": f"TRIPS Art. 55: {clock['holder_name']} did not notify proceedings for "
+                                f"{clock['brand']} ({clock['right_id']}) by {clock['valid_until']}; the suspension "
+                                "ends and the goods are released as far as IPR enforcement is concerned.",
+                      "hold_reason": None, "valid_until": None})
     record["items"] = items
     record["followups"] += 1
     return {"decision_id": f"{record['request_id']}:art55:{record['followups']}",
             "submission_id": record["submission_id"], "version": record["version"], "agency": "ipr",
             "decided_at": now, "items": [ItemDecision(**i) for i in items],
             "agency_reference": record["agency_reference"], "request_id": record["request_id"]}
+
+
+def settled(record: Suspensions) -> bool:
+    """Every clock ended (released by the timer, or decided by an officer): nothing left to keep."""
+    return all(clock["state"] == "ENDED" for clock in record["clocks"].values())
 
 
 def follow_up(record: Suspensions, decision: AgencyDecision, *, now: int, settings: ClockSettings) -> list[str]:

@@ -29,6 +29,7 @@ from adapters.ipr._clock import (
     notification,
     open_suspensions,
     running,
+    settled,
 )
 from adapters.ipr._engine import IPREngine
 from broker._clock import now_ms
@@ -53,8 +54,8 @@ AGENCY = "ipr"
 def _own(decision: AgencyDecision) -> bool:
     """Is ``decision`` one this adapter wrote (engine or timer)?"""
     request_id = decision.get("request_id") or ""
-    return decision["decision_id"] in {f"{request_id}:ref"} or decision["decision_id"].startswith(
-        f"{request_id}:art55:")
+    decision_id = decision["decision_id"]
+    return decision_id == f"{request_id}:ref" or decision_id.startswith(f"{request_id}:art55:")
 
 
 class IPRAdapter:
@@ -118,7 +119,13 @@ class IPRAdapter:
             return []
         log.info("suspension_followed_up", submission_id=decision["submission_id"], version=decision["version"],
                  changes=changes)
-        return [self.store.put(decision["submission_id"], record, partition=message.partition)]
+        return [self._keep(decision["submission_id"], record, partition=message.partition)]
+
+    def _keep(self, sid: str, record: Suspensions, *, partition: int) -> OutMessage:
+        """The changelog record of ``record``, a tombstone once every clock has ended (compaction forgets it)."""
+        if settled(record):
+            return self.store.delete(sid, partition=partition)
+        return self.store.put(sid, record, partition=partition)
 
     def tick(self, partition: int, now: int) -> Sequence[OutMessage]:
         """Release the items whose Art. 55 time-limit has passed, for the submissions of one partition."""
@@ -130,7 +137,7 @@ class IPRAdapter:
             log.info("art55_released", submission_id=sid, version=record["version"],
                      decision_id=decision["decision_id"])
             out.append(avro_message(decisions_topic(AGENCY), "AgencyDecision", decision))
-            out.append(self.store.put(sid, record, partition=partition))
+            out.append(self._keep(sid, record, partition=partition))
         return out
 
 
