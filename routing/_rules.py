@@ -24,9 +24,11 @@ Conditions:
                         HS chapter is among that right's chapters
     cwc_names           "cwc-schedules": the description or additional information names a chemical of
                         the CWC schedules (names and synonyms, normalised, whole words; exemptions excluded)
+    cwc_cus             "cwc-controls": the item's CUS code stands, in the CUS-to-CAS table of
+                        refdata/cwc-controls.json, for a CAS number of the CWC schedules
 
 Placeholders usable in ``why``: {seq} {hs} {hs6} {chapter} {origin} {declaration_type} always;
-{document} {cas} {country} {term} {brand} {holder} {chemical} when the rule has the condition that finds them.
+{document} {cas} {country} {term} {brand} {holder} {chemical} {cus} when the rule has the condition that finds them.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import Any, cast
 from adapters.customs import aeo_holder
 from adapters.cwc import item_texts, load_schedules
 from adapters.ipr import BrandIndex, load_register, words
+from refdata import cwc_controls
 from routing.errors import NoRuleSetError, RuleTableError
 from schemas import AGENCIES, Agency, Item, Submission
 
@@ -63,6 +66,7 @@ CONDITIONS: Mapping[str, frozenset[str]] = {  # condition -> placeholders it pro
     "description_terms": frozenset({"term"}),
     "ipr_register": frozenset({"brand", "holder"}),
     "cwc_names": frozenset({"chemical"}),
+    "cwc_cus": frozenset({"cus", "cas"}),
 }
 NAMED_LISTS: Mapping[str, Mapping[str, Callable[[], frozenset[str]]]] = {
     "cas_list": {"cwc-schedules": lambda: load_schedules().scheduled_cas},
@@ -326,6 +330,25 @@ def _cwc_names() -> Condition:
     return condition
 
 
+def _cwc_cus() -> Condition:
+    table, scheduled = cwc_controls().cus_to_cas, load_schedules().scheduled_cas
+
+    def condition(ctx: Context, item: Item) -> Facts | None:
+        cus = item.get("cus_code") or ""
+        cas = table.get(cus)
+        return {"cus": cus, "cas": cas} if cas is not None and cas in scheduled else None
+
+    return condition
+
+
+def _build_cwc_cus(where: str, raw: dict[str, Any]) -> Condition | None:
+    if "cwc_cus" not in raw:
+        return None
+    if raw["cwc_cus"] != "cwc-controls":
+        raise RuleTableError(f"{where}: cwc_cus must be \"cwc-controls\", not {raw['cwc_cus']!r}")
+    return _cwc_cus()
+
+
 def _build_cwc_names(where: str, raw: dict[str, Any]) -> Condition | None:
     if "cwc_names" not in raw:
         return None
@@ -345,6 +368,7 @@ _BUILDERS: tuple[Callable[[str, dict[str, Any]], Condition | None], ...] = (
     _build_terms,
     _build_ipr,
     _build_cwc_names,
+    _build_cwc_cus,
 )
 
 

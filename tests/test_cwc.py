@@ -227,6 +227,19 @@ def submission(items: list[Item]) -> Submission:
             "items": items, "direction": "IMPORT", "additional_type": "FRONTIER", "statements": []}
 
 
+def test_routing_by_cus_code_when_the_table_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import refdata  # noqa: PLC0415 - patched for this test only
+
+    sub = submission([item(1, "29309098", "chemical", cus="0012345-6")])
+    assert "cwc" not in route(sub, load_rules(on=TODAY))  # the shipped table is empty
+    filled = dataclasses.replace(cwc_controls(), cus_to_cas={"0012345-6": THIODIGLYCOL})
+    monkeypatch.setattr("routing._rules.cwc_controls", lambda: filled)
+    routes = route(sub, load_rules(on=TODAY))
+    assert [(r["item"], r["rule"]) for r in routes["cwc"]] == [(1, "CWC-CUS")]
+    assert "0012345-6" in routes["cwc"][0]["why"]
+    assert refdata.cwc_controls().cus_to_cas == {}
+
+
 def test_routing_by_name_in_description_and_statements_not_by_basket_alone() -> None:
     table = load_rules(on=TODAY)
     sub = submission([item(1, "29319000", "Sarin 1 kg"), item(2, "28121900", "chlorides"),
