@@ -25,8 +25,9 @@ from adapters.ipr._service import IPRAdapter
 from broker._aggregate import apply_decision, apply_plan, check_decision, new_state
 from broker._envelope import InMessage, OutMessage, avro_message
 from broker._topics import IPR_NOTIFICATIONS, IPR_SUSPENSIONS, decisions_topic, requests_topic
+from ops._security import Operation, ResourceType, acl_bindings, allows, principals
 from routing import load_rules, route
-from schemas import AgencyDecision, AgencyRequest, Item, ItemDecision, RoutingPlan, Submission, registry
+from schemas import AGENCIES, AgencyDecision, AgencyRequest, Item, ItemDecision, RoutingPlan, Submission, registry
 
 THURSDAY = date(2026, 11, 26)
 INDEX = BrandIndex(load_register())
@@ -291,3 +292,20 @@ def test_short_deadline_by_configuration() -> None:
     assert record["clocks"]["1"]["valid_until"] == "2026-12-10"  # the legal date is still what is shown
     assert due(record, now=ms(THURSDAY) + 999) is None
     assert due(record, now=ms(THURSDAY) + 1000) is not None
+
+
+# --- least privilege for the IPR topics ----------------------------------------------------------------
+
+
+def test_only_the_ipr_adapter_writes_notices_and_suspensions_and_only_the_ipr_authority_reads_notices() -> None:
+    policy, topic = acl_bindings(AGENCIES), ResourceType.TOPIC
+    everyone = principals(AGENCIES)[1:]  # the admin (super user) needs no ACL
+
+    def who(operation: Operation, name: str) -> set[str]:
+        return {p for p in everyone if allows(policy, p, operation, topic, name)}
+
+    assert who(Operation.WRITE, IPR_NOTIFICATIONS) == who(Operation.WRITE, IPR_SUSPENSIONS) == {"nsw-adapter-ipr"}
+    assert who(Operation.READ, IPR_NOTIFICATIONS) == {"agency-ipr", "nsw-ops"}
+    assert who(Operation.READ, IPR_SUSPENSIONS) == {"nsw-adapter-ipr", "nsw-ops"}
+    assert "nsw-adapter-ipr" in who(Operation.READ, decisions_topic("ipr"))
+    assert "nsw-adapter-sps" not in who(Operation.READ, decisions_topic("sps"))
