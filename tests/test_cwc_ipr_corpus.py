@@ -49,8 +49,10 @@ def test_no_chemical_name_or_mark_in_the_corpus_texts() -> None:
     assert [t for _, t in texts if marks.find(t)] == []
 
 
-def altered(description: str) -> Submission:
+def altered(description: str, *, commodity_code: str | None = None) -> Submission:
     text = CUS_SAMPLE.read_text(encoding="utf-8")
+    if commodity_code is not None:
+        text = text.replace("<ID>29349990</ID>", f"<ID>{commodity_code}</ID>", 1)
     text, count = re.subn(r"<Description>Nucleic[^<]*</Description>", f"<Description>{description}</Description>",
                           text, count=1)
     assert count == 1
@@ -75,3 +77,9 @@ def test_a_real_export_naming_tabun_is_refused_without_licence() -> None:
 
 def test_the_corpus_cus_sample_as_it_is_does_not_go_to_cwc() -> None:
     assert decided(altered("Citiolone"), "cwc") == []
+
+
+def test_a_real_export_of_a_recorded_mark_written_with_look_alikes_is_suspended() -> None:
+    sub = altered("Z3NTRA quartz wristwatches", commodity_code="91021100")
+    assert decided(sub, "ipr") == [("HOLD", "H01")]
+    assert decided(altered("Zentralux quartz wristwatches", commodity_code="91021100"), "ipr") == []
