@@ -22,6 +22,12 @@ Read once at start-up from the environment::
     NSW_AGENCY_<AGENCY>_CALLBACK_BASE_URL   -       overrides NSW_CALLBACK_BASE_URL for this agency
     NSW_CALLBACK_BASE_URL                   -       the hub's public base URL for reply_to
                                                     (callbacks: POST <base>/v1/agencies/<agency>/decisions)
+
+    for the embedded IPR engine's TRIPS Art. 55 clock (adapters/ipr/_clock.py):
+    NSW_IPR_PROCEEDINGS_WORKING_DAYS        10      working days the right holder has to start proceedings
+    NSW_IPR_EXTENSION_WORKING_DAYS          10      the one extension on request
+    NSW_IPR_DEADLINE_SECONDS                -       drills and tests only: the time-limit is this many seconds
+                                                    after the suspension instead of the end of valid_until
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from adapters._breaker import BreakerConfig
 from adapters._bridge import BridgeConfig, HttpBridge
 from adapters._runner import AdapterRunner
 from adapters.errors import AdapterConfigError
+from adapters.ipr._clock import ClockSettings
 from broker._kafka import Handler
 from schemas import AGENCIES
 
@@ -99,6 +106,7 @@ class AgencyModes:
 
     modes: Mapping[str, Mode] = field(default_factory=dict)
     bridges: Mapping[str, BridgeConfig] = field(default_factory=dict)
+    ipr_clock: ClockSettings = field(default_factory=ClockSettings)
 
     def __post_init__(self) -> None:
         for agency, mode in self.modes.items():
@@ -125,11 +133,35 @@ class AgencyModes:
             modes[agency] = mode
             if mode == "http":
                 bridges[agency] = bridge_config_from_env(agency, env)
-        return cls(modes=modes, bridges=bridges)
+        return cls(modes=modes, bridges=bridges, ipr_clock=ipr_clock_from_env(env))
 
 
-def adapter_handler(agency: str, modes: AgencyModes) -> Handler | None:
+def ipr_clock_from_env(env: Mapping[str, str]) -> ClockSettings:
+    """The Art. 55 clock settings (see the module docstring)."""
+    def whole(name: str, default: int) -> int:
+        raw = env.get(name, "").strip()
+        if not raw:
+            return default
+        if not raw.isdigit():
+            raise AdapterConfigError(f"{name}={raw!r} must be a whole number of days")
+        return int(raw)
+
+    deadline = env.get("NSW_IPR_DEADLINE_SECONDS", "").strip()
+    try:
+        deadline_ms = int(float(deadline) * 1000) if deadline else None
+    except ValueError:
+        raise AdapterConfigError(f"NSW_IPR_DEADLINE_SECONDS={deadline!r} is not a number") from None
+    if deadline_ms is not None and deadline_ms <= 0:
+        raise AdapterConfigError("NSW_IPR_DEADLINE_SECONDS must be positive")
+    return ClockSettings(working_days=whole("NSW_IPR_PROCEEDINGS_WORKING_DAYS", 10),
+                         extension_working_days=whole("NSW_IPR_EXTENSION_WORKING_DAYS", 10), deadline_ms=deadline_ms)
+
+
+def adapter_handler(agency: str, modes: AgencyModes, *, bootstrap: str | None = None) -> Handler | None:
     """The handler the hub runs on ``nsw.agency.<agency>.requests``; None in topic mode.
+
+    The embedded IPR engine runs with its Art. 55 timer and changelog when ``bootstrap`` is given (the hub
+    always gives it); without, it decides like the other reference engines and keeps no clock.
 
     Build it once per hub (not per service restart): an ``HttpBridge`` keeps its HTTP client and
     its circuit breaker's memory; close it with :func:`close_handler` when the hub stops.
@@ -139,6 +171,10 @@ def adapter_handler(agency: str, modes: AgencyModes) -> Handler | None:
         return None
     if mode == "http":
         return HttpBridge(modes.bridges[agency])
+    if agency == "ipr" and bootstrap is not None:
+        from adapters.ipr._service import IPRAdapter  # noqa: PLC0415 - the Kafka edge, only when running
+
+        return IPRAdapter(bootstrap=bootstrap, settings=modes.ipr_clock)
     from adapters import ENGINES  # noqa: PLC0415 - lazy like adapters.ENGINES itself
 
     engine = ENGINES.get(agency)

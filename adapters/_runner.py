@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -59,8 +60,30 @@ class AdapterRunner:
         return [avro_message(decisions_topic(self.engine.agency), "AgencyDecision", decision)]
 
 
+@runtime_checkable
+class TimedHandler(Protocol):
+    """A handler with more inputs than its requests, state to restore on assignment and a timer (the IPR
+    adapter's TRIPS Art. 55 clock)."""
+
+    extra_topics: tuple[str, ...]
+    latest_only: frozenset[str]
+
+    def __call__(self, message: InMessage) -> Sequence[OutMessage]: ...
+
+    async def on_assign(self, assigned: set[tuple[str, int]]) -> None: ...
+
+    def tick(self, partition: int, now: int) -> Sequence[OutMessage]: ...
+
+
 def adapter_spec(agency: str, handler: Handler) -> ProcessorSpec:
-    """The adapter service of ``agency`` around ``handler`` (reference engine or HTTP bridge)."""
+    """The adapter service of ``agency`` around ``handler`` (reference engine, HTTP bridge, or a timed
+    handler that also reads ``extra_topics`` and ticks)."""
+    if isinstance(handler, TimedHandler):
+        return ProcessorSpec(
+            service=f"adapter-{agency}", group_id=f"nsw-adapter-{agency}",
+            topics=(requests_topic(agency), *handler.extra_topics), transactional_prefix=f"nsw-adapter-{agency}",
+            handler=handler, dlq=DLQ, on_assign=handler.on_assign, on_tick=handler.tick,
+            latest_only=handler.latest_only)
     return ProcessorSpec(
         service=f"adapter-{agency}",
         group_id=f"nsw-adapter-{agency}",

@@ -128,7 +128,7 @@ class Hub:
         if "adapters" in self.only:
             modes = AgencyModes.from_env(agencies=cfg.agencies)
             for agency in cfg.agencies:
-                handler = adapter_handler(agency, modes)
+                handler = adapter_handler(agency, modes, bootstrap=cfg.bootstrap)
                 if handler is None:
                     log.info("agency_in_topic_mode", agency=agency)  # the agency's own system consumes
                     continue

@@ -27,6 +27,9 @@ WEBHOOK_DELIVERIES: Final = "nsw.webhook.deliveries"
 #: Decisions an authenticated agency sent to the callback that were refused (JSON-free: the Avro decision with
 #: nsw-error-* headers, as a dead letter), kept for the audit chain; never a source to redrive from.
 REFUSED_DECISIONS: Final = "nsw.decisions.refused"
+#: IPR: notices to right holders of a suspension (JSON), and the IPR adapter's open suspensions (its changelog).
+IPR_NOTIFICATIONS: Final = "nsw.ipr.notifications"
+IPR_SUSPENSIONS: Final = "nsw.ipr.suspensions"
 
 _WEEK_MS: Final = 7 * 24 * 3600 * 1000
 #: Changelogs roll a segment an hour (Kafka's default is a week) so compaction, which never touches the
@@ -81,6 +84,8 @@ def declared_topics(agencies: tuple[str, ...], *, partitions: int, replication: 
                                doc=f"Requests for {agency} (Avro nsw.v1.AgencyRequest), key = submission id."))
         specs.append(TopicSpec(name=decisions_topic(agency), partitions=p, replication=r, redrivable=True,
                                doc=f"Decisions of {agency} (Avro nsw.v1.AgencyDecision), key = submission id."))
+    if "ipr" in agencies:
+        specs += ipr_topics(p, r)
     specs += [
         TopicSpec(name=RESPONSES, partitions=p, replication=r, retention_ms=4 * _WEEK_MS, redrivable=True,
                   doc="Release responses (Avro nsw.v1.ReleaseResponse), key = submission id."),
@@ -114,6 +119,17 @@ def declared_topics(agencies: tuple[str, ...], *, partitions: int, replication: 
     if max_message_bytes != MAX_MESSAGE_BYTES:
         specs = [s if s.name == DLQ else replace(s, max_message_bytes=max_message_bytes) for s in specs]
     return tuple(specs)
+
+
+def ipr_topics(partitions: int, replication: int) -> list[TopicSpec]:
+    """The IPR adapter's own topics (declared when the hub has an ``ipr`` agency)."""
+    return [
+        TopicSpec(name=IPR_NOTIFICATIONS, partitions=partitions, replication=replication, retention_ms=4 * _WEEK_MS,
+                  doc="Notices to right holders of an IPR suspension (JSON: right, holder, submission, item, "
+                      "TRIPS Art. 55 deadline), key = submission id."),
+        TopicSpec(name=IPR_SUSPENSIONS, partitions=partitions, replication=replication, cleanup_policy="compact",
+                  public=False, doc="IPR adapter changelog: open suspensions and their Art. 55 clocks (JSON)."),
+    ]
 
 
 def redrive_targets(agencies: tuple[str, ...]) -> frozenset[str]:

@@ -69,6 +69,8 @@ from broker._topics import (
     AUDIT_HEAD,
     DLQ,
     IDEMPOTENCY,
+    IPR_NOTIFICATIONS,
+    IPR_SUSPENSIONS,
     REFUSED_DECISIONS,
     RESPONSES,
     ROUTER_STATE,
@@ -227,6 +229,12 @@ def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
         out += _reads(engine, requests_topic(agency))
         out += _writes(engine, decisions_topic(agency), DLQ)
         out += _processor(engine, engine)
+    if "ipr" in agencies:
+        # The IPR adapter's Art. 55 timer: officers' and right holders' follow-ups in (its own decisions topic),
+        # notices to right holders and its changelog of open suspensions out.
+        ipr = adapter_principal("ipr")
+        out += _reads(ipr, decisions_topic("ipr"), IPR_SUSPENSIONS)
+        out += _writes(ipr, IPR_NOTIFICATIONS, IPR_SUSPENSIONS)
     # Aggregator: plans and decisions -> release responses.
     out += _reads(AGGREGATOR, ROUTING, *decisions, AGGREGATE_STATE)
     out += _writes(AGGREGATOR, RESPONSES, AGGREGATE_STATE, DLQ)
@@ -258,6 +266,8 @@ def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
         out += _rules(who, topic, decisions_topic(agency), lit, op.WRITE, op.DESCRIBE)
         out += _rules(who, group, who, pre, op.READ, op.DESCRIBE)
         out += _rules(who, txn, who, pre, op.WRITE, op.DESCRIBE)
+        if agency == "ipr":  # the right holders' notices are read by the IPR authority's system
+            out += _rules(who, topic, IPR_NOTIFICATIONS, lit, op.READ, op.DESCRIBE)
     return tuple(sorted(set(out)))
 
 

@@ -19,6 +19,7 @@ from refdata._customs import (
     parse_value_benchmarks,
     value_benchmarks,
 )
+from refdata._cwc import CWCControls, cwc_controls, parse_cwc_controls
 from refdata._declaration_types import DeclarationTypes, declaration_types
 from refdata._hs import HsNomenclature, hs_nomenclature
 from refdata._rates import ExchangeRates, exchange_rates
@@ -30,6 +31,7 @@ __all__ = [
     "AEOFacilitation",
     "AgencySpec",
     "Benchmark",
+    "CWCControls",
     "CustomsProfile",
     "CustomsRiskSettings",
     "DeclarationTypes",
@@ -46,9 +48,11 @@ __all__ = [
     "ValueBenchmarks",
     "agency_specs",
     "customs_risk_settings",
+    "cwc_controls",
     "declaration_types",
     "exchange_rates",
     "hs_nomenclature",
+    "parse_cwc_controls",
     "parse_risk_settings",
     "parse_value_benchmarks",
     "requirement_table",

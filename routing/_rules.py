@@ -10,7 +10,8 @@ adds to ``cas_numbers``, ``hs_list`` adds to ``hs_prefixes``.
 
 Conditions:
     hs_prefixes         commodity code starts with one of them (chapter, heading, subheading...)
-    hs_list             "cwc-hs": HS 2022 subheadings of the CWC data
+    hs_list             "cwc-hs": HS 2022 subheadings of the CWC data; "cwc-hs-specific": only those whose
+                        text names a scheduled chemical (residual baskets never route alone)
     document_codes      item declares a document category+type, e.g. "N851"
     origin_countries    item origin
     trading_countries   export or destination country of the declaration
@@ -24,6 +25,10 @@ Conditions:
     description_terms   one of these words is in the description (whole word, any case)
     ipr_register        true: a brand of the IPR register is in the description and the item's
                         HS chapter is among that right's chapters
+    cwc_names           "cwc-schedules": the description or additional information names a chemical of
+                        the CWC schedules (names and synonyms, normalised, whole words; exemptions excluded)
+    cwc_cus             "cwc-controls": the item's CUS code stands, in the CUS-to-CAS table of
+                        refdata/cwc-controls.json, for a CAS number of the CWC schedules
 
 A rule may list exceptions under ``except``: each is a set of the same conditions (ANDed) with its own
 ``why``. When the rule matches but one of its exceptions does too, the rule does not route the item, and
@@ -31,8 +36,8 @@ the exception's sentence says why not (``nsw route`` shows it): exempt fruit und
 supplementary declaration whose goods were released earlier.
 
 Placeholders usable in ``why``: {seq} {hs} {hs6} {chapter} {origin} {declaration_type} {direction}
-{additional_type} always; {document} {cas} {country} {term} {brand} {holder} when the rule (or the
-exception) has the condition that finds them.
+{additional_type} always; {document} {cas} {country} {term} {brand} {holder} {chemical} {cus} when the rule
+(or the exception) has the condition that finds them.
 """
 
 from __future__ import annotations
@@ -47,9 +52,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from adapters.customs import aeo_holder
-from adapters.cwc import load_schedules
+from adapters.cwc import item_texts, load_schedules
 from adapters.ipr import BrandIndex, load_register, words
-from refdata import declaration_types
+from refdata import cwc_controls, declaration_types
 from routing.errors import NoRuleSetError, RuleTableError
 from schemas import AGENCIES, Agency, Item, Submission
 
@@ -71,10 +76,13 @@ CONDITIONS: Mapping[str, frozenset[str]] = {  # condition -> placeholders it pro
     "aeo": frozenset(),
     "description_terms": frozenset({"term"}),
     "ipr_register": frozenset({"brand", "holder"}),
+    "cwc_names": frozenset({"chemical"}),
+    "cwc_cus": frozenset({"cus", "cas"}),
 }
 NAMED_LISTS: Mapping[str, Mapping[str, Callable[[], frozenset[str]]]] = {
     "cas_list": {"cwc-schedules": lambda: load_schedules().scheduled_cas},
-    "hs_list": {"cwc-hs": lambda: load_schedules().hs_subheadings},
+    "hs_list": {"cwc-hs": lambda: load_schedules().hs_subheadings,
+                "cwc-hs-specific": lambda: load_schedules().specific_hs},
 }
 RULE_KEYS = frozenset({"id", "agency", "why", "except", *CONDITIONS})
 EXCEPTION_KEYS = frozenset({"why", *CONDITIONS})
@@ -384,6 +392,48 @@ def _build_ipr(where: str, raw: dict[str, Any]) -> Condition | None:
     return _ipr(BrandIndex(load_register()))
 
 
+# --- CWC: chemicals named in the texts of an item -------------------------------------------------------
+
+
+def _cwc_names() -> Condition:
+    names = load_schedules().names
+
+    def condition(ctx: Context, item: Item) -> Facts | None:
+        for text in item_texts(item):
+            for name, _chemical in names.find(text, commodity_code=item["commodity_code"]):
+                return {"chemical": name}
+        return None
+
+    return condition
+
+
+def _cwc_cus() -> Condition:
+    table, scheduled = cwc_controls().cus_to_cas, load_schedules().scheduled_cas
+
+    def condition(ctx: Context, item: Item) -> Facts | None:
+        cus = item.get("cus_code") or ""
+        cas = table.get(cus)
+        return {"cus": cus, "cas": cas} if cas is not None and cas in scheduled else None
+
+    return condition
+
+
+def _build_cwc_cus(where: str, raw: dict[str, Any]) -> Condition | None:
+    if "cwc_cus" not in raw:
+        return None
+    if raw["cwc_cus"] != "cwc-controls":
+        raise RuleTableError(f"{where}: cwc_cus must be \"cwc-controls\", not {raw['cwc_cus']!r}")
+    return _cwc_cus()
+
+
+def _build_cwc_names(where: str, raw: dict[str, Any]) -> Condition | None:
+    if "cwc_names" not in raw:
+        return None
+    if raw["cwc_names"] != "cwc-schedules":
+        raise RuleTableError(f"{where}: cwc_names must be \"cwc-schedules\", not {raw['cwc_names']!r}")
+    return _cwc_names()
+
+
 _BUILDERS: tuple[Callable[[str, dict[str, Any]], Condition | None], ...] = (
     _build_hs,
     _build_documents,
@@ -396,6 +446,8 @@ _BUILDERS: tuple[Callable[[str, dict[str, Any]], Condition | None], ...] = (
     _build_aeo,
     _build_terms,
     _build_ipr,
+    _build_cwc_names,
+    _build_cwc_cus,
 )
 
 

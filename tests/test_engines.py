@@ -186,7 +186,7 @@ SARIN, THIODIGLYCOL, TEA, DMAE = "107-44-8", "111-48-8", "102-71-6", "108-01-0"
             ("REFUSE", "N01"),
         ),
         (request("cwc", [item(1, "29221990", cas=[DMAE])], export_country="EG"), ("RELEASE", "C05")),
-        (request("cwc", [item(1, "28121900")], export_country="DE"), ("HOLD", "H03")),
+        (request("cwc", [item(1, "28121900")], export_country="DE"), ("RELEASE", "C04")),
         (request("cwc", [item(1, "28121900", cas=["7647-01-0"])], export_country="DE"), ("RELEASE", "C04")),
         (request("cwc", [item(1, "73181500")], export_country="EG"), ("RELEASE", "C04")),
     ],

@@ -198,7 +198,7 @@ def _specs() -> dict[str, ProcessorSpec]:
                  "127.0.0.1:1", SecretBox(bytes(32))))),
              AUDITOR: auditor_spec(Auditor(bootstrap="127.0.0.1:1", topics=AuditTopics.hub(AGENCIES)))}  # fmt: skip
     for agency in AGENCIES:
-        handler = adapter_handler(agency, modes)
+        handler = adapter_handler(agency, modes, bootstrap="127.0.0.1:1")
         assert handler is not None
         specs[adapter_principal(agency)] = adapter_spec(agency, handler)
     return specs

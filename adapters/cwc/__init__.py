@@ -1,6 +1,7 @@
-"""CWC national authority: scheduled chemicals (see ``_engine`` for codes and document codes)."""
+"""CWC national authority: scheduled chemicals (see ``_engine`` for codes; controls in refdata/cwc-controls.json)."""
 
-from adapters.cwc._engine import END_USE_CERTIFICATE, LICENCE, CWCEngine, partner_country
+from adapters.cwc._engine import CWCEngine, item_texts, partner_country, schedule_part
+from adapters.cwc._names import NameIndex, declared_percent, names_of, normalise
 from adapters.cwc._schedules import (
     ScheduledChemical,
     Schedules,
@@ -12,14 +13,18 @@ from adapters.cwc._schedules import (
 engine = CWCEngine()
 
 __all__ = [
-    "END_USE_CERTIFICATE",
-    "LICENCE",
     "CWCEngine",
+    "NameIndex",
     "ScheduledChemical",
     "Schedules",
+    "declared_percent",
     "engine",
+    "item_texts",
     "load_schedules",
+    "names_of",
+    "normalise",
     "parse_schedules",
     "partner_country",
+    "schedule_part",
     "states_not_party",
 ]

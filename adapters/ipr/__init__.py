@@ -1,18 +1,52 @@
-"""IPR border enforcement: recorded rights and suspension (see ``_engine`` for the codes)."""
+"""IPR border enforcement: recorded rights, officer-like mark matching, suspension and the TRIPS Art. 55 clock.
 
-from adapters.ipr._engine import PROCEEDINGS_WORKING_DAYS, IPREngine, add_working_days
+The Kafka service around the engine (timer, notices, changelog) is ``adapters.ipr._service.IPRAdapter``, built
+by ``adapters.adapter_handler``; it is not imported here, so routing can read the register without the broker.
+"""
+
+from adapters.ipr._clock import (
+    EXTENSION,
+    PROCEEDINGS_NOTIFIED,
+    PROCEEDINGS_WORKING_DAYS,
+    TIME_LIMIT_RELEASE,
+    ClockSettings,
+    Suspended,
+    Suspensions,
+    add_working_days,
+    due,
+    follow_up,
+    notification,
+    open_suspensions,
+    settled,
+)
+from adapters.ipr._engine import IPREngine
+from adapters.ipr._marks import find_marks, mark_key, tokens
 from adapters.ipr._register import BrandIndex, RecordedRight, load_register, parse_register, words
 
 engine = IPREngine()
 
 __all__ = [
+    "EXTENSION",
+    "PROCEEDINGS_NOTIFIED",
     "PROCEEDINGS_WORKING_DAYS",
+    "TIME_LIMIT_RELEASE",
     "BrandIndex",
+    "ClockSettings",
     "IPREngine",
     "RecordedRight",
+    "Suspended",
+    "Suspensions",
     "add_working_days",
+    "due",
     "engine",
+    "find_marks",
+    "follow_up",
     "load_register",
+    "mark_key",
+    "notification",
+    "open_suspensions",
     "parse_register",
+    "settled",
+    "tokens",
     "words",
 ]

@@ -1,7 +1,8 @@
 """The register of recorded IP rights and the brand matcher shared by routing and the IPR engine.
 
-A brand matches when its words appear, in order and as whole words, in the item description,
-case-insensitively ("ZENTRA" matches "Zentra quartz watches", not "Zentralux").
+A brand matches when the description spells it in whole words, read the way an officer reads it (``_marks``):
+case, accents, look-alike characters, spacing and punctuation inside the mark do not matter ("Z3NTRA", "Zéntra"
+and "ZEN-TRA" are ZENTRA), but "Zentralux" is not.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from importlib import resources
 from typing import Any
 
 from adapters.errors import ReferenceDataError
+from adapters.ipr._marks import find_marks, mark_key
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -47,26 +49,29 @@ class RecordedRight:
 class BrandIndex:
     """Finds the recorded rights whose brand occurs in a description; built once, used per item."""
 
-    __slots__ = ("_by_first",)
+    __slots__ = ("_keys", "_rights")
 
     def __init__(self, rights: Iterable[RecordedRight]) -> None:
-        by_first: dict[str, list[tuple[tuple[str, ...], RecordedRight]]] = {}
-        for right in rights:
-            brand_words = words(right.brand)
-            if not brand_words:
-                raise ReferenceDataError(f"right {right.right_id}: brand {right.brand!r} has no words")
-            by_first.setdefault(brand_words[0], []).append((brand_words, right))
-        self._by_first = by_first
+        self._rights = tuple(rights)
+        keys: dict[str, list[int]] = {}
+        for index, right in enumerate(self._rights):
+            key = mark_key(right.brand)
+            if not key:
+                raise ReferenceDataError(f"right {right.right_id}: brand {right.brand!r} has no letters")
+            keys.setdefault(key, []).append(index)
+        self._keys = keys
+
+    def matches(self, description: str) -> list[tuple[RecordedRight, str]]:
+        """(right, the mark as the description writes it) for the rights named in ``description``, in register
+        order, each once."""
+        first: dict[int, str] = {}
+        for index, written in find_marks(self._keys, description):
+            first.setdefault(index, written)
+        return [(self._rights[index], first[index]) for index in sorted(first)]
 
     def find(self, description: str) -> list[RecordedRight]:
         """Rights whose brand is in ``description``, in register order, each once."""
-        text = words(description)
-        found: list[RecordedRight] = []
-        for i, word in enumerate(text):
-            for brand_words, right in self._by_first.get(word, ()):
-                if text[i : i + len(brand_words)] == brand_words and right not in found:
-                    found.append(right)
-        return found
+        return [right for right, _ in self.matches(description)]
 
 
 def _right(raw: dict[str, Any]) -> RecordedRight:

@@ -1,0 +1,99 @@
+"""How a customs officer reads a mark: trivial variants of a recorded mark are the mark.
+
+Folding, applied alike to the recorded mark and to the goods description:
+    - Unicode compatibility forms and accents (NFKD, combining marks dropped): "Zéntra" = "ZENTRA";
+    - case;
+    - look-alike characters: digits and symbols that stand for letters (0 o, 1 ! | i l, 3 e, 4 @ a, 5 $ s,
+      7 t, 8 b), Cyrillic and Greek letters shaped like Latin ones, and letter pairs read as one letter
+      (rn m, vv w);
+    - spacing and punctuation inside the mark: "Z.E.N.T.R.A", "ZEN-TRA" and "Zen tra" are ZENTRA.
+The mark must still be whole: it starts and ends on a word boundary of the description, so "Zentralux" is not
+ZENTRA. Matching runs of words are joined, never parts of words.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+#: Characters read as another letter; "1", "i" and "l" are one letter to a reader who expects a mark.
+LOOK_ALIKE: dict[str, str] = {
+    "0": "o", "1": "l", "!": "l", "|": "l", "i": "l", "3": "e", "4": "a", "@": "a", "5": "s", "$": "s",
+    "7": "t", "8": "b",
+    # Cyrillic letters shaped like Latin ones (lower case after casefold)
+    "\u0430": "a", "\u0432": "b", "\u0435": "e", "\u0451": "e", "\u043a": "k", "\u043c": "m", "\u043d": "h",
+    "\u043e": "o", "\u0440": "p", "\u0441": "c", "\u0442": "t", "\u0443": "y", "\u0445": "x", "\u0456": "l",
+    "\u0458": "j", "\u0455": "s",
+    # Greek letters shaped like Latin ones
+    "\u03b1": "a", "\u03b2": "b", "\u03b5": "e", "\u03b9": "l", "\u03ba": "k", "\u03bd": "v", "\u03bf": "o",
+    "\u03c1": "p", "\u03c4": "t", "\u03c5": "u", "\u03c7": "x",
+}
+PAIRS = (("rn", "m"), ("vv", "w"))
+
+
+def _fold_char(char: str) -> str:
+    """The folded letters of one character ("" for a separator or a combining mark)."""
+    out = []
+    for c in unicodedata.normalize("NFKD", char).casefold():
+        if unicodedata.combining(c):
+            continue
+        c = LOOK_ALIKE.get(c, c)  # noqa: PLW2901 - the folded form replaces the character
+        if c.isalnum():
+            out.append(c)
+    return "".join(out)
+
+
+def _pairs(text: str) -> str:
+    for pair, letter in PAIRS:
+        text = text.replace(pair, letter)
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A word of a description, folded, with where it stands in the original text."""
+
+    folded: str
+    start: int
+    end: int
+
+
+def tokens(text: str) -> list[Token]:
+    """The folded words of ``text``: runs of characters that fold to letters or digits."""
+    found: list[Token] = []
+    current: list[str] = []
+    start = 0
+    for index, char in enumerate(text):
+        folded = _fold_char(char)
+        if folded:
+            if not current:
+                start = index
+            current.append(folded)
+        elif current:
+            found.append(Token(_pairs("".join(current)), start, index))
+            current = []
+    if current:
+        found.append(Token(_pairs("".join(current)), start, len(text)))
+    return found
+
+
+def mark_key(mark: str) -> str:
+    """The folded form of a mark, separators dropped: what a description must spell, word-aligned."""
+    return _pairs("".join(_fold_char(c) for c in mark))
+
+
+def find_marks(keys: dict[str, list[int]], text: str) -> list[tuple[int, str]]:
+    """(index, text as written) for every key of ``keys`` spelt by a run of whole words of ``text``; ``keys``
+    maps a folded mark to the indexes it stands for."""
+    words = tokens(text)
+    longest = max((len(k) for k in keys), default=0)
+    found: list[tuple[int, str]] = []
+    for i, first in enumerate(words):
+        joined = ""
+        for word in words[i:]:
+            joined += word.folded
+            if len(joined) > longest:
+                break
+            for index in keys.get(joined, ()):
+                found.append((index, text[first.start : word.end]))
+    return found
