@@ -107,6 +107,9 @@ class AgencyModes:
     modes: Mapping[str, Mode] = field(default_factory=dict)
     bridges: Mapping[str, BridgeConfig] = field(default_factory=dict)
     ipr_clock: ClockSettings = field(default_factory=ClockSettings)
+    #: NSW_CUSTOMS_RANDOM_RATE: the embedded customs engine's random selection rate instead of the one in
+    #: refdata/customs-risk-profiles.json (a drill, a test hub that must answer deterministically).
+    customs_random_rate: float | None = None
 
     def __post_init__(self) -> None:
         for agency, mode in self.modes.items():
@@ -133,7 +136,14 @@ class AgencyModes:
             modes[agency] = mode
             if mode == "http":
                 bridges[agency] = bridge_config_from_env(agency, env)
-        return cls(modes=modes, bridges=bridges, ipr_clock=ipr_clock_from_env(env))
+        raw_rate = env.get("NSW_CUSTOMS_RANDOM_RATE", "").strip()
+        try:
+            rate = float(raw_rate) if raw_rate else None
+        except ValueError:
+            raise AdapterConfigError(f"NSW_CUSTOMS_RANDOM_RATE={raw_rate!r} is not a number") from None
+        if rate is not None and not 0 <= rate <= 1:
+            raise AdapterConfigError("NSW_CUSTOMS_RANDOM_RATE must be between 0 and 1")
+        return cls(modes=modes, bridges=bridges, ipr_clock=ipr_clock_from_env(env), customs_random_rate=rate)
 
 
 def ipr_clock_from_env(env: Mapping[str, str]) -> ClockSettings:
@@ -175,6 +185,10 @@ def adapter_handler(agency: str, modes: AgencyModes, *, bootstrap: str | None = 
         from adapters.ipr._service import IPRAdapter  # noqa: PLC0415 - the Kafka edge, only when running
 
         return IPRAdapter(bootstrap=bootstrap, settings=modes.ipr_clock)
+    if agency == "customs" and modes.customs_random_rate is not None:
+        from adapters.customs import customs_engine_with_random_rate  # noqa: PLC0415
+
+        return AdapterRunner(customs_engine_with_random_rate(modes.customs_random_rate)).handle
     from adapters import ENGINES  # noqa: PLC0415 - lazy like adapters.ENGINES itself
 
     engine = ENGINES.get(agency)

@@ -31,6 +31,10 @@ from schemas import BundleSet, registry
 T = TypeVar("T")
 
 SAMPLES = Path(str(resources.files("schemas").joinpath("samples")))
+
+# Test hubs (in this process and the ones tests/hubproc.py starts) answer deterministically: customs' random
+# selection off. The selection itself is tested on the engine (tests/test_customs_engine.py).
+os.environ.setdefault("NSW_CUSTOMS_RANDOM_RATE", "0")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 

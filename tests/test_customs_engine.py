@@ -482,3 +482,16 @@ def test_bad_benchmarks_are_refused() -> None:
                 "unit_value": 1}, {"hs_prefix": "7318", "per": "kg", "unit_value": 0}):
         with pytest.raises(ReferenceDataError):
             parse_value_benchmarks({**good, "benchmarks": [row]})
+
+
+def test_the_random_rate_can_be_set_for_a_deployment() -> None:
+    from adapters import AgencyModes  # noqa: PLC0415
+    from adapters.customs import customs_engine_with_random_rate  # noqa: PLC0415
+    from adapters.errors import AdapterConfigError  # noqa: PLC0415
+
+    assert AgencyModes.from_env({"NSW_CUSTOMS_RANDOM_RATE": "0"}).customs_random_rate == 0.0
+    assert AgencyModes.from_env({}).customs_random_rate is None
+    for bad in ("often", "1.5"):
+        with pytest.raises(AdapterConfigError, match="NSW_CUSTOMS_RANDOM_RATE"):
+            AgencyModes.from_env({"NSW_CUSTOMS_RANDOM_RATE": bad})
+    assert customs_engine_with_random_rate(0.25).rules.settings.random_selection.rate == 0.25

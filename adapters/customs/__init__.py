@@ -1,7 +1,7 @@
 """Customs: commodity-code check and risk selectivity from data files (see ``_engine`` for the codes)."""
 
 from adapters.customs._aeo import AEO_CATEGORIES, aeo_holder, aeo_holders
-from adapters.customs._engine import CustomsEngine, CustomsRules, random_draw
+from adapters.customs._engine import CustomsEngine, CustomsRules, customs_engine_with_random_rate, random_draw
 
 engine = CustomsEngine()
 
@@ -11,6 +11,7 @@ __all__ = [
     "CustomsRules",
     "aeo_holder",
     "aeo_holders",
+    "customs_engine_with_random_rate",
     "engine",
     "random_draw",
 ]

@@ -33,6 +33,7 @@ Codes:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date
@@ -302,3 +303,10 @@ class CustomsEngine:
         if not amount or amount <= 0:
             return None
         return base / amount, benchmark.unit_value, benchmark.per
+
+
+def customs_engine_with_random_rate(rate: float) -> CustomsEngine:
+    """The reference engine with another random selection rate (NSW_CUSTOMS_RANDOM_RATE; 0 switches it off)."""
+    settings = customs_risk_settings()
+    chosen = dataclasses.replace(settings, random_selection=dataclasses.replace(settings.random_selection, rate=rate))
+    return CustomsEngine(CustomsRules(settings=chosen))
