@@ -1,19 +1,19 @@
 """Agencies' adapters: the reference decision engines, the HTTP bridge and the callback endpoint.
 
-``ENGINES`` maps the agency name to its reference engine. The engines are pure and load their
-packaged reference data once, on first import. How each agency is connected (embedded engine,
+``ENGINES`` maps each configured agency to its reference engine. The engines are pure and load their
+reference data (``refdata/``) once, on import. How each agency is connected (embedded engine,
 its own system on the topics, or the HTTP bridge) is ``AgencyModes``; ``adapter_handler`` gives
 the handler the hub runs for it.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
 from adapters._agency_api import agency_message, callback_path, callback_url, parse_decision
 from adapters._breaker import BreakerConfig, BreakerState, CircuitBreaker
+from adapters._bridge import BridgeConfig, HttpBridge
+from adapters._callback import DecisionCallback, callback_routes
 from adapters._engine import DecisionEngine, decision
+from adapters._modes import AgencyModes, Mode, adapter_handler, bridge_config_from_env, close_handler
 from adapters.errors import (
     AdapterConfigError,
     AdapterError,
@@ -24,27 +24,6 @@ from adapters.errors import (
     FieldError,
     ReferenceDataError,
 )
-
-if TYPE_CHECKING:
-    from adapters._bridge import BridgeConfig, HttpBridge
-    from adapters._callback import DecisionCallback, callback_routes
-    from adapters._modes import AgencyModes, Mode, adapter_handler, bridge_config_from_env, close_handler
-
-    ENGINES: dict[str, DecisionEngine]
-
-#: Exports whose modules import ``broker`` (which imports ``routing``, which imports this package's
-#: reference data): loaded on first use so that ``import routing`` never goes round in a circle.
-_LAZY = {
-    "BridgeConfig": "adapters._bridge",
-    "HttpBridge": "adapters._bridge",
-    "DecisionCallback": "adapters._callback",
-    "callback_routes": "adapters._callback",
-    "AgencyModes": "adapters._modes",
-    "Mode": "adapters._modes",
-    "adapter_handler": "adapters._modes",
-    "bridge_config_from_env": "adapters._modes",
-    "close_handler": "adapters._modes",
-}
 
 __all__ = [
     "ENGINES",
@@ -79,7 +58,7 @@ __all__ = [
 
 def _engines() -> dict[str, DecisionEngine]:
     from adapters._requirements import RequirementsEngine  # noqa: PLC0415
-    from adapters.customs import engine as customs  # noqa: PLC0415 - lazy: routing imports adapters' data
+    from adapters.customs import engine as customs  # noqa: PLC0415
     from adapters.cwc import engine as cwc  # noqa: PLC0415
     from adapters.ipr import engine as ipr  # noqa: PLC0415
     from adapters.sps import engine as sps  # noqa: PLC0415
@@ -95,13 +74,5 @@ def _engines() -> dict[str, DecisionEngine]:
     return engines
 
 
-def __getattr__(name: str) -> Any:
-    if name == "ENGINES":
-        engines = _engines()
-        globals()["ENGINES"] = engines
-        return engines
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: The embedded engine of each configured agency (refdata/agencies.json), built once.
+ENGINES: dict[str, DecisionEngine] = _engines()

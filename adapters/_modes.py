@@ -189,7 +189,7 @@ def adapter_handler(agency: str, modes: AgencyModes, *, bootstrap: str | None = 
         from adapters.customs import customs_engine_with_random_rate  # noqa: PLC0415
 
         return AdapterRunner(customs_engine_with_random_rate(modes.customs_random_rate)).handle
-    from adapters import ENGINES  # noqa: PLC0415 - lazy like adapters.ENGINES itself
+    from adapters import ENGINES  # noqa: PLC0415 - adapters/__init__.py imports this module
 
     engine = ENGINES.get(agency)
     if engine is None:  # configured without an engine (refdata/agencies.json): its own system decides

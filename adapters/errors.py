@@ -1,7 +1,6 @@
 """Errors raised at the adapters boundary (reference data, the HTTP bridge, agency callbacks).
 
     AdapterError (Exception)
-    ├── ReferenceDataError (ValueError)      not retriable: a packaged reference-data file is malformed
     ├── AdapterConfigError (ValueError)      not retriable: an agency's mode or bridge settings are wrong
     ├── AgencyUnavailable (ConnectionError)  retriable: the agency's system did not answer usefully
     │   │                                    (connect error, timeout, 5xx, 429 beyond the budget)
@@ -9,6 +8,9 @@
     ├── AgencyRejected (ValueError)          not retriable: the agency refused the request (4xx other than 429)
     └── DecisionFormatError (ValueError)     not retriable: a decision (answer or callback) breaks the JSON
                                              contract; ``errors`` says where
+
+A malformed reference-data file is ``refdata.ReferenceDataError`` (the data lives in ``refdata/``),
+re-exported here for callers that catch it with the adapters' errors.
 
 httpx's exceptions become these once, in ``adapters._bridge``; ``retriable`` is what the
 transactional processor reads to decide between retrying a record and dead-lettering it.
@@ -18,17 +20,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from refdata.errors import ReferenceDataError
+
+__all__ = ["AdapterConfigError", "AdapterError", "AgencyRejected", "AgencyUnavailable", "CircuitOpen",
+           "DecisionFormatError", "FieldError", "ReferenceDataError"]
+
 
 class AdapterError(Exception):
     """Base of the adapters' errors."""
 
     retriable: bool = False
-
-
-class ReferenceDataError(AdapterError, ValueError):
-    """A packaged reference-data file (schedules, register, state list) cannot be used; never retriable."""
-
-    retriable = False
 
 
 class AdapterConfigError(AdapterError, ValueError):

@@ -51,12 +51,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
-from adapters.customs import aeo_holder
-from adapters.cwc import item_texts, load_schedules
-from adapters.ipr import BrandIndex, load_register, words
 from refdata import cwc_controls, declaration_types
+from refdata._cwc_schedules import load_schedules
+from refdata._ipr_register import BrandIndex, load_register, words
 from routing.errors import NoRuleSetError, RuleTableError
 from schemas import AGENCIES, Agency, Item, Submission
+from schemas._aeo import aeo_holder
+from schemas._context import item_texts
 
 Facts = dict[str, str]
 Condition = Callable[["Context", Item], Facts | None]

@@ -19,6 +19,11 @@ from schemas._records import AdditionalType, Direction, Item, Submission
 _CAS_IN_TEXT: Final = re.compile(r"(?<![\d-])(\d{2,7})-(\d{2})-(\d)(?![\d-])")
 
 
+def item_texts(item: Item) -> list[str]:
+    """The free texts of an item that may name a chemical, a mark or a concentration."""
+    return [item["description"], *(s["text"] for s in item.get("statements", ()) if s["text"])]
+
+
 def cas_check_digit_ok(body: str, middle: str, check: str) -> bool:
     digits = (body + middle)[::-1]
     return sum((n + 1) * int(d) for n, d in enumerate(digits)) % 10 == int(check)

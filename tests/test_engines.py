@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import adapters
+import refdata
 from adapters import ENGINES, DecisionEngine
 from adapters import decision as item_decision
 from adapters.customs import CustomsEngine
@@ -318,7 +319,7 @@ def test_schedules_and_states_not_party() -> None:
     not (SHARED / "cwc" / "schedules.csv").exists(), reason="shared research data not present"
 )
 def test_packaged_schedules_are_regenerated_identically() -> None:
-    packaged = Path(adapters.__file__).parent / "cwc" / "schedules.csv"
+    packaged = Path(refdata.__file__).parent / "cwc-schedules.csv"
     assert render_cwc(SHARED) == packaged.read_text(encoding="utf-8")
 
 

@@ -1,7 +1,7 @@
 """Customs: commodity-code check and risk selectivity from data files (see ``_engine`` for the codes)."""
 
-from adapters.customs._aeo import AEO_CATEGORIES, aeo_holder, aeo_holders
 from adapters.customs._engine import CustomsEngine, CustomsRules, customs_engine_with_random_rate, random_draw
+from schemas._aeo import AEO_CATEGORIES, aeo_holder, aeo_holders
 
 engine = CustomsEngine()
 

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from adapters._engine import decision
-from adapters.customs._aeo import aeo_holders
 from refdata import (
     LANES,
     CustomsProfile,
@@ -52,6 +51,7 @@ from refdata import (
     value_benchmarks,
 )
 from schemas import AgencyRequest, Item, ItemDecision
+from schemas._aeo import aeo_holders
 
 PRE_LODGED = frozenset({"PRE_LODGED", "SIMPLIFIED_PRE_LODGED"})
 SIMPLIFIED = frozenset({"SIMPLIFIED", "SIMPLIFIED_PRE_LODGED"})

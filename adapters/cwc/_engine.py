@@ -34,10 +34,11 @@ from dataclasses import dataclass
 from datetime import date
 
 from adapters._engine import decision
-from adapters.cwc._names import declared_percent
-from adapters.cwc._schedules import ScheduledChemical, Schedules, load_schedules, states_not_party
 from refdata import CWCControls, cwc_controls
+from refdata._cwc_names import declared_percent
+from refdata._cwc_schedules import ScheduledChemical, Schedules, load_schedules, states_not_party
 from schemas import AgencyRequest, Item, ItemDecision
+from schemas._context import item_texts
 
 
 def partner_country(request: AgencyRequest, item: Item) -> str | None:
@@ -45,11 +46,6 @@ def partner_country(request: AgencyRequest, item: Item) -> str | None:
     kind = request["declaration_type"][:2].upper()
     partner = {"IM": request["export_country"], "EX": request["destination_country"]}.get(kind)
     return partner or item["origin_country"]
-
-
-def item_texts(item: Item) -> list[str]:
-    """The free texts of an item that may name a chemical or state its concentration."""
-    return [item["description"], *(s["text"] for s in item.get("statements", ()) if s["text"])]
 
 
 def schedule_part(chem: ScheduledChemical) -> str:

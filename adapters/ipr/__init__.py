@@ -20,8 +20,8 @@ from adapters.ipr._clock import (
     settled,
 )
 from adapters.ipr._engine import IPREngine
-from adapters.ipr._marks import find_marks, mark_key, tokens
-from adapters.ipr._register import BrandIndex, RecordedRight, load_register, parse_register, words
+from refdata._ipr_marks import find_marks, mark_key, tokens
+from refdata._ipr_register import BrandIndex, RecordedRight, load_register, parse_register, words
 
 engine = IPREngine()
 

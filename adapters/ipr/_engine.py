@@ -22,7 +22,7 @@ from datetime import date
 
 from adapters._engine import decision
 from adapters.ipr._clock import PROCEEDINGS_WORKING_DAYS, Suspended, add_working_days
-from adapters.ipr._register import BrandIndex, RecordedRight, load_register
+from refdata._ipr_register import BrandIndex, RecordedRight, load_register
 from schemas import AgencyRequest, Item, ItemDecision
 
 

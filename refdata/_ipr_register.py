@@ -16,8 +16,8 @@ from datetime import date
 from importlib import resources
 from typing import Any
 
-from adapters.errors import ReferenceDataError
-from adapters.ipr._marks import find_marks, mark_key
+from refdata._ipr_marks import find_marks, mark_key
+from refdata.errors import ReferenceDataError
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -106,5 +106,5 @@ def parse_register(text: str) -> tuple[RecordedRight, ...]:
 @functools.cache
 def load_register() -> tuple[RecordedRight, ...]:
     """The packaged sample register, parsed on first use."""
-    text = resources.files("adapters.ipr").joinpath("register.json").read_text(encoding="utf-8")
+    text = resources.files("refdata").joinpath("ipr-register.json").read_text(encoding="utf-8")
     return parse_register(text)
