@@ -352,33 +352,43 @@ async def _client(bootstrap: str, auth: KafkaAuth) -> Any:
     return client
 
 
+async def _send_each(bootstrap: str, auth: KafkaAuth, rules: list[AclBinding], *, verb: str,
+                     request_of: Any, errors_of: Any) -> None:
+    """One admin request per binding on a fresh admin client; library errors become KafkaRuntimeError."""
+    from aiokafka.errors import KafkaError  # noqa: PLC0415
+
+    try:
+        client = await _client(bootstrap, auth)
+    except KafkaError as exc:
+        raise KafkaRuntimeError(f"cannot connect to {bootstrap} as {auth.principal} to {verb} ACLs: {exc}",
+                                retriable=True) from exc  # fmt: skip
+    try:
+        node = client.get_random_node()
+        for rule in rules:
+            response = await client.send(node, request_of(rule))
+            for code, message in errors_of(response):
+                if code != 0:
+                    raise KafkaRuntimeError(
+                        f"the broker refused to {verb} the ACL {rule}: error {code} {message or ''}")
+    except KafkaError as exc:
+        raise KafkaRuntimeError(f"could not {verb} ACLs on {bootstrap}: {exc}", retriable=True) from exc
+    finally:
+        await client.close()
+
+
 async def apply_acls(bootstrap: str, auth: KafkaAuth, bindings: Iterable[AclBinding]) -> int:
     """Create every binding (a super user's ``auth`` is needed); return how many were sent.
 
     Raises :class:`KafkaRuntimeError` naming the first binding the broker refused.
     """
-    from aiokafka.errors import KafkaError  # noqa: PLC0415
     from aiokafka.protocol.admin import CreateAclsRequest  # noqa: PLC0415
 
     rules = list(bindings)
-    try:
-        client = await _client(bootstrap, auth)
-    except KafkaError as exc:
-        raise KafkaRuntimeError(f"cannot connect to {bootstrap} as {auth.principal} to set ACLs: {exc}",
-                                retriable=True) from exc  # fmt: skip
-    try:
-        node = client.get_random_node()
-        for rule in rules:
-            request = CreateAclsRequest(rule.resource_type, rule.resource_name, rule.pattern, rule.principal, "*",
-                                        rule.operation, _ALLOW)  # fmt: skip
-            response = await client.send(node, request)
-            for code, message in response.creation_responses:
-                if code != 0:
-                    raise KafkaRuntimeError(f"the broker refused the ACL {rule}: error {code} {message or ''}")
-    except KafkaError as exc:
-        raise KafkaRuntimeError(f"setting ACLs on {bootstrap} failed: {exc}", retriable=True) from exc
-    finally:
-        await client.close()
+    await _send_each(
+        bootstrap, auth, rules, verb="set",
+        request_of=lambda r: CreateAclsRequest(r.resource_type, r.resource_name, r.pattern, r.principal, "*",
+                                               r.operation, _ALLOW),
+        errors_of=lambda response: [(code, message) for code, message in response.creation_responses])
     return len(rules)
 
 
@@ -388,31 +398,17 @@ async def revoke_stale(bootstrap: str, auth: KafkaAuth, bindings: Iterable[AclBi
     Why: ACLs live in the broker's metadata, so a grant of an earlier policy (until issue 11 every hub service
     had ``nsw.*``) would survive an upgrade and silently keep the old rights. Returns what was deleted.
     """
-    from aiokafka.errors import KafkaError  # noqa: PLC0415
     from aiokafka.protocol.admin import DeleteAclsRequest  # noqa: PLC0415
 
     wanted = set(bindings)
     stale = sorted(b for b in await describe_acls(bootstrap, auth) if managed(b.principal) and b not in wanted)
     if not stale:
         return []
-    try:
-        client = await _client(bootstrap, auth)
-    except KafkaError as exc:
-        raise KafkaRuntimeError(f"cannot connect to {bootstrap} as {auth.principal} to revoke ACLs: {exc}",
-                                retriable=True) from exc  # fmt: skip
-    try:
-        node = client.get_random_node()
-        for rule in stale:
-            request = DeleteAclsRequest(rule.resource_type, rule.resource_name, rule.pattern, rule.principal, "*",
-                                        rule.operation, _ALLOW)  # fmt: skip
-            response = await client.send(node, request)
-            for code, message, *_ in response.filter_responses:
-                if code != 0:
-                    raise KafkaRuntimeError(f"the broker refused to delete the ACL {rule}: error {code} {message}")
-    except KafkaError as exc:
-        raise KafkaRuntimeError(f"revoking ACLs on {bootstrap} failed: {exc}", retriable=True) from exc
-    finally:
-        await client.close()
+    await _send_each(
+        bootstrap, auth, stale, verb="revoke",
+        request_of=lambda r: DeleteAclsRequest(r.resource_type, r.resource_name, r.pattern, r.principal, "*",
+                                               r.operation, _ALLOW),
+        errors_of=lambda response: [(code, message) for code, message, *_ in response.filter_responses])
     return stale
 
 
