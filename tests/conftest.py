@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 import pytest_asyncio
 
 from broker._auth import read_dev_key
@@ -136,6 +137,20 @@ async def client_of(hub: Hub, *, timeout: float = 30) -> AsyncIterator[httpx.Asy
     async with httpx.AsyncClient(base_url=f"http://{hub.config.host}:{hub.config.port}", timeout=timeout,
                                  headers=auth(hub.config)) as http:
         yield http
+
+
+@contextlib.asynccontextmanager
+async def topic_mode_client(agency: str, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a hub that runs no adapter for ``agency`` (its own system decides, topic mode)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(f"NSW_AGENCY_{agency.upper()}_MODE", "topic")
+        running = Hub(hub_config(**changes), bundles=hub_bundles())
+        await running.start()
+    try:
+        async with client_of(running) as http:
+            yield http
+    finally:
+        await running.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

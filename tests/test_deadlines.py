@@ -16,27 +16,17 @@ import pytest_asyncio
 
 from broker import decisions_topic
 from broker._envelope import avro_message
-from broker._hub import Hub
 from broker._kafka import Producer
 from schemas import AgencyDecision
-from tests.conftest import auth, bootstrap, hub_bundles, hub_config, poll, request_to, sample
+from tests.conftest import bootstrap, poll, request_to, sample, topic_mode_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def slow_ipr_client() -> AsyncIterator[httpx.AsyncClient]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("NSW_AGENCY_IPR_MODE", "topic")
-        config = hub_config(deadlines={"customs": 600, "sps": 600, "cwc": 600, "ipr": 1})
-        hub = Hub(config, bundles=hub_bundles())
-        await hub.start()
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{config.host}:{config.port}", timeout=30,
-                                     headers=auth(config)) as client:
-            yield client
-    finally:
-        await hub.stop()
+    async with topic_mode_client("ipr", deadlines={"customs": 600, "sps": 600, "cwc": 600, "ipr": 1}) as client:
+        yield client
 
 
 async def status_of(client: httpx.AsyncClient, sid: str) -> dict[str, Any]:

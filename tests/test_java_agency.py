@@ -25,12 +25,11 @@ import pytest_asyncio
 
 from broker import requests_topic
 from broker._envelope import InMessage, avro_message, header
-from broker._hub import Hub
 from broker._kafka import Producer, ensure_topics, read_to_end
 from broker._topics import TopicSpec
 from schemas import registry
 from schemas.errors import UnknownSchemaError
-from tests.conftest import auth, bootstrap, hub_bundles, hub_config, poll, sample
+from tests.conftest import bootstrap, poll, sample, topic_mode_client
 from tests.test_bridge import sps_request
 
 pytestmark = pytest.mark.integration
@@ -107,17 +106,8 @@ def test_java_computes_the_hub_fingerprints_from_the_published_files() -> None:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def sps_topic_client() -> AsyncIterator[httpx.AsyncClient]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("NSW_AGENCY_SPS_MODE", "topic")  # the hub runs no SPS adapter: the Java system decides
-        config = hub_config()
-        hub = Hub(config, bundles=hub_bundles())
-        await hub.start()
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{config.host}:{config.port}", timeout=30,
-                                     headers=auth(config)) as client:
-            yield client
-    finally:
-        await hub.stop()
+    async with topic_mode_client("sps") as client:  # the hub runs no SPS adapter: the Java system decides
+        yield client
 
 
 @pytest.mark.asyncio(loop_scope="module")
