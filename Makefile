@@ -20,7 +20,7 @@ help:
 	@echo "make run          start Kafka, serve the hub and post the sample declarations"
 	@echo "make test         start Kafka, then ruff, mypy and pytest"
 	@echo "make bench        start Kafka, run the end-to-end benchmark"
-	@echo "make conformance  the shared UK CDS corpus through the pure pipeline: each answer, then the distribution"
+	@echo "make conformance  the shared UK CDS corpus: its tests (tests/conformance), each answer, the distribution"
 	@echo "make kafka-stop   stop the embedded Kafka broker"
 	@echo "make clean        stop Kafka, remove its state and the tool caches (distclean: also .venv)"
 
@@ -82,6 +82,7 @@ bench: kafka-start
 # Every declaration of the shared HMRC corpus through map, route, decide and aggregate (no Kafka needed).
 CORPUS ?= ../shared/corpus/hmrc-cds
 conformance: install
+	$(BIN)/pytest tests/conformance
 	$(NSW) conformance --bundle hmrc-cds=$(CORPUS)/schemas $(CORPUS)/examples
 
 clean: kafka-stop

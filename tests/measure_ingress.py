@@ -37,6 +37,9 @@ TICKS = os.sysconf("SC_CLK_TCK")
 UNDER_BUDGET = submission_budget(0) - 1000
 
 
+#: Seconds between the bytes a trickling attacker sends.
+ATTACK_PACE = 0.2
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
@@ -113,7 +116,7 @@ async def during_trickling(hub: HubProcess, client: httpx.AsyncClient, connectio
                     return
                 writer.write(bytes([byte]))
                 await writer.drain()
-                await asyncio.sleep(0.2)  # the attacker's pace
+                await asyncio.sleep(ATTACK_PACE)  # the attacker's behaviour being measured, not a wait
         except ConnectionError:
             return
         finally:

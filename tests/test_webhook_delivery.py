@@ -58,6 +58,9 @@ async def settled(service: Notifier, delivery_id: str, *, timeout: float) -> dic
     return await poll(written, timeout=timeout, what=f"an outcome for {delivery_id}")
 
 
+#: Seconds between the bytes a trickling receiver sends.
+TRICKLE_PACE = 0.2
+
 @pytest_asyncio.fixture
 async def trickler() -> AsyncIterator[str]:
     """A receiver that starts an answer and then sends one byte of headers every 0.2 s, forever."""
@@ -69,7 +72,7 @@ async def trickler() -> AsyncIterator[str]:
             while True:
                 writer.write(b"a")
                 await writer.drain()
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(TRICKLE_PACE)  # the receiver's behaviour under test, not a wait for a result
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:

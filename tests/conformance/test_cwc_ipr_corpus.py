@@ -7,8 +7,6 @@ import re
 from datetime import date
 from pathlib import Path
 
-import pytest
-
 from adapters import DecisionEngine
 from adapters.cwc import CWCEngine, item_texts, load_schedules
 from adapters.ipr import BrandIndex, IPREngine, load_register
@@ -16,11 +14,10 @@ from broker._router import plan_submission
 from routing import load_rules, route
 from schemas import BundleSet, DocumentError, Submission, read_submission
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "hmrc-cds"
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "hmrc-cds"
 CUS_SAMPLE = CORPUS / "examples" / "CUS_Code" / "New_Export_CUS_Code_Sample.xml"
 TODAY = date(2026, 12, 1)
 
-pytestmark = pytest.mark.skipif(not CUS_SAMPLE.exists(), reason="shared HMRC corpus not present")
 
 
 def bundles() -> BundleSet:

@@ -19,7 +19,7 @@ from broker._router import plan_submission
 from routing import load_rules, route
 from schemas import AgencyRequest, BundleSet, DocumentError, Submission, read_submission
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "hmrc-cds"
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "hmrc-cds"
 TODAY = date(2026, 12, 1)
 
 

@@ -20,7 +20,7 @@ from schemas._hmrc import DEC_NAMESPACE, METADATA_NAMESPACE, RES_NAMESPACE
 from schemas._records import Submission
 from schemas.errors import BundleError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 CORPUS = SHARED / "corpus" / "hmrc-cds"
 SCHEMAS = CORPUS / "schemas"
 NOT_WELL_FORMED = ("examples/TT_EX022a/TT_EX022a_Declaration1_(Step1).xml", "examples/TT_IM084a/TT_IM084a.xml")
