@@ -60,18 +60,6 @@ def test_invalid_file_prints_the_problem_and_exits_1(capsys: pytest.CaptureFixtu
     assert isinstance(answer["errors"][0]["line"], int)
 
 
-def test_unknown_namespace_without_its_bundle_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    corpus_file = HMRC_SCHEMAS.parent / "examples" / "TT_IM188a" / "Step1_TT_IM188a.xml"
-    assert corpus_file.exists(), "the shared HMRC corpus (../shared/corpus/hmrc-cds) is part of the test data"
-    code, answer = routed(capsys, corpus_file)
-    assert code == 1
-    assert answer["type"].endswith("/unknown-namespace")
-    code, answer = routed(capsys, corpus_file, bundle=[f"hmrc-cds={HMRC_SCHEMAS}"])
-    assert code == 0
-    assert list(answer["agencies"]) == ["customs", "sps"]
-    assert answer["agencies"]["sps"][0]["rule"].startswith("SPS-")
-
-
 def test_bad_bundle_is_a_configuration_error(capsys: pytest.CaptureFixture[str]) -> None:
     code = run_route(argparse.Namespace(file=str(SAMPLES / "plain-goods.xml"), bundle=["hmrc-cds"], on=None))
     assert code == 2
