@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 import adapters
-import refdata
 from adapters import ENGINES, DecisionEngine
 from adapters import decision as item_decision
 from adapters.customs import CustomsEngine
 from adapters.cwc import CWCEngine, load_schedules, states_not_party
 from adapters.ipr import IPREngine, add_working_days, load_register
-from ops.refdata import render_cwc
 from refdata import agency_specs
 from routing import load_rules, route
 from schemas import AgencyRequest, Authorisation, Document, Item, ItemDecision, Submission
 
 TODAY = date(2026, 11, 26)  # a Thursday
 RULES_ON = date(2026, 12, 1)  # rule set 2026.2: SPS concerns, direction and additional type
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 AEO_DECLARANT = "GB123456789000"
 OTHER_DECLARANT = "GB987654321000"
 
@@ -313,14 +309,6 @@ def test_schedules_and_states_not_party() -> None:
     assert "281219" in schedules.residual_hs
     assert {"EG", "IL", "KP"} <= states_not_party()
     assert "DE" not in states_not_party()
-
-
-@pytest.mark.skipif(
-    not (SHARED / "cwc" / "schedules.csv").exists(), reason="shared research data not present"
-)
-def test_packaged_schedules_are_regenerated_identically() -> None:
-    packaged = Path(refdata.__file__).parent / "cwc-schedules.csv"
-    assert render_cwc(SHARED) == packaged.read_text(encoding="utf-8")
 
 
 # --- routing and engines together: the all-agencies sample ------------------------------------------------
