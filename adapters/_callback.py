@@ -50,12 +50,12 @@ from starlette.routing import Route
 from adapters._agency_api import callback_path, parse_decision
 from adapters.errors import DecisionFormatError
 from broker._aggregate import AggregateState, Refusal, check_decision
+from broker._aggregator import refused_letter
 from broker._clock import now_ms
-from broker._envelope import InMessage, OutMessage, avro_message
+from broker._envelope import OutMessage, avro_message
 from broker._http import bounded_body
-from broker._kafka import dead_letter
 from broker._topics import REFUSED_DECISIONS, decisions_topic
-from broker.errors import DecisionRefusedError, NSWError, TransportError
+from broker.errors import NSWError, TransportError
 from schemas import AGENCIES, AgencyDecision
 
 log = structlog.get_logger("nsw.callback")
@@ -185,13 +185,10 @@ class DecisionCallback:
     async def _keep_refused(self, agency: str, decision: AgencyDecision, refusal: Refusal) -> None:
         """The refused decision on ``nsw.decisions.refused`` with its reason, so it is in the audit chain (the
         ingress may write there, not to the dead-letter topic: nothing it writes can be redriven)."""
-        topic = self._topic_for(agency)
-        original = avro_message(topic, "AgencyDecision", decision)
-        message = InMessage(topic=topic, partition=-1, offset=-1, timestamp=decision["decided_at"],
-                            key=original.key, value=original.value, headers=original.headers)
+        letter = refused_letter(decision, refusal, topic=self._topic_for(agency), service="callback",
+                                dlq=self._refused_topic, timestamp=decision["decided_at"])
         try:
-            await self._publish(dead_letter(message, DecisionRefusedError(refusal), service="callback",
-                                            dlq=self._refused_topic))
+            await self._publish(letter)
         except NSWError as exc:  # kept best effort: the agency has its answer either way
             log.warning("refused_decision_not_kept", error=str(exc))
 

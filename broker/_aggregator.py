@@ -37,6 +37,15 @@ log = structlog.get_logger("nsw.aggregator")
 
 
 
+def refused_letter(decision: AgencyDecision, refusal: Refusal, *, topic: str, service: str, dlq: str,
+                   partition: int = -1, offset: int = -1, timestamp: int = 0) -> OutMessage:
+    """A refused decision kept as a dead letter: its Avro record, where it came from, and why it was refused."""
+    original = avro_message(topic, "AgencyDecision", decision)
+    message = InMessage(topic=topic, partition=partition, offset=offset, timestamp=timestamp, key=original.key,
+                        value=original.value, headers=original.headers)
+    return dead_letter(message, DecisionRefusedError(refusal), service=service, dlq=dlq)
+
+
 class Aggregator:
     def __init__(
         self,
@@ -97,16 +106,15 @@ class Aggregator:
         """The dead letter of a decision that waited for its plan and does not answer it (or never saw it)."""
         decision = early_decision(entry)
         waited: EarlyDecision | None = entry if "decision" in entry else None  # type: ignore[assignment]
-        topic = waited["topic"] if waited is not None and waited["topic"] else decisions_topic(decision["agency"])
-        original = avro_message(topic, "AgencyDecision", decision)
-        message = InMessage(topic=topic, partition=waited["partition"] if waited is not None else partition,
-                            offset=waited["offset"] if waited is not None else -1,
-                            timestamp=waited["received_at"] if waited is not None else 0,
-                            key=original.key, value=original.value, headers=original.headers)
         log.warning("decision_refused", submission_id=decision["submission_id"], version=decision["version"],
                     agency=decision["agency"], refusal=refusal.kind)
         metrics.DEAD_LETTERS.inc("aggregator")
-        return dead_letter(message, DecisionRefusedError(refusal), service="aggregator", dlq=DLQ)
+        if waited is None:  # kept before its source was: the agency's topic, no offset
+            return refused_letter(decision, refusal, topic=decisions_topic(decision["agency"]), service="aggregator",
+                                  dlq=DLQ, partition=partition)
+        return refused_letter(decision, refusal, topic=waited["topic"] or decisions_topic(decision["agency"]),
+                              service="aggregator", dlq=DLQ, partition=waited["partition"], offset=waited["offset"],
+                              timestamp=waited["received_at"])
 
     def tick(self, partition: int, now: int) -> Sequence[OutMessage]:
         """Escalate agencies past their deadline, and refuse decisions that waited too long for their plan,

@@ -23,9 +23,9 @@ import pytest_asyncio
 
 from broker._auth import read_dev_key
 from broker._config import HubConfig
-from broker._envelope import InMessage
+from broker._envelope import InMessage, OutMessage
 from broker._hub import Hub
-from broker._kafka import existing_partition_counts, key_partition, read_to_end
+from broker._kafka import Producer, existing_partition_counts, key_partition, read_to_end
 from broker._topics import requests_topic
 from schemas import BundleSet, registry
 
@@ -77,6 +77,17 @@ async def poll(check: Callable[[], Awaitable[T | None]], *, timeout: float, what
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def publish(*messages: OutMessage) -> list[tuple[int, int]]:
+    """Write ``messages`` with a plain producer (acks=all), as an agency system, an old hub or an attacker
+    with topic access would; return each one's (partition, offset)."""
+    producer = Producer(bootstrap())
+    await producer.start()
+    try:
+        return [await producer.send(message) for message in messages]
+    finally:
+        await producer.stop()
 
 
 async def request_to(agency: str, submission_id: str, *, timeout: float = 30) -> dict[str, Any]:

@@ -16,9 +16,8 @@ import pytest_asyncio
 
 from broker import decisions_topic
 from broker._envelope import avro_message
-from broker._kafka import Producer
 from schemas import AgencyDecision
-from tests.conftest import bootstrap, poll, request_to, sample, topic_mode_client
+from tests.conftest import poll, publish, request_to, sample, topic_mode_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -56,12 +55,7 @@ async def test_missed_deadline_escalates_then_late_decision_answers(slow_ipr_cli
         "decided_at": int(time.time() * 1000), "request_id": request["request_id"],
         "items": [{"sequence": 1, "outcome": "RELEASE", "code": "C01", "reason": "right holder consents"}],
     }
-    producer = Producer(bootstrap())
-    await producer.start()
-    try:
-        await producer.send(avro_message(decisions_topic("ipr"), "AgencyDecision", decision))
-    finally:
-        await producer.stop()
+    await publish(avro_message(decisions_topic("ipr"), "AgencyDecision", decision))
 
     async def released() -> dict[str, Any] | None:
         body = await status_of(client, sid)

@@ -18,12 +18,12 @@ from broker._audit import AUDIT
 from broker._auth import DEV_TRADER, new_key
 from broker._envelope import InMessage, avro_message, header
 from broker._hub import Hub
-from broker._kafka import Producer, read_to_end
+from broker._kafka import read_to_end
 from broker._keys_io import publish_key
 from broker._lodgement import submission_id_for
 from broker._topics import DLQ, REFUSED_DECISIONS, decisions_topic
 from schemas import AgencyDecision
-from tests.conftest import auth, bootstrap, poll, request_to, sample
+from tests.conftest import auth, bootstrap, poll, publish, request_to, sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -82,13 +82,8 @@ async def audited_dead_letters(sid: str) -> list[dict[str, Any]]:
     return [e for e in entries if e["kind"] in ("dead-letter", "refused-decision")]
 
 
-async def publish(decision: AgencyDecision, topic: str) -> None:
-    producer = Producer(bootstrap())
-    await producer.start()
-    try:
-        await producer.send(avro_message(topic, "AgencyDecision", decision))
-    finally:
-        await producer.stop()
+async def write(decision: AgencyDecision, topic: str) -> None:
+    await publish(avro_message(topic, "AgencyDecision", decision))
 
 
 async def test_nobody_but_the_agency_can_release_its_hold(hub: Hub, client: httpx.AsyncClient) -> None:
@@ -119,7 +114,7 @@ async def test_one_agency_cannot_speak_for_another_on_its_topic(hub: Hub, client
     assert (await response_of(client, sid))["function_code"] == "05"
     request = await request_to("ipr", sid)
     forged: AgencyDecision = {**release(request), "agency": "ipr", "decided_at": int(time.time() * 1000)}  # type: ignore[typeddict-item]
-    await publish(forged, decisions_topic("sps"))  # SPS's permitted topic, IPR's name in the record
+    await write(forged, decisions_topic("sps"))  # SPS's permitted topic, IPR's name in the record
 
     [kept] = await poll(lambda: _some(dead_letters(sid)), timeout=30, what="the dead-lettered decision")
     assert header(kept.headers, "nsw-source-topic") == decisions_topic("sps").encode()
@@ -145,7 +140,7 @@ async def test_a_decision_made_in_advance_cannot_poison_the_submission(hub: Hub,
     assert early.status_code == 409
     assert early.json()["type"].endswith("/no-outstanding-request")
     # The same guess written straight to IPR's topic, as a compromised IPR system could.
-    await publish({**guess, "decision_id": "guess", "agency": "ipr", "decided_at": 1}, decisions_topic("ipr"))  # type: ignore[typeddict-item]
+    await write({**guess, "decision_id": "guess", "agency": "ipr", "decided_at": 1}, decisions_topic("ipr"))  # type: ignore[typeddict-item]
 
     sid_lodged = await lodge(client, body)  # not 409: the id was never made known by the decisions
     assert sid_lodged == sid

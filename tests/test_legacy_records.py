@@ -29,13 +29,13 @@ from broker._envelope import (
     OutMessage,
 )
 from broker._hub import Hub
-from broker._kafka import Producer, dead_letter
+from broker._kafka import dead_letter
 from broker._lodgement import content_digest
 from broker._topics import DLQ, SUBMISSIONS
 from ops._dlq import redrive
 from schemas import BundleSet, Submission, read_submission, registry
 from schemas._avro import MAGIC
-from tests.conftest import bootstrap, poll, sample
+from tests.conftest import bootstrap, poll, publish, sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -61,12 +61,8 @@ def legacy_submission() -> tuple[Submission, OutMessage]:
 
 
 async def send(message: OutMessage) -> tuple[int, int]:
-    producer = Producer(bootstrap())
-    await producer.start()
-    try:
-        return await producer.send(message)
-    finally:
-        await producer.stop()
+    [written] = await publish(message)
+    return written
 
 
 async def released(client: httpx.AsyncClient, sid: str) -> dict[str, Any]:

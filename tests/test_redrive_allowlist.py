@@ -12,7 +12,7 @@ import pytest
 
 from broker._cli import build_parser
 from broker._envelope import OutMessage
-from broker._kafka import Producer, ensure_topics, offset_bounds
+from broker._kafka import ensure_topics, offset_bounds
 from broker._topics import (
     AGGREGATE_STATE,
     API_KEYS,
@@ -30,7 +30,7 @@ from broker._topics import (
 from ops._cli import run_ops
 from ops._dlq import redrive
 from schemas import AGENCIES
-from tests.conftest import bootstrap
+from tests.conftest import bootstrap, publish
 
 pytestmark = [pytest.mark.integration]
 
@@ -47,13 +47,8 @@ def forged(source: str, key: bytes) -> OutMessage:
 
 
 async def write(dlq: str, messages: list[OutMessage]) -> list[int]:
-    producer = Producer(bootstrap())
-    await producer.start()
-    try:
-        return [(await producer.send(OutMessage(topic=dlq, key=m.key, value=m.value, headers=m.headers)))[1]
-                for m in messages]
-    finally:
-        await producer.stop()
+    written = await publish(*(OutMessage(topic=dlq, key=m.key, value=m.value, headers=m.headers) for m in messages))
+    return [offset for _, offset in written]
 
 
 async def ends(topics: list[str]) -> dict[str, int]:

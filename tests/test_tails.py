@@ -17,22 +17,16 @@ from broker import _metrics as metrics
 from broker._auth import KeyRecord, key_message, new_key
 from broker._envelope import InMessage, OutMessage, header
 from broker._hub import Hub
-from broker._kafka import Producer, ensure_topics, read_to_end
+from broker._kafka import ensure_topics, read_to_end
 from broker._state import ChangelogStore
 from broker._topics import AGGREGATE_STATE, API_KEYS, DLQ, IDEMPOTENCY, SUBMISSIONS, WEBHOOKS, TopicSpec
-from tests.conftest import bootstrap, poll, sample
+from tests.conftest import bootstrap, poll, publish, sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 async def send(*messages: OutMessage) -> None:
-    producer = Producer(bootstrap())
-    await producer.start()
-    try:
-        for message in messages:
-            await producer.send(message)
-    finally:
-        await producer.stop()
+    await publish(*messages)
 
 
 def bad(topic: str, key: bytes, value: bytes, **headers: bytes) -> OutMessage:

@@ -20,9 +20,8 @@ import pytest_asyncio
 from broker._auth import DEV_TRADER
 from broker._envelope import OutMessage
 from broker._hub import Hub
-from broker._kafka import Producer
 from broker._topics import WEBHOOKS
-from tests.conftest import bootstrap, hub_bundles, hub_config, poll, sample
+from tests.conftest import bootstrap, hub_bundles, hub_config, poll, publish, sample
 from tests.test_security import other_trader
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -119,12 +118,7 @@ async def test_stored_registration_is_rechecked_at_delivery_and_expires(hub: Hub
     name = f"stale-{time.time_ns()}"
     token, _ = await other_trader(hub, name)
     record = {"trader": name, "url": f"https://localhost:{port}/hook", "secret": "s" * 32, "registered_at": 1}
-    producer = Producer(bootstrap())
-    await producer.start()
-    try:
-        await producer.send(OutMessage(topic=WEBHOOKS, key=name.encode(), value=orjson.dumps(record)))
-    finally:
-        await producer.stop()
+    await publish(OutMessage(topic=WEBHOOKS, key=name.encode(), value=orjson.dumps(record)))
 
     async def learned() -> bool | None:
         assert hub.webhooks is not None

@@ -24,12 +24,12 @@ from starlette.routing import Route
 from broker._auth import DEV_TRADER
 from broker._envelope import InMessage, OutMessage
 from broker._hub import Hub
-from broker._kafka import Producer, existing_partition_counts, read_to_end
+from broker._kafka import existing_partition_counts, read_to_end
 from broker._topics import WEBHOOKS
 from broker._webhooks import SIGNATURE_HEADER, verify_signature
 from schemas import validate_response_xml
 from tests.agency_server import serve
-from tests.conftest import bootstrap, hub_bundles, hub_config, poll, sample
+from tests.conftest import bootstrap, hub_bundles, hub_config, poll, publish, sample
 from tests.test_security import other_trader
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -150,12 +150,7 @@ async def test_secrets_are_sealed_on_the_topic_and_old_plaintext_records_still_w
     name, trader = await as_trader(hub, "legacy")
     async with serve([Route("/hook", receive, methods=["POST"])]) as base, trader:
         record = {"trader": name, "url": f"{base}/hook", "secret": legacy_secret, "registered_at": 1}
-        producer = Producer(bootstrap())
-        await producer.start()
-        try:
-            await producer.send(OutMessage(topic=WEBHOOKS, key=name.encode(), value=orjson.dumps(record)))
-        finally:
-            await producer.stop()
+        await publish(OutMessage(topic=WEBHOOKS, key=name.encode(), value=orjson.dumps(record)))
 
         async def learned() -> bool | None:
             assert hub.webhooks is not None
