@@ -32,8 +32,10 @@ TOKEN_PREFIX: Final = "nsw_"  # noqa: S105 - the public prefix of every key, not
 DEV_TRADER: Final = "dev-trader"
 DEV_KEY_FILE: Final = "dev-trader.key"
 
-#: Paths anyone may call: health, API description, published signing keys, agency callbacks (own tokens).
-PUBLIC_PREFIXES: Final = ("/healthz", "/readyz", "/openapi.json", "/.well-known/", "/v1/agencies/", "/metrics")
+#: Paths anyone may call: health, API description, published signing keys, agency callbacks (own tokens), the
+#: console (its own sessions: console/_app.py).
+PUBLIC_PREFIXES: Final = ("/healthz", "/readyz", "/openapi.json", "/.well-known/", "/v1/agencies/", "/metrics",
+                          "/console")
 
 
 class KeyRecord(TypedDict):

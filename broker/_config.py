@@ -70,6 +70,10 @@ class HubConfig:
     webhook_parallel: int = 64
     #: The AES-256 key (base64) sealing webhook secrets; unset: ``<state dir>/webhook.key``, made on first start.
     webhook_key: str | None = field(default=None, repr=False)
+    #: The key (base64, 32+ bytes) signing console sessions; unset: ``<state dir>/console.key``, made on first start.
+    console_key: str | None = field(default=None, repr=False)
+    #: Console cookies only over https (NSW_CONSOLE_SECURE_COOKIES=1 behind a TLS-terminating proxy).
+    console_secure_cookies: bool = False
 
     def deadlines_ms(self) -> dict[str, int]:
         return {agency: seconds * 1000 for agency, seconds in self.deadlines.items()}
@@ -106,6 +110,8 @@ class HubConfig:
             "webhook_per_trader": int(_env("NSW_WEBHOOK_PER_TRADER", str(d.webhook_per_trader))),
             "webhook_parallel": int(_env("NSW_WEBHOOK_PARALLEL", str(d.webhook_parallel))),
             "webhook_key": os.environ.get("NSW_WEBHOOK_KEY") or None,
+            "console_key": os.environ.get("NSW_CONSOLE_KEY") or None,
+            "console_secure_cookies": _env("NSW_CONSOLE_SECURE_COOKIES", "0") == "1",
             "deadlines": {
                 agency: int(_env(f"NSW_DEADLINE_{agency.upper()}", str(seconds)))
                 for agency, seconds in d.deadlines.items()

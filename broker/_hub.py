@@ -19,7 +19,7 @@ import structlog
 import uvicorn
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from adapters import AgencyModes, adapter_handler, callback_routes, close_handler
 from adapters._runner import adapter_spec
@@ -47,12 +47,15 @@ from broker._service_auth import AgencyPublisher, HubPrincipals
 from broker._signing import KeyStore as SigningKeys
 from broker._signing import ResponseSigner
 from broker._tail import FollowedTail
-from broker._topics import declared_topics
+from broker._topics import OFFICERS, declared_topics
 from broker._view import StatusView
 from broker._webhook_guard import UrlPolicy
 from broker._webhook_secrets import SecretBox, load_webhook_key
 from broker._webhooks import DeliverySettings, Notifier, WebhookRegistry, notifier_spec, registration_routes
 from broker.errors import NSWError
+from console import Console, ConsoleDeps
+from console._accounts import OfficerStore
+from console._sessions import SessionCodec, load_console_key
 from schemas import BundleSet, response_xml
 
 log = structlog.get_logger("nsw.hub")
@@ -104,6 +107,8 @@ class Hub:
     server: uvicorn.Server | None = None
     _server_task: asyncio.Task[None] | None = None
     _callbacks: AgencyPublisher | None = None
+    officers: OfficerStore | None = None
+    console: Console | None = None
 
     @property
     def principals(self) -> HubPrincipals:
@@ -169,7 +174,8 @@ class Hub:
 
     async def _start_ingress(self) -> None:
         cfg = self.config
-        self.view = StatusView(cfg.bootstrap)
+        self.officers = OfficerStore()
+        self.view = StatusView(cfg.bootstrap, extra={OFFICERS: self.officers.apply})
         await self.view.start()
         self.producer = Producer(cfg.bootstrap)
         await self.producer.start()
@@ -242,9 +248,9 @@ class Hub:
         return UrlPolicy.for_hub(allow_private=cfg.webhook_allow_private, allow_http=cfg.webhook_allow_http,
                                  bootstrap=cfg.bootstrap)
 
-    def _extra_routes(self) -> list[Route]:
+    def _extra_routes(self) -> list[BaseRoute]:
         assert self.producer is not None
-        routes: list[Route] = [Route("/readyz", self.readyz, methods=["GET"])]
+        routes: list[BaseRoute] = [Route("/readyz", self.readyz, methods=["GET"])]
         if self.webhooks is not None:
             routes += registration_routes(self.webhooks, self.producer, policy=self.webhook_policy())
         view = self.view
@@ -258,7 +264,19 @@ class Hub:
                                           fallback=self.producer.send)
         routes += callback_routes(self._callbacks.publish, authenticate=view.keys.authenticate_agency,
                                   lookup=lookup, agencies=self.config.agencies)
+        routes += self._console_routes()
         return routes
+
+    def _console_routes(self) -> list[BaseRoute]:
+        cfg = self.config
+        assert self.view is not None
+        assert self.producer is not None
+        assert self.officers is not None
+        codec = SessionCodec(load_console_key(cfg.state_dir, cfg.console_key))
+        self.console = Console(ConsoleDeps(view=self.view, officers=self.officers, keys=self.view.keys, codec=codec,
+                                           publish=self.producer.send, agencies=cfg.agencies,
+                                           bootstrap=cfg.bootstrap, secure_cookies=cfg.console_secure_cookies))
+        return self.console.routes()
 
     def _launch(self, sup: _Supervised) -> None:
         sup.task = asyncio.create_task(self._supervise(sup), name=f"supervise-{sup.name}",

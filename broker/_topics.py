@@ -30,6 +30,8 @@ REFUSED_DECISIONS: Final = "nsw.decisions.refused"
 #: IPR: notices to right holders of a suspension (JSON), and the IPR adapter's open suspensions (its changelog).
 IPR_NOTIFICATIONS: Final = "nsw.ipr.notifications"
 IPR_SUSPENSIONS: Final = "nsw.ipr.suspensions"
+#: Console accounts of agency officers and operators (JSON, scrypt hashes), compacted, key = user name.
+OFFICERS: Final = "nsw.officers"
 
 _WEEK_MS: Final = 7 * 24 * 3600 * 1000
 #: Changelogs roll a segment an hour (Kafka's default is a week) so compaction, which never touches the
@@ -105,6 +107,8 @@ def declared_topics(agencies: tuple[str, ...], *, partitions: int, replication: 
                   doc="Notifier changelog: each release response's webhook delivery and its attempts (JSON)."),
         TopicSpec(name=API_KEYS, partitions=1, replication=r, cleanup_policy="compact", public=False,
                   doc="Trader API keys (JSON: trader, SHA-256 of the secret, created, revoked), compacted."),
+        TopicSpec(name=OFFICERS, partitions=1, replication=r, cleanup_policy="compact", public=False,
+                  doc="Console accounts (JSON: user name, agency, role, scrypt hash, created, revoked), compacted."),
         TopicSpec(name=AUDIT, partitions=p, replication=r, retention_ms=-1,
                   doc="Audit hash chain per partition (JSON), key = submission id; never expires."),
         TopicSpec(name=AUDIT_HEAD, partitions=p, replication=r, cleanup_policy="compact", public=False,

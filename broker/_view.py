@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -126,8 +127,6 @@ def render_timeline(entry: Entry) -> dict[str, Any]:
                            "error": delivery["last_error"]})
     events.sort(key=lambda e: (e["at"] or "", e["version"]))
     return {"submission_id": entry.submission_id, "status": entry.status, "events": events}
-    events.sort(key=lambda e: (e["at"] or "", e["version"]))
-    return {"submission_id": entry.submission_id, "status": entry.status, "events": events}
 
 
 def render_response(response: Any) -> dict[str, Any]:
@@ -177,16 +176,25 @@ def aggregate_state(value: bytes) -> AggregateState:
 
 class StatusView:
     def __init__(self, bootstrap: str, idempotency: IdempotencyStore | None = None,
-                 keys: KeyStore | None = None) -> None:
+                 keys: KeyStore | None = None, *,
+                 extra: Mapping[str, Callable[[InMessage], None]] | None = None) -> None:
         self._bootstrap = bootstrap
         self.idempotency = idempotency if idempotency is not None else IdempotencyStore()
         self.keys = keys if keys is not None else KeyStore()
         self._entries: dict[str, Entry] = {}
         #: Submission id -> when its latest version was accepted, until the aggregator has its routing.
         self._unrouted: dict[str, int] = {}
-        #: Reads the four topics; a record ``_apply`` cannot take is reported and skipped (broker/_tail.py).
+        #: More topics to follow and who takes their records (the console's accounts, ...).
+        self._extra = dict(extra or {})
+        self._takers: dict[str, Callable[[InMessage], None]] = {
+            IDEMPOTENCY: self.idempotency.apply, API_KEYS: self.keys.apply, WEBHOOK_DELIVERIES: self._delivery,
+            **self._extra}
+        #: Called with every entry whose aggregator state changed (the console's worklist index).
+        self.watchers: list[Callable[[Entry], None]] = []
+        #: Reads the topics; a record ``_apply`` cannot take is reported and skipped (broker/_tail.py).
         self.tail = FollowedTail(name="status-view", bootstrap=bootstrap,
-                                 topics=(SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS, WEBHOOK_DELIVERIES),
+                                 topics=(SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS, WEBHOOK_DELIVERIES,
+                                         *self._extra),
                                  apply=self._apply)
         #: Webhook deliveries read before their submission (see ``_delivery``).
         self._early_webhooks: dict[str, dict[str, dict[str, Any]]] = {}
@@ -204,14 +212,9 @@ class StatusView:
     def _apply(self, message: InMessage) -> None:
         if message.key is None:
             return
-        if message.topic == IDEMPOTENCY:
-            self.idempotency.apply(message)
-            return
-        if message.topic == API_KEYS:
-            self.keys.apply(message)
-            return
-        if message.topic == WEBHOOK_DELIVERIES:
-            self._delivery(message)
+        taker = self._takers.get(message.topic)
+        if taker is not None:
+            taker(message)
             return
         sid = message.key.decode()
         if message.topic == SUBMISSIONS:
@@ -241,6 +244,8 @@ class StatusView:
         entry.state = state
         if state["version"] >= entry.known.version:
             self._unrouted.pop(sid, None)
+        for watcher in self.watchers:
+            watcher(entry)
         if entry.status in FINAL:
             for event in entry.waiters:
                 event.set()

@@ -1,0 +1,15 @@
+"""The console's pages, in the order of its navigation: each module offers ``routes(console)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from starlette.routing import BaseRoute
+
+from console import _signin
+from console._app import Console
+
+PAGES: Final[tuple[Callable[[Console], list[BaseRoute]], ...]] = (
+    _signin.routes,
+)

@@ -1,0 +1,123 @@
+"""Console sessions: a signed cookie with an absolute and an idle expiry, and a CSRF token per session.
+
+The cookie carries who is signed in, when the session began and was last used, a random nonce and a
+"generation" of the credential (a password change or key rotation ends the session); it is signed with
+HMAC-SHA256 under the console key (``NSW_CONSOLE_KEY`` or ``<state dir>/console.key``; every instance of a
+deployment needs the same one). The CSRF token is derived from the session's nonce, so a form from another
+session, or from no session, is refused. Cookies are HttpOnly, SameSite=Strict and Secure behind https.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Final, Literal
+
+import orjson
+
+from broker.errors import NSWError
+
+__all__ = ["COOKIE", "ConsoleKeyError", "Session", "SessionCodec", "load_console_key"]
+
+COOKIE: Final = "nsw_console"
+KEY_FILE: Final = "console.key"
+
+
+class ConsoleKeyError(NSWError, ValueError):
+    """The console key is malformed (not retriable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    kind: Literal["officer", "trader"]
+    subject: str
+    generation: str
+    issued_at: float
+    seen_at: float
+    nonce: str
+
+
+class SessionCodec:
+    def __init__(self, key: bytes, *, lifetime: float = 8 * 3600.0, idle: float = 30 * 60.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._key = key
+        self.lifetime, self.idle, self._clock = lifetime, idle, clock
+
+    def _sign(self, payload: bytes) -> str:
+        return base64.urlsafe_b64encode(hmac.new(self._key, payload, hashlib.sha256).digest()).decode().rstrip("=")
+
+    def new(self, kind: Literal["officer", "trader"], subject: str, generation: str) -> Session:
+        now = self._clock()
+        return Session(kind, subject, generation, now, now, secrets.token_urlsafe(16))
+
+    def encode(self, session: Session) -> str:
+        payload = orjson.dumps([session.kind, session.subject, session.generation, round(session.issued_at, 3),
+                                round(session.seen_at, 3), session.nonce])
+        return f"{base64.urlsafe_b64encode(payload).decode().rstrip('=')}.{self._sign(payload)}"
+
+    def decode(self, cookie: str) -> Session | None:
+        """The session of a cookie this key signed, still within its lifetime and idle time; else None."""
+        data, _, signature = cookie.partition(".")
+        if not data or not signature or len(cookie) > 4096:
+            return None
+        try:
+            payload = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+        except (binascii.Error, ValueError):
+            return None
+        if not hmac.compare_digest(self._sign(payload), signature):
+            return None
+        try:
+            kind, subject, generation, issued, seen, nonce = orjson.loads(payload)
+        except (orjson.JSONDecodeError, ValueError, TypeError):
+            return None
+        now = self._clock()
+        if kind not in ("officer", "trader") or now - issued > self.lifetime or now - seen > self.idle:
+            return None
+        return Session(kind, str(subject), str(generation), float(issued), float(seen), str(nonce))
+
+    def touch(self, session: Session) -> Session:
+        return replace(session, seen_at=self._clock())
+
+    def csrf(self, session: Session) -> str:
+        return self._sign(f"csrf\x1f{session.nonce}".encode())
+
+    def csrf_ok(self, session: Session, token: str) -> bool:
+        return bool(token) and hmac.compare_digest(self.csrf(session), token)
+
+
+def _decode_key(text: str, origin: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConsoleKeyError(f"{origin}: not base64") from None
+    if len(key) < 32:
+        raise ConsoleKeyError(f"{origin}: {len(key)} bytes, the console key needs at least 32")
+    return key
+
+
+def load_console_key(state_dir: Path, env: str | None = None) -> bytes:
+    """``env`` (NSW_CONSOLE_KEY, base64) when given, else the state dir's key file, created if absent."""
+    if env:
+        return _decode_key(env, "NSW_CONSOLE_KEY")
+    path = state_dir / KEY_FILE
+    try:
+        return _decode_key(path.read_text(encoding="ascii"), str(path))
+    except FileNotFoundError:
+        pass
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _decode_key(path.read_text(encoding="ascii"), str(path))
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(base64.b64encode(key).decode() + "\n")
+    return key
