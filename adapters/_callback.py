@@ -240,6 +240,24 @@ class DecisionCallback:
         return Response(orjson.dumps({"decision_id": decision["decision_id"], "status": status}),
                         status_code=202, media_type="application/json")
 
+    async def submit(self, decision: AgencyDecision) -> Refusal | None:
+        """Publish a decision made in the hub itself by an authenticated person of ``decision["agency"]`` (the
+        console's officers): checked against the outstanding request like any callback, refused decisions kept
+        on ``nsw.decisions.refused``; None once Kafka has it. TransportError when Kafka did not acknowledge."""
+        agency = decision["agency"]
+        refusal = await self._binding(agency, decision)
+        if refusal is not None:
+            self.refused += 1
+            log.warning("console_decision_refused", agency=agency, refusal=refusal.kind)
+            await self._keep_refused(agency, decision, refusal)
+            return refusal
+        await self._publish(avro_message(self._topic_for(agency), "AgencyDecision", decision))
+        self.published += 1
+        return None
+
+    def routes(self) -> list[Route]:
+        return [Route(callback_path("{agency}"), self.receive, methods=["POST"])]
+
     def _remember(self, key: str, content: bytes, message: OutMessage) -> None:
         self._seen[key] = (content, message)
         self._seen.move_to_end(key)
@@ -267,4 +285,4 @@ def callback_routes(
     """
     endpoint = DecisionCallback(publish, authenticate=authenticate, lookup=lookup, agencies=agencies,
                                 now_ms=now_ms, topic_for=topic_for, refused_topic=refused_topic, plan_wait=plan_wait)
-    return [Route(callback_path("{agency}"), endpoint.receive, methods=["POST"])]
+    return endpoint.routes()

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters import AgencyModes, adapter_handler, callback_routes, close_handler
+from adapters import AgencyModes, DecisionCallback, adapter_handler, close_handler
 from adapters._runner import adapter_spec
 from broker import _metrics as metrics
 from broker._aggregate import AggregateState
@@ -56,6 +56,7 @@ from broker.errors import NSWError
 from console import Console, ConsoleDeps
 from console._accounts import OfficerStore
 from console._sessions import SessionCodec, load_console_key
+from console._workbench import Workbench
 from schemas import BundleSet, response_xml
 
 log = structlog.get_logger("nsw.hub")
@@ -108,7 +109,9 @@ class Hub:
     _server_task: asyncio.Task[None] | None = None
     _callbacks: AgencyPublisher | None = None
     officers: OfficerStore | None = None
+    workbench: Workbench | None = None
     console: Console | None = None
+    decisions: DecisionCallback | None = None
 
     @property
     def principals(self) -> HubPrincipals:
@@ -176,7 +179,9 @@ class Hub:
         cfg = self.config
         self.officers = OfficerStore()
         self.view = StatusView(cfg.bootstrap, extra={OFFICERS: self.officers.apply})
+        self.workbench = Workbench(bootstrap=cfg.bootstrap, view=self.view, agencies=cfg.agencies)
         await self.view.start()
+        await self.workbench.start()
         self.producer = Producer(cfg.bootstrap)
         await self.producer.start()
         self.ingress = Ingress(producer=self.producer, view=self.view, max_body_bytes=cfg.max_body_bytes,
@@ -238,6 +243,8 @@ class Hub:
     def _tails(self) -> list[FollowedTail]:
         """The topic readers this process depends on."""
         found = [self.view.tail] if self.view is not None else []
+        if self.workbench is not None:
+            found.append(self.workbench.tail)
         tail = getattr(self.webhooks, "tail", None)
         if isinstance(tail, FollowedTail):
             found.append(tail)
@@ -262,8 +269,9 @@ class Hub:
 
         self._callbacks = AgencyPublisher(self.config.bootstrap, self.principals, agencies=self.config.agencies,
                                           fallback=self.producer.send)
-        routes += callback_routes(self._callbacks.publish, authenticate=view.keys.authenticate_agency,
-                                  lookup=lookup, agencies=self.config.agencies)
+        self.decisions = DecisionCallback(self._callbacks.publish, authenticate=view.keys.authenticate_agency,
+                                          lookup=lookup, agencies=self.config.agencies)
+        routes += self.decisions.routes()
         routes += self._console_routes()
         return routes
 
@@ -275,6 +283,7 @@ class Hub:
         codec = SessionCodec(load_console_key(cfg.state_dir, cfg.console_key))
         self.console = Console(ConsoleDeps(view=self.view, officers=self.officers, keys=self.view.keys, codec=codec,
                                            publish=self.producer.send, agencies=cfg.agencies,
+                                           workbench=self.workbench, decisions=self.decisions,
                                            bootstrap=cfg.bootstrap, secure_cookies=cfg.console_secure_cookies))
         return self.console.routes()
 
@@ -371,6 +380,8 @@ class Hub:
         if self.webhooks is not None:
             await self.webhooks.stop()
         await self._stop_producers()
+        if self.workbench is not None:
+            await self.workbench.stop()
         if self.view is not None:
             await self.view.stop()
         log.info("hub_stopped")

@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from adapters import DecisionCallback
 from broker._auth import TOKEN_PREFIX, KeyStore
 from broker._envelope import OutMessage
 from broker._http import bounded_body
@@ -28,6 +29,7 @@ from broker._view import StatusView, iso
 from console._accounts import OfficerStore
 from console._principal import Principal
 from console._sessions import COOKIE, Session, SessionCodec
+from console._workbench import Workbench
 
 log = structlog.get_logger("nsw.console")
 
@@ -35,6 +37,8 @@ __all__ = ["PREFIX", "Console", "ConsoleDeps", "FormError"]
 
 PREFIX: Final = "/console"
 MAX_FORM_BYTES: Final = 64 * 1024
+#: Fields a form may repeat (check boxes); their values come joined by commas, the others keep the last value.
+MULTI_FIELDS: Final = frozenset({"item"})
 #: Every page: only the hub's own assets, no framing, forms only to the hub (OWASP secure headers).
 SECURITY_HEADERS: Final[dict[str, str]] = {
     "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -68,6 +72,10 @@ class ConsoleDeps:
     #: Writes one record and returns once Kafka has it (the ingress producer's ``send``).
     publish: Publish
     agencies: tuple[str, ...]
+    #: The worklist and the requests behind it (None: a console without officer pages, in unit tests).
+    workbench: Workbench | None = None
+    #: Where officers' decisions go: the agency callback's checks and publishing (adapters/_callback.py).
+    decisions: DecisionCallback | None = None
     bootstrap: str = "127.0.0.1:9092"
     secure_cookies: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -145,12 +153,14 @@ class Console:
 
     async def form(self, request: Request, principal: Principal | None) -> dict[str, str]:
         """The fields of a POSTed form, after checking its CSRF token against the session (FormError 403
-        otherwise) and that it came from this site; repeated fields keep the last value."""
+        otherwise) and that it came from this site (``MULTI_FIELDS`` joined by commas)."""
         raw = await bounded_body(request, MAX_FORM_BYTES)
         if raw is None:
             raise FormError(413, f"the form is larger than {MAX_FORM_BYTES} bytes")
+        fields: dict[str, str] = {}
         try:
-            fields = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=200))
+            for name, value in parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=1000):
+                fields[name] = f"{fields[name]},{value}" if name in fields and name in MULTI_FIELDS else value
         except (UnicodeDecodeError, ValueError) as exc:
             raise FormError(400, f"the form cannot be read ({exc})") from None
         origin = request.headers.get("origin")

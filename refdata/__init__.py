@@ -22,6 +22,7 @@ from refdata._customs import (
 from refdata._cwc import CWCControls, cwc_controls, parse_cwc_controls
 from refdata._declaration_types import DeclarationTypes, declaration_types
 from refdata._hs import HsNomenclature, hs_nomenclature
+from refdata._officer_actions import CodedText, OfficerActions, officer_actions
 from refdata._rates import ExchangeRates, exchange_rates
 from refdata._sps import SPSRequirement, SPSRequirements, sps_requirements
 from refdata.errors import ReferenceDataError
@@ -32,12 +33,14 @@ __all__ = [
     "AgencySpec",
     "Benchmark",
     "CWCControls",
+    "CodedText",
     "CustomsProfile",
     "CustomsRiskSettings",
     "DeclarationTypes",
     "ExchangeRates",
     "HsNomenclature",
     "Lane",
+    "OfficerActions",
     "RandomSelection",
     "ReferenceDataError",
     "Refusal",
@@ -52,6 +55,7 @@ __all__ = [
     "declaration_types",
     "exchange_rates",
     "hs_nomenclature",
+    "officer_actions",
     "parse_cwc_controls",
     "parse_risk_settings",
     "parse_value_benchmarks",
