@@ -144,8 +144,10 @@ async def test_a_customs_officer_sees_and_decides_only_customs_part(
 
     async def customs_decided() -> dict[str, Any] | None:
         entry = view.get(sid)
-        decision = entry.state["decisions"].get("customs") if entry and entry.state else None
-        return entry.state if decision and ":console:" in decision["decision_id"] else None  # type: ignore[return-value]
+        if entry is None or entry.state is None:
+            return None
+        decision = entry.state["decisions"].get("customs")
+        return dict(entry.state) if decision and ":console:" in decision["decision_id"] else None
 
     state = await poll(customs_decided, timeout=60, what="the customs officer's decision")
     assert state["status"] == "held"
