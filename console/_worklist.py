@@ -18,6 +18,7 @@ import base64
 import binascii
 import bisect
 import dataclasses
+import itertools
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -195,13 +196,38 @@ def decode_cursor(cursor: str) -> Key | None:
 class _AgencyList:
     items: dict[str, WorkItem] = field(default_factory=dict)
     order: list[Key] = field(default_factory=list)
-    facets: dict[str, Counter[str]] = field(default_factory=lambda: {name: Counter() for name in FILTERS})
+    #: Per filter and value, the submissions with it (a filtered page intersects these, smallest first).
+    index: dict[str, dict[str, set[str]]] = field(default_factory=lambda: {name: {} for name in FILTERS})
+
+    @property
+    def facets(self) -> dict[str, Counter[str]]:
+        return {name: Counter({value: len(sids) for value, sids in values.items()})
+                for name, values in self.index.items()}
 
     def add(self, item: WorkItem) -> None:
         self.items[item.submission_id] = item
         bisect.insort(self.order, item.key)
         for name in FILTERS:
-            self.facets[name].update(item.values(name))
+            for value in item.values(name):
+                self.index[name].setdefault(value, set()).add(item.submission_id)
+
+    def matching(self, filters: Filters, after: Key | None, limit: int) -> tuple[list[WorkItem], int]:
+        """Up to ``limit`` items after ``after`` with every active filter's value, in worklist order, and how
+        many match in all: a few matches are sorted, many are found walking the order."""
+        sets = sorted((self.index[name].get(value, set()) for name, value in filters.active().items()), key=len)
+        found = set(sets[0]).intersection(*sets[1:]) if sets else set(self.items)
+        if len(found) * 8 < len(self.items):
+            ordered = sorted((self.items[sid] for sid in found), key=lambda item: item.key)
+            start = bisect.bisect_right([i.key for i in ordered], after) if after is not None else 0
+            return ordered[start:start + limit], len(found)
+        page: list[WorkItem] = []
+        start = bisect.bisect_right(self.order, after) if after is not None else 0
+        for key in itertools.islice(self.order, start, None):
+            if key[2] in found:
+                page.append(self.items[key[2]])
+                if len(page) >= limit:
+                    break
+        return page, len(found)
 
     def remove(self, submission_id: str) -> WorkItem | None:
         item = self.items.pop(submission_id, None)
@@ -211,11 +237,13 @@ class _AgencyList:
         if at < len(self.order) and self.order[at] == item.key:
             del self.order[at]
         for name in FILTERS:
-            counter = self.facets[name]
-            counter.subtract(item.values(name))
+            values = self.index[name]
             for value in item.values(name):
-                if counter[value] <= 0:
-                    del counter[value]
+                sids = values.get(value)
+                if sids is not None:
+                    sids.discard(submission_id)
+                    if not sids:
+                        del values[value]
         return item
 
     def walk(self, after: Key | None) -> Iterator[WorkItem]:
@@ -314,13 +342,7 @@ class Worklist:
                 if len(items) > limit:
                     break
         else:
-            items, total = [], 0
-            for item in work.walk(None):
-                if not filters.match(item):
-                    continue
-                total += 1
-                if (cursor is None or item.key > cursor) and len(items) <= limit:
-                    items.append(item)
+            items, total = work.matching(filters, cursor, limit + 1)
         more = len(items) > limit
         page = items[:limit]
         return Page(page, total, encode_cursor(page[-1].key) if more and page else None, facets)
