@@ -17,7 +17,7 @@ TODAY = date(2026, 12, 1)  # a Tuesday
 
 
 def two_items(agency: str = "sps") -> Any:
-    s = state("A", agencies=(agency,), decisions={agency: [*hold(), {**RELEASE[0], "sequence": 2}]})
+    s: Any = state("A", agencies=(agency,), decisions={agency: [*hold(), {**RELEASE[0], "sequence": 2}]})
     s["plan"]["agencies"][0]["reasons"].append({"item": 2, "rule": "R", "why": "asked"})
     s["decisions"][agency]["agency_reference"] = "SPS-1234"
     return s
