@@ -276,6 +276,7 @@ class Hub:
         self.console = Console(ConsoleDeps(view=self.view, officers=self.officers, keys=self.view.keys, codec=codec,
                                            publish=self.producer.send, agencies=cfg.agencies,
                                            bootstrap=cfg.bootstrap, secure_cookies=cfg.console_secure_cookies))
+        self.console.deps.extra.update(signer=self.signer, deadlines_ms=cfg.deadlines_ms())  # the trader pages
         return self.console.routes()
 
     def _launch(self, sup: _Supervised) -> None:
