@@ -32,7 +32,7 @@ COLUMN: Final = 92
 LANE: Final = 58
 TOP: Final = 26
 AXIS: Final = 46
-LABEL_CHARS: Final = 14
+LABEL_CHARS: Final = 15
 
 COLOURS: Final[dict[Tone, str]] = {"neutral": "#0b4f8a", "ok": "#176b35", "hold": "#8a5300", "refuse": "#a4161a",
                                    "alert": "#a4161a"}
@@ -75,6 +75,19 @@ def _text(value: object) -> str:
 
 def _short(value: str, limit: int = LABEL_CHARS) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _wrap(value: str, width: int = LABEL_CHARS) -> list[str]:
+    """A label in at most two lines of about ``width`` characters (the second cut with an ellipsis)."""
+    lines: list[str] = []
+    for word in value.split() or [""]:
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    if len(lines) > 2:
+        lines = [lines[0], " ".join(lines[1:])]
+    return [_short(line, width) for line in lines]
 
 
 def elapsed(ms: int) -> str:
@@ -198,6 +211,7 @@ def _axis(frame: _Frame, shown: Sequence[tuple[Mark, int]]) -> list[str]:
     axis_y = frame.axis_y
     out = [f'<line x1="{GUTTER - 8}" y1="{axis_y}" x2="{frame.width - 8}" y2="{axis_y}" stroke="{MUTED}"/>']
     last: int | None = None
+    clock = ""
     for column in sorted(moment_of):
         at, x = moment_of[column], frame.x(column)
         if at is None:
@@ -205,9 +219,11 @@ def _axis(frame: _Frame, shown: Sequence[tuple[Mark, int]]) -> list[str]:
                        f'time not known</text>')
             continue
         if at != last:
-            out.append(f'<line x1="{x}" y1="{axis_y}" x2="{x}" y2="{axis_y + 5}" stroke="{MUTED}"/>'
-                       f'<text x="{x}" y="{axis_y + 17}" font-size="11" text-anchor="middle" fill="{INK}">'
-                       f'{_clock(at)}</text>')
+            out.append(f'<line x1="{x}" y1="{axis_y}" x2="{x}" y2="{axis_y + 5}" stroke="{MUTED}"/>')
+            if _clock(at) != clock:  # within one second, the gaps say it all
+                clock = _clock(at)
+                out.append(f'<text x="{x}" y="{axis_y + 17}" font-size="11" text-anchor="middle" fill="{INK}">'
+                           f'{clock}</text>')
             if last is not None:
                 out.append(f'<text x="{x - COLUMN // 2}" y="{axis_y + 34}" font-size="10" text-anchor="middle" '
                            f'fill="{MUTED}">{_text(elapsed(at - last))}</text>')
@@ -223,14 +239,19 @@ def _mark(frame: _Frame, mark: Mark, column: int) -> str:
     parts = [f'<g class="mark {mark.tone} step-{step}" transform="translate({x} {y})">',
              f'<title>{_text(f"{mark.when} · {mark.lane} · {mark.label}")}'
              f'{_text(" — " + mark.detail) if mark.detail else ""}</title>']
+    from_below = False
     if mark.source is not None and mark.source != mark.lane:
         rise = frame.y(mark.source) - y
-        end = -12 if rise < 0 else 12
+        from_below = rise > 0
+        end = 12 if from_below else -12
         parts.append(f'<line x1="0" y1="{rise}" x2="0" y2="{end}" stroke="{MUTED}" stroke-width="1.3" '
                      f'marker-end="url(#{frame.pid}-arrow)"/>')
     parts.append(_shape(mark.step, COLOURS[mark.tone]))
-    parts.append(f'<text x="0" y="22" font-size="11" text-anchor="middle" fill="{INK}">'
-                 f'{_text(_short(mark.label))}</text></g>')
+    wrapped = _wrap(mark.label)
+    lines = "".join(f'<tspan x="0" dy="{0 if n == 0 else 12}">{_text(line)}</tspan>' for n, line in enumerate(wrapped))
+    # The label goes where no arrow comes from: under the mark, or over it when the arrow comes from below.
+    top = -14 - 12 * (len(wrapped) - 1) if from_below else 22
+    parts.append(f'<text x="0" y="{top}" font-size="11" text-anchor="middle" fill="{INK}">{lines}</text></g>')
     return "".join(parts)
 
 

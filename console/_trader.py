@@ -34,7 +34,7 @@ from console._timeline_svg import Mark, Tone, timeline_svg
 from schemas import AgencyItemReason, ReleaseResponse, response_xml
 
 __all__ = ["FUNCTION_MEANINGS", "PAGE_SIZE", "Awaited", "Row", "awaited", "marks_of", "routes", "row_of",
-           "search"]
+           "search", "submission_context"]
 
 PAGE_SIZE: Final = 50
 MAX_QUERY: Final = 100
@@ -160,7 +160,7 @@ def marks_of(entry: Entry) -> list[Mark]:
         elif step == "responded":
             code = detail.partition(" ")[0]
             label = f"{code} {FUNCTION_MEANINGS.get(code, '')}".strip()
-            marks.append(Mark(at, "trader", step, label, f"release response: {detail}", version,
+            marks.append(Mark(at, "trader", step, label, f"release response {detail}", version,
                               FUNCTION_TONES.get(code, "neutral"), source="hub"))
         elif step.startswith("webhook-"):
             status = step.removeprefix("webhook-")
@@ -291,6 +291,17 @@ def picture(entry: Entry, marks: Sequence[Mark]) -> str:
                         ident=f"tl-{entry.submission_id}")
 
 
+def submission_context(entry: Entry, *, deadlines_ms: Mapping[str, int], signed: bool) -> dict[str, Any]:
+    """What ``trader_submission.html`` shows of ``entry``."""
+    marks = marks_of(entry)
+    response = current_response(entry)
+    return {"entry": entry, "reference": reference_of(entry), "status_words": STATUS_WORDS,
+            "svg": picture(entry, marks), "marks": marks,
+            "response": response_view(response) if response is not None else None,
+            "response_is_current": response is not None and entry.status in FINAL_STATUSES,
+            "awaited": awaited(entry, deadlines_ms=deadlines_ms), "signed": signed}
+
+
 def marks_span(known: Iterable[int]) -> str:
     values = list(known)
     first, last = min(values), max(values)
@@ -370,16 +381,9 @@ class _Pages:
         entry = self.own(request)
         if isinstance(entry, Response):
             return entry
-        marks = marks_of(entry)
-        response = current_response(entry)
         deadlines = self.console.deps.extra.get("deadlines_ms")
-        return self.console.render(request, "trader_submission.html", {
-            "entry": entry, "reference": reference_of(entry), "status_words": STATUS_WORDS,
-            "svg": picture(entry, marks), "marks": marks,
-            "response": response_view(response) if response is not None else None,
-            "response_is_current": response is not None and entry.status in FINAL_STATUSES,
-            "awaited": awaited(entry, deadlines_ms=deadlines if isinstance(deadlines, dict) else {}),
-            "signed": self.signer is not None})
+        return self.console.render(request, "trader_submission.html", submission_context(
+            entry, deadlines_ms=deadlines if isinstance(deadlines, dict) else {}, signed=self.signer is not None))
 
     @staticmethod
     def _json(body: Any, headers: Mapping[str, str] | None = None) -> Response:

@@ -7,7 +7,8 @@ import xml.etree.ElementTree as ET
 from broker._aggregate import AggregateState, apply_decision, apply_plan, escalate_due, new_state
 from broker._lodgement import Known
 from broker._view import Entry, StatusView
-from console._trader import awaited, marks_of, picture, row_of, search
+from console._app import _templates
+from console._trader import awaited, marks_of, picture, row_of, search, submission_context
 from schemas import AgencyDecision, HoldReason, Outcome, RoutingPlan
 
 T0 = 1_780_000_000_000
@@ -147,3 +148,19 @@ def test_search_finds_own_submissions_by_id_or_reference_only() -> None:
     assert search(view, "acme", "S2") == []  # globex's, not found by id
     assert search(view, "acme", "globex") == []  # nor by its reference
     assert search(view, "acme", "   ") == []
+
+
+def test_the_page_escapes_hostile_references_and_reasons() -> None:
+    hostile = '<script>alert("x")</script>'
+    state = new_state("S1")
+    apply_plan(state, plan(reference=hostile), now=T0 + 40)
+    apply_decision(state, decision("customs", {1: ("HOLD", hostile, "OTHER"), 2: ("RELEASE", "ok", None)}, T0 + 50,
+                                   reference=hostile), now=T0 + 50)
+    apply_decision(state, decision("sps", {2: ("RELEASE", "ok", None)}, T0 + 60), now=T0 + 60)
+    page = _templates().get_template("trader_submission.html").render(
+        prefix="/console", principal=None, csrf="", path="/console/trader/submissions/S1",
+        **submission_context(entry_of(state), deadlines_ms={}, signed=True))
+    assert "<script>alert" not in page
+    assert page.count("&lt;script&gt;") >= 4  # the reference, the reason (twice), the agency reference
+    assert "05 held" in page
+    assert 'role="img"' in page
