@@ -164,3 +164,27 @@ def test_the_page_escapes_hostile_references_and_reasons() -> None:
     assert page.count("&lt;script&gt;") >= 4  # the reference, the reason (twice), the agency reference
     assert "05 held" in page
     assert 'role="img"' in page
+
+
+def test_webhook_deliveries_are_on_the_traders_lane() -> None:
+    entry = held_by_sps()
+    entry.webhooks["d1"] = {"delivery_id": "d1", "version": 1, "response_version": 1, "status": "failed",
+                            "attempts": 8, "last_error": "connect refused", "created_at": T0 + 320,
+                            "delivered_at": None, "failed_at": T0 + HOUR}
+    last = marks_of(entry)[-1]
+    assert (last.lane, last.step, last.tone, last.label) == ("trader", "webhook", "alert", "webhook failed")
+    assert "8 attempt(s): connect refused" in last.detail
+
+
+def test_an_amendment_waiting_for_routing_shows_its_lodgement() -> None:
+    entry = held_by_sps()
+    entry.known.digests.update({1: "d1", 2: "d2"})
+    entry.known.version = entry.version = 2
+    entry.received_at = T0 + HOUR
+    marks = marks_of(entry)
+    assert [(m.step, m.version, m.at) for m in marks[-2:]] == [("received", 2, T0 + HOUR), ("validated", 2, T0 + HOUR)]
+    assert entry.status == "accepted"
+    assert "version 2" in awaited(entry, deadlines_ms={}).summary
+    page = submission_context(entry, deadlines_ms={}, signed=False)
+    assert page["response"] is not None
+    assert not page["response_is_current"]
