@@ -19,23 +19,27 @@ class TraderIndex:
     def __init__(self) -> None:
         #: Trader -> (received_at, submission id), ascending; the newest is last.
         self._lists: dict[str, list[tuple[int, str]]] = {}
-        #: Submission id -> (trader, received_at) where it is filed now.
-        self._where: dict[str, tuple[str, int]] = {}
+        #: Submission id -> its key in its trader's list (the same tuple), and the trader.
+        self._keys: dict[str, tuple[int, str]] = {}
+        self._owners: dict[str, str] = {}
 
     def place(self, submission_id: str, trader: str, received_at: int) -> None:
         """File ``submission_id`` under ``trader`` at ``received_at`` (moving it when either changed)."""
-        where = self._where.get(submission_id)
-        if where == (trader, received_at):
-            return
-        if where is not None:
-            self._remove(submission_id, *where)
-        insort(self._lists.setdefault(trader, []), (received_at, submission_id))
-        self._where[submission_id] = (trader, received_at)
+        key = self._keys.get(submission_id)
+        owner = self._owners.get(submission_id)
+        if key is not None and owner is not None:
+            if owner == trader and key[0] == received_at:
+                return
+            self._remove(owner, key)
+        key = (received_at, submission_id)
+        insort(self._lists.setdefault(trader, []), key)
+        self._keys[submission_id] = key
+        self._owners[submission_id] = trader
 
-    def _remove(self, submission_id: str, trader: str, received_at: int) -> None:
+    def _remove(self, trader: str, key: tuple[int, str]) -> None:
         filed = self._lists[trader]
-        at = bisect_left(filed, (received_at, submission_id))
-        if at < len(filed) and filed[at] == (received_at, submission_id):
+        at = bisect_left(filed, key)
+        if at < len(filed) and filed[at] == key:
             del filed[at]
         if not filed:
             del self._lists[trader]
@@ -54,5 +58,4 @@ class TraderIndex:
         return (sid for _, sid in reversed(self._lists.get(trader, [])))
 
     def owner(self, submission_id: str) -> str | None:
-        where = self._where.get(submission_id)
-        return where[0] if where is not None else None
+        return self._owners.get(submission_id)
