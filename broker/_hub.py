@@ -285,6 +285,7 @@ class Hub:
                                            publish=self.producer.send, agencies=cfg.agencies,
                                            workbench=self.workbench, decisions=self.decisions,
                                            bootstrap=cfg.bootstrap, secure_cookies=cfg.console_secure_cookies))
+        self.console.deps.extra.update(signer=self.signer, deadlines_ms=cfg.deadlines_ms())  # the trader pages
         return self.console.routes()
 
     def _launch(self, sup: _Supervised) -> None:

@@ -24,6 +24,7 @@ from broker._idempotency import IdempotencyStore
 from broker._lodgement import Known
 from broker._tail import FollowedTail
 from broker._topics import AGGREGATE_STATE, API_KEYS, IDEMPOTENCY, SUBMISSIONS, WEBHOOK_DELIVERIES
+from broker._trader_index import TraderIndex
 from broker.errors import MessageError
 
 log = structlog.get_logger("nsw.view")
@@ -199,6 +200,8 @@ class StatusView:
         #: Webhook deliveries read before their submission (see ``_delivery``).
         self._early_webhooks: dict[str, dict[str, dict[str, Any]]] = {}
         self.caught_up = self.tail.caught_up
+        #: Each trader's submissions, newest first (the trader's console page).
+        self.by_trader = TraderIndex()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -241,6 +244,7 @@ class StatusView:
             entry = self._entries[sid] = Entry(sid, state["version"], received, Known(state["version"]), trader,
                                                plan["declarant_id"] if plan else "")
             entry.webhooks.update(self._early_webhooks.pop(sid, {}))
+            self.by_trader.place(sid, entry.trader, entry.received_at)
         entry.state = state
         if state["version"] >= entry.known.version:
             self._unrouted.pop(sid, None)
@@ -282,6 +286,7 @@ class StatusView:
         if version > entry.version:
             entry.version = version
             entry.received_at = received_at
+        self.by_trader.place(submission_id, entry.trader, entry.received_at)
         if entry.state is None or entry.state["version"] < known.version:
             self._unrouted.pop(submission_id, None)  # re-inserted: the dict stays in acceptance order
             self._unrouted[submission_id] = received_at
