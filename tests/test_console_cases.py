@@ -135,6 +135,7 @@ async def test_a_customs_officer_sees_and_decides_only_customs_part(
     assert "Documents required" not in case.text, "SPS's reasons are SPS's"
     assert "SPS-PH" not in case.text, "SPS's routing is SPS's"
     assert (await customs.get("/console/cases/S-" + uuid.uuid4().hex[:24])).status_code == 404
+    assert (await customs.get("/console/trader")).status_code == 403, "officers do not see the trader pages"
     # A customs officer's release is customs' decision: SPS's hold stands.
     released = await customs.post(f"/console/cases/{sid}/decide",
                                   data={"csrf": csrf_of(case.text), "action": "release", "item": "1"})
