@@ -162,6 +162,8 @@ class _Slot:
     minute: int = -1
     responses: int = 0
     latency: dict[int, int] = field(default_factory=dict)
+    #: The responses counted in this minute (a response's minute never changes: its issued_at is fixed).
+    ids: set[str] = field(default_factory=set)
 
 
 class ResponseSampler:
@@ -180,8 +182,6 @@ class ResponseSampler:
         self.minutes = minutes
         self._clock = clock
         self._slots = [_Slot() for _ in range(minutes)]
-        self._seen: dict[str, int] = {}  # response id -> minute, while that minute is kept
-        self._pruned_at = -1
         self._lock = threading.Lock()
 
     def _now_minute(self) -> int:
@@ -194,25 +194,17 @@ class ResponseSampler:
         if not now - self.minutes < minute <= now + 1:  # a minute ahead: clocks of two hosts
             return False
         with self._lock:
-            self._prune(now)
-            if response_id in self._seen:
-                return False
-            self._seen[response_id] = minute
             slot = self._slots[minute % self.minutes]
-            if slot.minute != minute:
-                slot.minute, slot.responses, slot.latency = minute, 0, {}
+            if slot.minute != minute:  # an hour old (or never used): the ring has come round
+                slot.minute, slot.responses, slot.latency, slot.ids = minute, 0, {}, set()
+            if response_id in slot.ids:
+                return False
+            slot.ids.add(response_id)
             slot.responses += 1
             if first:
                 index = _bucket(max(0, issued_at - received_at))
                 slot.latency[index] = slot.latency.get(index, 0) + 1
         return True
-
-    def _prune(self, now: int) -> None:
-        if now == self._pruned_at:
-            return
-        self._pruned_at = now
-        oldest = now - self.minutes
-        self._seen = {rid: minute for rid, minute in self._seen.items() if minute > oldest}
 
     def points(self) -> list[MinutePoint]:
         """The kept minutes, oldest first, one point per minute (zero when nothing was issued)."""

@@ -40,6 +40,8 @@ async def test_an_operator_signs_in_with_the_keyboard_only(hub: Hub, page: Page)
     assert await focused(page) == "main"
     await page.keyboard.press("Tab")
     assert await focused(page) == "username"
+    outline = await page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none")  # the focus is visible
     await page.keyboard.type(operator)
     await page.keyboard.press("Tab")
     assert await focused(page) == "password"

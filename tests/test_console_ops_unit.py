@@ -19,8 +19,10 @@ from broker._envelope import InMessage
 from broker._lodgement import Known
 from broker._metrics import MinutePoint, ResponseSampler, quantile
 from broker._view import Entry
+from broker.errors import TransportError
 from console._charts import Bar, Series, bar_chart, line_chart, nice_ticks, plain_number
 from console._ops import feed, latency_text, ops_context
+from ops import _monitor as monitor
 from ops._lag import LagRow
 from ops._monitor import (
     DAY_MS,
@@ -255,6 +257,23 @@ def test_lag_is_summed_per_group_with_its_worst_partition() -> None:
                  worst_lag=5),
         GroupLag(group="nsw-aggregator", lag=0, partitions=1, worst_topic="nsw.routing", worst_partition=0,
                  worst_lag=0)]
+
+
+async def test_without_the_clusters_view_the_lag_of_this_process_is_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def unreachable(*_: object, **__: object) -> list[LagRow]:
+        raise TransportError("read committed offsets: Kafka unreachable or slow")
+
+    monkeypatch.setattr(monitor, "consumer_lag", unreachable)
+    monkeypatch.setattr(monitor, "process_lag", lambda: [(("nsw-router", "nsw.submissions", "2"), 4.0)])
+    reading = await monitor.read_lag("127.0.0.1:1", ["customs"])
+    assert reading.source == "this process"
+    assert reading.error == "read committed offsets: Kafka unreachable or slow"
+    assert reading.groups == [GroupLag(group="nsw-router", lag=4, partitions=1, worst_topic="nsw.submissions",
+                                       worst_partition=2, worst_lag=4)]
+    panel = ops_context(lag=reading, letters=None, points=_points(None),
+                        hour=MinutePoint(start_ms=T0, responses=0, answered=0, p50_ms=None, p95_ms=None))["lag"]
+    assert (panel["source"], panel["total"]) == ("this process", 4)
+    assert panel["chart"] is not None  # drawn, with the page saying why it is this process's view
 
 
 # --- the page's panels -------------------------------------------------------------------------------------
