@@ -13,10 +13,10 @@ JAVA_AGENCY       := adapters/examples/java-agency
 JAVA_AGENCY_STAMP := $(JAVA_AGENCY)/target/.built
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test conformance lint typecheck pytest bench kafka-start kafka-stop kafka-status clean distclean
+.PHONY: help install chromium run test conformance lint typecheck pytest bench kafka-start kafka-stop kafka-status clean distclean
 
 help:
-	@echo "make install      virtualenv + package + test tools + Kafka jars + Java example agency (quick when done)"
+	@echo "make install      virtualenv + package + test tools + Kafka jars + Java example agency + Chromium (quick when done)"
 	@echo "make run          start Kafka, serve the hub and post the sample declarations"
 	@echo "make test         start Kafka, then ruff, mypy and pytest"
 	@echo "make bench        start Kafka, run the end-to-end benchmark"
@@ -24,7 +24,11 @@ help:
 	@echo "make kafka-stop   stop the embedded Kafka broker"
 	@echo "make clean        stop Kafka, remove its state and the tool caches (distclean: also .venv)"
 
-install: $(STAMP) $(JAVA_AGENCY_STAMP)
+install: $(STAMP) $(JAVA_AGENCY_STAMP) chromium
+
+# The browser tests drive Debian's Chromium (NSW_CHROMIUM: another build); installed with apt-get when missing.
+chromium:
+	@sh ops/browser/ensure-chromium.sh
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -364,6 +364,8 @@ class Hub:
     async def stop(self) -> None:
         self._stopping.set()
         await self._stop_http()
+        if self.console is not None:
+            await self.console.close()
         for sup in self._supervised:
             if sup.current is not None:
                 sup.current.request_stop()

@@ -112,6 +112,12 @@ class Console:
         self.deps = deps
         self.env = _templates()
         self._pages = pages
+        #: Awaited when the hub stops: pages that keep background readings register how to end them.
+        self.closers: list[Callable[[], Awaitable[None]]] = []
+
+    async def close(self) -> None:
+        for close in self.closers:
+            await close()
 
     # --- who is signed in --------------------------------------------------------------------------
 

@@ -7,11 +7,12 @@ from typing import Final
 
 from starlette.routing import BaseRoute
 
-from console import _cases, _signin, _trader
+from console import _cases, _ops, _signin, _trader
 from console._app import Console
 
 PAGES: Final[tuple[Callable[[Console], list[BaseRoute]], ...]] = (
     _signin.routes,
     _cases.routes,
     _trader.routes,
+    _ops.routes,
 )

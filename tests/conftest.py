@@ -31,6 +31,9 @@ from schemas import BundleSet, registry
 
 T = TypeVar("T")
 
+#: The browser tests' fixtures (``browser``, ``page``) and helpers: tests/browser.py.
+pytest_plugins = ["tests.browser"]
+
 SAMPLES = Path(str(resources.files("schemas").joinpath("samples")))
 
 # Test hubs (in this process and the ones tests/hubproc.py starts) answer deterministically: customs' random
