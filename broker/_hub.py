@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters import AgencyModes, adapter_handler, callback_routes, close_handler
+from adapters import AgencyModes, adapter_handler, callback_routes, close_handler, start_handler
 from adapters._runner import adapter_spec
 from broker import _metrics as metrics
 from broker._aggregate import AggregateState
@@ -133,6 +133,8 @@ class Hub:
                     log.info("agency_in_topic_mode", agency=agency)  # the agency's own system consumes
                     continue
                 self._handlers.append(handler)
+                with acting_as(self.principals.service(f"adapter-{agency}")):
+                    await start_handler(handler)  # the customs feedback reader
                 specs.append((f"adapter-{agency}", functools.partial(adapter_spec, agency, handler)))
         if "aggregator" in self.only:
             specs.append(("aggregator", lambda: aggregator_spec(
@@ -235,6 +237,7 @@ class Hub:
         tail = getattr(self.webhooks, "tail", None)
         if isinstance(tail, FollowedTail):
             found.append(tail)
+        found += [t for t in (getattr(h, "tail", None) for h in self._handlers) if isinstance(t, FollowedTail)]
         return found
 
     def webhook_policy(self) -> UrlPolicy:

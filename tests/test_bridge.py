@@ -572,9 +572,14 @@ async def test_callback_without_decision_id_gets_a_stable_one(hub_callback: Call
          b' "valid_until": "31/12/2026"}]}',
          422, "invalid-decision", {"/agency_reference", "/items/0/hold_reason", "/items/1/hold_reason",
                                    "/items/1/valid_until"}),
+        ("/v1/agencies/sps/decisions", b'{"submission_id": "S", "version": 1, "request_id": "r", "decided_by":'
+         b' "sps/alice", "items": [{"sequence": 1, "outcome": "HOLD", "code": "H01", "reason": "r", "selected_by":'
+         b' ["P1", 7, ""]}, {"sequence": 2, "outcome": "RELEASE", "code": "C01", "reason": "r", "selected_by": "P1"}]}',
+         422, "invalid-decision", {"/decided_by", "/items/0/selected_by/1", "/items/0/selected_by/2",
+                                   "/items/1/selected_by"}),
     ],
     ids=["not-json", "not-an-object", "unknown-agency", "bad-version-no-items",
-         "bad-outcome-and-code", "no-submission-duplicate-item", "bad-vocabulary"],
+         "bad-outcome-and-code", "no-submission-duplicate-item", "bad-vocabulary", "officer-and-bad-selections"],
 )
 async def test_bad_callbacks_get_problem_details(
     hub_callback: CallbackHub, case: tuple[str, bytes, int, str, set[str]]
