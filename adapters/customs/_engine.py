@@ -260,7 +260,7 @@ class CustomsEngine:
         if d.aeo:
             note = suffix or f" ({', '.join(d.aeo)})"
             return decision(seq, "RELEASE", "C02", f"Green lane: released with AEO facilitation{note}.")
-        return decision(seq, "RELEASE", "C01", "Green lane: released, no risk profile selected the item.")
+        return decision(seq, "RELEASE", "C01", f"Green lane: released, no risk profile selected the item{suffix}.")
 
     # --- profiles ------------------------------------------------------------------------------
 
