@@ -234,8 +234,8 @@ async def test_sync_decision_is_published_with_the_contract_message(agency: Runn
         "decision_id": "SPS-01JTESTBRIDGE0000000000001", "submission_id": "01JTESTBRIDGE0000000000001",
         "version": 1, "agency": "sps", "decided_at": 1_767_225_600_000,
         "items": [{"sequence": 1, "outcome": "RELEASE", "code": "C01", "reason": "phytosanitary certificate checked",
-                   "hold_reason": None, "valid_until": "2027-01-31"}],
-        "agency_reference": "SPS/2026/0042", "request_id": "01JTESTBRIDGE0000000000001:1:sps",
+                   "hold_reason": None, "valid_until": "2027-01-31", "selected_by": []}],
+        "agency_reference": "SPS/2026/0042", "request_id": "01JTESTBRIDGE0000000000001:1:sps", "decided_by": None,
     }
     sent = agency.agency.received[0]
     assert sent["request_id"] == "01JTESTBRIDGE0000000000001:1:sps"
@@ -519,7 +519,8 @@ async def test_202_then_the_decision_arrives_on_the_callback(agency: Running, hu
     assert decision["request_id"] == request["request_id"]
     assert decision["items"] == [{"sequence": 1, "outcome": "HOLD", "code": "H01",
                                   "reason": "phytosanitary certificate checked",
-                                  "hold_reason": "OTHER", "valid_until": "2027-01-31"}]  # no reason given: OTHER
+                                  "hold_reason": "OTHER", "valid_until": "2027-01-31",  # no reason given: OTHER
+                                  "selected_by": []}]
 
 
 async def test_repeated_callback_publishes_the_same_decision(hub_callback: CallbackHub) -> None:
