@@ -378,3 +378,13 @@ def test_the_profiles_keep_their_lane_with_no_feedback() -> None:
         "profile": "P", "status": "active", "weight_factor": None, "rate": None, "officer": "customs/b", "at": 0,
         "note": ""}
     assert random_draw("s", "S", 1, 1) != selection_draw("s", "S", 1, 1, "P")
+
+
+def test_the_sps_engine_names_the_requirement_that_held_an_item() -> None:
+    from tests.test_engines_sps import decide as sps_decide  # noqa: PLC0415
+    from tests.test_engines_sps import item as sps_item  # noqa: PLC0415
+
+    apples, = sps_decide([sps_item(1, "08081080", origin="ZA")])
+    assert apples["code"] == "H01"
+    assert apples.get("selected_by")
+    assert all(rule in apples["reason"] for rule in apples.get("selected_by", []))
