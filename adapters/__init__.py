@@ -14,6 +14,7 @@ from adapters._bridge import BridgeConfig, HttpBridge
 from adapters._callback import DecisionCallback, callback_routes
 from adapters._engine import DecisionEngine, decision
 from adapters._feedback import Counts, FeedbackStats
+from adapters._feedback_feed import FeedbackFeed
 from adapters._inspections import (
     TuningRecord,
     inspection_message,
@@ -59,6 +60,7 @@ __all__ = [
     "DecisionCallback",
     "DecisionEngine",
     "DecisionFormatError",
+    "FeedbackFeed",
     "FeedbackRecordError",
     "FeedbackStats",
     "FieldError",

@@ -222,8 +222,9 @@ def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
     out += _writes(INGRESS, SUBMISSIONS, IDEMPOTENCY, WEBHOOKS, REFUSED_DECISIONS)
     out += _reads(INGRESS, SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS, WEBHOOKS, WEBHOOK_DELIVERIES)
     # The officers' console (served by the ingress process): inspection results and a supervisor's profile
-    # tuning out, and read back for the feedback charts.
-    out += [*_writes(INGRESS, INSPECTIONS, RISK_TUNING), *_reads(INGRESS, INSPECTIONS, RISK_TUNING)]
+    # tuning out; those, the plans and the decisions read for the feedback charts (adapters.FeedbackFeed).
+    out += [*_writes(INGRESS, INSPECTIONS, RISK_TUNING),
+            *_reads(INGRESS, INSPECTIONS, RISK_TUNING, ROUTING, *decisions)]
     # Router: submissions -> plan + requests; its changelog is read back on assignment.
     out += _reads(ROUTER, SUBMISSIONS, ROUTER_STATE)
     out += _writes(ROUTER, ROUTING, *requests, ROUTER_STATE, DLQ)

@@ -388,3 +388,33 @@ def test_the_sps_engine_names_the_requirement_that_held_an_item() -> None:
     assert apples["code"] == "H01"
     assert apples.get("selected_by")
     assert all(rule in apples["reason"] for rule in apples.get("selected_by", []))
+
+
+def test_the_feed_counts_selections_from_decisions_and_plans_and_learns_inspections_and_tuning() -> None:
+    from adapters import FeedbackFeed  # noqa: PLC0415
+    from schemas import AgencyDecision, RoutingPlan  # noqa: PLC0415
+
+    feed = FeedbackFeed(bootstrap="unused:1", agencies=["customs", "sps"])
+    decision: AgencyDecision = {
+        "decision_id": "d1", "submission_id": "S-1", "version": 1, "agency": "customs", "decided_at": T0,
+        "items": [{"sequence": 1, "outcome": "HOLD", "code": "H01", "reason": "r", "hold_reason": "INSPECTION",
+                   "selected_by": ["RED-FIREWORKS"]},
+                  {"sequence": 2, "outcome": "HOLD", "code": "H03", "reason": "r", "hold_reason": "INSPECTION",
+                   "selected_by": ["RANDOM", "RED-FIREWORKS"]}]}
+    plan: RoutingPlan = {"submission_id": "S-1", "version": 1, "routed_at": T0, "received_at": T0,
+                         "trader_reference": "R", "declarant_id": "D", "item_sequences": [1, 2],
+                         "agencies": [{"agency": "customs", "reasons": [{"item": 1, "rule": "CUSTOMS-ALL",
+                                                                         "why": "every declaration"}]}]}
+    decided = incoming(avro_message(decisions_topic("customs"), "AgencyDecision", decision))
+    for message in (decided, decided, incoming(avro_message("nsw.routing", "RoutingPlan", plan)),
+                    incoming(inspection_message(inspection(selected_by=("RED-FIREWORKS",)))),
+                    incoming(tuning_message(tuning_record(profile="RED-FIREWORKS", rate=0.5, officer="customs/b",
+                                                          at=T0)))):
+        feed.apply(message)
+    assert feed.stats.counts("customs", "RED-FIREWORKS") == Counts(selected=1, inspected=1, hits=0)
+    assert feed.stats.counts("customs", "RANDOM").selected == 1
+    assert feed.stats.counts("customs", "CUSTOMS-ALL") == Counts(selected=1, inspected=1, hits=0)
+    assert feed.calibrations()["RED-FIREWORKS"].rate == 0.5
+    assert feed.calibrations()["RED-ARMS"].source == "mandatory"
+    with pytest.raises(ValueError, match="does not read"):
+        feed.apply(InMessage("nsw.other", 0, 0, 0, None, b"", ()))

@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from adapters import inspection_message, inspection_result, tuning_message, tuning_record
+from adapters import FeedbackFeed, inspection_message, inspection_result, tuning_message, tuning_record
 from adapters.customs._service import CustomsAdapter
 from broker._audit import AUDIT
 from broker._envelope import InMessage, OutMessage
@@ -77,10 +77,17 @@ async def test_a_supervisor_retiring_a_profile_releases_what_it_held_and_the_cha
     now = int(time.time() * 1000)
     active = tuning_record(profile=PROFILE, status="active", officer="customs/bob", at=now, note="test start")
     await tuned(adapter, tuning_message(active), "active")  # whatever an earlier run left
+    feed = FeedbackFeed(bootstrap=bootstrap(), agencies=hub.config.agencies)  # what the console charts from
+    await feed.start()
     try:
+        await poll(lambda: _true(feed.tail.caught_up.is_set()), timeout=30, what="the feedback feed")
+        selected_before = feed.stats.counts("customs", PROFILE).selected
         held = await customs_decision(client)
         assert (held["status"], held["code"], held["hold_reason"]) == ("held", "H01", "INSPECTION")
         assert held["selected_by"] == [PROFILE]
+        await poll(lambda: _true(feed.stats.counts("customs", PROFILE).selected == selected_before + 1),
+                   timeout=30, what="the feed counting the selection")
+        assert feed.calibrations()[PROFILE].source in {"file", "calibrated"}
 
         retire = tuning_record(profile=PROFILE, status="retired", officer="customs/sue", at=now + 1,
                                note="no findings in a year")
@@ -106,9 +113,16 @@ async def test_a_supervisor_retiring_a_profile_releases_what_it_held_and_the_cha
 
         entry = await poll(audited, timeout=30, what="the tuning record in the audit chain")
         assert (entry["kind"], entry["actor"], entry["submission_id"]) == ("tuning", "customs/sue", PROFILE)
-        reports = await verify_topic(bootstrap())
-        assert all(r.intact for r in reports), [r.as_dict() for r in reports if not r.intact]
+
+
+        async def intact() -> bool | None:  # the auditor may be writing while the chains are read: a head read
+            reports = await verify_topic(bootstrap())  # before its entries differs until it is quiet again
+            return True if all(r.intact for r in reports) else None
+
+        await poll(intact, timeout=30, what="every audit chain intact (nsw ops audit verify)")
+        await poll(lambda: _true(feed.calibrations()[PROFILE].retired), timeout=30, what="the feed's retirement")
     finally:
+        await feed.stop()
         await tuned(adapter, OutMessage(topic=RISK_TUNING, key=PROFILE.encode(), value=b""), None)
 
 
