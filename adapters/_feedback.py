@@ -3,8 +3,9 @@
 Keyed by ``(agency, id)``, where id is what selected an item: a customs risk profile id, ``RANDOM`` for random
 selection, or a routing rule id. Counting units:
 
-- a **selection** is one decision (one submission version) in which the id selected at least one item
-  (``learn_selection``; a repeat with the same ``key``, the decision id, is not counted again);
+- a **selection** is one submission version in which the id selected at least one item (``learn_selection``
+  with the version as ``key``: a repeat, or an officer's follow-up decision that keeps the engine's items, is
+  not counted again);
 - an **inspection** is one inspection result whose ``selected_by`` or ``rules`` name the id and that was
   performed; a **hit** is one with a finding (``learn_inspection``; a repeat of a ``result_id`` is not
   counted again). A result not performed counts nothing (the goods were never looked at).
@@ -128,10 +129,11 @@ class FeedbackStats:
                 entry.hours.add(at_ms, **counts)
 
     def learn_selection(self, agency: str, ids: Iterable[str], at_ms: int, *, key: str | None = None) -> None:
-        """``ids`` selected items of one decision of ``agency`` at ``at_ms``; ``key`` (the decision id) makes a
-        repeat harmless."""
-        if not self._repeat(None if key is None else f"s\x1f{agency}\x1f{key}"):
-            self._add(agency, ids, at_ms, selected=1)
+        """``ids`` selected items of ``agency`` at ``at_ms``; ``key`` (the submission version, say) counts each id
+        once per key, so a repeated or follow-up decision that carries the same selections is no news."""
+        fresh = [i for i in dict.fromkeys(ids)
+                 if not self._repeat(None if key is None else f"s\x1f{agency}\x1f{key}\x1f{i}")]
+        self._add(agency, fresh, at_ms, selected=1)
 
     def learn_inspection(self, result: InspectionResult) -> None:
         """One inspection result: an inspection (and maybe a hit) for every id in its selected_by and rules."""

@@ -1,8 +1,8 @@
 """The feedback feed: the statistics and calibrations the console charts, kept current from Kafka.
 
 A ``FollowedTail`` over
-- ``nsw.agency.<agency>.decisions``: each decision whose items name ``selected_by`` ids is one selection of each
-  id (a repeat of a ``decision_id`` is no news);
+- ``nsw.agency.<agency>.decisions``: each submission version whose decisions name ``selected_by`` ids is one
+  selection of each id (repeats and officers' follow-ups that keep the engine's items are no news);
 - ``nsw.routing`` (``plans=True``): each plan is one selection of every routing rule that sent items to an
   agency (per submission version);
 - ``nsw.inspections``: inspections and hits per profile and rule;
@@ -51,7 +51,7 @@ class FeedbackFeed:
             ids = [i for item in decision["items"] for i in item.get("selected_by", [])]
             if ids:
                 self.stats.learn_selection(self._decisions[message.topic], ids, decision["decided_at"],
-                                           key=decision["decision_id"])
+                                           key=f"{decision['submission_id']}:{decision['version']}")
         elif message.topic == ROUTING:
             plan: RoutingPlan = decode(message, "RoutingPlan")  # type: ignore[assignment]
             for route in plan["agencies"]:

@@ -154,9 +154,9 @@ def test_an_agency_may_say_what_selected_an_item_but_never_name_an_officer() -> 
 
 def test_stats_count_selections_inspections_and_hits_per_id_once() -> None:
     stats = FeedbackStats()
-    stats.learn_selection("customs", ["RED-SOFT", "RANDOM"], T0, key="d1")
-    stats.learn_selection("customs", ["RED-SOFT"], T0, key="d1")  # a repeat of the same decision
-    stats.learn_selection("customs", ["RED-SOFT"], T0 + 1, key="d2")
+    stats.learn_selection("customs", ["RED-SOFT", "RANDOM"], T0, key="S-1:1")
+    stats.learn_selection("customs", ["RED-SOFT", "B"], T0, key="S-1:1")  # a follow-up: only B is news
+    stats.learn_selection("customs", ["RED-SOFT"], T0 + 1, key="S-2:1")
     hit = inspection(finding=True, n=1)
     for result in (hit, hit, inspection(n=2), inspection(n=3, performed=False)):
         stats.learn_inspection(result)
@@ -164,7 +164,9 @@ def test_stats_count_selections_inspections_and_hits_per_id_once() -> None:
     assert (soft.selected, soft.inspected, soft.hits, soft.hit_rate) == (2, 2, 1, 0.5)
     assert stats.counts("customs", "CUSTOMS-ALL").inspected == 2  # the routing rule is counted too
     assert stats.hit_rate("customs", "RANDOM") is None  # selected, never inspected
-    assert stats.ids("customs") == [("customs", "CUSTOMS-ALL"), ("customs", "RANDOM"), ("customs", "RED-SOFT")]
+    assert stats.counts("customs", "B").selected == 1
+    assert stats.ids("customs") == [("customs", "B"), ("customs", "CUSTOMS-ALL"), ("customs", "RANDOM"),
+                                    ("customs", "RED-SOFT")]
 
 
 def test_stats_series_by_day_and_hour_keep_a_bounded_window() -> None:
@@ -406,7 +408,9 @@ def test_the_feed_counts_selections_from_decisions_and_plans_and_learns_inspecti
                          "agencies": [{"agency": "customs", "reasons": [{"item": 1, "rule": "CUSTOMS-ALL",
                                                                          "why": "every declaration"}]}]}
     decided = incoming(avro_message(decisions_topic("customs"), "AgencyDecision", decision))
-    for message in (decided, decided, incoming(avro_message("nsw.routing", "RoutingPlan", plan)),
+    follow_up = incoming(avro_message(decisions_topic("customs"), "AgencyDecision",
+                                      {**decision, "decision_id": "d2", "decided_by": "customs/carol"}))
+    for message in (decided, decided, follow_up, incoming(avro_message("nsw.routing", "RoutingPlan", plan)),
                     incoming(inspection_message(inspection(selected_by=("RED-FIREWORKS",)))),
                     incoming(tuning_message(tuning_record(profile="RED-FIREWORKS", rate=0.5, officer="customs/b",
                                                           at=T0)))):
