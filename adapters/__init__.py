@@ -13,7 +13,25 @@ from adapters._breaker import BreakerConfig, BreakerState, CircuitBreaker
 from adapters._bridge import BridgeConfig, HttpBridge
 from adapters._callback import DecisionCallback, callback_routes
 from adapters._engine import DecisionEngine, decision
-from adapters._modes import AgencyModes, Mode, adapter_handler, bridge_config_from_env, close_handler
+from adapters._feedback import Counts, FeedbackStats
+from adapters._feedback_feed import FeedbackFeed
+from adapters._inspections import (
+    TuningRecord,
+    inspection_message,
+    inspection_result,
+    read_inspection,
+    read_tuning,
+    tuning_message,
+    tuning_record,
+)
+from adapters._modes import (
+    AgencyModes,
+    Mode,
+    adapter_handler,
+    bridge_config_from_env,
+    close_handler,
+    start_handler,
+)
 from adapters.errors import (
     AdapterConfigError,
     AdapterError,
@@ -21,6 +39,7 @@ from adapters.errors import (
     AgencyUnavailable,
     CircuitOpen,
     DecisionFormatError,
+    FeedbackRecordError,
     FieldError,
     ReferenceDataError,
 )
@@ -37,13 +56,18 @@ __all__ = [
     "BridgeConfig",
     "CircuitBreaker",
     "CircuitOpen",
+    "Counts",
     "DecisionCallback",
     "DecisionEngine",
     "DecisionFormatError",
+    "FeedbackFeed",
+    "FeedbackRecordError",
+    "FeedbackStats",
     "FieldError",
     "HttpBridge",
     "Mode",
     "ReferenceDataError",
+    "TuningRecord",
     "adapter_handler",
     "agency_message",
     "bridge_config_from_env",
@@ -52,7 +76,14 @@ __all__ = [
     "callback_url",
     "close_handler",
     "decision",
+    "inspection_message",
+    "inspection_result",
     "parse_decision",
+    "read_inspection",
+    "read_tuning",
+    "start_handler",
+    "tuning_message",
+    "tuning_record",
 ]
 
 

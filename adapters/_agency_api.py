@@ -37,11 +37,18 @@ Decision (body of a 200 answer, or of a callback)::
      "items": [{"sequence": 1, "outcome": "RELEASE" | "HOLD" | "REFUSE", "code": "C01", "reason": "...",
                 "hold_reason": "DOCUMENTS_REQUIRED",  # HOLD only, optional (OTHER when left out): also
                                                       # INSPECTION, IPR_SUSPENSION, LICENCE_REQUIRED, ESCALATED
-                "valid_until": "2026-12-10"}]}       # optional ISO 8601 date until which the decision stands
+                "valid_until": "2026-12-10",        # optional ISO 8601 date until which the decision stands
+                "selected_by": ["PROFILE-7"]}]}     # optional: ids of the risk profiles or rules that selected
+                                                    # the item (at most 32, each 1 to 64 characters)
 
 ``items`` is not empty, each sequence appears once, and the code's first letter agrees with the
 outcome (C clear / release, H hold, N refuse: one decision vocabulary for every agency). In a 200
 answer every sequence must be one the agency was asked about.
+
+``decided_by`` (the officer who decided, in the Avro record) is **refused** here (any value but null): only the
+hub's console sets it, for officers it has signed in; an agency system naming an officer would be impersonating
+one. An agency keeps its own officers' names in its own records and may quote its case number in
+``agency_reference``.
 """
 
 from __future__ import annotations
@@ -62,6 +69,9 @@ HOLD_REASONS: Final[frozenset[str]] = frozenset(
     {"DOCUMENTS_REQUIRED", "INSPECTION", "IPR_SUSPENSION", "LICENCE_REQUIRED", "ESCALATED", "OTHER"})
 MAX_ITEMS: Final = 10_000
 MAX_TEXT: Final = 2_000
+#: ``selected_by``: how many ids an item may name, and how long each may be.
+MAX_SELECTED_BY: Final = 32
+MAX_ID: Final = 64
 
 
 def callback_path(agency: str) -> str:
@@ -171,11 +181,31 @@ def _items(errors: list[FieldError], raw: object, allowed: Collection[int] | Non
             seen.add(sequence)
         hold_reason = _hold_reason(errors, at, outcome, entry.get("hold_reason"))
         valid_until = _date(errors, f"{at}/valid_until", entry.get("valid_until"))
+        selected_by = _ids(errors, f"{at}/selected_by", entry.get("selected_by"))
         if sequence is not None and outcome in CODE_LETTER and code is not None and reason is not None:
             chosen: Outcome = outcome
-            items.append({"sequence": sequence, "outcome": chosen, "code": code, "reason": reason,
-                          "hold_reason": hold_reason, "valid_until": valid_until})
+            item: ItemDecision = {"sequence": sequence, "outcome": chosen, "code": code, "reason": reason,
+                                  "hold_reason": hold_reason, "valid_until": valid_until}
+            if selected_by:
+                item["selected_by"] = selected_by
+            items.append(item)
     return items
+
+
+def _ids(errors: list[FieldError], path: str, value: object) -> list[str]:
+    """An optional list of short ids (profile or rule ids); [] when absent."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_SELECTED_BY:
+        errors.append(FieldError(path, f"must be an array of at most {MAX_SELECTED_BY} strings"))
+        return []
+    ids: list[str] = []
+    for n, entry in enumerate(value):
+        if not isinstance(entry, str) or not entry.strip() or len(entry) > MAX_ID:
+            errors.append(FieldError(f"{path}/{n}", f"must be a non-empty string of at most {MAX_ID} characters"))
+        else:
+            ids.append(entry)
+    return ids
 
 
 def _hold_reason(errors: list[FieldError], at: str, outcome: object, value: object) -> HoldReason | None:
@@ -203,6 +233,13 @@ def _date(errors: list[FieldError], path: str, value: object) -> str | None:
             return value
     errors.append(FieldError(path, "must be an ISO 8601 date, YYYY-MM-DD"))
     return None
+
+
+def _no_officer(errors: list[FieldError], body: dict[str, Any]) -> None:
+    """An agency system may not name the officer who decided: that would be impersonating one of the console's."""
+    if body.get("decided_by") is not None:
+        errors.append(FieldError("/decided_by", "only the hub's console names the officer who decided; an agency "
+                                                "system must leave it out"))
 
 
 def content_id(agency: str, submission_id: str, version: int, items: list[ItemDecision]) -> str:
@@ -261,6 +298,7 @@ def parse_decision(
         decided_at = _int(errors, "/decided_at", body.get("decided_at"), minimum=0) or received_at
     items = _items(errors, body.get("items"), sequences)
     reference = _text(errors, "/agency_reference", body.get("agency_reference"), required=False)
+    _no_officer(errors, body)
     if errors or sid is None or ver is None:
         raise DecisionFormatError(errors)
     items.sort(key=lambda i: i["sequence"])

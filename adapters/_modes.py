@@ -171,7 +171,9 @@ def adapter_handler(agency: str, modes: AgencyModes, *, bootstrap: str | None = 
     """The handler the hub runs on ``nsw.agency.<agency>.requests``; None in topic mode.
 
     The embedded IPR engine runs with its Art. 55 timer and changelog when ``bootstrap`` is given (the hub
-    always gives it); without, it decides like the other reference engines and keeps no clock.
+    always gives it); without, it decides like the other reference engines and keeps no clock. So does the
+    embedded customs engine with its feedback reader (``nsw.inspections``, ``nsw.risk.tuning``): start it with
+    :func:`start_handler` once the topics exist.
 
     Build it once per hub (not per service restart): an ``HttpBridge`` keeps its HTTP client and
     its circuit breaker's memory; close it with :func:`close_handler` when the hub stops.
@@ -185,6 +187,10 @@ def adapter_handler(agency: str, modes: AgencyModes, *, bootstrap: str | None = 
         from adapters.ipr._service import IPRAdapter  # noqa: PLC0415 - the Kafka edge, only when running
 
         return IPRAdapter(bootstrap=bootstrap, settings=modes.ipr_clock)
+    if agency == "customs" and bootstrap is not None:
+        from adapters.customs._service import CustomsAdapter  # noqa: PLC0415 - the Kafka edge, only when running
+
+        return CustomsAdapter(bootstrap=bootstrap, random_rate=modes.customs_random_rate)
     if agency == "customs" and modes.customs_random_rate is not None:
         from adapters.customs import customs_engine_with_random_rate  # noqa: PLC0415
 
@@ -197,7 +203,18 @@ def adapter_handler(agency: str, modes: AgencyModes, *, bootstrap: str | None = 
     return AdapterRunner(engine).handle
 
 
+async def start_handler(handler: Handler | None) -> None:
+    """Start what a handler reads besides its requests (the customs feedback reader); a no-op for the others."""
+    from adapters.customs._service import CustomsAdapter  # noqa: PLC0415
+
+    if isinstance(handler, CustomsAdapter):
+        await handler.start()
+
+
 async def close_handler(handler: Handler | None) -> None:
-    """Release what a handler holds (the bridge's HTTP connections); a no-op for the others."""
-    if isinstance(handler, HttpBridge):
+    """Release what a handler holds (the bridge's HTTP connections, the customs feedback reader); a no-op for
+    the others."""
+    from adapters.customs._service import CustomsAdapter  # noqa: PLC0415
+
+    if isinstance(handler, HttpBridge | CustomsAdapter):
         await handler.aclose()

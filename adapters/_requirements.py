@@ -62,7 +62,8 @@ class RequirementsEngine:
         for refusal in self.table.refusals:
             if ((not direction or direction in refusal.directions) and destination in refusal.destinations
                     and bool(item["commodity_code"]) and item["commodity_code"].startswith(refusal.hs_prefixes)):
-                return decision(seq, "REFUSE", refusal.code, f"{refusal.why} ({destination}; {refusal.id})")
+                return decision(seq, "REFUSE", refusal.code, f"{refusal.why} ({destination}; {refusal.id})",
+                                selected_by=[refusal.id])
         for requirement in self.table.requirements:
             if not applies(requirement, item, direction):
                 continue
@@ -72,5 +73,5 @@ class RequirementsEngine:
                                 f"{requirement.what} is declared ({found}; {requirement.id})")
             return decision(seq, "HOLD", requirement.hold_code,
                             f"{requirement.what} is required and not declared ({requirement.id})",
-                            hold_reason="DOCUMENTS_REQUIRED")
+                            hold_reason="DOCUMENTS_REQUIRED", selected_by=[requirement.id])
         return decision(seq, "RELEASE", "C00", f"no {self.agency} requirement applies to these goods")

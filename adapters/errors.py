@@ -6,8 +6,10 @@
     │   │                                    (connect error, timeout, 5xx, 429 beyond the budget)
     │   └── CircuitOpen                      retriable: the breaker is open, the agency was not called
     ├── AgencyRejected (ValueError)          not retriable: the agency refused the request (4xx other than 429)
-    └── DecisionFormatError (ValueError)     not retriable: a decision (answer or callback) breaks the JSON
-                                             contract; ``errors`` says where
+    ├── DecisionFormatError (ValueError)     not retriable: a decision (answer or callback) breaks the JSON
+    │                                        contract; ``errors`` says where
+    └── FeedbackRecordError (ValueError)     not retriable: an inspection result or a risk-profile tuning
+                                             record is malformed; ``errors`` says where
 
 A malformed reference-data file is ``refdata.ReferenceDataError`` (the data lives in ``refdata/``),
 re-exported here for callers that catch it with the adapters' errors.
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from refdata.errors import ReferenceDataError
 
 __all__ = ["AdapterConfigError", "AdapterError", "AgencyRejected", "AgencyUnavailable", "CircuitOpen",
-           "DecisionFormatError", "FieldError", "ReferenceDataError"]
+           "DecisionFormatError", "FeedbackRecordError", "FieldError", "ReferenceDataError"]
 
 
 class AdapterError(Exception):
@@ -77,4 +79,14 @@ class DecisionFormatError(AdapterError, ValueError):
         first = f"{errors[0].path}: {errors[0].message}" if errors else "invalid decision"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         super().__init__(f"invalid decision: {first}{more}")
+        self.errors = tuple(errors)
+
+
+class FeedbackRecordError(AdapterError, ValueError):
+    """An inspection result or a risk-profile tuning record is malformed (built, or read from its topic)."""
+
+    def __init__(self, what: str, errors: list[FieldError]) -> None:
+        first = f"{errors[0].path}: {errors[0].message}" if errors else "malformed"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(f"invalid {what}: {first}{more}")
         self.errors = tuple(errors)

@@ -1,5 +1,6 @@
-"""Tamper-evident audit: every accepted submission, routing plan, agency decision, release response and
-dead letter (a refused decision among them), appended to a hash chain per partition of ``nsw.audit``.
+"""Tamper-evident audit: every accepted submission, routing plan, agency decision, release response,
+dead letter (a refused decision among them), inspection result and risk-profile tuning, appended to a hash
+chain per partition of ``nsw.audit``.
 
 Entry (JSON, key = submission id), written to the audit partition with the same number as the input
 partition (all inputs are co-partitioned by submission id)::
@@ -9,6 +10,11 @@ partition (all inputs are co-partitioned by submission id)::
      "value_sha256": "<hex of the source record's bytes>", "recorded_at": 1764151405123,
      "prev_hash": "<hash of entry 40 of this partition; 64 zeros for entry 0>",
      "hash": "<hex SHA-256 of the canonical JSON of every other field>"}
+
+An entry also names its ``actor`` when a person acted: the officer of a decision made in the console
+(``decided_by``), of an inspection result (``officer``) or of a supervisor's tuning (``officer``, key = the
+profile id, entered under ``submission_id``, chained in partition 0 of the one-partition tuning topic). Entries
+without a person have no ``actor`` field, so entries written before it existed hash as they did.
 
 Only a digest of the source value is kept: the audit log carries no declaration data, yet proves which
 bytes were seen. The canonical JSON is orjson with sorted keys (no spaces), so anyone can recompute it.
@@ -33,7 +39,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypedDict
+from typing import Any, Final, Literal, NotRequired, TypedDict
 
 import orjson
 import structlog
@@ -49,7 +55,18 @@ from broker._envelope import (
 )
 from broker._kafka import PinnedPartitionProcessor, ProcessorSpec, read_tail, read_to_end
 from broker._tail import DeadLetters, guarded
-from broker._topics import DLQ, REFUSED_DECISIONS, RESPONSES, ROUTING, SUBMISSIONS, decisions_topic
+from broker._topics import (
+    DLQ,
+    INSPECTIONS,
+    REFUSED_DECISIONS,
+    RESPONSES,
+    RISK_TUNING,
+    ROUTING,
+    SUBMISSIONS,
+    decisions_topic,
+)
+from schemas import registry
+from schemas.errors import NSWSchemaError
 
 __all__ = [
     "AUDIT",
@@ -61,6 +78,7 @@ __all__ = [
     "ChainHead",
     "ChainProblem",
     "ChainReport",
+    "actor_of",
     "audit_processor",
     "auditor_spec",
     "canonical",
@@ -75,12 +93,16 @@ AUDIT: Final = "nsw.audit"
 AUDIT_HEAD: Final = "nsw.audit.head"
 GENESIS: Final = "0" * 64
 
-Kind = Literal["submission", "routing", "decision", "response", "dead-letter", "refused-decision"]
+Kind = Literal["submission", "routing", "decision", "response", "dead-letter", "refused-decision", "inspection",
+               "tuning"]
 ProblemKind = Literal["changed", "removed", "reordered", "forged-hash", "malformed"]
 
 #: Every field of an entry, in the order people read them; ``hash`` covers all the others.
 FIELDS: Final = ("seq", "kind", "submission_id", "version", "agency", "source_topic", "source_partition",
                  "source_offset", "value_sha256", "recorded_at", "prev_hash", "hash")
+#: Fields an entry has only when they apply (``actor``: the person who acted).
+OPTIONAL_FIELDS: Final = ("actor",)
+MAX_ACTOR: Final = 200
 
 
 class AuditEntry(TypedDict):
@@ -96,6 +118,7 @@ class AuditEntry(TypedDict):
     recorded_at: int
     prev_hash: str
     hash: str
+    actor: NotRequired[str]
 
 
 class ChainHead(TypedDict):
@@ -117,14 +140,17 @@ def entry_hash(fields: Mapping[str, Any]) -> str:
 def make_entry(
     *, seq: int, kind: str, submission_id: str, version: int | None, agency: str | None, source_topic: str,
     source_partition: int, source_offset: int, value: bytes, recorded_at: int, prev_hash: str,
+    actor: str | None = None,
 ) -> AuditEntry:
-    """Pure: the next entry of a chain, its hash computed."""
+    """Pure: the next entry of a chain, its hash computed; ``actor`` (the person who acted) only when given."""
     entry: AuditEntry = {
         "seq": seq, "kind": kind, "submission_id": submission_id, "version": version, "agency": agency,
         "source_topic": source_topic, "source_partition": source_partition, "source_offset": source_offset,
         "value_sha256": hashlib.sha256(value).hexdigest(), "recorded_at": recorded_at, "prev_hash": prev_hash,
         "hash": "",
     }
+    if actor is not None:
+        entry["actor"] = actor
     entry["hash"] = entry_hash(entry)
     return entry
 
@@ -180,7 +206,9 @@ def _parse(value: bytes) -> AuditEntry | str:
     missing = [f for f in FIELDS if f not in data]
     if missing:
         return f"missing field(s) {', '.join(missing)}"
-    extra = sorted(set(data) - set(FIELDS))
+    extra = sorted(set(data) - set(FIELDS) - set(OPTIONAL_FIELDS))
+    if "actor" in data and not isinstance(data["actor"], str):
+        return "actor must be a string"
     if extra:
         return f"unknown field(s) {', '.join(extra)}"
     if not isinstance(data["seq"], int) or not isinstance(data["hash"], str) or not isinstance(data["prev_hash"], str):
@@ -314,6 +342,8 @@ class AuditTopics:
     head: str = AUDIT_HEAD
     dlq: str = DLQ
     refused: str = REFUSED_DECISIONS
+    inspections: str = INSPECTIONS
+    tuning: str = RISK_TUNING
 
     @classmethod
     def hub(cls, agencies: Iterable[str]) -> AuditTopics:
@@ -321,7 +351,8 @@ class AuditTopics:
 
     def inputs(self) -> tuple[str, ...]:
         """Everything that makes or refuses an answer; dead letters too (a refused decision is kept there)."""
-        return (self.submissions, self.routing, *self.decisions.values(), self.responses, self.dlq, self.refused)
+        return (self.submissions, self.routing, *self.decisions.values(), self.responses, self.dlq, self.refused,
+                self.inspections, self.tuning)
 
     def kind_of(self, topic: str) -> tuple[Kind, str | None]:
         if topic == self.submissions:
@@ -334,11 +365,36 @@ class AuditTopics:
             return "dead-letter", None
         if topic == self.refused:
             return "refused-decision", None
+        if topic == self.inspections:
+            return "inspection", None
+        if topic == self.tuning:
+            return "tuning", "customs"  # the risk profiles are customs'
         for agency, name in self.decisions.items():
             if name == topic:
                 return "decision", agency
         raise ValueError(f"the auditor does not read {topic}")
 
+
+
+def _short(value: object) -> str | None:
+    return value[:MAX_ACTOR] if isinstance(value, str) and value else None
+
+
+def actor_of(kind: Kind, value: bytes) -> tuple[str | None, str | None]:
+    """(actor, agency) a record names, for a decision, an inspection result or a tuning record; (None, None)
+    for the others and for whatever cannot be read (the entry then records the digest alone: the auditor never
+    fails on a record)."""
+    try:
+        if kind == "tuning":
+            data = orjson.loads(value) if value else None
+            return (_short(data.get("officer")), None) if isinstance(data, dict) else (None, None)
+        if kind in ("decision", "inspection"):
+            _, record = registry().decode(value)
+            field_name = "decided_by" if kind == "decision" else "officer"
+            return _short(record.get(field_name)), _short(record.get("agency")) if kind == "inspection" else None
+    except (orjson.JSONDecodeError, NSWSchemaError):
+        pass
+    return None, None
 
 
 def _version(message: InMessage) -> int | None:
@@ -399,6 +455,8 @@ class Auditor:
         kind, agency = self.topics.kind_of(message.topic)
         if kind in ("dead-letter", "refused-decision"):  # whose record it was: the agency of a refused decision, say
             agency = self._agency_of(message.header("nsw-source-topic"))
+        actor, named_agency = actor_of(kind, message.value)
+        agency = agency or named_agency
         raw_id = message.key or message.header(SUBMISSION_HEADER) or b""
         submission_id = raw_id.decode("utf-8", "replace")
         version = _version(message)
@@ -406,11 +464,11 @@ class Auditor:
         entry = make_entry(
             seq=head["seq"] + 1, kind=kind, submission_id=submission_id, version=version, agency=agency,
             source_topic=message.topic, source_partition=message.partition, source_offset=message.offset,
-            value=message.value, recorded_at=self._clock(), prev_hash=head["hash"],
+            value=message.value, recorded_at=self._clock(), prev_hash=head["hash"], actor=actor,
         )
         head["seq"], head["hash"] = entry["seq"], entry["hash"]
         head["sources"][source] = message.offset
-        log.info("audited", kind=kind, seq=entry["seq"])
+        log.info("audited", kind=kind, seq=entry["seq"], actor=actor)
         json_headers = ((CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE),)
         return [
             OutMessage(topic=self.topics.audit, key=raw_id, value=orjson.dumps(entry),

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters import AgencyModes, DecisionCallback, adapter_handler, close_handler
+from adapters import AgencyModes, DecisionCallback, adapter_handler, close_handler, start_handler
 from adapters._runner import adapter_spec
 from broker import _metrics as metrics
 from broker._aggregate import AggregateState
@@ -141,6 +141,8 @@ class Hub:
                     log.info("agency_in_topic_mode", agency=agency)  # the agency's own system consumes
                     continue
                 self._handlers.append(handler)
+                with acting_as(self.principals.service(f"adapter-{agency}")):
+                    await start_handler(handler)  # the customs feedback reader
                 specs.append((f"adapter-{agency}", functools.partial(adapter_spec, agency, handler)))
         if "aggregator" in self.only:
             specs.append(("aggregator", lambda: aggregator_spec(
@@ -248,6 +250,7 @@ class Hub:
         tail = getattr(self.webhooks, "tail", None)
         if isinstance(tail, FollowedTail):
             found.append(tail)
+        found += [t for t in (getattr(h, "tail", None) for h in self._handlers) if isinstance(t, FollowedTail)]
         return found
 
     def webhook_policy(self) -> UrlPolicy:

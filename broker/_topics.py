@@ -32,8 +32,13 @@ IPR_NOTIFICATIONS: Final = "nsw.ipr.notifications"
 IPR_SUSPENSIONS: Final = "nsw.ipr.suspensions"
 #: Console accounts of agency officers and operators (JSON, scrypt hashes), compacted, key = user name.
 OFFICERS: Final = "nsw.officers"
+#: The feedback loop: officers' inspection results (Avro nsw.v1.InspectionResult, key = submission id), and a
+#: supervisor's risk-profile changes (JSON, compacted, key = profile id).
+INSPECTIONS: Final = "nsw.inspections"
+RISK_TUNING: Final = "nsw.risk.tuning"
 
 _WEEK_MS: Final = 7 * 24 * 3600 * 1000
+_YEAR_MS: Final = 365 * 24 * 3600 * 1000
 #: Changelogs roll a segment an hour (Kafka's default is a week) so compaction, which never touches the
 #: active segment, keeps what a restarting service must read back small.
 _CHANGELOG_SEGMENT_MS: Final = 3600 * 1000
@@ -119,6 +124,12 @@ def declared_topics(agencies: tuple[str, ...], *, partitions: int, replication: 
                   doc="Dead letters: the original bytes with nsw-error-* headers saying why."),
         TopicSpec(name=REFUSED_DECISIONS, partitions=1, replication=r, retention_ms=4 * _WEEK_MS,
                   doc="Decisions the agency callback refused (the decision with nsw-error-* headers), audited."),
+        TopicSpec(name=INSPECTIONS, partitions=p, replication=r, retention_ms=_YEAR_MS,
+                  doc="Inspection results officers recorded (Avro nsw.v1.InspectionResult), key = submission id; "
+                      "kept a year: the hit rates of the risk profiles are learnt from them."),
+        TopicSpec(name=RISK_TUNING, partitions=1, replication=r, cleanup_policy="compact", public=False,
+                  doc="Risk-profile tuning by supervisors (JSON: profile, status, weight_factor, rate, officer, "
+                      "at, note), compacted, key = profile id."),
     ]
     if max_message_bytes != MAX_MESSAGE_BYTES:
         specs = [s if s.name == DLQ else replace(s, max_message_bytes=max_message_bytes) for s in specs]

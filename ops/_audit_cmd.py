@@ -141,10 +141,11 @@ async def _show(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     rows = await audit_entries(_bootstrap(args), args.submission_id, topic=args.topic)
     table = [(r.offset, r.entry.get("seq"), when(r.entry.get("recorded_at")), r.entry.get("kind"),
-              r.entry.get("version"), r.entry.get("agency"),
+              r.entry.get("version"), r.entry.get("agency"), r.entry.get("actor") or "-",
               f"{r.entry.get('source_topic')}/{r.entry.get('source_partition')}/{r.entry.get('source_offset')}",
               str(r.entry.get("hash", "-"))[:16]) for r in rows]
-    text = render_table(["offset", "seq", "recorded", "kind", "v", "agency", "source record", "hash"], table) \
+    text = render_table(["offset", "seq", "recorded", "kind", "v", "agency", "actor", "source record", "hash"],
+                        table) \
         if rows else f"no audit entries for {args.submission_id}"
     _write(out or sys.stdout, args, {"submission_id": args.submission_id,
                                      "entries": [{"offset": r.offset, **r.entry} for r in rows]}, text)

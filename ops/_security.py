@@ -69,10 +69,12 @@ from broker._topics import (
     AUDIT_HEAD,
     DLQ,
     IDEMPOTENCY,
+    INSPECTIONS,
     IPR_NOTIFICATIONS,
     IPR_SUSPENSIONS,
     REFUSED_DECISIONS,
     RESPONSES,
+    RISK_TUNING,
     ROUTER_STATE,
     ROUTING,
     SUBMISSIONS,
@@ -219,6 +221,10 @@ def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
     # Reads: the status view (submissions, aggregator state, idempotency, API keys) and the webhook registry.
     out += _writes(INGRESS, SUBMISSIONS, IDEMPOTENCY, WEBHOOKS, REFUSED_DECISIONS)
     out += _reads(INGRESS, SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS, WEBHOOKS, WEBHOOK_DELIVERIES)
+    # The officers' console (served by the ingress process): inspection results and a supervisor's profile
+    # tuning out; those, the plans and the decisions read for the feedback charts (adapters.FeedbackFeed).
+    out += [*_writes(INGRESS, INSPECTIONS, RISK_TUNING),
+            *_reads(INGRESS, INSPECTIONS, RISK_TUNING, ROUTING, *decisions)]
     # Router: submissions -> plan + requests; its changelog is read back on assignment.
     out += _reads(ROUTER, SUBMISSIONS, ROUTER_STATE)
     out += _writes(ROUTER, ROUTING, *requests, ROUTER_STATE, DLQ)
@@ -235,6 +241,9 @@ def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
         ipr = adapter_principal("ipr")
         out += _reads(ipr, decisions_topic("ipr"), IPR_SUSPENSIONS)
         out += _writes(ipr, IPR_NOTIFICATIONS, IPR_SUSPENSIONS)
+    if "customs" in agencies:
+        # The customs engine's feedback: inspection results (hit rates) and supervisors' tuning, read to follow.
+        out += _reads(adapter_principal("customs"), INSPECTIONS, RISK_TUNING)
     # Aggregator: plans and decisions -> release responses.
     out += _reads(AGGREGATOR, ROUTING, *decisions, AGGREGATE_STATE)
     out += _writes(AGGREGATOR, RESPONSES, AGGREGATE_STATE, DLQ)
@@ -244,7 +253,8 @@ def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
     out += _writes(NOTIFIER, WEBHOOK_DELIVERIES, DLQ)
     out += _processor(NOTIFIER, "nsw-notifier")
     # Auditor: the only writer of the audit chain; reads its own tail and head back on assignment.
-    out += _reads(AUDITOR, SUBMISSIONS, ROUTING, *decisions, RESPONSES, DLQ, REFUSED_DECISIONS, AUDIT, AUDIT_HEAD)
+    out += _reads(AUDITOR, SUBMISSIONS, ROUTING, *decisions, RESPONSES, DLQ, REFUSED_DECISIONS, INSPECTIONS,
+                  RISK_TUNING, AUDIT, AUDIT_HEAD)
     out += _writes(AUDITOR, AUDIT, AUDIT_HEAD, DLQ)
     out += _processor(AUDITOR, "nsw-auditor")
     # Key tool: the only writer of the API keys.

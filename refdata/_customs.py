@@ -88,6 +88,24 @@ class AEOFacilitation:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FeedbackSettings:
+    """How inspection results adjust the profiles (the ``feedback`` section; adapters.customs.calibrate).
+
+    A profile's hit rate is smoothed towards the target with ``prior_inspections`` pseudo-inspections at the
+    target rate, and its ratio to the target scales a lane profile's selection rate (within
+    ``lane_rate_bounds``) or a weighted profile's weight (within ``weight_factor_bounds``), once it has
+    ``min_inspections`` inspections. Mandatory profiles and random selection are never adjusted."""
+
+    min_inspections: int = 30
+    target_hit_rate: float = 0.1
+    prior_inspections: float = 10.0
+    lane_rate_bounds: tuple[float, float] = (0.25, 1.0)
+    weight_factor_bounds: tuple[float, float] = (0.5, 1.5)
+    salt: str = "nsw-customs-feedback"
+    why: str = "feedback from inspection results"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CustomsRiskSettings:
     """The whole of ``customs-risk-profiles.json``."""
 
@@ -98,6 +116,10 @@ class CustomsRiskSettings:
     random_selection: RandomSelection
     aeo: AEOFacilitation
     profiles: tuple[CustomsProfile, ...]
+    feedback: FeedbackSettings = FeedbackSettings()
+
+    def profile(self, profile_id: str) -> CustomsProfile | None:
+        return next((p for p in self.profiles if p.id == profile_id), None)
 
     def lane_for(self, score: float) -> Lane:
         """The most severe lane whose threshold the score reaches (green below every threshold)."""
@@ -206,6 +228,40 @@ def _profile(where: str, raw: Any) -> CustomsProfile:
     )
 
 
+def _bounds(where: str, value: Any, *, low: float, high: float | None) -> tuple[float, float]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise _fail(where, "expected [min, max]")
+    lo, hi = (_number(where, v, low=low, high=high) for v in value)
+    if lo > hi:
+        raise _fail(where, f"min {lo} above max {hi}")
+    return lo, hi
+
+
+def _feedback(where: str, raw: Any) -> FeedbackSettings:
+    """The ``feedback`` section (defaults when the file has none)."""
+    if raw is None:
+        return FeedbackSettings()
+    if not isinstance(raw, dict) or not isinstance(raw.get("why"), str) or not isinstance(raw.get("salt"), str):
+        raise _fail(where, "feedback: an object with why, salt and the bounds")
+    known = {"why", "salt", "source", "min_inspections", "target_hit_rate", "prior_inspections", "lane_rate_bounds",
+             "weight_factor_bounds"}
+    if set(raw) - known:
+        raise _fail(where, f"feedback: unknown keys {sorted(set(raw) - known)}")
+    minimum = _number(f"{where}.min_inspections", raw.get("min_inspections"), low=1)
+    if minimum != int(minimum):
+        raise _fail(where, "feedback.min_inspections: a whole number")
+    return FeedbackSettings(
+        min_inspections=int(minimum),
+        target_hit_rate=_number(f"{where}.target_hit_rate", raw.get("target_hit_rate"), low=1e-6, high=1.0),
+        prior_inspections=_number(f"{where}.prior_inspections", raw.get("prior_inspections")),
+        lane_rate_bounds=_bounds(f"{where}.lane_rate_bounds", raw.get("lane_rate_bounds"), low=0.0, high=1.0),
+        weight_factor_bounds=_bounds(f"{where}.weight_factor_bounds", raw.get("weight_factor_bounds"), low=0.0,
+                                     high=10.0),
+        salt=raw["salt"],
+        why=raw["why"],
+    )
+
+
 def parse_risk_settings(raw: dict[str, Any], *, where: str = "customs-risk-profiles.json") -> CustomsRiskSettings:
     """Check a risk-profile document (as loaded from JSON) and build the settings; raise ReferenceDataError."""
     if not raw.get("source") or not raw.get("date"):
@@ -256,6 +312,7 @@ def parse_risk_settings(raw: dict[str, Any], *, where: str = "customs-risk-profi
             why=aeo["why"],
         ),
         profiles=parsed,
+        feedback=_feedback(f"{where}.feedback", raw.get("feedback")),
     )
 
 

@@ -41,10 +41,12 @@ _SCHEMA_FILES: Final = (
     "AgencyOutcome",
     "ItemOutcome",
     "ReleaseResponse",
+    "InspectionResult",
 )
 
 #: Records that travel on topics on their own (the others are nested types).
-TOP_LEVEL: Final = ("Submission", "AgencyRequest", "AgencyDecision", "RoutingPlan", "ReleaseResponse")
+TOP_LEVEL: Final = ("Submission", "AgencyRequest", "AgencyDecision", "RoutingPlan", "ReleaseResponse",
+                    "InspectionResult")
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,7 @@ class ItemDecision(TypedDict):
     reason: str
     hold_reason: NotRequired[HoldReason | None]  # Avro default null; set on HOLD
     valid_until: NotRequired[str | None]  # Avro default null; ISO 8601 date
+    selected_by: NotRequired[list[str]]  # Avro default []; the profiles / rules that selected the item
 
 
 class AgencyDecision(TypedDict):
@@ -137,6 +138,7 @@ class AgencyDecision(TypedDict):
     items: list[ItemDecision]
     agency_reference: NotRequired[str | None]  # Avro default null
     request_id: NotRequired[str | None]  # Avro default null; the request it answers
+    decided_by: NotRequired[str | None]  # Avro default null; the officer (console only), e.g. "sps/alice"
 
 
 class AgencyRoute(TypedDict):
@@ -198,3 +200,23 @@ class ReleaseResponse(TypedDict):
     items: list[ItemOutcome]
     invalidated: NotRequired[bool]  # Avro default false
     trader: NotRequired[str]  # Avro default "anonymous"
+
+
+class InspectionResult(TypedDict):
+    """An officer's inspection of items of one submission version (topic ``nsw.inspections``)."""
+
+    result_id: str
+    agency: str
+    submission_id: str
+    version: int
+    request_id: str
+    items: list[int]
+    performed: bool
+    finding: bool
+    finding_code: str
+    note: str
+    officer: str
+    recorded_at: int
+    selected_by: list[str]
+    rules: list[str]
+    lane: str

@@ -29,7 +29,8 @@ def fresh(run_id: str) -> AuditTopics:
     return AuditTopics(submissions=f"t.audit.subs.{run_id}", routing=f"t.audit.routing.{run_id}",
                        responses=f"t.audit.responses.{run_id}", decisions={"sps": f"t.audit.sps.{run_id}"},
                        audit=f"t.audit.log.{run_id}", head=f"t.audit.head.{run_id}", dlq=f"t.audit.dlq.{run_id}",
-                       refused=f"t.audit.refused.{run_id}")
+                       refused=f"t.audit.refused.{run_id}", inspections=f"t.audit.inspections.{run_id}",
+                       tuning=f"t.audit.tuning.{run_id}")
 
 
 async def create(topics: AuditTopics) -> None:

@@ -59,8 +59,26 @@ def written_with(version_file: str, record: dict[str, object]) -> bytes:
 def test_a_decision_written_before_hold_reasons_reads_with_the_defaults() -> None:
     name, decoded = registry().decode(written_with("AgencyDecision.v1.json", DECISION_V1), "AgencyDecision")
     assert name == "nsw.v1.AgencyDecision"
-    assert decoded == {**DECISION_V1, "agency_reference": None, "request_id": None,
-                       "items": [{**ITEM_V1, "hold_reason": None, "valid_until": None}]}
+    assert decoded == {**DECISION_V1, "agency_reference": None, "request_id": None, "decided_by": None,
+                       "items": [{**ITEM_V1, "hold_reason": None, "valid_until": None, "selected_by": []}]}
+
+
+DECISION_V3 = {**DECISION_V1, "agency_reference": "SPS/1", "request_id": "S-1:1:sps:n",
+               "items": [{**ITEM_V1, "hold_reason": "INSPECTION", "valid_until": None}]}
+
+
+def test_a_decision_written_before_selected_by_and_decided_by_reads_with_the_defaults() -> None:
+    data = written_with("AgencyDecision.v3.json", DECISION_V3)
+    assert data[2:10].hex() == "0c57272423cd6658"  # what the hub wrote until the feedback loop (docs/CONTRACT.md)
+    _, decoded = registry().decode(data, "AgencyDecision")
+    assert decoded == {**DECISION_V3, "decided_by": None,
+                       "items": [{**DECISION_V3["items"][0], "selected_by": []}]}  # type: ignore[index]
+
+
+def test_the_new_fields_travel() -> None:
+    record = {**DECISION_V3, "decided_by": "customs/alice",
+              "items": [{**DECISION_V3["items"][0], "selected_by": ["RED-FIREWORKS", "RANDOM"]}]}  # type: ignore[index]
+    assert registry().decode(registry().encode("AgencyDecision", record), "AgencyDecision")[1] == record
 
 
 def test_the_current_schema_is_not_an_earlier_one() -> None:

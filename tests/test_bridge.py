@@ -234,8 +234,8 @@ async def test_sync_decision_is_published_with_the_contract_message(agency: Runn
         "decision_id": "SPS-01JTESTBRIDGE0000000000001", "submission_id": "01JTESTBRIDGE0000000000001",
         "version": 1, "agency": "sps", "decided_at": 1_767_225_600_000,
         "items": [{"sequence": 1, "outcome": "RELEASE", "code": "C01", "reason": "phytosanitary certificate checked",
-                   "hold_reason": None, "valid_until": "2027-01-31"}],
-        "agency_reference": "SPS/2026/0042", "request_id": "01JTESTBRIDGE0000000000001:1:sps",
+                   "hold_reason": None, "valid_until": "2027-01-31", "selected_by": []}],
+        "agency_reference": "SPS/2026/0042", "request_id": "01JTESTBRIDGE0000000000001:1:sps", "decided_by": None,
     }
     sent = agency.agency.received[0]
     assert sent["request_id"] == "01JTESTBRIDGE0000000000001:1:sps"
@@ -519,7 +519,8 @@ async def test_202_then_the_decision_arrives_on_the_callback(agency: Running, hu
     assert decision["request_id"] == request["request_id"]
     assert decision["items"] == [{"sequence": 1, "outcome": "HOLD", "code": "H01",
                                   "reason": "phytosanitary certificate checked",
-                                  "hold_reason": "OTHER", "valid_until": "2027-01-31"}]  # no reason given: OTHER
+                                  "hold_reason": "OTHER", "valid_until": "2027-01-31",  # no reason given: OTHER
+                                  "selected_by": []}]
 
 
 async def test_repeated_callback_publishes_the_same_decision(hub_callback: CallbackHub) -> None:
@@ -572,9 +573,14 @@ async def test_callback_without_decision_id_gets_a_stable_one(hub_callback: Call
          b' "valid_until": "31/12/2026"}]}',
          422, "invalid-decision", {"/agency_reference", "/items/0/hold_reason", "/items/1/hold_reason",
                                    "/items/1/valid_until"}),
+        ("/v1/agencies/sps/decisions", b'{"submission_id": "S", "version": 1, "request_id": "r", "decided_by":'
+         b' "sps/alice", "items": [{"sequence": 1, "outcome": "HOLD", "code": "H01", "reason": "r", "selected_by":'
+         b' ["P1", 7, ""]}, {"sequence": 2, "outcome": "RELEASE", "code": "C01", "reason": "r", "selected_by": "P1"}]}',
+         422, "invalid-decision", {"/decided_by", "/items/0/selected_by/1", "/items/0/selected_by/2",
+                                   "/items/1/selected_by"}),
     ],
     ids=["not-json", "not-an-object", "unknown-agency", "bad-version-no-items",
-         "bad-outcome-and-code", "no-submission-duplicate-item", "bad-vocabulary"],
+         "bad-outcome-and-code", "no-submission-duplicate-item", "bad-vocabulary", "officer-and-bad-selections"],
 )
 async def test_bad_callbacks_get_problem_details(
     hub_callback: CallbackHub, case: tuple[str, bytes, int, str, set[str]]

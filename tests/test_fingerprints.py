@@ -13,7 +13,7 @@ import pytest
 from schemas import registry
 
 AVRO_DIR = resources.files("schemas").joinpath("avro")
-TOP_LEVEL = ("Submission", "AgencyRequest", "AgencyDecision", "RoutingPlan", "ReleaseResponse")
+TOP_LEVEL = ("Submission", "AgencyRequest", "AgencyDecision", "RoutingPlan", "ReleaseResponse", "InspectionResult")
 KEEP = ("name", "type", "fields", "symbols", "items", "values", "size")  # [STRIP] and [ORDER]
 PRIMITIVE = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 
@@ -155,7 +155,10 @@ def _minimal(name: str) -> dict[str, Any]:
                 "items": [], "agency_reference": None, "request_id": None}
     plan = {"submission_id": "S", "version": 1, "routed_at": 1, "received_at": 1, "trader_reference": "R",
             "declarant_id": "D", "item_sequences": [1], "agencies": []}
-    return {"AgencyDecision": decision, "RoutingPlan": plan, **SAMPLES}[name]
+    inspection = {"result_id": "r", "agency": "customs", "submission_id": "S", "version": 1, "request_id": "q",
+                  "items": [1], "performed": True, "finding": False, "finding_code": "", "note": "",
+                  "officer": "customs/alice", "recorded_at": 1, "selected_by": [], "rules": [], "lane": ""}
+    return {"AgencyDecision": decision, "RoutingPlan": plan, "InspectionResult": inspection, **SAMPLES}[name]
 
 
 def test_the_contract_document_lists_the_fingerprints_the_hub_writes() -> None:

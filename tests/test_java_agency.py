@@ -40,7 +40,7 @@ CLASSPATH = f"{PROJECT / 'target' / 'classes'}:{PROJECT / 'target' / 'lib' / '*'
 AVSC = ROOT / "schemas" / "avro"
 #: What the hub sent for AgencyRequest before its fingerprints were the specification's (no Avro library agrees).
 LEGACY_AGENCY_REQUEST_FINGERPRINT = bytes.fromhex("d226cb1637ef48c0")
-TOP_LEVEL = ("AgencyRequest", "AgencyDecision", "ReleaseResponse", "RoutingPlan", "Submission")
+TOP_LEVEL = ("AgencyRequest", "AgencyDecision", "ReleaseResponse", "RoutingPlan", "Submission", "InspectionResult")
 
 
 def java(mode: str, *args: str) -> list[str]:

@@ -75,8 +75,10 @@ from broker._topics import (
     AUDIT_HEAD,
     DLQ,
     IDEMPOTENCY,
+    INSPECTIONS,
     REFUSED_DECISIONS,
     RESPONSES,
+    RISK_TUNING,
     ROUTING,
     SUBMISSIONS,
     WEBHOOKS,
@@ -162,7 +164,8 @@ def test_only_the_aggregator_writes_release_responses() -> None:
 def test_the_ingress_writes_submissions_idempotency_records_and_webhook_registrations_only() -> None:
     written = {b.resource_name for b in _of(INGRESS) if b.operation is Operation.WRITE}
     # and the decisions its agency callback refused (audited; never a redrive source, unlike the DLQ)
-    assert written == {SUBMISSIONS, IDEMPOTENCY, WEBHOOKS, REFUSED_DECISIONS}
+    # and the officers' console it serves: inspection results and a supervisor's risk-profile tuning
+    assert written == {SUBMISSIONS, IDEMPOTENCY, WEBHOOKS, REFUSED_DECISIONS, INSPECTIONS, RISK_TUNING}
     assert all(b.pattern is PatternType.LITERAL for b in _of(INGRESS))
     assert {b.resource_type for b in _of(INGRESS)} == {ResourceType.TOPIC}  # no group, no transaction
 

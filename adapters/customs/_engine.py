@@ -19,6 +19,13 @@ The profiles, thresholds, random-selection rate and AEO facilitation live in
 5. The declaration type: a supplementary declaration is never held (a selection becomes a
    post-clearance audit); a pre-lodged one is decided now and released on arrival.
 
+Feedback (``_calibration``): the engine may be given a provider of each profile's calibration, learnt
+from inspection results and supervisors' tuning. A retired profile selects nothing; a lane profile at a
+calibrated rate below 1 selects a matched item only when its draw (salt, submission, version, item,
+profile) falls below the rate, and the reasons say so when it does not; a weighted profile's weight is
+scaled. Each decision's ``selected_by`` names the profiles that selected the item (``RANDOM`` for random
+selection), which is what the hit rates are counted by.
+
 Codes:
     C01  green: released, no profile selected the item
     C02  green with AEO facilitation (a check waived, or nothing selected for an AEO)
@@ -39,6 +46,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from adapters._engine import decision
+from adapters.customs._calibration import Calibration, FeedbackProvider, selection_draw
 from refdata import (
     LANES,
     CustomsProfile,
@@ -125,6 +133,7 @@ class _Selection:
     lane: Lane
     reasons: list[str]  # why the lane, profile by profile
     mandatory: bool
+    selected_by: list[str] = field(default_factory=list)  # ids of the profiles that selected the item
 
 
 def _full_code(code: str) -> bool:
@@ -168,8 +177,12 @@ class CustomsEngine:
 
     agency = "customs"
 
-    def __init__(self, rules: CustomsRules | None = None) -> None:
+    def __init__(self, rules: CustomsRules | None = None, *, feedback: FeedbackProvider | None = None) -> None:
         self.rules = rules or CustomsRules()
+        self.feedback = feedback
+
+    def _calibration(self, profile: CustomsProfile) -> Calibration | None:
+        return None if self.feedback is None else self.feedback.calibration(profile)
 
     def decide(self, request: AgencyRequest, *, today: date) -> list[ItemDecision]:
         declaration = _Declaration.of(request, self.rules.settings)
@@ -186,7 +199,7 @@ class CustomsEngine:
             return decision(seq, "REFUSE", "N01", f"Commodity code {code!r} refused: {refusal}.")
         usable = code if code.isascii() and code.isdigit() else ""
         selection = self._select(item, usable, d)
-        lane, reasons = selection.lane, list(selection.reasons)
+        lane, reasons, selected_by = selection.lane, list(selection.reasons), list(selection.selected_by)
         if supplementary and not full:
             lane = "blue"
             reasons.append(f"commodity code {code!r} incomplete for duty and statistics")
@@ -204,13 +217,22 @@ class CustomsEngine:
             if random_draw(rnd.salt, d.submission_id, d.version, seq) < rate:
                 lane, randomly = rnd.lane, True
                 reasons.append(f"{rnd.why} (rate {rate:.2%})")
+                selected_by.append("RANDOM")
         if supplementary and lane in ("red", "yellow"):
             lane = "blue"
             reasons.append("supplementary declaration: the goods were released under the earlier "
                            "declaration, so the selection becomes a post-clearance audit")
-        return self._answer(seq, lane, reasons, d, randomly=randomly)
+        return self._answer(seq, lane, reasons, d, randomly=randomly, selected_by=selected_by)
 
-    def _answer(self, seq: int, lane: Lane, reasons: list[str], d: _Declaration, *, randomly: bool) -> ItemDecision:
+    def _answer(self, seq: int, lane: Lane, reasons: list[str], d: _Declaration, *, randomly: bool,
+                selected_by: list[str]) -> ItemDecision:
+        item = self._lane_answer(seq, lane, reasons, d, randomly=randomly)
+        if selected_by:
+            item["selected_by"] = selected_by
+        return item
+
+    def _lane_answer(self, seq: int, lane: Lane, reasons: list[str], d: _Declaration, *, randomly: bool
+                     ) -> ItemDecision:
         why = "; ".join(reasons)
         on_arrival = d.additional_type in PRE_LODGED
         arrival = " when the goods arrive (pre-lodged)" if on_arrival else ""
@@ -238,7 +260,7 @@ class CustomsEngine:
         if d.aeo:
             note = suffix or f" ({', '.join(d.aeo)})"
             return decision(seq, "RELEASE", "C02", f"Green lane: released with AEO facilitation{note}.")
-        return decision(seq, "RELEASE", "C01", "Green lane: released, no risk profile selected the item.")
+        return decision(seq, "RELEASE", "C01", f"Green lane: released, no risk profile selected the item{suffix}.")
 
     # --- profiles ------------------------------------------------------------------------------
 
@@ -249,24 +271,44 @@ class CustomsEngine:
         weighted: list[str] = []
         score = 0.0
         mandatory = False
+        lane_ids: list[str] = []
+        weighted_ids: list[str] = []
         for profile in settings.profiles:
             fact = self._match(profile, item, code, d)
             if fact is None:
                 continue
             detail = f"{profile.id}: {profile.why}{f' [{fact}]' if fact else ''}"
+            cal = self._calibration(profile)
+            if cal is not None and cal.retired:
+                reasons.append(f"{profile.id} matched; {cal.why}: not applied")
+                continue
             if profile.lane is not None:
+                if cal is not None and cal.rate < 1.0:
+                    drawn = selection_draw(settings.feedback.salt, d.submission_id, d.version, item["sequence"],
+                                           profile.id) < cal.rate
+                    rate = f"selected at its calibrated rate {cal.rate:.0%} ({cal.why})"
+                    if not drawn:
+                        reasons.append(f"{profile.id} matched; {rate}: not drawn")
+                        continue
+                    detail += f" ({rate}: drawn)"
                 lanes.append(profile.lane)
                 reasons.append(detail)
+                lane_ids.append(profile.id)
                 mandatory = mandatory or profile.mandatory
             else:
-                score += profile.weight
-                weighted.append(f"{detail} +{profile.weight:g}")
+                factor = 1.0 if cal is None else cal.weight_factor
+                weight = profile.weight * factor
+                score += weight
+                scaled = f" (x{factor:.2f}: {cal.why})" if cal is not None and factor != 1.0 else ""
+                weighted.append(f"{detail} +{weight:g}{scaled}")
+                weighted_ids.append(profile.id)
         scored = settings.lane_for(score)
         if weighted:
             reasons.append(f"score {score:g} ({scored}): " + "; ".join(weighted))
         lane = max([*lanes, scored], key=LANES.index)
+        selected_by = [*lane_ids, *(weighted_ids if scored != "green" else [])]
         # a mandatory profile counts only when its own red is the lane
-        return _Selection(lane, reasons, mandatory and lane == "red")
+        return _Selection(lane, reasons, mandatory and lane == "red", selected_by)
 
     def _match(self, p: CustomsProfile, item: Item, code: str, d: _Declaration) -> str | None:
         """None when the profile does not select the item, else the fact worth saying ('' for none)."""

@@ -87,17 +87,18 @@ class SPSEngine:
         missing = [c for c in checks if c.outcome == "missing"]
         if missing:
             return decision(seq, "HOLD", "H01", "Documents required: " + "; ".join(c.detail for c in missing) + ".",
-                            hold_reason="DOCUMENTS_REQUIRED")
+                            hold_reason="DOCUMENTS_REQUIRED", selected_by=[c.requirement.id for c in missing])
         malformed = [c for c in checks if c.outcome == "malformed"]
         if malformed:
             return decision(seq, "HOLD", "H03", "Documents required: " + "; ".join(c.detail for c in malformed) + ".",
-                            hold_reason="DOCUMENTS_REQUIRED")
+                            hold_reason="DOCUMENTS_REQUIRED", selected_by=[c.requirement.id for c in malformed])
         if self.inspections:
             for c in checks:
                 if c.outcome == "ok" and selected(f"{key}:{seq}:{c.requirement.id}", c.requirement.inspection_rate):
                     return decision(seq, "HOLD", "H02", f"Selected for physical and identity inspection "
                                     f"({c.requirement.concern.replace('_', ' ')}, {c.requirement.id}, "
-                                    f"rate {c.requirement.inspection_rate:.0%}).", hold_reason="INSPECTION")
+                                    f"rate {c.requirement.inspection_rate:.0%}).", hold_reason="INSPECTION",
+                                    selected_by=[c.requirement.id])
         summary = "; ".join(c.detail for c in checks)
         if all(c.outcome == "exempt" for c in checks):
             return decision(seq, "RELEASE", "C02", f"Exemption honoured: {summary}.")

@@ -288,6 +288,7 @@ public final class JavaAgency {
             decided.put("reason", "decided by the Java example agency");
             decided.put("hold_reason", "HOLD".equals(outcome) ? new GenericData.EnumSymbol(holdReasonSchema, "INSPECTION") : null);
             decided.put("valid_until", null);
+            decided.put("selected_by", new ArrayList<String>()); // no risk profile or rule to name here
             items.add(decided);
         }
         String requestId = request.get("request_id").toString();
@@ -302,6 +303,7 @@ public final class JavaAgency {
         decision.put("items", items);
         decision.put("agency_reference", "JAVA-" + submission + "-" + version);
         decision.put("request_id", requestId); // the request answered: the hub refuses a decision without it
+        decision.put("decided_by", null); // only the hub's console names an officer
         return decision;
     }
 
