@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters import AgencyModes, DecisionCallback, adapter_handler, close_handler, start_handler
+from adapters import AgencyModes, DecisionCallback, FeedbackFeed, adapter_handler, close_handler, start_handler
 from adapters._runner import adapter_spec
 from broker import _metrics as metrics
 from broker._aggregate import AggregateState
@@ -112,6 +112,7 @@ class Hub:
     workbench: Workbench | None = None
     console: Console | None = None
     decisions: DecisionCallback | None = None
+    feedback: FeedbackFeed | None = None
 
     @property
     def principals(self) -> HubPrincipals:
@@ -182,8 +183,10 @@ class Hub:
         self.officers = OfficerStore()
         self.view = StatusView(cfg.bootstrap, extra={OFFICERS: self.officers.apply})
         self.workbench = Workbench(bootstrap=cfg.bootstrap, view=self.view, agencies=cfg.agencies)
+        self.feedback = FeedbackFeed(bootstrap=cfg.bootstrap, agencies=cfg.agencies)
         await self.view.start()
         await self.workbench.start()
+        await self.feedback.start()
         self.producer = Producer(cfg.bootstrap)
         await self.producer.start()
         self.ingress = Ingress(producer=self.producer, view=self.view, max_body_bytes=cfg.max_body_bytes,
@@ -247,6 +250,8 @@ class Hub:
         found = [self.view.tail] if self.view is not None else []
         if self.workbench is not None:
             found.append(self.workbench.tail)
+        if self.feedback is not None:
+            found.append(self.feedback.tail)
         tail = getattr(self.webhooks, "tail", None)
         if isinstance(tail, FollowedTail):
             found.append(tail)
@@ -287,6 +292,7 @@ class Hub:
         self.console = Console(ConsoleDeps(view=self.view, officers=self.officers, keys=self.view.keys, codec=codec,
                                            publish=self.producer.send, agencies=cfg.agencies,
                                            workbench=self.workbench, decisions=self.decisions,
+                                           feedback=self.feedback,
                                            bootstrap=cfg.bootstrap, secure_cookies=cfg.console_secure_cookies))
         self.console.deps.extra.update(signer=self.signer, deadlines_ms=cfg.deadlines_ms())  # the trader pages
         return self.console.routes()
@@ -388,6 +394,8 @@ class Hub:
         await self._stop_producers()
         if self.workbench is not None:
             await self.workbench.stop()
+        if self.feedback is not None:
+            await self.feedback.stop()
         if self.view is not None:
             await self.view.stop()
         log.info("hub_stopped")

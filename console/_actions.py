@@ -83,6 +83,7 @@ def officer_decision(state: AggregateState, *, agency: str, action: str, items: 
         "items": [decided.get(seq) or previous.get(seq) or _still_held(seq) for seq in asked],
         "agency_reference": current.get("agency_reference") if current else None,
         "request_id": request_id or None,
+        "decided_by": officer,
     }
 
 

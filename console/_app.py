@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from adapters import DecisionCallback
+from adapters import DecisionCallback, FeedbackFeed
 from broker._auth import TOKEN_PREFIX, KeyStore
 from broker._envelope import OutMessage
 from broker._http import bounded_body
@@ -76,6 +76,8 @@ class ConsoleDeps:
     workbench: Workbench | None = None
     #: Where officers' decisions go: the agency callback's checks and publishing (adapters/_callback.py).
     decisions: DecisionCallback | None = None
+    #: Selections, inspections, hit rates and the customs calibrations (the feedback page).
+    feedback: FeedbackFeed | None = None
     bootstrap: str = "127.0.0.1:9092"
     secure_cookies: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from adapters import FeedbackRecordError, inspection_message, inspection_result
 from broker._clock import now_ms
 from broker._view import render_timeline
 from broker.errors import TransportError
@@ -23,8 +24,9 @@ from console._actions import ActionError, officer_decision
 from console._app import PREFIX, Console, FormError
 from console._principal import Principal
 from console._workbench import Workbench
-from console._worklist import FILTERS, Filters
+from console._worklist import FILTERS, Filters, WorkItem
 from refdata import officer_actions
+from schemas import InspectionResult
 
 log = structlog.get_logger("nsw.console")
 
@@ -49,81 +51,144 @@ def _staff(console: Console, request: Request) -> Principal | Response:
 
 
 def routes(console: Console) -> list[BaseRoute]:
-    workbench = console.deps.workbench
-    if workbench is None:
+    if console.deps.workbench is None:
         return []
-    bench: Workbench = workbench
+    pages = _CasePages(console, console.deps.workbench)
+    return [Route("/worklist", pages.worklist, methods=["GET"]),
+            Route("/cases/{sid}", pages.case, methods=["GET"]),
+            Route("/cases/{sid}/decide", pages.decide, methods=["POST"]),
+            Route("/cases/{sid}/inspection", pages.inspection, methods=["POST"])]
 
-    async def worklist(request: Request) -> Response:
-        principal = _staff(console, request)
+
+class _CasePages:
+    def __init__(self, console: Console, bench: Workbench) -> None:
+        self.console = console
+        self.bench = bench
+
+    async def worklist(self, request: Request) -> Response:
+        principal = _staff(self.console, request)
         if isinstance(principal, Response):
             return principal
         agency = principal.agency or ""
         q = request.query_params
         filters = Filters(**{name: q.get(name, "")[:64] for name in FILTERS})
         search = q.get("q", "").strip()[:80]
-        page = bench.worklist.query(agency, filters, after=q.get("after") or None, limit=PAGE_SIZE, search=search)
+        page = self.bench.worklist.query(agency, filters, after=q.get("after") or None, limit=PAGE_SIZE, search=search)
         now = now_ms()
         rows = [{"item": item, "left": item.due_at - now} for item in page.items]
         base = filters.active()
-        return console.render(request, "worklist.html", {
+        return self.console.render(request, "worklist.html", {
             "agency": agency, "rows": rows, "page": page, "filters": filters, "active": base,
             "filter_names": FILTERS, "after": q.get("after", ""), "search": search,
             "next_query": {**base, "after": page.next_cursor} if page.next_cursor else None})
 
-    async def case(request: Request) -> Response:
-        principal = _staff(console, request)
+    async def case(self, request: Request) -> Response:
+        principal = _staff(self.console, request)
         if isinstance(principal, Response):
             return principal
-        context = await _case_context(console, bench, principal, request.path_params["sid"])
+        context = await _case_context(self.console, self.bench, principal, request.path_params["sid"])
         if context is None:
-            return console.error(request, 404, "No case of your agency has this submission id.")
+            return self.console.error(request, 404, "No case of your agency has this submission id.")
         done = request.query_params.get("done", "")
         context["done"] = DONE.get(done, "")
-        return console.render(request, "case.html", context)
+        return self.console.render(request, "case.html", context)
 
-    async def decide(request: Request) -> Response:
-        principal = _staff(console, request)
+    async def decide(self, request: Request) -> Response:
+        principal = _staff(self.console, request)
         if isinstance(principal, Response):
             return principal
         try:
-            fields = await console.form(request, principal)
+            fields = await self.console.form(request, principal)
         except FormError as exc:
-            return console.error(request, exc.status, exc.message)
+            return self.console.error(request, exc.status, exc.message)
         sid = request.path_params["sid"]
-        entry = console.deps.view.get(sid)
+        entry = self.console.deps.view.get(sid)
         agency = principal.agency or ""
         if entry is None or entry.state is None or not _asked(entry.state, agency):
-            return console.error(request, 404, "No case of your agency has this submission id.")
+            return self.console.error(request, 404, "No case of your agency has this submission id.")
         action = fields.get("action", "")
         try:
             items = [int(x) for x in fields.get("item", "").split(",") if x.strip()]
         except ValueError:
-            return console.error(request, 400, "the items chosen are not item numbers")
+            return self.console.error(request, 400, "the items chosen are not item numbers")
         try:
             decision = officer_decision(entry.state, agency=agency, action=action, items=items,
                                         officer=principal.actor, now=now_ms(), today=datetime.now(UTC).date(),
                                         reason_code=fields.get("reason_code", ""), note=fields.get("note", ""))
         except ActionError as exc:
-            context = await _case_context(console, bench, principal, sid) or {}
+            context = await _case_context(self.console, self.bench, principal, sid) or {}
             context.update(error=exc.message, error_field=exc.field, done="")
-            return console.render(request, "case.html", context, status=422)
-        decisions = console.deps.decisions
+            return self.console.render(request, "case.html", context, status=422)
+        decisions = self.console.deps.decisions
         assert decisions is not None
         try:
             refusal = await decisions.submit(decision)
         except TransportError:
-            return console.error(request, 503, "Kafka did not take the decision; nothing was sent. Try again.")
+            return self.console.error(request, 503, "Kafka did not take the decision; nothing was sent. Try again.")
         if refusal is not None:
-            context = await _case_context(console, bench, principal, sid) or {}
+            context = await _case_context(self.console, self.bench, principal, sid) or {}
             context.update(error=f"The hub refused the decision: {refusal.message}", error_field="", done="")
-            return console.render(request, "case.html", context, status=409)
+            return self.console.render(request, "case.html", context, status=409)
         log.info("console_decision", officer=principal.actor, action=action, items=len(decision["items"]))
         return RedirectResponse(f"{PREFIX}/cases/{sid}?done={action}", status_code=303)
 
-    return [Route("/worklist", worklist, methods=["GET"]),
-            Route("/cases/{sid}", case, methods=["GET"]),
-            Route("/cases/{sid}/decide", decide, methods=["POST"])]
+    async def inspection(self, request: Request) -> Response:
+        principal = _staff(self.console, request)
+        if isinstance(principal, Response):
+            return principal
+        try:
+            fields = await self.console.form(request, principal)
+        except FormError as exc:
+            return self.console.error(request, exc.status, exc.message)
+        sid = request.path_params["sid"]
+        entry = self.console.deps.view.get(sid)
+        agency = principal.agency or ""
+        if entry is None or entry.state is None or not _asked(entry.state, agency):
+            return self.console.error(request, 404, "No case of your agency has this submission id.")
+        try:
+            result = inspection_of(entry.state, agency=agency, fields=fields, officer=principal.actor, now=now_ms(),
+                                   lanes=self.bench.worklist.get(agency, sid))
+        except (ActionError, FeedbackRecordError) as exc:
+            context = await _case_context(self.console, self.bench, principal, sid) or {}
+            context.update(error=f"The inspection result cannot be recorded: {exc}", error_field="", done="")
+            return self.console.render(request, "case.html", context, status=422)
+        try:
+            await self.console.deps.publish(inspection_message(result))
+        except TransportError:
+            return self.console.error(request, 503, "Kafka did not take the inspection result; nothing was recorded.")
+        log.info("console_inspection", officer=principal.actor, finding=result["finding"], items=len(result["items"]))
+        return RedirectResponse(f"{PREFIX}/cases/{sid}?done=inspection", status_code=303)
+
+
+def inspection_of(state: Any, *, agency: str, fields: dict[str, str], officer: str, now: int,
+                  lanes: WorkItem | None) -> InspectionResult:
+    """The inspection result an officer's form records: the items inspected, what selected them (the agency's
+    decision's ``selected_by``, the routing rules) and the lane, so hit rates can be counted per profile and rule."""
+    plan = state["plan"]
+    route = next(r for r in plan["agencies"] if r["agency"] == agency)
+    asked = {r["item"] for r in route["reasons"]}
+    try:
+        items = sorted({int(x) for x in fields.get("item", "").split(",") if x.strip()})
+    except ValueError:
+        raise ActionError("the items chosen are not item numbers", "items") from None
+    if not items:
+        raise ActionError("choose the items inspected", "items")
+    if not set(items) <= asked:
+        raise ActionError(f"item {min(set(items) - asked)} was not in the request to {agency}", "items")
+    decision = state["decisions"].get(agency)
+    selected = sorted({i for item in (decision["items"] if decision else []) if item["sequence"] in items
+                       for i in item.get("selected_by", [])})
+    rules = sorted({r["rule"] for r in route["reasons"] if r["item"] in items})
+    performed = fields.get("performed", "yes") == "yes"
+    finding = fields.get("finding", "no") == "yes"
+    carried = route.get("carried_from_version")
+    lane = next((name for name in (lanes.lanes if lanes else ()) if name in ("red", "yellow", "blue", "green")), "")
+    return inspection_result(
+        agency=agency, submission_id=state["submission_id"],
+        version=carried if carried is not None else plan["version"], request_id=route.get("request_id") or "-",
+        items=items, performed=performed, finding=finding, officer=officer, recorded_at=now,
+        finding_code=fields.get("finding_code", "") if finding else "", note=" ".join(fields.get("note", "").split()),
+        selected_by=selected, rules=rules, lane=lane)
 
 
 def _asked(state: Any, agency: str) -> bool:

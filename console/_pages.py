@@ -7,12 +7,13 @@ from typing import Final
 
 from starlette.routing import BaseRoute
 
-from console import _cases, _ops, _signin, _trader
+from console import _cases, _feedback_page, _ops, _signin, _trader
 from console._app import Console
 
 PAGES: Final[tuple[Callable[[Console], list[BaseRoute]], ...]] = (
     _signin.routes,
     _cases.routes,
+    _feedback_page.routes,
     _trader.routes,
     _ops.routes,
 )

@@ -138,7 +138,8 @@ async def test_bad_records_on_every_view_topic_are_skipped_and_the_view_keeps_up
                            what=f"the copy of the bad record on {topic}")
         assert found[0].value == message.value
     ready = (await client.get("/readyz")).json()
-    assert ready["tails"] == {"status-view": "reading", "webhook-registry": "reading", "customs-feedback": "reading"}
+    assert ready["tails"] == {"status-view": "reading", "console-requests": "reading", "feedback": "reading",
+                              "webhook-registry": "reading", "customs-feedback": "reading"}
 
 
 async def test_a_stuck_tail_makes_readyz_fail_naming_it_then_restarts(hub: Hub, client: httpx.AsyncClient) -> None:
