@@ -11,7 +11,10 @@ partition (all inputs are co-partitioned by submission id)::
      "hash": "<hex SHA-256 of the canonical JSON of every other field>"}
 
 Only a digest of the source value is kept: the audit log carries no declaration data, yet proves which
-bytes were seen. The canonical JSON is orjson with sorted keys (no spaces), so anyone can recompute it.
+bytes were seen. A change of a console account (``nsw.officers``: created, new password, revoked) is an entry
+of kind ``account`` with no submission id and one more field, ``account``: the user name, agency, role, what
+changed, when and who ran the command (never the password hash), so who gave whom access is in the chain.
+The canonical JSON is orjson with sorted keys (no spaces), so anyone can recompute it.
 
 Chain head and exactly-once. The head of each chain (last seq, last hash, and the last source offset
 per input partition) lives in the compacted changelog ``nsw.audit.head`` (key ``p<n>``), written in
@@ -33,7 +36,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypedDict
+from typing import Any, Final, Literal, NotRequired, TypedDict
 
 import orjson
 import structlog
@@ -49,7 +52,7 @@ from broker._envelope import (
 )
 from broker._kafka import PinnedPartitionProcessor, ProcessorSpec, read_tail, read_to_end
 from broker._tail import DeadLetters, guarded
-from broker._topics import DLQ, REFUSED_DECISIONS, RESPONSES, ROUTING, SUBMISSIONS, decisions_topic
+from broker._topics import DLQ, OFFICERS, REFUSED_DECISIONS, RESPONSES, ROUTING, SUBMISSIONS, decisions_topic
 
 __all__ = [
     "AUDIT",
@@ -61,6 +64,7 @@ __all__ = [
     "ChainHead",
     "ChainProblem",
     "ChainReport",
+    "account_change",
     "audit_processor",
     "auditor_spec",
     "canonical",
@@ -75,12 +79,16 @@ AUDIT: Final = "nsw.audit"
 AUDIT_HEAD: Final = "nsw.audit.head"
 GENESIS: Final = "0" * 64
 
-Kind = Literal["submission", "routing", "decision", "response", "dead-letter", "refused-decision"]
+Kind = Literal["submission", "routing", "decision", "response", "dead-letter", "refused-decision", "account"]
 ProblemKind = Literal["changed", "removed", "reordered", "forged-hash", "malformed"]
 
 #: Every field of an entry, in the order people read them; ``hash`` covers all the others.
 FIELDS: Final = ("seq", "kind", "submission_id", "version", "agency", "source_topic", "source_partition",
                  "source_offset", "value_sha256", "recorded_at", "prev_hash", "hash")
+#: Fields only some kinds of entry have (``account``: a console account's change); ``hash`` covers them too.
+OPTIONAL_FIELDS: Final = ("account",)
+#: What an ``account`` entry says of the change (the record's other fields, the hash above all, stay out).
+ACCOUNT_FIELDS: Final = ("username", "agency", "role", "event", "by", "changed_at")
 
 
 class AuditEntry(TypedDict):
@@ -96,6 +104,7 @@ class AuditEntry(TypedDict):
     recorded_at: int
     prev_hash: str
     hash: str
+    account: NotRequired[dict[str, Any]]
 
 
 class ChainHead(TypedDict):
@@ -117,6 +126,7 @@ def entry_hash(fields: Mapping[str, Any]) -> str:
 def make_entry(
     *, seq: int, kind: str, submission_id: str, version: int | None, agency: str | None, source_topic: str,
     source_partition: int, source_offset: int, value: bytes, recorded_at: int, prev_hash: str,
+    account: Mapping[str, Any] | None = None,
 ) -> AuditEntry:
     """Pure: the next entry of a chain, its hash computed."""
     entry: AuditEntry = {
@@ -125,6 +135,8 @@ def make_entry(
         "value_sha256": hashlib.sha256(value).hexdigest(), "recorded_at": recorded_at, "prev_hash": prev_hash,
         "hash": "",
     }
+    if account is not None:
+        entry["account"] = dict(account)
     entry["hash"] = entry_hash(entry)
     return entry
 
@@ -180,7 +192,7 @@ def _parse(value: bytes) -> AuditEntry | str:
     missing = [f for f in FIELDS if f not in data]
     if missing:
         return f"missing field(s) {', '.join(missing)}"
-    extra = sorted(set(data) - set(FIELDS))
+    extra = sorted(set(data) - set(FIELDS) - set(OPTIONAL_FIELDS))
     if extra:
         return f"unknown field(s) {', '.join(extra)}"
     if not isinstance(data["seq"], int) or not isinstance(data["hash"], str) or not isinstance(data["prev_hash"], str):
@@ -314,14 +326,19 @@ class AuditTopics:
     head: str = AUDIT_HEAD
     dlq: str = DLQ
     refused: str = REFUSED_DECISIONS
+    #: The console's accounts (who gave whom access); None: not audited.
+    officers: str | None = None
 
     @classmethod
     def hub(cls, agencies: Iterable[str]) -> AuditTopics:
-        return cls(decisions={a: decisions_topic(a) for a in agencies})
+        return cls(decisions={a: decisions_topic(a) for a in agencies}, officers=OFFICERS)
 
     def inputs(self) -> tuple[str, ...]:
-        """Everything that makes or refuses an answer; dead letters too (a refused decision is kept there)."""
-        return (self.submissions, self.routing, *self.decisions.values(), self.responses, self.dlq, self.refused)
+        """Everything that makes or refuses an answer; dead letters too (a refused decision is kept there); and
+        the changes of console accounts."""
+        accounts = () if self.officers is None else (self.officers,)
+        return (self.submissions, self.routing, *self.decisions.values(), self.responses, self.dlq, self.refused,
+                *accounts)
 
     def kind_of(self, topic: str) -> tuple[Kind, str | None]:
         if topic == self.submissions:
@@ -334,6 +351,8 @@ class AuditTopics:
             return "dead-letter", None
         if topic == self.refused:
             return "refused-decision", None
+        if topic == self.officers:
+            return "account", None
         for agency, name in self.decisions.items():
             if name == topic:
                 return "decision", agency
@@ -402,11 +421,15 @@ class Auditor:
         raw_id = message.key or message.header(SUBMISSION_HEADER) or b""
         submission_id = raw_id.decode("utf-8", "replace")
         version = _version(message)
+        account = None
+        if kind == "account":  # keyed by user name, not by a submission
+            account = account_change(message)
+            agency, submission_id, version = account.get("agency"), "", None
         structlog.contextvars.bind_contextvars(submission_id=submission_id, version=version, agency=agency)
         entry = make_entry(
             seq=head["seq"] + 1, kind=kind, submission_id=submission_id, version=version, agency=agency,
             source_topic=message.topic, source_partition=message.partition, source_offset=message.offset,
-            value=message.value, recorded_at=self._clock(), prev_hash=head["hash"],
+            value=message.value, recorded_at=self._clock(), prev_hash=head["hash"], account=account,
         )
         head["seq"], head["hash"] = entry["seq"], entry["hash"]
         head["sources"][source] = message.offset
@@ -423,6 +446,30 @@ class Auditor:
     def _agency_of(self, source: bytes | None) -> str | None:
         name = (source or b"").decode("utf-8", "replace")
         return next((agency for agency, topic in self.topics.decisions.items() if topic == name), None)
+
+
+def account_change(message: InMessage) -> dict[str, Any]:
+    """Pure: what an ``account`` entry records of an ``nsw.officers`` record (never its hash); a record that
+    is not an account still is audited, with what can be read of it."""
+    username = (message.key or b"").decode("utf-8", "replace")
+    out: dict[str, Any] = dict.fromkeys(ACCOUNT_FIELDS)
+    out["username"] = username
+    if not message.value:
+        out["event"] = "deleted"  # a tombstone: the account is gone from the compacted topic
+        return out
+    try:
+        value = orjson.loads(message.value)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        out["event"] = "malformed"
+        return out
+    for name in ACCOUNT_FIELDS[1:]:
+        item = value.get(name)
+        out[name] = item if isinstance(item, str | int) and not isinstance(item, bool) else None
+    out["event"] = out["event"] or ("revoked" if value.get("revoked_at") is not None else "created")
+    out["changed_at"] = out["changed_at"] if out["changed_at"] is not None else value.get("created_at")
+    return out
 
 
 def auditor_spec(auditor: Auditor, *, group_id: str = "nsw-auditor",

@@ -17,8 +17,9 @@ Principals (all ``User:<name>``, authenticated with SASL/SCRAM-SHA-512):
     nsw-aggregator        routing plans and every agency's decisions in; release responses, its changelog, DLQ
     nsw-notifier          release responses and webhook registrations in; its delivery changelog, the DLQ
     nsw-auditor           what it audits in; the only writer of ``nsw.audit`` and ``nsw.audit.head``
-    nsw-keys              the key tool (``nsw keys``, the hub's development key): the only writer of
-                          ``nsw.api-keys`` (and may create that one topic, so the tool works before a hub ran)
+    nsw-keys              the key tool (``nsw keys``, ``nsw officers``, the hub's development key): the only
+                          writer of ``nsw.api-keys`` and ``nsw.officers`` (and may create those two topics, so
+                          the tools work before a hub ran)
     nsw-ops               operators' tools: reads every ``nsw.`` topic, creates the declared topics (the only
                           principal with CREATE on ``nsw.``), replays and redrives into the hub's input topics
                           and ``shadow.*``; never writes responses, audit, keys or changelogs
@@ -71,6 +72,7 @@ from broker._topics import (
     IDEMPOTENCY,
     IPR_NOTIFICATIONS,
     IPR_SUSPENSIONS,
+    OFFICERS,
     REFUSED_DECISIONS,
     RESPONSES,
     ROUTER_STATE,
@@ -219,6 +221,7 @@ def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
     # Reads: the status view (submissions, aggregator state, idempotency, API keys) and the webhook registry.
     out += _writes(INGRESS, SUBMISSIONS, IDEMPOTENCY, WEBHOOKS, REFUSED_DECISIONS)
     out += _reads(INGRESS, SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS, WEBHOOKS, WEBHOOK_DELIVERIES)
+    out += _reads(INGRESS, OFFICERS)  # the console's accounts (it signs officers in)
     # Router: submissions -> plan + requests; its changelog is read back on assignment.
     out += _reads(ROUTER, SUBMISSIONS, ROUTER_STATE)
     out += _writes(ROUTER, ROUTING, *requests, ROUTER_STATE, DLQ)
@@ -245,12 +248,14 @@ def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
     out += _processor(NOTIFIER, "nsw-notifier")
     # Auditor: the only writer of the audit chain; reads its own tail and head back on assignment.
     out += _reads(AUDITOR, SUBMISSIONS, ROUTING, *decisions, RESPONSES, DLQ, REFUSED_DECISIONS, AUDIT, AUDIT_HEAD)
+    out += _reads(AUDITOR, OFFICERS)  # who gave whom console access
     out += _writes(AUDITOR, AUDIT, AUDIT_HEAD, DLQ)
     out += _processor(AUDITOR, "nsw-auditor")
-    # Key tool: the only writer of the API keys.
-    out += _reads(KEY_TOOL, API_KEYS)
-    out += _writes(KEY_TOOL, API_KEYS)
+    # Key tool: the only writer of the API keys and of the console's accounts.
+    out += _reads(KEY_TOOL, API_KEYS, OFFICERS)
+    out += _writes(KEY_TOOL, API_KEYS, OFFICERS)
     out += _rules(KEY_TOOL, topic, API_KEYS, lit, op.CREATE)
+    out += _rules(KEY_TOOL, topic, OFFICERS, lit, op.CREATE)
     # Ops: read everything of the hub, create the declared topics, replay/redrive into the hub's input topics
     # (never responses, audit, keys, webhooks or changelogs), consumer lag of every group.
     out += _rules(OPS, topic, _HUB_TOPICS, pre, op.READ, op.DESCRIBE, op.CREATE, op.DESCRIBE_CONFIGS)
