@@ -22,6 +22,7 @@ from broker._config import HubConfig
 from broker._envelope import InMessage
 from broker._kafka import Producer, ensure_topics, existing_partition_counts, read_to_end
 from broker._kafka_auth import KEY_TOOL, KafkaAuthConfigError, acting_as
+from broker._logging import configure_logging
 from broker._topics import OFFICERS, TopicSpec
 from broker.errors import MessageError
 from console._accounts import (
@@ -71,6 +72,7 @@ def add_officers_parser(sub: Any) -> None:  # argparse's _SubParsersAction is pr
 
 def run_officers(args: argparse.Namespace) -> int:
     config = HubConfig.from_env(bootstrap=args.bootstrap)
+    configure_logging(fmt=config.log_format, level=config.log_level)  # on stderr: stdout is the answer
     try:
         auth = config.kafka.auth_for(KEY_TOOL)
     except KafkaAuthConfigError as exc:

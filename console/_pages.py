@@ -7,9 +7,10 @@ from typing import Final
 
 from starlette.routing import BaseRoute
 
-from console import _signin
+from console import _account, _signin
 from console._app import Console
 
 PAGES: Final[tuple[Callable[[Console], list[BaseRoute]], ...]] = (
     _signin.routes,
+    _account.routes,
 )

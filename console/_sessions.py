@@ -8,7 +8,7 @@ session, or from no session, is refused. Cookies are HttpOnly, SameSite=Strict a
 
 Before anyone is signed in, the sign-in forms are protected against login CSRF (another site signing the
 browser in to the attacker's account) by a pre-session: a short-lived signed cookie (``PRE_COOKIE``) with a
-random nonce, and the token derived from it in a hidden field of the form (a signed double submit). A form
+random nonce, and the token derived from it in the hidden field ``login_csrf`` (a signed double submit). A form
 posted without both, or with a token of another pre-session, is refused.
 """
 

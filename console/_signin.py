@@ -158,7 +158,7 @@ class _SignIn:
             fields = await self.console.form(request, None)
         except FormError as exc:
             return self.console.error(request, exc.status, exc.message)
-        if not self.codec.presession_ok(request.cookies.get(PRE_COOKIE), fields.get("csrf", "")):
+        if not self.codec.presession_ok(request.cookies.get(PRE_COOKIE), fields.get("login_csrf", "")):
             log.warning("console_login_csrf_refused", path=request.url.path)
             return self.refused(request, fields, "The sign-in form expired or did not come from this page; "
                                                  "please sign in again.", 403)
