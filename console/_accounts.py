@@ -15,7 +15,6 @@ import hmac
 import re
 import secrets
 import time
-from functools import cache
 from typing import Final, Literal, NotRequired, TypedDict
 
 import orjson
@@ -197,12 +196,12 @@ class OfficerStore:
     def authenticate(self, username: str, password: str) -> OfficerRecord | None:
         record = self.active(username)
         if record is None:
-            verify_password(password, _dummy_hash())  # the same work for an unknown name: no user enumeration
+            verify_password(password, _DUMMY_HASH)  # the same work for an unknown name: no user enumeration
             return None
         return record if verify_password(password, record["hash"]) else None
 
 
-@cache
-def _dummy_hash() -> str:
-    """Made on the first sign-in of an unknown name, not when a tool imports the module (it costs a hash)."""
-    return hash_password(secrets.token_urlsafe(16))
+#: What an unknown name's password is checked against: the parameters of a real hash (the same work) and a
+#: digest no password has; a constant, so neither importing the module nor the first such sign-in costs more.
+_DUMMY_HASH: Final = (f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${base64.b64encode(bytes(16)).decode()}$"
+                      f"{base64.b64encode(bytes(32)).decode()}")

@@ -232,9 +232,20 @@ def test_an_officer_record_round_trips_and_a_malformed_one_is_refused() -> None:
         officer_record(received(officer_message(record).value, b"mallory"))
 
 
-def test_an_unknown_name_costs_a_password_check_too() -> None:
+def test_an_unknown_name_costs_the_same_password_check(monkeypatch: pytest.MonkeyPatch) -> None:
     store = OfficerStore()
-    assert store.authenticate("nobody", PASSWORD) is None  # and no error: the dummy hash was checked
+    store.learn(new_officer("alice", role="officer", agency="sps", password=PASSWORD))
+    costs: list[tuple[int, int, int]] = []
+    real = hashlib.scrypt
+
+    def counted(password: bytes, *, salt: bytes, n: int, r: int, p: int, maxmem: int = 0, dklen: int = 64) -> bytes:
+        costs.append((n, r, p))
+        return real(password, salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=dklen)
+
+    monkeypatch.setattr("console._accounts.hashlib.scrypt", counted)
+    assert store.authenticate("nobody", PASSWORD) is None
+    assert store.authenticate("alice", "not her password") is None
+    assert costs == [(SCRYPT_N, 8, 1), (SCRYPT_N, 8, 1)]  # no user enumeration by timing
 
 
 # --- who is signed in ------------------------------------------------------------------------------------
