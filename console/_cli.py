@@ -72,6 +72,9 @@ def add_officers_parser(sub: Any) -> None:  # argparse's _SubParsersAction is pr
 
 def run_officers(args: argparse.Namespace) -> int:
     config = HubConfig.from_env(bootstrap=args.bootstrap)
+    problem = _create_problem(args, config) if args.officers_command == "create" else ""
+    if problem:  # answered before anything is set up or read
+        return _fail(args, problem, 2)
     configure_logging(fmt=config.log_format, level=config.log_level)  # on stderr: stdout is the answer
     try:
         auth = config.kafka.auth_for(KEY_TOOL)
@@ -134,10 +137,6 @@ def _password(args: argparse.Namespace) -> tuple[str, bool]:
 
 async def _run(args: argparse.Namespace, config: HubConfig) -> int:
     command = args.officers_command
-    if command == "create":
-        problem = _create_problem(args, config)
-        if problem:
-            return _fail(args, problem, 2)
     store = await load_officers(config.bootstrap)
     if command == "list":
         return _list(store, as_json=args.json)

@@ -36,6 +36,8 @@ COOKIE: Final = "nsw_console"
 #: The pre-session of the sign-in forms, and how long one lasts (a sign-in page left open longer is reloaded).
 PRE_COOKIE: Final = "nsw_console_pre"
 PRE_LIFETIME: Final = 2 * 3600.0
+#: Sessions signed out and not yet expired that one instance remembers (the oldest are forgotten beyond).
+MAX_ENDED: Final = 100_000
 KEY_FILE: Final = "console.key"
 
 
@@ -58,6 +60,8 @@ class SessionCodec:
                  clock: Callable[[], float] = time.time) -> None:
         self._key = key
         self.lifetime, self.idle, self._clock = lifetime, idle, clock
+        #: Nonce -> when the session would have expired: signed out here, refused until then.
+        self._ended: dict[str, float] = {}
 
     def _sign(self, payload: bytes) -> str:
         return base64.urlsafe_b64encode(hmac.new(self._key, payload, hashlib.sha256).digest()).decode().rstrip("=")
@@ -87,9 +91,20 @@ class SessionCodec:
         except (orjson.JSONDecodeError, ValueError, TypeError):
             return None
         now = self._clock()
-        if kind not in ("officer", "trader") or now - issued > self.lifetime or now - seen > self.idle:
+        if kind not in ("officer", "trader") or now - issued > self.lifetime or now - seen > self.idle \
+                or str(nonce) in self._ended:
             return None
         return Session(kind, str(subject), str(generation), float(issued), float(seen), str(nonce))
+
+    def end(self, session: Session) -> None:
+        """Sign ``session`` out: its cookie is refused from now on (by this instance: another instance of a
+        deployment still takes a copy of it until it expires, at most ``idle`` after its last use)."""
+        now = self._clock()
+        if len(self._ended) >= MAX_ENDED:
+            self._ended = {n: until for n, until in self._ended.items() if until > now}
+            while len(self._ended) >= MAX_ENDED:
+                self._ended.pop(next(iter(self._ended)))
+        self._ended[session.nonce] = session.issued_at + self.lifetime
 
     def touch(self, session: Session) -> Session:
         return replace(session, seen_at=self._clock())

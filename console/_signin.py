@@ -230,7 +230,9 @@ class _SignIn:
             await self.console.form(request, principal)
         except FormError as exc:
             return self.console.error(request, exc.status, exc.message)
-        if principal is not None:
+        session = request.scope.get("nsw.console.session")
+        if principal is not None and isinstance(session, Session):
+            self.codec.end(session)  # a copy of the cookie is refused from now on
             log.info("console_signed_out", who=principal.actor)
         response = RedirectResponse(f"{PREFIX}/signin", status_code=303)
         self.console.clear_cookie(response)

@@ -95,6 +95,16 @@ def test_a_tampered_or_foreign_cookie_is_refused() -> None:
     assert SessionCodec(bytes(32), clock=Clock()).decode(cookie) is None  # signed under another key
 
 
+def test_a_signed_out_session_is_refused_and_others_are_not() -> None:
+    codec = SessionCodec(KEY, clock=Clock())
+    out, kept = codec.new("officer", "alice", "gen"), codec.new("officer", "alice", "gen")
+    cookie = codec.encode(codec.touch(out))
+    codec.end(out)
+    assert codec.decode(cookie) is None
+    assert codec.decode(codec.encode(out)) is None
+    assert codec.decode(codec.encode(kept)) == kept
+
+
 def test_every_session_has_its_own_csrf_token() -> None:
     codec = SessionCodec(KEY, clock=Clock())
     one, two = codec.new("officer", "alice", "gen"), codec.new("officer", "alice", "gen")

@@ -12,6 +12,7 @@ import pytest_asyncio
 
 from broker._hub import Hub
 from console._accounts import new_officer, officer_message
+from console._sessions import COOKIE
 from tests.conftest import poll, publish
 
 pytestmark = pytest.mark.integration
@@ -84,6 +85,9 @@ async def test_a_form_without_its_csrf_token_is_refused(officer: str, browser_li
     forged = await browser_like.post("/console/signout", data={"csrf": "forged"})
     assert forged.status_code == 403
     signin = await browser_like.get("/console/signin")
+    cookie = browser_like.cookies[COOKIE]
     out = await browser_like.post("/console/signout", data={"csrf": csrf_of(signin.text)})
     assert out.status_code == 303
+    replayed = await browser_like.get("/console/account", headers={"cookie": f"{COOKIE}={cookie}"})
+    assert replayed.status_code == 303  # a copy of the signed-out session's cookie is refused
     assert (await browser_like.get("/console/account")).status_code == 303  # signed out: back to sign-in
