@@ -22,8 +22,8 @@ from broker._hub import Hub
 from broker._kafka import read_to_end
 from console._sessions import COOKIE, PRE_COOKIE
 from console._signin import MAX_FAILURES
-from tests.conftest import bootstrap, poll
-from tests.test_console_signin import login_csrf_of, sign_in
+from tests.conftest import auth, bootstrap, poll
+from tests.test_console_signin import login_csrf_of, sign_in, sign_in_trader
 
 pytestmark = pytest.mark.integration
 
@@ -205,6 +205,11 @@ async def test_a_sign_in_without_its_pre_session_token_is_refused(hub: Hub, brow
     signed = await sign_in(browser, username, password)
     assert signed.status_code == 303
     assert COOKIE in signed.cookies
+    # the trader form takes its token too (a dud key: refused for the key, not for the form)
+    assert (await sign_in_trader(second_browser, "nsw_not-a-key")).status_code == 401
+    trader = await sign_in_trader(second_browser, auth(hub.config)["Authorization"].removeprefix("Bearer "))
+    assert trader.status_code == 303
+    assert trader.headers["location"] == "/console/trader"
 
 
 @pytest.mark.asyncio(loop_scope="module")
