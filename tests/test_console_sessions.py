@@ -95,6 +95,17 @@ def test_a_tampered_or_foreign_cookie_is_refused() -> None:
     assert SessionCodec(bytes(32), clock=Clock()).decode(cookie) is None  # signed under another key
 
 
+def test_a_session_cookie_carries_no_part_of_the_password_hash() -> None:
+    record = new_officer("alice", role="officer", agency="sps", password=PASSWORD)
+    codec = SessionCodec(KEY, clock=Clock())
+    data = codec.encode(codec.new("officer", "alice", generation_of(record["hash"]))).partition(".")[0]
+    payload = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)).decode()
+    salt, digest = record["hash"].split("$")[-2:]
+    assert not any(part[i:i + 6] in payload for part in (salt, digest) for i in range(len(part) - 5))
+    renewed = changed(record, "password", by="lead", password="another long password")
+    assert generation_of(renewed["hash"]) != generation_of(record["hash"])
+
+
 def test_a_signed_out_session_is_refused_and_others_are_not() -> None:
     codec = SessionCodec(KEY, clock=Clock())
     out, kept = codec.new("officer", "alice", "gen"), codec.new("officer", "alice", "gen")
