@@ -17,7 +17,10 @@ profile id, entered under ``submission_id``, chained in partition 0 of the one-p
 without a person have no ``actor`` field, so entries written before it existed hash as they did.
 
 Only a digest of the source value is kept: the audit log carries no declaration data, yet proves which
-bytes were seen. The canonical JSON is orjson with sorted keys (no spaces), so anyone can recompute it.
+bytes were seen. A change of a console account (``nsw.officers``: created, new password, revoked) is an entry
+of kind ``account`` with no submission id and one more field, ``account``: the user name, agency, role, what
+changed, when and who ran the command (never the password hash), so who gave whom access is in the chain.
+The canonical JSON is orjson with sorted keys (no spaces), so anyone can recompute it.
 
 Chain head and exactly-once. The head of each chain (last seq, last hash, and the last source offset
 per input partition) lives in the compacted changelog ``nsw.audit.head`` (key ``p<n>``), written in
@@ -58,6 +61,7 @@ from broker._tail import DeadLetters, guarded
 from broker._topics import (
     DLQ,
     INSPECTIONS,
+    OFFICERS,
     REFUSED_DECISIONS,
     RESPONSES,
     RISK_TUNING,
@@ -78,6 +82,7 @@ __all__ = [
     "ChainHead",
     "ChainProblem",
     "ChainReport",
+    "account_change",
     "actor_of",
     "audit_processor",
     "auditor_spec",
@@ -94,15 +99,18 @@ AUDIT_HEAD: Final = "nsw.audit.head"
 GENESIS: Final = "0" * 64
 
 Kind = Literal["submission", "routing", "decision", "response", "dead-letter", "refused-decision", "inspection",
-               "tuning"]
+               "tuning", "account"]
 ProblemKind = Literal["changed", "removed", "reordered", "forged-hash", "malformed"]
 
 #: Every field of an entry, in the order people read them; ``hash`` covers all the others.
 FIELDS: Final = ("seq", "kind", "submission_id", "version", "agency", "source_topic", "source_partition",
                  "source_offset", "value_sha256", "recorded_at", "prev_hash", "hash")
-#: Fields an entry has only when they apply (``actor``: the person who acted).
-OPTIONAL_FIELDS: Final = ("actor",)
+#: Fields an entry has only when they apply (``actor``: the person who acted; ``account``: a console account's
+#: change); ``hash`` covers them too.
+OPTIONAL_FIELDS: Final = ("actor", "account")
 MAX_ACTOR: Final = 200
+#: What an ``account`` entry says of the change (the record's other fields, the hash above all, stay out).
+ACCOUNT_FIELDS: Final = ("username", "agency", "role", "event", "by", "changed_at")
 
 
 class AuditEntry(TypedDict):
@@ -119,6 +127,7 @@ class AuditEntry(TypedDict):
     prev_hash: str
     hash: str
     actor: NotRequired[str]
+    account: NotRequired[dict[str, Any]]
 
 
 class ChainHead(TypedDict):
@@ -141,6 +150,7 @@ def make_entry(
     *, seq: int, kind: str, submission_id: str, version: int | None, agency: str | None, source_topic: str,
     source_partition: int, source_offset: int, value: bytes, recorded_at: int, prev_hash: str,
     actor: str | None = None,
+    account: Mapping[str, Any] | None = None,
 ) -> AuditEntry:
     """Pure: the next entry of a chain, its hash computed; ``actor`` (the person who acted) only when given."""
     entry: AuditEntry = {
@@ -151,6 +161,8 @@ def make_entry(
     }
     if actor is not None:
         entry["actor"] = actor
+    if account is not None:
+        entry["account"] = dict(account)
     entry["hash"] = entry_hash(entry)
     return entry
 
@@ -344,15 +356,18 @@ class AuditTopics:
     refused: str = REFUSED_DECISIONS
     inspections: str = INSPECTIONS
     tuning: str = RISK_TUNING
+    #: The console's accounts (who gave whom access); None: not audited.
+    officers: str | None = None
 
     @classmethod
     def hub(cls, agencies: Iterable[str]) -> AuditTopics:
-        return cls(decisions={a: decisions_topic(a) for a in agencies})
+        return cls(decisions={a: decisions_topic(a) for a in agencies}, officers=OFFICERS)
 
     def inputs(self) -> tuple[str, ...]:
         """Everything that makes or refuses an answer; dead letters too (a refused decision is kept there)."""
+        accounts = () if self.officers is None else (self.officers,)
         return (self.submissions, self.routing, *self.decisions.values(), self.responses, self.dlq, self.refused,
-                self.inspections, self.tuning)
+                self.inspections, self.tuning, *accounts)
 
     def kind_of(self, topic: str) -> tuple[Kind, str | None]:
         if topic == self.submissions:
@@ -369,6 +384,8 @@ class AuditTopics:
             return "inspection", None
         if topic == self.tuning:
             return "tuning", "customs"  # the risk profiles are customs'
+        if topic == self.officers:
+            return "account", None
         for agency, name in self.decisions.items():
             if name == topic:
                 return "decision", agency
@@ -460,11 +477,15 @@ class Auditor:
         raw_id = message.key or message.header(SUBMISSION_HEADER) or b""
         submission_id = raw_id.decode("utf-8", "replace")
         version = _version(message)
+        account = None
+        if kind == "account":  # keyed by user name, not by a submission
+            account = account_change(message)
+            agency, submission_id, version = account.get("agency"), "", None
         structlog.contextvars.bind_contextvars(submission_id=submission_id, version=version, agency=agency)
         entry = make_entry(
             seq=head["seq"] + 1, kind=kind, submission_id=submission_id, version=version, agency=agency,
             source_topic=message.topic, source_partition=message.partition, source_offset=message.offset,
-            value=message.value, recorded_at=self._clock(), prev_hash=head["hash"], actor=actor,
+            value=message.value, recorded_at=self._clock(), prev_hash=head["hash"], actor=actor, account=account,
         )
         head["seq"], head["hash"] = entry["seq"], entry["hash"]
         head["sources"][source] = message.offset
@@ -481,6 +502,30 @@ class Auditor:
     def _agency_of(self, source: bytes | None) -> str | None:
         name = (source or b"").decode("utf-8", "replace")
         return next((agency for agency, topic in self.topics.decisions.items() if topic == name), None)
+
+
+def account_change(message: InMessage) -> dict[str, Any]:
+    """Pure: what an ``account`` entry records of an ``nsw.officers`` record (never its hash); a record that
+    is not an account still is audited, with what can be read of it."""
+    username = (message.key or b"").decode("utf-8", "replace")
+    out: dict[str, Any] = dict.fromkeys(ACCOUNT_FIELDS)
+    out["username"] = username
+    if not message.value:
+        out["event"] = "deleted"  # a tombstone: the account is gone from the compacted topic
+        return out
+    try:
+        value = orjson.loads(message.value)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        out["event"] = "malformed"
+        return out
+    for name in ACCOUNT_FIELDS[1:]:
+        item = value.get(name)
+        out[name] = item if isinstance(item, str | int) and not isinstance(item, bool) else None
+    out["event"] = out["event"] or ("revoked" if value.get("revoked_at") is not None else "created")
+    out["changed_at"] = out["changed_at"] if out["changed_at"] is not None else value.get("created_at")
+    return out
 
 
 def auditor_spec(auditor: Auditor, *, group_id: str = "nsw-auditor",

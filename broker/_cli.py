@@ -1,4 +1,4 @@
-"""``nsw``: the hub's command line (kafka, serve, submit, status)."""
+"""``nsw``: the hub's command line (kafka, serve, submit, status, keys, officers, ...)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from broker._logging import configure_logging
 from broker._split import child_argv, run_child
 from broker._verify_cmd import add_verify_parser, run_verify
 from broker.errors import NSWError
+from console._cli import add_officers_parser, run_officers
 from ops import LocalKafkaConfig, add_ops_parser, kafka_command, run_ops
 from ops._audit_cmd import run_audit
 from ops._bench_cli import add_bench_parser, run_bench
@@ -269,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--trader", help="for create: the trader the key identifies")
     keys.add_argument("--agency", help="for create: the agency whose decision callback the key authenticates")
     keys.add_argument("--bootstrap", default=None)
+    add_officers_parser(sub)
     add_route_parser(sub)
     add_verify_parser(sub)
     add_schemas_parser(sub)
@@ -302,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_conformance(args)
     if args.command == "bench":
         return run_bench(args)
+    if args.command == "officers":
+        return run_officers(args)
     runner = {"serve": _serve, "submit": _submit, "status": _status, "keys": _keys}[args.command]
     try:
         if args.command == "serve":

@@ -74,6 +74,9 @@ class HubConfig:
     console_key: str | None = field(default=None, repr=False)
     #: Console cookies only over https (NSW_CONSOLE_SECURE_COOKIES=1 behind a TLS-terminating proxy).
     console_secure_cookies: bool = False
+    #: A console session ends after this many minutes without a request, and this many hours after sign-in.
+    console_idle_minutes: float = 30.0
+    console_session_hours: float = 8.0
 
     def deadlines_ms(self) -> dict[str, int]:
         return {agency: seconds * 1000 for agency, seconds in self.deadlines.items()}
@@ -112,6 +115,8 @@ class HubConfig:
             "webhook_key": os.environ.get("NSW_WEBHOOK_KEY") or None,
             "console_key": os.environ.get("NSW_CONSOLE_KEY") or None,
             "console_secure_cookies": _env("NSW_CONSOLE_SECURE_COOKIES", "0") == "1",
+            "console_idle_minutes": float(_env("NSW_CONSOLE_IDLE_MINUTES", str(d.console_idle_minutes))),
+            "console_session_hours": float(_env("NSW_CONSOLE_SESSION_HOURS", str(d.console_session_hours))),
             "deadlines": {
                 agency: int(_env(f"NSW_DEADLINE_{agency.upper()}", str(seconds)))
                 for agency, seconds in d.deadlines.items()

@@ -288,7 +288,8 @@ class Hub:
         assert self.view is not None
         assert self.producer is not None
         assert self.officers is not None
-        codec = SessionCodec(load_console_key(cfg.state_dir, cfg.console_key))
+        codec = SessionCodec(load_console_key(cfg.state_dir, cfg.console_key), idle=cfg.console_idle_minutes * 60,
+                             lifetime=cfg.console_session_hours * 3600)
         self.console = Console(ConsoleDeps(view=self.view, officers=self.officers, keys=self.view.keys, codec=codec,
                                            publish=self.producer.send, agencies=cfg.agencies,
                                            workbench=self.workbench, decisions=self.decisions,

@@ -7,6 +7,7 @@ token), rendering with the shared layout (``render``) and the security headers o
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -239,8 +240,9 @@ class Console:
 
 
 def generation_of(password_hash: str) -> str:
-    """What ties a session to the credential it was opened with: a password change ends every session."""
-    return password_hash[-12:]
+    """What ties a session to the credential it was opened with: a password change ends every session. A digest
+    of the stored hash (salt included), so the cookie carries no part of the hash itself."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
 def trader_key_id(token: str) -> str:

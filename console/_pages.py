@@ -7,7 +7,7 @@ from typing import Final
 
 from starlette.routing import BaseRoute
 
-from console import _cases, _feedback_page, _ops, _signin, _trader
+from console import _account, _cases, _feedback_page, _ops, _signin, _trader
 from console._app import Console
 
 PAGES: Final[tuple[Callable[[Console], list[BaseRoute]], ...]] = (
@@ -16,4 +16,5 @@ PAGES: Final[tuple[Callable[[Console], list[BaseRoute]], ...]] = (
     _feedback_page.routes,
     _trader.routes,
     _ops.routes,
+    _account.routes,
 )

@@ -38,3 +38,8 @@ class Principal:
     @property
     def is_operator(self) -> bool:
         return self.kind == "officer" and self.role == "operator"
+
+    def works_for(self, agency: str | None) -> bool:
+        """Whether this user may see and act on ``agency``'s cases: staff of that very agency, nobody else (an
+        operator or a trader never; an SPS officer never for customs)."""
+        return self.is_agency_staff and agency is not None and self.agency == agency

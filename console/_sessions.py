@@ -5,6 +5,11 @@ The cookie carries who is signed in, when the session began and was last used, a
 HMAC-SHA256 under the console key (``NSW_CONSOLE_KEY`` or ``<state dir>/console.key``; every instance of a
 deployment needs the same one). The CSRF token is derived from the session's nonce, so a form from another
 session, or from no session, is refused. Cookies are HttpOnly, SameSite=Strict and Secure behind https.
+
+Before anyone is signed in, the sign-in forms are protected against login CSRF (another site signing the
+browser in to the attacker's account) by a pre-session: a short-lived signed cookie (``PRE_COOKIE``) with a
+random nonce, and the token derived from it in the hidden field ``login_csrf`` (a signed double submit). A form
+posted without both, or with a token of another pre-session, is refused.
 """
 
 from __future__ import annotations
@@ -25,9 +30,14 @@ import orjson
 
 from broker.errors import NSWError
 
-__all__ = ["COOKIE", "ConsoleKeyError", "Session", "SessionCodec", "load_console_key"]
+__all__ = ["COOKIE", "PRE_COOKIE", "PRE_LIFETIME", "ConsoleKeyError", "Session", "SessionCodec", "load_console_key"]
 
 COOKIE: Final = "nsw_console"
+#: The pre-session of the sign-in forms, and how long one lasts (a sign-in page left open longer is reloaded).
+PRE_COOKIE: Final = "nsw_console_pre"
+PRE_LIFETIME: Final = 2 * 3600.0
+#: Sessions signed out and not yet expired that one instance remembers (the oldest are forgotten beyond).
+MAX_ENDED: Final = 100_000
 KEY_FILE: Final = "console.key"
 
 
@@ -50,6 +60,8 @@ class SessionCodec:
                  clock: Callable[[], float] = time.time) -> None:
         self._key = key
         self.lifetime, self.idle, self._clock = lifetime, idle, clock
+        #: Nonce -> when the session would have expired: signed out here, refused until then.
+        self._ended: dict[str, float] = {}
 
     def _sign(self, payload: bytes) -> str:
         return base64.urlsafe_b64encode(hmac.new(self._key, payload, hashlib.sha256).digest()).decode().rstrip("=")
@@ -79,9 +91,20 @@ class SessionCodec:
         except (orjson.JSONDecodeError, ValueError, TypeError):
             return None
         now = self._clock()
-        if kind not in ("officer", "trader") or now - issued > self.lifetime or now - seen > self.idle:
+        if kind not in ("officer", "trader") or now - issued > self.lifetime or now - seen > self.idle \
+                or str(nonce) in self._ended:
             return None
         return Session(kind, str(subject), str(generation), float(issued), float(seen), str(nonce))
+
+    def end(self, session: Session) -> None:
+        """Sign ``session`` out: its cookie is refused from now on (by this instance: another instance of a
+        deployment still takes a copy of it until it expires, at most ``idle`` after its last use)."""
+        now = self._clock()
+        if len(self._ended) >= MAX_ENDED:
+            self._ended = {n: until for n, until in self._ended.items() if until > now}
+            while len(self._ended) >= MAX_ENDED:
+                self._ended.pop(next(iter(self._ended)))
+        self._ended[session.nonce] = session.issued_at + self.lifetime
 
     def touch(self, session: Session) -> Session:
         return replace(session, seen_at=self._clock())
@@ -91,6 +114,32 @@ class SessionCodec:
 
     def csrf_ok(self, session: Session, token: str) -> bool:
         return bool(token) and hmac.compare_digest(self.csrf(session), token)
+
+    # --- the pre-session of the sign-in forms (login CSRF) ------------------------------------------
+
+    def new_presession(self) -> str:
+        """A pre-session cookie value: ``<nonce>.<issued>.<signature>``."""
+        payload = f"{secrets.token_urlsafe(16)}.{int(self._clock())}"
+        signature = self._sign(f"pre\x1f{payload}".encode())
+        return f"{payload}.{signature}"
+
+    def presession_token(self, cookie: str | None) -> str | None:
+        """The token a sign-in form of this pre-session carries; None for a forged, foreign or old cookie."""
+        if not cookie or len(cookie) > 256:
+            return None
+        payload, _, signature = cookie.rpartition(".")
+        nonce, _, issued = payload.partition(".")
+        if not nonce or not issued.isdigit() or not hmac.compare_digest(self._sign(f"pre\x1f{payload}".encode()),
+                                                                          signature):
+            return None
+        age = self._clock() - int(issued)
+        if age < -60 or age > PRE_LIFETIME:
+            return None
+        return self._sign(f"login-csrf\x1f{nonce}".encode())
+
+    def presession_ok(self, cookie: str | None, token: str) -> bool:
+        expected = self.presession_token(cookie)
+        return expected is not None and bool(token) and hmac.compare_digest(expected, token)
 
 
 def _decode_key(text: str, origin: str) -> bytes:

@@ -17,8 +17,9 @@ Principals (all ``User:<name>``, authenticated with SASL/SCRAM-SHA-512):
     nsw-aggregator        routing plans and every agency's decisions in; release responses, its changelog, DLQ
     nsw-notifier          release responses and webhook registrations in; its delivery changelog, the DLQ
     nsw-auditor           what it audits in; the only writer of ``nsw.audit`` and ``nsw.audit.head``
-    nsw-keys              the key tool (``nsw keys``, the hub's development key): the only writer of
-                          ``nsw.api-keys`` (and may create that one topic, so the tool works before a hub ran)
+    nsw-keys              the key tool (``nsw keys``, ``nsw officers``, the hub's development key): the only
+                          writer of ``nsw.api-keys`` and ``nsw.officers`` (and may create those two topics, so
+                          the tools work before a hub ran)
     nsw-ops               operators' tools: reads every ``nsw.`` topic, creates the declared topics (the only
                           principal with CREATE on ``nsw.``), replays and redrives into the hub's input topics
                           and ``shadow.*``; never writes responses, audit, keys or changelogs
@@ -72,6 +73,7 @@ from broker._topics import (
     INSPECTIONS,
     IPR_NOTIFICATIONS,
     IPR_SUSPENSIONS,
+    OFFICERS,
     REFUSED_DECISIONS,
     RESPONSES,
     RISK_TUNING,
@@ -207,6 +209,27 @@ def _processor(who: str, group: str) -> list[AclBinding]:
                     Operation.DESCRIBE)]  # fmt: skip
 
 
+def _agency_bindings(agencies: tuple[str, ...]) -> list[AclBinding]:
+    """The agencies' engines and bridges in the hub, and the IPR and customs adapters' extra topics."""
+    out: list[AclBinding] = []
+    # Each agency's engine or HTTP bridge in the hub: its own requests and decisions only.
+    for agency in agencies:
+        engine = adapter_principal(agency)
+        out += _reads(engine, requests_topic(agency))
+        out += _writes(engine, decisions_topic(agency), DLQ)
+        out += _processor(engine, engine)
+    if "ipr" in agencies:
+        # The IPR adapter's Art. 55 timer: officers' and right holders' follow-ups in (its own decisions topic),
+        # notices to right holders and its changelog of open suspensions out.
+        ipr = adapter_principal("ipr")
+        out += _reads(ipr, decisions_topic("ipr"), IPR_SUSPENSIONS)
+        out += _writes(ipr, IPR_NOTIFICATIONS, IPR_SUSPENSIONS)
+    if "customs" in agencies:
+        # The customs engine's feedback: inspection results (hit rates) and supervisors' tuning, read to follow.
+        out += _reads(adapter_principal("customs"), INSPECTIONS, RISK_TUNING)
+    return out
+
+
 def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
     """The whole policy for the hub's topics and groups, sorted; pure (no broker needed)."""
     agencies = tuple(agencies)
@@ -223,27 +246,14 @@ def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
     out += _reads(INGRESS, SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS, WEBHOOKS, WEBHOOK_DELIVERIES)
     # The officers' console (served by the ingress process): inspection results and a supervisor's profile
     # tuning out; those, the plans and the decisions read for the feedback charts (adapters.FeedbackFeed).
+    # It signs officers in from the console's accounts and shows cases from the agencies' requests.
     out += [*_writes(INGRESS, INSPECTIONS, RISK_TUNING),
-            *_reads(INGRESS, INSPECTIONS, RISK_TUNING, ROUTING, *decisions)]
+            *_reads(INGRESS, INSPECTIONS, RISK_TUNING, ROUTING, *decisions, *requests, OFFICERS)]
     # Router: submissions -> plan + requests; its changelog is read back on assignment.
     out += _reads(ROUTER, SUBMISSIONS, ROUTER_STATE)
     out += _writes(ROUTER, ROUTING, *requests, ROUTER_STATE, DLQ)
     out += _processor(ROUTER, "nsw-router")
-    # Each agency's engine or HTTP bridge in the hub: its own requests and decisions only.
-    for agency in agencies:
-        engine = adapter_principal(agency)
-        out += _reads(engine, requests_topic(agency))
-        out += _writes(engine, decisions_topic(agency), DLQ)
-        out += _processor(engine, engine)
-    if "ipr" in agencies:
-        # The IPR adapter's Art. 55 timer: officers' and right holders' follow-ups in (its own decisions topic),
-        # notices to right holders and its changelog of open suspensions out.
-        ipr = adapter_principal("ipr")
-        out += _reads(ipr, decisions_topic("ipr"), IPR_SUSPENSIONS)
-        out += _writes(ipr, IPR_NOTIFICATIONS, IPR_SUSPENSIONS)
-    if "customs" in agencies:
-        # The customs engine's feedback: inspection results (hit rates) and supervisors' tuning, read to follow.
-        out += _reads(adapter_principal("customs"), INSPECTIONS, RISK_TUNING)
+    out += _agency_bindings(agencies)
     # Aggregator: plans and decisions -> release responses.
     out += _reads(AGGREGATOR, ROUTING, *decisions, AGGREGATE_STATE)
     out += _writes(AGGREGATOR, RESPONSES, AGGREGATE_STATE, DLQ)
@@ -254,13 +264,14 @@ def acl_bindings(agencies: Iterable[str]) -> tuple[AclBinding, ...]:
     out += _processor(NOTIFIER, "nsw-notifier")
     # Auditor: the only writer of the audit chain; reads its own tail and head back on assignment.
     out += _reads(AUDITOR, SUBMISSIONS, ROUTING, *decisions, RESPONSES, DLQ, REFUSED_DECISIONS, INSPECTIONS,
-                  RISK_TUNING, AUDIT, AUDIT_HEAD)
+                  RISK_TUNING, AUDIT, AUDIT_HEAD, OFFICERS)  # officers: who gave whom console access
     out += _writes(AUDITOR, AUDIT, AUDIT_HEAD, DLQ)
     out += _processor(AUDITOR, "nsw-auditor")
-    # Key tool: the only writer of the API keys.
-    out += _reads(KEY_TOOL, API_KEYS)
-    out += _writes(KEY_TOOL, API_KEYS)
+    # Key tool: the only writer of the API keys and of the console's accounts.
+    out += _reads(KEY_TOOL, API_KEYS, OFFICERS)
+    out += _writes(KEY_TOOL, API_KEYS, OFFICERS)
     out += _rules(KEY_TOOL, topic, API_KEYS, lit, op.CREATE)
+    out += _rules(KEY_TOOL, topic, OFFICERS, lit, op.CREATE)
     # Ops: read everything of the hub, create the declared topics, replay/redrive into the hub's input topics
     # (never responses, audit, keys, webhooks or changelogs), consumer lag of every group.
     out += _rules(OPS, topic, _HUB_TOPICS, pre, op.READ, op.DESCRIBE, op.CREATE, op.DESCRIBE_CONFIGS)

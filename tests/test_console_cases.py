@@ -19,6 +19,7 @@ import pytest_asyncio
 from broker._hub import Hub
 from console._accounts import new_officer, officer_message
 from tests.conftest import poll, publish, sample
+from tests.test_console_signin import sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,7 @@ async def signed_in(hub: Hub) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.As
     base = f"http://{hub.config.host}:{hub.config.port}"
     async with httpx.AsyncClient(base_url=base, timeout=30) as a, httpx.AsyncClient(base_url=base, timeout=30) as b:
         for http, name in ((a, sps), (b, customs)):
-            answer = await http.post("/console/signin", data={"username": name, "password": PASSWORD})
+            answer = await sign_in(http, name, PASSWORD)
             assert answer.status_code == 303, answer.text
         yield a, b
 

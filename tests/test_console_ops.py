@@ -15,6 +15,7 @@ from broker._topics import DLQ
 from ops._monitor import DeadLetterTail, read_lag
 from tests.browser import PASSWORD, officer_account
 from tests.conftest import bootstrap, publish
+from tests.test_console_signin import sign_in, sign_in_trader
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -31,7 +32,7 @@ async def test_only_operators_see_the_operations_page(hub: Hub) -> None:
 
     officer = await officer_account(hub, role="supervisor", agency="sps")
     async with httpx.AsyncClient(base_url=base(hub), timeout=30) as http:
-        assert (await http.post("/console/signin", data={"username": officer, "password": PASSWORD})).status_code == 303
+        assert (await sign_in(http, officer, PASSWORD)).status_code == 303
         refused = await http.get("/console/ops")
         assert refused.status_code == 403
         assert "for the hub&#39;s operators" in refused.text or "for the hub's operators" in refused.text
@@ -40,12 +41,12 @@ async def test_only_operators_see_the_operations_page(hub: Hub) -> None:
     token = read_dev_key(hub.config.state_dir)
     assert token is not None
     async with httpx.AsyncClient(base_url=base(hub), timeout=30) as trader:
-        assert (await trader.post("/console/signin/trader", data={"api_key": token})).status_code == 303
+        assert (await sign_in_trader(trader, token)).status_code == 303
         assert (await trader.get("/console/ops")).status_code == 403
 
     operator = await officer_account(hub, role="operator", agency=None)
     async with httpx.AsyncClient(base_url=base(hub), timeout=30) as http:
-        assert (await http.post("/console/signin", data={"username": operator, "password": PASSWORD})).status_code \
+        assert (await sign_in(http, operator, PASSWORD)).status_code \
             == 303
         home = await http.get("/console/")
         assert home.headers["location"] == "/console/ops"

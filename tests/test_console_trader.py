@@ -19,6 +19,7 @@ from broker._signing import verify
 from console._accounts import new_officer, officer_message
 from schemas import validate_response_xml
 from tests.conftest import SAMPLES, bootstrap, poll, publish, sample
+from tests.test_console_signin import sign_in, sign_in_trader
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,7 @@ async def lodge(client: httpx.AsyncClient, body: bytes) -> str:
 
 async def signed_in_trader(hub: Hub, token: str) -> httpx.AsyncClient:
     browser = httpx.AsyncClient(base_url=base(hub), timeout=30)
-    answer = await browser.post("/console/signin/trader", data={"api_key": token})
+    answer = await sign_in_trader(browser, token)
     assert answer.status_code == 303, answer.text
     assert answer.headers["location"] == "/console/trader"
     return browser
@@ -231,7 +232,7 @@ async def test_officers_are_refused_and_strangers_sent_to_sign_in(hub: Hub, lodg
 
     await poll(known, timeout=20, what="the officer account in the hub")
     async with httpx.AsyncClient(base_url=base(hub), timeout=30) as officer:
-        signed = await officer.post("/console/signin", data={"username": username, "password": password})
+        signed = await sign_in(officer, username, password)
         assert signed.status_code == 303
         for path in ("/console/trader", f"/console/trader/submissions/{lodged['held']}",
                      f"/console/trader/submissions/{lodged['held']}/status.json"):

@@ -76,6 +76,7 @@ from broker._topics import (
     DLQ,
     IDEMPOTENCY,
     INSPECTIONS,
+    OFFICERS,
     REFUSED_DECISIONS,
     RESPONSES,
     RISK_TUNING,
@@ -157,6 +158,12 @@ def test_only_the_key_tool_writes_api_keys() -> None:
     assert _writers(API_KEYS) == {KEY_TOOL}
 
 
+def test_only_the_key_tool_writes_console_accounts_which_the_ingress_and_the_auditor_read() -> None:
+    assert _writers(OFFICERS) == {KEY_TOOL}
+    readers = {p for p in EVERYONE if allows(POLICY, p, Operation.READ, ResourceType.TOPIC, OFFICERS)}
+    assert readers == {KEY_TOOL, INGRESS, AUDITOR, OPS}
+
+
 def test_only_the_aggregator_writes_release_responses() -> None:
     assert _writers(RESPONSES) == {"nsw-aggregator"}
 
@@ -182,8 +189,8 @@ def test_only_ops_creates_hub_topics_and_only_ops_has_a_topic_wildcard() -> None
     wildcards = {b.principal for b in POLICY if b.resource_type is ResourceType.TOPIC
                  and b.pattern is PatternType.PREFIXED}  # fmt: skip
     assert wildcards == {f"User:{OPS}"}
-    assert not any(allows(POLICY, p, Operation.CREATE, ResourceType.TOPIC, API_KEYS) for p in EVERYONE
-                   if p not in (OPS, KEY_TOOL))  # fmt: skip
+    assert not any(allows(POLICY, p, Operation.CREATE, ResourceType.TOPIC, name) for p in EVERYONE
+                   for name in (API_KEYS, OFFICERS) if p not in (OPS, KEY_TOOL))  # fmt: skip
 
 
 def test_no_service_has_cluster_rights_but_ops_describe() -> None:

@@ -20,6 +20,7 @@ from broker._topics import (
     AUDIT_HEAD,
     DLQ,
     IDEMPOTENCY,
+    OFFICERS,
     ROUTER_STATE,
     SUBMISSIONS,
     WEBHOOKS,
@@ -34,7 +35,7 @@ from tests.conftest import bootstrap, publish
 
 pytestmark = [pytest.mark.integration]
 
-FORBIDDEN = (API_KEYS, AUDIT, AUDIT_HEAD, ROUTER_STATE, IDEMPOTENCY, WEBHOOKS, DLQ, "nsw.aggregator.state")
+FORBIDDEN = (API_KEYS, OFFICERS, AUDIT, AUDIT_HEAD, ROUTER_STATE, IDEMPOTENCY, WEBHOOKS, DLQ, "nsw.aggregator.state")
 
 
 def forged(source: str, key: bytes) -> OutMessage:

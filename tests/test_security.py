@@ -11,6 +11,9 @@
 | forged or altered release-response signature       | SignatureError from the verifier         |
 | agency reading another agency's topic (Kafka ACLs) | see tests/test_kafka_acl.py              |
 | tampered audit entry                               | see tests/test_audit_chain.py, test_audit_kafka.py |
+| console: password guessing, login CSRF, forged,     | 429 / 403 / back to sign-in; see          |
+|   expired or signed-out cookie, revoked account     |   tests/test_console_accounts.py,        |
+|   or changed password                               |   test_console_sessions.py               |
 """
 
 from __future__ import annotations
