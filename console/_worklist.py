@@ -10,6 +10,7 @@ A work item is open for an agency when, on the submission's current version, the
 - holds items (its decision's HOLD items): due when the agency's review time after its decision has
   passed, or at the end of the hold's ``valid_until`` day (an IPR suspension's proceedings deadline) if earlier;
 - or was escalated (no decision by its deadline): due at that deadline, so it is overdue at once.
+A refused or cancelled declaration opens no work: nothing can release it until the trader amends it.
 """
 
 from __future__ import annotations
@@ -141,9 +142,11 @@ def _counts(state: AggregateState, route: AgencyRoute, decision: AgencyDecision)
 
 
 def open_work(state: AggregateState, *, trader: str, review_ms: Mapping[str, int]) -> dict[str, WorkItem]:
-    """The work items a submission's state opens, per agency (none once cancelled or not yet routed)."""
+    """The work items a submission's state opens, per agency: none before routing, and none once the declaration
+    is cancelled or refused (an agency's refusal stands until the trader amends: nothing another agency decides
+    can release the goods, so its holds are not work)."""
     plan = state["plan"]
-    if plan is None or state["status"] == "cancelled":
+    if plan is None or state["status"] in ("cancelled", "refused"):
         return {}
     found: dict[str, WorkItem] = {}
     escalations = state.get("escalations", {})

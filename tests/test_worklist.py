@@ -67,6 +67,9 @@ def test_an_ipr_suspension_is_due_by_the_end_of_its_valid_until_day() -> None:
 
 def test_no_work_for_a_cancelled_or_unrouted_submission_or_a_decision_on_another_version() -> None:
     assert open_work(state("A", decisions={"sps": hold()}, status="cancelled"), trader="t", review_ms=REVIEW) == {}
+    refused = state("A", decisions={"sps": hold(), "customs": [{**RELEASE[0], "outcome": "REFUSE", "code": "N01"}]},
+                    status="refused")
+    assert open_work(refused, trader="t", review_ms=REVIEW) == {}, "another agency's refusal stands"
     stale = state("A", decisions={"sps": hold()}, version=2)
     stale["decisions"]["sps"]["version"] = 1
     assert open_work(stale, trader="t", review_ms=REVIEW) == {}
