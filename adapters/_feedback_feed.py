@@ -38,7 +38,10 @@ class FeedbackFeed:
         self.customs = CustomsFeedback(self.settings.feedback, stats=self.stats)
         self._decisions = {decisions_topic(a): a for a in agencies}
         topics = [INSPECTIONS, RISK_TUNING, *self._decisions, *([ROUTING] if plans else [])]
-        self.tail = FollowedTail(name="feedback", bootstrap=bootstrap, topics=topics, apply=self.apply)
+        # The aggregator dead-letters a plan or decision it cannot read, the customs adapter's reader an inspection
+        # or tuning record: this reader only skips and counts.
+        self.tail = FollowedTail(name="feedback", bootstrap=bootstrap, topics=topics, apply=self.apply,
+                                 dead_letter=False)
 
     def apply(self, message: InMessage) -> None:
         """Learn one record (raises for a malformed one: the tail reports and skips it)."""

@@ -103,15 +103,19 @@ class DeadLetters:
             await asyncio.wait(set(self._running), timeout=seconds)
 
 
-def bad_record(message: InMessage, error: BaseException, *, reader: str, letters: DeadLetters) -> None:
-    """Count, log and dead-letter a record ``reader`` could not take; the caller skips it."""
+def bad_record(message: InMessage, error: BaseException, *, reader: str, letters: DeadLetters | None) -> None:
+    """Count, log and dead-letter a record ``reader`` could not take; the caller skips it. Without ``letters``
+    (a read model over topics whose own consumers dead-letter what they cannot take) it is counted and logged
+    at debug level only: one bad record is one dead letter, not one per reader and restart."""
     metrics.TAIL_BAD_RECORDS.inc(message.topic)
-    log.warning("tail_bad_record", reader=reader, topic=message.topic, partition=message.partition,
-                offset=message.offset, error_type=error.__class__.__name__, error=str(error)[:300])
-    letters.put(message, error, service=reader)
+    event = log.warning if letters is not None else log.debug
+    event("tail_bad_record", reader=reader, topic=message.topic, partition=message.partition,
+          offset=message.offset, error_type=error.__class__.__name__, error=str(error)[:300])
+    if letters is not None:
+        letters.put(message, error, service=reader)
 
 
-def guarded(apply: Apply, *, reader: str, letters: DeadLetters) -> Apply:
+def guarded(apply: Apply, *, reader: str, letters: DeadLetters | None) -> Apply:
     """``apply`` that reports and skips a record it cannot take instead of raising."""
 
     def guarded_apply(message: InMessage) -> None:
@@ -127,12 +131,13 @@ class FollowedTail:
     """A ``TopicTail`` read for the process's lifetime by a task that survives bad records and restarts."""
 
     def __init__(self, *, name: str, bootstrap: str, topics: Sequence[str], apply: Apply,
-                 stuck_seconds: float = STUCK_SECONDS) -> None:
+                 stuck_seconds: float = STUCK_SECONDS, dead_letter: bool = True) -> None:
         self.name = name
         self._bootstrap = bootstrap
         self._topics = tuple(topics)
         self.letters = DeadLetters(bootstrap)
-        self._apply = guarded(apply, reader=name, letters=self.letters)
+        #: ``dead_letter=False``: a read model over other services' inputs, which dead-letter bad records themselves.
+        self._apply = guarded(apply, reader=name, letters=self.letters if dead_letter else None)
         #: Seconds without a completed fetch before it is stuck; twice that, it is restarted.
         self.stuck_seconds = stuck_seconds
         self.caught_up = asyncio.Event()

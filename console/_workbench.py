@@ -51,8 +51,9 @@ class Workbench:
         self._view = view
         self._agency_of = {requests_topic(a): a for a in agencies}
         self.worklist = Worklist(review_ms=review_ms if review_ms is not None else review_times_ms(agencies))
+        # The adapters dead-letter a request they cannot read; this reader only skips it (counted).
         self.tail = FollowedTail(name="console-requests", bootstrap=bootstrap, topics=tuple(self._agency_of),
-                                 apply=self._request)
+                                 apply=self._request, dead_letter=False)
         view.watchers.append(self.watch)
 
     async def start(self) -> None:
