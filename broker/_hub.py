@@ -176,7 +176,9 @@ class Hub:
         if "ingress" in self.only:
             with acting_as(self.principals.service("ingress")):  # its tasks (HTTP server, view) keep it
                 await self._start_ingress()
-        log.info("hub_started", services=sorted(self.only), bootstrap=cfg.bootstrap)
+        console = f"http://{cfg.host}:{cfg.port}/console" if "ingress" in self.only else None
+        log.info("hub_started", services=sorted(self.only), bootstrap=cfg.bootstrap, console=console,
+                 accounts="nsw officers create USER --agency AGENCY --role officer" if console else None)
 
     async def _start_ingress(self) -> None:
         cfg = self.config
