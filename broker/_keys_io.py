@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from broker._auth import KeyRecord, KeyStore, key_message
-from broker._envelope import InMessage
+from broker._envelope import InMessage, OutMessage
 from broker._kafka import Producer, ensure_topics, existing_partition_counts, read_to_end
 from broker._topics import API_KEYS, TopicSpec
 from broker.errors import MessageError
@@ -13,14 +13,21 @@ from broker.errors import MessageError
 log = structlog.get_logger("nsw.keys")
 
 
-async def publish_key(bootstrap: str, record: KeyRecord) -> None:
-    await ensure_topics(bootstrap, [TopicSpec(name=API_KEYS, partitions=1, replication=1, cleanup_policy="compact")])
+async def publish_registry_record(bootstrap: str, message: OutMessage) -> None:
+    """Write one record of a compacted one-partition registry (API keys, console accounts) from a tool, creating
+    the topic when the hub has not yet."""
+    await ensure_topics(bootstrap, [TopicSpec(name=message.topic, partitions=1, replication=1,
+                                              cleanup_policy="compact")])
     producer = Producer(bootstrap)
     await producer.start()
     try:
-        await producer.send(key_message(record))
+        await producer.send(message)
     finally:
         await producer.stop()
+
+
+async def publish_key(bootstrap: str, record: KeyRecord) -> None:
+    await publish_registry_record(bootstrap, key_message(record))
 
 
 async def load_keys(bootstrap: str) -> KeyStore:

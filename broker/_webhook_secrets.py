@@ -19,6 +19,7 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from broker._state_keys import state_key
 from broker.errors import NSWError
 
 __all__ = ["KEY_FILE", "SecretBox", "WebhookKeyError", "load_webhook_key"]
@@ -43,22 +44,7 @@ def _decode_key(text: str, origin: str) -> bytes:
 
 def load_webhook_key(state_dir: Path, env: str | None = None) -> bytes:
     """``env`` (the value of NSW_WEBHOOK_KEY) when given, else the state dir's key file, created if absent."""
-    if env:
-        return _decode_key(env, "NSW_WEBHOOK_KEY")
-    path = state_dir / KEY_FILE
-    try:
-        return _decode_key(path.read_text(encoding="ascii"), str(path))
-    except FileNotFoundError:
-        pass
-    state_dir.mkdir(parents=True, exist_ok=True)
-    key = AESGCM.generate_key(bit_length=256)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process of this machine made it first: use theirs
-        return _decode_key(path.read_text(encoding="ascii"), str(path))
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(base64.b64encode(key).decode() + "\n")
-    return key
+    return state_key(state_dir, KEY_FILE, env=env, env_name="NSW_WEBHOOK_KEY", size=32, decode=_decode_key)
 
 
 class SecretBox:

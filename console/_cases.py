@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters import FeedbackRecordError, inspection_message, inspection_result
+from broker._aggregate import AggregateState
 from broker._clock import now_ms
 from broker._view import render_timeline
 from broker.errors import TransportError
@@ -93,7 +94,8 @@ class _CasePages:
         context["done"] = DONE.get(done, "")
         return self.console.render(request, "case.html", context)
 
-    async def decide(self, request: Request) -> Response:
+    async def _posted(self, request: Request) -> tuple[Principal, dict[str, str], AggregateState] | Response:
+        """Who posted a case's form, its checked fields and the case's state; else the answer to give."""
         principal = _staff(self.console, request)
         if isinstance(principal, Response):
             return principal
@@ -101,18 +103,24 @@ class _CasePages:
             fields = await self.console.form(request, principal)
         except FormError as exc:
             return self.console.error(request, exc.status, exc.message)
-        sid = request.path_params["sid"]
-        entry = self.console.deps.view.get(sid)
-        agency = principal.agency or ""
-        if entry is None or entry.state is None or not _asked(entry.state, agency):
+        entry = self.console.deps.view.get(request.path_params["sid"])
+        if entry is None or entry.state is None or not _asked(entry.state, principal.agency or ""):
             return self.console.error(request, 404, "No case of your agency has this submission id.")
+        return principal, fields, entry.state
+
+    async def decide(self, request: Request) -> Response:
+        opened = await self._posted(request)
+        if isinstance(opened, Response):
+            return opened
+        principal, fields, state = opened
+        sid, agency = state["submission_id"], principal.agency or ""
         action = fields.get("action", "")
         try:
             items = [int(x) for x in fields.get("item", "").split(",") if x.strip()]
         except ValueError:
             return self.console.error(request, 400, "the items chosen are not item numbers")
         try:
-            decision = officer_decision(entry.state, agency=agency, action=action, items=items,
+            decision = officer_decision(state, agency=agency, action=action, items=items,
                                         officer=principal.actor, now=now_ms(), today=datetime.now(UTC).date(),
                                         reason_code=fields.get("reason_code", ""), note=fields.get("note", ""))
         except ActionError as exc:
@@ -133,20 +141,13 @@ class _CasePages:
         return RedirectResponse(f"{PREFIX}/cases/{sid}?done={action}", status_code=303)
 
     async def inspection(self, request: Request) -> Response:
-        principal = _staff(self.console, request)
-        if isinstance(principal, Response):
-            return principal
+        opened = await self._posted(request)
+        if isinstance(opened, Response):
+            return opened
+        principal, fields, state = opened
+        sid, agency = state["submission_id"], principal.agency or ""
         try:
-            fields = await self.console.form(request, principal)
-        except FormError as exc:
-            return self.console.error(request, exc.status, exc.message)
-        sid = request.path_params["sid"]
-        entry = self.console.deps.view.get(sid)
-        agency = principal.agency or ""
-        if entry is None or entry.state is None or not _asked(entry.state, agency):
-            return self.console.error(request, 404, "No case of your agency has this submission id.")
-        try:
-            result = inspection_of(entry.state, agency=agency, fields=fields, officer=principal.actor, now=now_ms(),
+            result = inspection_of(state, agency=agency, fields=fields, officer=principal.actor, now=now_ms(),
                                    lanes=self.bench.worklist.get(agency, sid))
         except (ActionError, FeedbackRecordError) as exc:
             context = await _case_context(self.console, self.bench, principal, sid) or {}

@@ -20,10 +20,11 @@ import structlog
 
 from broker._config import HubConfig
 from broker._envelope import InMessage
-from broker._kafka import Producer, ensure_topics, existing_partition_counts, read_to_end
+from broker._kafka import existing_partition_counts, read_to_end
 from broker._kafka_auth import KEY_TOOL, KafkaAuthConfigError, acting_as
+from broker._keys_io import publish_registry_record
 from broker._logging import configure_logging
-from broker._topics import OFFICERS, TopicSpec
+from broker._topics import OFFICERS
 from broker.errors import MessageError
 from console._accounts import (
     MAX_PASSWORD,
@@ -85,13 +86,7 @@ def run_officers(args: argparse.Namespace) -> int:
 
 
 async def publish_officer(bootstrap: str, record: OfficerRecord) -> None:
-    await ensure_topics(bootstrap, [TopicSpec(name=OFFICERS, partitions=1, replication=1, cleanup_policy="compact")])
-    producer = Producer(bootstrap)
-    await producer.start()
-    try:
-        await producer.send(officer_message(record))
-    finally:
-        await producer.stop()
+    await publish_registry_record(bootstrap, officer_message(record))
 
 
 async def load_officers(bootstrap: str) -> OfficerStore:

@@ -18,7 +18,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from typing import Final, Literal
 
 import orjson
 
+from broker._state_keys import state_key
 from broker.errors import NSWError
 
 __all__ = ["COOKIE", "PRE_COOKIE", "PRE_LIFETIME", "ConsoleKeyError", "Session", "SessionCodec", "load_console_key"]
@@ -154,19 +154,4 @@ def _decode_key(text: str, origin: str) -> bytes:
 
 def load_console_key(state_dir: Path, env: str | None = None) -> bytes:
     """``env`` (NSW_CONSOLE_KEY, base64) when given, else the state dir's key file, created if absent."""
-    if env:
-        return _decode_key(env, "NSW_CONSOLE_KEY")
-    path = state_dir / KEY_FILE
-    try:
-        return _decode_key(path.read_text(encoding="ascii"), str(path))
-    except FileNotFoundError:
-        pass
-    state_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _decode_key(path.read_text(encoding="ascii"), str(path))
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(base64.b64encode(key).decode() + "\n")
-    return key
+    return state_key(state_dir, KEY_FILE, env=env, env_name="NSW_CONSOLE_KEY", size=32, decode=_decode_key)
