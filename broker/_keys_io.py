@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 
 from broker._auth import KeyRecord, KeyStore, key_message
@@ -30,17 +32,22 @@ async def publish_key(bootstrap: str, record: KeyRecord) -> None:
     await publish_registry_record(bootstrap, key_message(record))
 
 
-async def load_keys(bootstrap: str) -> KeyStore:
-    """Every key on the topic; a malformed record is skipped with a warning (the hub's own reader reports it
-    to the DLQ once; a tool run must not copy it again each time)."""
-    store = KeyStore()
+async def read_registry(bootstrap: str, topic: str, apply: Callable[[InMessage], None], *, skipped: str) -> None:
+    """Every record of a registry topic into ``apply``; a malformed one (MessageError) is skipped with the warning
+    ``skipped`` (the hub's own reader reports it to the DLQ once; a tool run must not copy it again each time)."""
 
-    def apply(message: InMessage) -> None:
+    def guarded(message: InMessage) -> None:
         try:
-            store.apply(message)
+            apply(message)
         except MessageError as exc:
-            log.warning("api_key_record_skipped", partition=message.partition, offset=message.offset, error=str(exc))
+            log.warning(skipped, partition=message.partition, offset=message.offset, error=str(exc))
 
-    counts = await existing_partition_counts(bootstrap, [API_KEYS])
-    await read_to_end(bootstrap, [(API_KEYS, p) for p in range(counts.get(API_KEYS, 0))], apply)
+    counts = await existing_partition_counts(bootstrap, [topic])
+    await read_to_end(bootstrap, [(topic, p) for p in range(counts.get(topic, 0))], guarded)
+
+
+async def load_keys(bootstrap: str) -> KeyStore:
+    """Every key on the topic (malformed records skipped)."""
+    store = KeyStore()
+    await read_registry(bootstrap, API_KEYS, store.apply, skipped="api_key_record_skipped")
     return store

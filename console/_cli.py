@@ -19,13 +19,10 @@ import orjson
 import structlog
 
 from broker._config import HubConfig
-from broker._envelope import InMessage
-from broker._kafka import existing_partition_counts, read_to_end
 from broker._kafka_auth import KEY_TOOL, KafkaAuthConfigError, acting_as
-from broker._keys_io import publish_registry_record
+from broker._keys_io import publish_registry_record, read_registry
 from broker._logging import configure_logging
 from broker._topics import OFFICERS
-from broker.errors import MessageError
 from console._accounts import (
     MAX_PASSWORD,
     USERNAME,
@@ -92,15 +89,7 @@ async def publish_officer(bootstrap: str, record: OfficerRecord) -> None:
 async def load_officers(bootstrap: str) -> OfficerStore:
     """Every account on the topic; a malformed record is skipped with a warning (the hub reports it)."""
     store = OfficerStore()
-
-    def apply(message: InMessage) -> None:
-        try:
-            store.apply(message)
-        except MessageError as exc:
-            log.warning("officer_record_skipped", partition=message.partition, offset=message.offset, error=str(exc))
-
-    counts = await existing_partition_counts(bootstrap, [OFFICERS])
-    await read_to_end(bootstrap, [(OFFICERS, p) for p in range(counts.get(OFFICERS, 0))], apply)
+    await read_registry(bootstrap, OFFICERS, store.apply, skipped="officer_record_skipped")
     return store
 
 

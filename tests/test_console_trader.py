@@ -80,18 +80,23 @@ async def trader(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
         await browser.aclose()
 
 
-@pytest_asyncio.fixture(loop_scope="module")
-async def other(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
-    name = f"other-{time.time_ns()}"
+async def trader_key(hub: Hub, name: str) -> tuple[str, dict[str, Any]]:
+    """A new trader key on the key topic, known to ``hub``: the token and its record."""
     token, record = new_key(name)
-    await publish_key(bootstrap(), dict(record))  # type: ignore[arg-type]
+    await publish_key(bootstrap(), record)
     keys = hub.view.keys if hub.view is not None else None
     assert keys is not None
 
     async def known() -> bool | None:
         return True if keys.authenticate(token) == name else None
 
-    await poll(known, timeout=30, what="the second trader's key in the hub")
+    await poll(known, timeout=30, what=f"the key of {name} in the hub")
+    return token, dict(record)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def other(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
+    token, _ = await trader_key(hub, f"other-{time.time_ns()}")
     browser = await signed_in_trader(hub, token)
     try:
         yield browser
@@ -248,16 +253,7 @@ async def test_officers_are_refused_and_strangers_sent_to_sign_in(hub: Hub, lodg
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_a_revoked_key_ends_the_trader_session(hub: Hub) -> None:
-    name = f"leaver-{time.time_ns()}"
-    token, record = new_key(name)
-    await publish_key(bootstrap(), dict(record))  # type: ignore[arg-type]
-    keys = hub.view.keys if hub.view is not None else None
-    assert keys is not None
-
-    async def known() -> bool | None:
-        return True if keys.authenticate(token) == name else None
-
-    await poll(known, timeout=30, what="the key in the hub")
+    token, record = await trader_key(hub, f"leaver-{time.time_ns()}")
     browser = await signed_in_trader(hub, token)
     try:
         assert (await browser.get("/console/trader")).status_code == 200
