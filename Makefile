@@ -24,9 +24,10 @@ help:
 	@echo "make kafka-stop   stop the embedded Kafka broker"
 	@echo "make clean        stop Kafka, remove its state and the tool caches (distclean: also .venv)"
 
-install: $(STAMP) $(JAVA_AGENCY_STAMP) chromium
+install: $(STAMP) $(JAVA_AGENCY_STAMP)
 
-# The browser tests drive Debian's Chromium (NSW_CHROMIUM: another build); installed with apt-get when missing.
+# The browser tests drive Debian's Chromium (NSW_CHROMIUM: another build); installed with apt-get when missing
+# (by `make test`: serving the hub does not need it).
 chromium:
 	@sh ops/browser/ensure-chromium.sh
 
@@ -63,10 +64,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: kafka-start
+pytest: kafka-start chromium
 	$(BIN)/pytest
 
-test: kafka-start
+test: kafka-start chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
