@@ -1,4 +1,4 @@
-"""The browser tests' set-up step (``make install`` runs it): Debian's Chromium, installed when missing."""
+"""The browser tests' set-up step (``make test`` runs it): Debian's Chromium, installed when missing."""
 
 from __future__ import annotations
 
