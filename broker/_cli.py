@@ -31,6 +31,7 @@ from ops import LocalKafkaConfig, add_ops_parser, kafka_command, run_ops
 from ops._audit_cmd import run_audit
 from ops._bench_cli import add_bench_parser, run_bench
 from ops._conformance import add_conformance_parser, run_conformance
+from ops._kafka_tools import run_tool
 from ops._schemas_cmd import add_schemas_parser, run_schemas
 from routing._cli import add_route_parser, run_route
 from schemas import BundleSet, NSWSchemaError, validate_file_result
@@ -228,12 +229,25 @@ async def _status(args: argparse.Namespace) -> int:
     return 0 if answer.status_code == 200 else 1
 
 
+def _kafka(args: argparse.Namespace) -> int:
+    if args.action == "tool":
+        return run_tool(args.tool_args, LocalKafkaConfig.from_env())
+    if args.tool_args:
+        sys.stderr.write(f"nsw kafka {args.action}: takes no arguments (got {' '.join(args.tool_args)})\n")
+        return 2
+    return kafka_command(args.action, LocalKafkaConfig.from_env())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nsw", description="National Single Window message hub")
     sub = parser.add_subparsers(dest="command", required=True)
 
     kafka = sub.add_parser("kafka", help="the embedded local Apache Kafka broker")
-    kafka.add_argument("action", choices=["install", "start", "stop", "status"])
+    kafka.add_argument("action", choices=["install", "start", "stop", "status", "tool"],
+                       help="install (the broker and Kafka's tools), start, stop, status, or tool NAME [ARGS...]")
+    kafka.add_argument("tool_args", nargs=argparse.REMAINDER, metavar="NAME [ARGS...]",
+                       help="for tool: one of Kafka's tools and its own arguments, e.g. consumer-groups --list "
+                            "(the bootstrap of the embedded broker is filled in); `nsw kafka tool` lists them")
 
     serve = sub.add_parser("serve", help="run the hub's services")
     serve.add_argument("--host", default=None)
@@ -283,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "kafka":
-        return kafka_command(args.action, LocalKafkaConfig.from_env())
+        return _kafka(args)
     if args.command == "validate":
         return _validate(args)
     if args.command == "route":
