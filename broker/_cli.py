@@ -23,7 +23,8 @@ from broker._kafka import describe_processors
 from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuthConfigError, acting_as, process_credentials
 from broker._keys_io import load_keys, publish_key
 from broker._logging import configure_logging
-from broker._split import child_argv, run_child
+from broker._provision import k8s_secret, provision
+from broker._split import child_argv, child_env, run_child
 from broker._verify_cmd import add_verify_parser, run_verify
 from broker.errors import NSWError
 from console._cli import add_officers_parser, run_officers
@@ -110,6 +111,20 @@ async def _keys_as_tool(args: argparse.Namespace, config: HubConfig) -> int:
     return 0
 
 
+async def _provision(args: argparse.Namespace) -> int:
+    """Make the keys every instance shares, once (see broker/_provision.py)."""
+    config = HubConfig.from_env(bootstrap=args.bootstrap)
+    if args.k8s_secret:
+        _print_json(k8s_secret(config, args.k8s_secret))
+        return 0
+    try:
+        _print_json(await provision(config))
+    except NSWError as exc:
+        sys.stderr.write(f"nsw provision: {exc}\n")
+        return 1
+    return 0
+
+
 def _dump_tasks() -> None:
     """Write the stack of every asyncio task to stderr, for an operator wondering what the hub waits on."""
     for task in asyncio.all_tasks():
@@ -161,7 +176,7 @@ async def _serve(args: argparse.Namespace) -> int:
     child = None
     if split:
         argv = child_argv(sorted(split), bootstrap=args.bootstrap, bundles=args.bundle)
-        child = asyncio.create_task(run_child(argv, stop), name="split-child")
+        child = asyncio.create_task(run_child(argv, stop, env=child_env(config.admin_port)), name="split-child")
     waiter = asyncio.create_task(hub.wait())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -284,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--trader", help="for create: the trader the key identifies")
     keys.add_argument("--agency", help="for create: the agency whose decision callback the key authenticates")
     keys.add_argument("--bootstrap", default=None)
+    provision_cmd = sub.add_parser(
+        "provision", help="make the keys all instances of a deployment share, once (an init job); idempotent",
+        description="In NSW_STATE_DIR: the webhook and console keys (unless NSW_WEBHOOK_KEY / NSW_CONSOLE_KEY give "
+                    "them), the response signing key, and unless NSW_DEV_KEY=0 the development trader key (lodged "
+                    "on Kafka). What exists is kept. Prints a summary without secrets.")
+    provision_cmd.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (env NSW_BOOTSTRAP)")
+    provision_cmd.add_argument("--k8s-secret", default=None, metavar="NAME",
+                               help="print instead a Kubernetes Secret NAME with the shared keys (no Kafka needed), "
+                                    "for deploy/k8s: nsw provision --k8s-secret nsw-keys | kubectl apply -f -")
     add_officers_parser(sub)
     add_route_parser(sub)
     add_verify_parser(sub)
@@ -320,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_bench(args)
     if args.command == "officers":
         return run_officers(args)
-    runner = {"serve": _serve, "submit": _submit, "status": _status, "keys": _keys}[args.command]
+    runner = {"serve": _serve, "submit": _submit, "status": _status, "keys": _keys, "provision": _provision}[
+        args.command]
     try:
         if args.command == "serve":
             with contextlib.suppress(ImportError):

@@ -77,6 +77,13 @@ class HubConfig:
     #: A console session ends after this many minutes without a request, and this many hours after sign-in.
     console_idle_minutes: float = 30.0
     console_session_hours: float = 8.0
+    #: The admin port (``/healthz``, ``/readyz``, ``/metrics``) of every process, whatever ``--only`` says;
+    #: None (NSW_ADMIN_PORT unset): no admin server. A ``--split`` child listens on the next port.
+    admin_port: int | None = None
+    admin_host: str = "127.0.0.1"
+    #: Create the development trader's key when the state dir has no active one (NSW_DEV_KEY=0: never, for
+    #: production and for hub containers whose key an init job provisions once: ``nsw provision``).
+    dev_key: bool = True
 
     def deadlines_ms(self) -> dict[str, int]:
         return {agency: seconds * 1000 for agency, seconds in self.deadlines.items()}
@@ -117,6 +124,9 @@ class HubConfig:
             "console_secure_cookies": _env("NSW_CONSOLE_SECURE_COOKIES", "0") == "1",
             "console_idle_minutes": float(_env("NSW_CONSOLE_IDLE_MINUTES", str(d.console_idle_minutes))),
             "console_session_hours": float(_env("NSW_CONSOLE_SESSION_HOURS", str(d.console_session_hours))),
+            "admin_port": int(os.environ["NSW_ADMIN_PORT"]) if os.environ.get("NSW_ADMIN_PORT") else None,
+            "admin_host": _env("NSW_ADMIN_HOST", d.admin_host),
+            "dev_key": _env("NSW_DEV_KEY", "1") != "0",
             "deadlines": {
                 agency: int(_env(f"NSW_DEADLINE_{agency.upper()}", str(seconds)))
                 for agency, seconds in d.deadlines.items()

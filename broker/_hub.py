@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from adapters import AgencyModes, DecisionCallback, FeedbackFeed, adapter_handler, close_handler, start_handler
 from adapters._runner import adapter_spec
 from broker import _metrics as metrics
+from broker._admin import AdminServer
 from broker._aggregate import AggregateState
 from broker._aggregator import Aggregator, aggregator_spec
 from broker._audit import Auditor, AuditTopics, audit_processor, auditor_spec
@@ -113,6 +114,7 @@ class Hub:
     console: Console | None = None
     decisions: DecisionCallback | None = None
     feedback: FeedbackFeed | None = None
+    admin: AdminServer | None = None
 
     @property
     def principals(self) -> HubPrincipals:
@@ -120,6 +122,7 @@ class Hub:
 
     async def start(self) -> None:
         cfg = self.config
+        await self._start_admin()  # first: a platform probing /healthz sees the process while it starts
         creator = self.principals.optional(OPS)
         if creator is None:
             log.info("topics_not_ensured", reason="no nsw-ops credentials in this process",
@@ -180,6 +183,11 @@ class Hub:
         log.info("hub_started", services=sorted(self.only), bootstrap=cfg.bootstrap, console=console,
                  accounts="nsw officers create USER --agency AGENCY --role officer" if console else None)
 
+    async def _start_admin(self) -> None:
+        if self.config.admin_port is not None:
+            self.admin = AdminServer(self.readyz, host=self.config.admin_host, port=self.config.admin_port)
+            await self.admin.start()
+
     async def _start_ingress(self) -> None:
         cfg = self.config
         self.officers = OfficerStore()
@@ -219,6 +227,8 @@ class Hub:
         """First start on a machine: a development trader key in ``<state dir>/dev-trader.key``."""
         assert self.view is not None
         assert self.producer is not None
+        if not self.config.dev_key:
+            return  # NSW_DEV_KEY=0: production, or an init job (`nsw provision`) made it once for all
         await self.view.caught_up.wait()  # keys lodged earlier are known before deciding
         token = read_dev_key(self.config.state_dir)
         if token is not None and self.view.keys.authenticate(token) is not None:
@@ -238,7 +248,8 @@ class Hub:
         """Ready when Kafka answered (the status view caught up), every service owns partitions and every
         topic reader is reading (none ended, restarting or stuck: ``tails`` names what is wrong)."""
         waiting = [s.name for s in self._supervised if s.current is None or not s.current.assigned.is_set()]
-        caught_up = self.view is not None and self.view.caught_up.is_set()
+        caught_up = self.view.caught_up.is_set() if self.view is not None else any(  # no view: a service's group
+            s.current is not None and s.current.assigned.is_set() for s in self._supervised)
         tails = {tail.name: tail.health() for tail in self._tails()}
         unhealthy = {name: why for name, why in tails.items() if why is not None}
         waiting += sorted(unhealthy)
@@ -372,6 +383,8 @@ class Hub:
                     await asyncio.wait_for(self._server_task, timeout=10)
         if self.ingress is not None:
             self.ingress.close()
+        if self.admin is not None:
+            await self.admin.stop()
 
     async def stop(self) -> None:
         self._stopping.set()
