@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,12 +37,15 @@ BIN = str(Path(sys.executable).parent)
 
 def _env(service: dict[str, Any], state: Path, admin_port: int, port: int) -> dict[str, str]:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "NSW_LOG_LEVEL": "warning"}
-    env.update({k: str(v) for k, v in service["environment"].items()})
+    env.update({k: _interpolate(str(v)) for k, v in service["environment"].items()})
     env.update(NSW_BOOTSTRAP=bootstrap(), NSW_STATE_DIR=str(state), NSW_ADMIN_PORT=str(admin_port),
                NSW_ADMIN_HOST="127.0.0.1", NSW_PORT=str(port))
-    # ${NSW_WEBHOOK_KEY:-} and the like, as compose substitutes them with nothing set in .env
-    return {k: ("" if v.startswith("${") and ":-}" in v else v.replace("${NSW_DEV_KEY:-1}", "1"))
-            for k, v in env.items()}
+    return env
+
+
+def _interpolate(value: str) -> str:
+    """``${NAME:-default}`` as compose substitutes it with no .env: the file as shipped, its defaults."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", lambda m: m[1], value)
 
 
 async def _dev_keys() -> list[str]:
