@@ -7,9 +7,12 @@ the provisioned state use its keys and make none of their own, and a router-only
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
+import socket
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import kubernetes_validate
@@ -25,6 +28,7 @@ from broker._signing import KeyStore
 from broker._split import child_env
 from broker.errors import NSWError
 from tests.conftest import bootstrap, free_port, hub_config, poll, started
+from tests.hubproc import HubProcess
 
 pytestmark = pytest.mark.integration
 
@@ -175,3 +179,38 @@ async def test_a_taken_admin_port_is_a_clear_error() -> None:
         with pytest.raises(NSWError, match=f"could not listen on 127.0.0.1:{config.admin_port} .*in use"):
             await second.start()
         await second.stop()
+
+
+def _two_free_ports() -> int:
+    """A port p with p + 1 also free (the admin ports of a hub and its --split child)."""
+    while True:
+        port = free_port()
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
+async def test_a_split_child_has_its_own_admin_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    admin = _two_free_ports()
+    monkeypatch.setenv("NSW_ADMIN_PORT", str(admin))
+    hub = HubProcess(bootstrap=bootstrap(), log=tmp_path / "hub.log", args=["--split", "auditor"])
+    await hub.start()
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            for port, process in ((admin, "ingress"), (admin + 1, "auditor")):
+
+                async def ready(port: int = port) -> dict[str, Any] | None:
+                    with contextlib.suppress(httpx.HTTPError):
+                        answer = await client.get(f"http://127.0.0.1:{port}/readyz")
+                        return answer.json() if answer.status_code == 200 else None
+                    return None
+
+                body = await poll(ready, timeout=90, what=f"/readyz of the {process} process on {port}")
+                assert body["ready"] is True
+            child = (await client.get(f"http://127.0.0.1:{admin + 1}/metrics")).text
+            assert "# TYPE nsw_consumer_lag gauge" in child
+    finally:
+        await hub.stop()
