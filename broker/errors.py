@@ -14,11 +14,10 @@ that module catches an aiokafka class.
 
 from __future__ import annotations
 
+from errors import NSWError
 
-class NSWError(Exception):
-    """Base of the hub's errors."""
-
-    retriable: bool = False
+__all__ = ["DecisionRefusedError", "FencedError", "MessageError", "NSWError", "OutputTooLarge", "ProduceError",
+           "TransportError"]
 
 
 class TransportError(NSWError, ConnectionError):
