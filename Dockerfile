@@ -19,6 +19,7 @@ COPY schemas ./schemas
 COPY ops ./ops
 COPY refdata ./refdata
 COPY console ./console
+COPY errors ./errors
 RUN pip install . && rm -rf /src
 
 RUN useradd --system --create-home --home-dir /home/nsw --uid 10001 --shell /usr/sbin/nologin nsw \
