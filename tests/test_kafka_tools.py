@@ -115,6 +115,7 @@ def embedded_is_the_test_broker() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.asyncio(loop_scope="module")  # the loop of the module's hub (tests/conftest.py)
 @pytest.mark.usefixtures("embedded_is_the_test_broker")
 async def test_consumer_groups_lists_the_hub_s_groups(hub: Hub) -> None:
     expected = {"nsw-router", "nsw-aggregator", "nsw-adapter-customs"}
@@ -127,6 +128,7 @@ async def test_consumer_groups_lists_the_hub_s_groups(hub: Hub) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.asyncio(loop_scope="module")  # the loop of the module's hub (tests/conftest.py)
 @pytest.mark.usefixtures("embedded_is_the_test_broker")
 async def test_topics_describes_the_submissions_topic(hub: Hub) -> None:
     described = await _nsw_kafka_tool("topics", "--describe", "--topic", SUBMISSIONS)
@@ -138,6 +140,7 @@ async def test_topics_describes_the_submissions_topic(hub: Hub) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.asyncio(loop_scope="module")  # the loop of the module's hub (tests/conftest.py)
 @pytest.mark.usefixtures("embedded_is_the_test_broker")
 async def test_console_consumer_prints_a_topic_s_records() -> None:
     topic, value = f"nsw.test.tools-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
