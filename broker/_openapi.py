@@ -116,6 +116,10 @@ def openapi_document() -> dict[str, Any]:
                                    "schema": {"type": "integer"}}}
     location = {"Location": {"description": "The submission's status", "schema": {"type": "string"}}}
     body_text = {"type": "string"}
+    avro = {"type": "string", "format": "binary",
+            "description": "Avro single-object encoding (the writer schema's CRC-64-AVRO fingerprint, then the "
+                           "record) of a Submission record, whose fields x-avro-record describes (schemas/avro)",
+            "x-avro-record": ref(Submission)}
     paths: dict[str, dict[str, Any]] = {
         "/v1/submissions": {"post": _trader_op(
             "Lodge a declaration, an amendment or a cancellation",
@@ -130,15 +134,12 @@ def openapi_document() -> dict[str, Any]:
             parameters=[{"name": "Idempotency-Key", "in": "header", "required": False,
                          "description": "Replays the first answer for a repeat of the same body; 422 for another "
                                         "body, 409 while the first is still being processed",
-                         "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"}}],
+                         "schema": {"type": "string", "minLength": 1, "maxLength": 255}}],
             requestBody={"required": True, "content": {
                 "application/xml": {"schema": {**body_text, "contentMediaType": "application/xml"}},
                 "text/xml": {"schema": {**body_text, "contentMediaType": "text/xml"}},
-                "avro/binary": {"schema": {"contentMediaType": "avro/binary",
-                                           "description": "Single-object encoding of the Avro record whose fields "
-                                                          "are the Submission schema's",
-                                           "x-avro-record": ref(Submission)}},
-                "application/avro": {"schema": {"contentMediaType": "application/avro"}},
+                "avro/binary": {"schema": avro},
+                "application/avro": {"schema": avro},
             }})},
         "/v1/submissions/{submission_id}": {"get": _trader_op(
             "Status, routing, per-agency decisions and, once final, the release response",
@@ -158,7 +159,8 @@ def openapi_document() -> dict[str, Any]:
              "202": _json("No final answer yet (after waiting ``wait`` seconds)", ref(Pending), retry_after)},
             ("forbidden", "not-found", "bad-request"),
             parameters=[sid, {"name": "wait", "in": "query", "required": False,
-                              "description": "Long-poll: seconds to wait for a final answer (at most 60 are waited)",
+                              "description": "Long-poll: seconds to wait for a final answer (at most 60 are waited); "
+                                             "anything but a finite number >= 0 is a 400",
                               "schema": {"type": "number", "minimum": 0}}])},
         "/v1/submissions/{submission_id}/timeline": {"get": _trader_op(
             "Technical steps and business decisions of every version, in time order",
