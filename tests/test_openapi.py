@@ -29,13 +29,20 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from broker._api_types import RenderedAgencyOutcome, RenderedResponse
 from broker._auth import DEV_TRADER
 from broker._cli import main
+from broker._envelope import OutMessage
 from broker._hub import Hub
+from broker._ingress import _wait_seconds
 from broker._openapi import OPERATIONS, openapi_document
+from broker._webhook_guard import UrlPolicy
+from broker._webhook_secrets import SecretBox
+from broker._webhooks import WebhookRegistry, registration_routes
+from broker.errors import TransportError
 from schemas import AgencyOutcome, ReleaseResponse
 from schemas._jsonschema import JsonSchema, SchemaSet, SchemaTypeError
 from tests.conftest import auth, poll, sample
@@ -118,6 +125,43 @@ def test_nsw_openapi_writes_the_document(tmp_path: Path) -> None:
     out = tmp_path / "openapi.json"
     assert main(["openapi", "--output", str(out)]) == 0
     assert json.loads(out.read_text(encoding="utf-8")) == json.loads(json.dumps(openapi_document()))
+
+
+# --- defects the description and the fuzzer brought out, pinned below the HTTP layer -----------------------------
+
+@pytest.mark.parametrize(("raw", "seconds"), [("0", 0.0), ("2.5", 2.5), ("600", 60.0), ("abc", None), ("nan", None),
+                                              ("inf", None), ("-1", None), ("", None)])
+def test_wait_is_a_finite_number_of_seconds(raw: str, seconds: float | None) -> None:
+    assert _wait_seconds(raw) == seconds
+
+
+class _KafkaDown:
+    """A producer whose broker never acknowledges (what Producer.send raises then)."""
+
+    async def send(self, message: OutMessage) -> None:
+        raise TransportError("send: Kafka unreachable or slow (test)")
+
+
+async def test_a_webhook_registration_kafka_did_not_take_is_a_503_not_a_500() -> None:
+    registry = WebhookRegistry("127.0.0.1:1", SecretBox(bytes(32)))
+    routes = registration_routes(registry, _KafkaDown(), policy=UrlPolicy(allow_private=True, allow_http=True),  # type: ignore[arg-type]
+                                 resolver=_loopback)
+    inner = Starlette(routes=routes)
+
+    async def as_trader(scope: Any, receive: Any, send: Any) -> None:
+        scope["nsw.trader"] = "t1"
+        await inner(scope, receive, send)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=as_trader), base_url="http://hub") as client:
+        answer = await client.put("/v1/webhooks/t1", json={"url": "http://127.0.0.1:9/hook", "secret": "s" * 20})
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["type"].endswith("/unavailable")
+    assert answer.headers["retry-after"] == "5"
+    assert registry.get("t1") is None  # nothing registered that Kafka does not have
+
+
+async def _loopback(host: str, port: int) -> list[str]:
+    return ["127.0.0.1"]
 
 
 # --- against the running hub (real Kafka, real HTTP) ------------------------------------------------------------
