@@ -15,6 +15,25 @@ from broker._webhooks import MAX_SECRET, MIN_SECRET
 from schemas import HoldReason, ItemDecision, Outcome, RoutingReason, SubmissionKind
 from schemas._jsonschema import JsonSchema
 
+__all__ = [
+    "Accepted",
+    "DecisionReceipt",
+    "Duplicate",
+    "Health",
+    "Jwks",
+    "Pending",
+    "Problem",
+    "Readiness",
+    "RenderedAgencyOutcome",
+    "RenderedResponse",
+    "StatusAnswer",
+    "TimelineAnswer",
+    "Timestamp",
+    "WebhookRegistered",
+    "WebhookRegistration",
+    "WebhookView",
+]
+
 #: Epoch milliseconds rendered for people: ISO 8601 in UTC with milliseconds (``broker._view.iso``).
 Timestamp = Annotated[str, JsonSchema(format="date-time")]
 

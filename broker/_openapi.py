@@ -36,7 +36,8 @@ from broker._api_types import (
     WebhookView,
 )
 from broker._problems import PROBLEM_BASE, PROBLEM_TYPES
-from schemas import ERROR_TYPES, Submission
+from schemas import ERROR_TYPES
+from schemas._avro_submission import trader_schemas
 from schemas._jsonschema import SchemaSet
 
 __all__ = ["OPERATIONS", "openapi_document"]
@@ -117,9 +118,11 @@ def openapi_document() -> dict[str, Any]:
     location = {"Location": {"description": "The submission's status", "schema": {"type": "string"}}}
     body_text = {"type": "string"}
     avro = {"type": "string", "format": "binary",
-            "description": "Avro single-object encoding (the writer schema's CRC-64-AVRO fingerprint, then the "
-                           "record) of a Submission record, whose fields x-avro-record describes (schemas/avro)",
-            "x-avro-record": ref(Submission)}
+            "description": "Avro single-object encoding (0xC3 0x01, the writer schema's CRC-64-AVRO fingerprint, "
+                           "then the record) of a DeclarationSubmission written with one of the trader schemas "
+                           "in x-avro-writer-schemas (the package's schemas/avro/trader/<version>.avsc)",
+            "x-avro-writer-schemas": {w.version: {"fingerprint": w.fingerprint.hex()}
+                                      for w in trader_schemas().writers}}
     paths: dict[str, dict[str, Any]] = {
         "/v1/submissions": {"post": _trader_op(
             "Lodge a declaration, an amendment or a cancellation",

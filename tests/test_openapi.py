@@ -45,7 +45,7 @@ from broker._webhooks import WebhookRegistry, registration_routes
 from broker.errors import TransportError
 from schemas import AgencyOutcome, ReleaseResponse
 from schemas._jsonschema import JsonSchema, SchemaSet, SchemaTypeError
-from tests.conftest import auth, poll, sample
+from tests.conftest import SAMPLES, auth, poll, sample
 from tests.test_decision_trust import agency_key
 
 #: Examples per operation, generation mode (positive, negative) and path (generated, a real resource's).
@@ -222,6 +222,10 @@ async def test_real_answers_match_the_description(hub: Hub) -> None:
         again = await client.post("/v1/submissions", content=sample("plain-goods.xml"),
                                   headers={"Content-Type": "application/xml"})
         _conforms(again, "/v1/submissions", "post")
+        avro = await client.post("/v1/submissions", content=(SAMPLES / "export-laptops.avro").read_bytes(),
+                                 headers={"Content-Type": "avro/binary"})
+        assert avro.status_code in (200, 202), avro.text
+        _conforms(avro, "/v1/submissions", "post")
         refused = await client.post("/v1/submissions", content=b"<Declaration", headers={"Content-Type": "text/xml"})
         assert refused.status_code == 400
         _conforms(refused, "/v1/submissions", "post")
