@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cache
+from importlib import resources
 from typing import Any, Final
 
 from adapters._agency_api import DecisionDocument
@@ -108,6 +109,10 @@ def _path_param(name: str, description: str) -> dict[str, Any]:
             "schema": {"type": "string", "minLength": 1}}
 
 
+def _sample(name: str) -> str:
+    return resources.files("schemas").joinpath("samples", name).read_text(encoding="utf-8")
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     models = SchemaSet()
@@ -139,7 +144,9 @@ def openapi_document() -> dict[str, Any]:
                                         "body, 409 while the first is still being processed",
                          "schema": {"type": "string", "minLength": 1, "maxLength": 255}}],
             requestBody={"required": True, "content": {
-                "application/xml": {"schema": {**body_text, "contentMediaType": "application/xml"}},
+                "application/xml": {"schema": {**body_text, "contentMediaType": "application/xml"},
+                                    "examples": {"plain-goods": {"summary": "An import customs alone decides",
+                                                                 "value": _sample("plain-goods.xml")}}},
                 "text/xml": {"schema": {**body_text, "contentMediaType": "text/xml"}},
                 "avro/binary": {"schema": avro},
                 "application/avro": {"schema": avro},
@@ -176,7 +183,9 @@ def openapi_document() -> dict[str, Any]:
                 description="Release responses are POSTed to ``url``, signed with ``secret`` "
                             "(``NSW-Signature: t=<unix s>,v1=<hex HMAC-SHA256(secret, t + '.' + body)>``).",
                 parameters=[_path_param("trader", "The trader the API key identifies")],
-                requestBody={"required": True, "content": {JSON: {"schema": ref(WebhookRegistration)}}}),
+                requestBody={"required": True, "content": {JSON: {"schema": ref(WebhookRegistration), "examples": {
+                    "https": {"summary": "An HTTPS receiver (here a documentation address, which the policy refuses)",
+                              "value": {"url": "https://203.0.113.10/nsw", "secret": "a-secret-of-16-or-more"}}}}}}),
             "get": _trader_op(
                 "The trader's webhook (without its secret)", {"200": _json("Registered webhook", ref(WebhookView))},
                 ("forbidden", "not-found"), parameters=[_path_param("trader", "The trader the API key identifies")]),
@@ -187,7 +196,13 @@ def openapi_document() -> dict[str, Any]:
                            "hub has outstanding for it (``request_id``, submission, version, items asked).",
             "security": [{"agencyKey": []}],
             "parameters": [_path_param("agency", "The agency, as configured (refdata/agencies.json)")],
-            "requestBody": {"required": True, "content": {JSON: {"schema": ref(DecisionDocument)}}},
+            "requestBody": {"required": True, "content": {JSON: {"schema": ref(DecisionDocument), "examples": {
+                "release": {"summary": "Release of item 1 (the ids are those of the request being answered)",
+                            "value": {"decision_id": "SPS-2026-000123", "request_id": "0E2NJY3PDQ19:1:sps:9f3c",
+                                      "submission_id": "0E2NJY3PDQ19BB4N7C7Y6X4T38", "version": 1,
+                                      "agency_reference": "SPS/2026/000123",
+                                      "items": [{"sequence": 1, "outcome": "RELEASE", "code": "C01",
+                                                 "reason": "Phytosanitary certificate checked"}]}}}}}},
             "responses": _problems(CALLBACK_PROBLEMS, CALLBACK_PROBLEMS, _problems(
                 WIRE_PROBLEMS, PROBLEM_TYPES,
                 {"202": _json("On the agency's decisions topic", ref(DecisionReceipt))})),

@@ -49,9 +49,17 @@ from tests.conftest import SAMPLES, auth, poll, sample
 from tests.test_decision_trust import agency_key
 
 #: Examples per operation, generation mode (positive, negative) and path (generated, a real resource's).
-EXAMPLES = 25
+EXAMPLES = 20
 #: Avro bodies are bytes (``format: binary``), sent as they are generated.
 schemathesis.serializer.alias(["avro/binary", "application/avro"], "application/octet-stream")
+
+
+@schemathesis.serializer("application/xml", "text/xml")
+def _xml_text(ctx: schemathesis.SerializationContext, value: Any) -> bytes:
+    """An XML body is the document's text (``type: string``): sent as it is, not wrapped in an element."""
+    return value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
+
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance, negative_data_rejection]
 
@@ -278,6 +286,9 @@ def _fuzz(document: dict[str, Any], base_url: str, trader: dict[str, str], agenc
                 strategy = operation.as_strategy(generation_mode=mode, path_parameters=path_parameters)
                 label = f"{operation.method.upper()} {operation.path} ({mode.value})"
                 _checker(strategy, examples, base_url, label, sent=sent, failures=failures)()
+        for strategy in schema.get_strategies_from_examples(operation, path_parameters=fixed[-1]):
+            label = f"{operation.method.upper()} {operation.path} (the document's examples)"
+            _checker(strategy, 3, base_url, label, sent=sent, failures=failures)()
     return len(sent), failures
 
 
