@@ -133,6 +133,7 @@ def test_nsw_openapi_writes_the_document(tmp_path: Path) -> None:
     out = tmp_path / "openapi.json"
     assert main(["openapi", "--output", str(out)]) == 0
     assert json.loads(out.read_text(encoding="utf-8")) == json.loads(json.dumps(openapi_document()))
+    assert main(["openapi", "--output", str(tmp_path / "no-such-dir" / "openapi.json")]) == 2
 
 
 # --- defects the description and the fuzzer brought out, pinned below the HTTP layer -----------------------------
