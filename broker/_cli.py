@@ -23,6 +23,7 @@ from broker._kafka import describe_processors
 from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuthConfigError, acting_as, process_credentials
 from broker._keys_io import load_keys, publish_key
 from broker._logging import configure_logging
+from broker._openapi_cmd import add_openapi_parser, run_openapi
 from broker._split import child_argv, run_child
 from broker._verify_cmd import add_verify_parser, run_verify
 from broker.errors import NSWError
@@ -273,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_officers_parser(sub)
     add_route_parser(sub)
     add_verify_parser(sub)
+    add_openapi_parser(sub)
     add_schemas_parser(sub)
     add_conformance_parser(sub)
     add_ops_parser(sub)
@@ -296,8 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         with acting_as(auth):
             return run_audit(args) if args.ops_command == "audit" else run_ops(args)
-    if args.command == "verify":
-        return run_verify(args)
+    if args.command in ("verify", "openapi"):  # offline tools: no Kafka, no hub
+        return {"verify": run_verify, "openapi": run_openapi}[args.command](args)
     if args.command == "schemas":
         return run_schemas(args)
     if args.command == "conformance":
