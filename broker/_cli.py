@@ -133,11 +133,14 @@ def _local_url(config: HubConfig) -> str:
 
 
 async def _announce(config: HubConfig, only: frozenset[str]) -> None:
-    """The "ready" block, once: when /readyz says ready (or after a minute, saying what it still waits for)."""
+    """The "ready" block, once, in the process with the ingress: when /readyz says ready (or after a minute,
+    saying what it still waits for)."""
     url = _local_url(config) if "ingress" in only else None
     waiting = await wait_ready(url, within=60.0) if url is not None else []
     dev_key = config.state_dir / DEV_KEY_FILE
     structlog.get_logger("nsw.serve").info("hub_ready", url=url, waiting_for=waiting or None)
+    if url is None:
+        return  # a process without the ingress (--only, the --split child): the log line says it
     write_block(ready_block(ReadyInfo(url=url, services=sorted(only), bootstrap=config.bootstrap,
                                       dev_key=dev_key if dev_key.exists() else None, waiting_for=waiting)))
 
@@ -172,13 +175,13 @@ async def _serve(args: argparse.Namespace) -> int:
         sys.stderr.write(f"nsw serve: {exc}\n")
         await hub.stop()
         return 1
-    await _announce(config, only)
-    if args.post_samples and "ingress" in only:
-        await _post_samples(_local_url(config), wait=30.0)
     child = None
     if split:
         argv = child_argv(sorted(split), bootstrap=args.bootstrap, bundles=args.bundle)
         child = asyncio.create_task(run_child(argv, stop), name="split-child")
+    await _announce(config, only)
+    if args.post_samples and "ingress" in only:
+        await _post_samples(_local_url(config), wait=30.0)
     waiter = asyncio.create_task(hub.wait())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
