@@ -1,5 +1,5 @@
 # nsw-broker: the two commands a developer needs are `make run` and `make test`.
-# Prerequisites on PATH: python3.11, a Java 17+ JDK (java, javac), mvn (Maven fetches the pinned Kafka jars and
+# Prerequisites on PATH: python3.11 (with venv), a Java 17+ JDK (java, javac), make, curl, mvn (Maven fetches the pinned Kafka jars and
 # the Java example agency's libraries once).
 # The embedded Kafka broker listens on 127.0.0.1:9092 (NSW_KAFKA_PORT) with state in .nsw/kafka (NSW_KAFKA_HOME).
 
