@@ -15,5 +15,9 @@ HMRC_CORPUS = CORPUS / "hmrc-cds"
 HMRC_SCHEMAS = HMRC_CORPUS / "schemas"
 SHARED_DATA = CORPUS.parent / "data"
 
-if (_problem := missing_corpus(CORPUS)) is not None:
-    pytest.exit(_problem, returncode=4)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop before collecting anything when the corpus is absent (pytest's usage error: exit code 4)."""
+    if (problem := missing_corpus(CORPUS)) is not None:
+        raise pytest.UsageError(problem)
