@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,7 +97,10 @@ def samples_report(results: Sequence[tuple[str, int, dict[str, Any], dict[str, A
                          f"(nsw status {sid})")
             continue
         lines.append(f"  {name:<{width}}  {response.get('outcome', '?'):<8} {sid} v{version}")
-        lines += [f"  {'':<{width}}    {reason[:150]}" for reason in _reasons(response)]
+        indent = " " * (width + 6)
+        for reason in _reasons(response):
+            lines += textwrap.wrap(reason, width=max(100, width + 60), initial_indent=indent,
+                                   subsequent_indent=indent + "  ")
     lines += ["  The whole answer of one: nsw status SUBMISSION_ID", ""]
     return "\n".join(lines) + "\n"
 

@@ -185,7 +185,7 @@ def test_first_run_is_quiet_and_clear(fresh_kafka: LocalKafka, tmp_path: Path) -
     assert records, "the hub logged nothing"
     loud = [r for r in records if r.get("level") in {"error", "critical", "exception"}]
     assert not loud, loud[:5]
-    assert "topic_created" in {r.get("event") for r in records}  # it was a first run: the topics are new
+    assert "topics_created" in {r.get("event") for r in records}  # it was a first run: the topics are new
     assert stdout.count(READY_TITLE) == 1
     ready_at = stdout.index(READY_TITLE)
     for text in ("/console", "/openapi.json", "/metrics", str(tmp_path / "state" / "dev-trader.key"),
