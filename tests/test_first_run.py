@@ -41,6 +41,8 @@ def restore_logging() -> Iterator[None]:
     """configure_logging changes process-wide state: put back what the test run had."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    libraries = {name: logging.getLogger(name).level for name in ("aiokafka", "kafka", "uvicorn", "uvicorn.error",
+                                                                  "uvicorn.access")}
     try:
         yield
     finally:
@@ -48,6 +50,8 @@ def restore_logging() -> Iterator[None]:
             if handler not in handlers:
                 root.removeHandler(handler)
         root.setLevel(level)
+        for name, was in libraries.items():
+            logging.getLogger(name).setLevel(was)
         structlog.reset_defaults()
 
 
