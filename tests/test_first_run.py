@@ -2,8 +2,9 @@
 
 The broker is a fresh one in a temporary home (no topics, no groups), so the hub meets what a first run meets:
 topics being created, partitions without a leader yet, groups without a coordinator. What the user sees must be
-quiet and clear: no ERROR line and no traceback, every log line JSON (stderr is not a terminal), one "ready"
-block with the addresses and the next commands, and the samples' answers as readable lines.
+quiet and clear: no ERROR line and no traceback (even at log level debug: Kafka's retries are there, as debug
+lines), every log line JSON (stderr is not a terminal), one "ready" block with the addresses and the next
+commands, and the samples' answers as readable lines.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from broker._logging import configure_logging, use_json
+from broker._logging import TRANSIENT_KAFKA_ERRORS, configure_logging, use_json
 from broker._ready import READY_TITLE, ReadyInfo, ready_block, samples_report
 from ops import LocalKafka, LocalKafkaConfig
 from tests.conftest import HMRC_SCHEMAS, expected_outcomes, free_port
@@ -157,10 +158,12 @@ def fresh_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka
 
 
 def _first_run(kafka: LocalKafka, folder: Path) -> tuple[str, str]:
-    """``nsw serve --post-samples`` until the samples are answered; (stdout, stderr) after it stopped."""
+    """``nsw serve --post-samples`` until the samples are answered; (stdout, stderr) after it stopped.
+
+    At log level debug, so that the start-up retries it meets are in the log, as debug lines."""
     out_path, err_path = folder / "stdout.txt", folder / "stderr.txt"
     env = {**os.environ, "NSW_BOOTSTRAP": kafka.config.bootstrap, "NSW_PORT": str(free_port()),
-           "NSW_STATE_DIR": str(folder / "state"), "NSW_LOG_FORMAT": "auto", "NSW_LOG_LEVEL": "info"}
+           "NSW_STATE_DIR": str(folder / "state"), "NSW_LOG_FORMAT": "auto", "NSW_LOG_LEVEL": "debug"}
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "broker._cli", "serve", "--post-samples",
                                  "--bundle", f"hmrc-cds={HMRC_SCHEMAS}"],
@@ -189,6 +192,8 @@ def test_first_run_is_quiet_and_clear(fresh_kafka: LocalKafka, tmp_path: Path) -
     assert records, "the hub logged nothing"
     loud = [r for r in records if r.get("level") in {"error", "critical", "exception"}]
     assert not loud, loud[:5]
+    retries = [r for r in records if str(r.get("logger", "")).startswith("aiokafka") and r["level"] == "debug"]
+    assert all(any(marker in r["event"] for marker in TRANSIENT_KAFKA_ERRORS) for r in retries), retries[:5]
     assert "topics_created" in {r.get("event") for r in records}  # it was a first run: the topics are new
     assert stdout.count(READY_TITLE) == 1
     ready_at = stdout.index(READY_TITLE)
