@@ -141,8 +141,11 @@ async def _announce(config: HubConfig, only: frozenset[str]) -> None:
     structlog.get_logger("nsw.serve").info("hub_ready", url=url, waiting_for=waiting or None)
     if url is None:
         return  # a process without the ingress (--only, the --split child): the log line says it
+    invoked = Path(sys.argv[0])
     write_block(ready_block(ReadyInfo(url=url, services=sorted(only), bootstrap=config.bootstrap,
-                                      dev_key=dev_key if dev_key.exists() else None, waiting_for=waiting)))
+                                      dev_key=dev_key if dev_key.exists() else None, waiting_for=waiting,
+                                      command=sys.argv[0] if invoked.name == "nsw" else "nsw",
+                                      client_url=DEFAULT_URL)))
 
 
 async def _serve(args: argparse.Namespace) -> int:

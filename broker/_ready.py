@@ -34,6 +34,8 @@ class ReadyInfo:
     bootstrap: str
     dev_key: Path | None  # the development trader's key file, when this process wrote or found one
     waiting_for: Sequence[str] = ()
+    command: str = "nsw"  # as the user ran it (``make run`` runs ``.venv/bin/nsw``), so the lines can be pasted
+    client_url: str = "http://127.0.0.1:8080"  # where ``nsw submit`` and ``nsw status`` look unless told
 
 
 def ready_block(info: ReadyInfo) -> str:
@@ -58,12 +60,16 @@ def ready_block(info: ReadyInfo) -> str:
             lines.append(f"  Dev key    {info.dev_key}   (trader dev-trader; nsw submit and nsw status use it)")
         else:
             lines.append("  Dev key    none in this process: nsw keys create --trader NAME")
+        nsw, to = info.command, "" if info.url == info.client_url else f" --url {info.url}"
         lines += [
             "",
             "  Next:",
-            "    nsw submit schemas/samples/plain-goods.xml      lodge a declaration, print its release response",
-            "    nsw status SUBMISSION_ID                        where a submission is",
-            "    nsw officers create alice --agency sps --role officer   a console account (password printed once)",
+            f"    {nsw} submit{to} schemas/samples/plain-goods.xml",
+            "        lodge a declaration and print its release response",
+            f"    {nsw} status{to} SUBMISSION_ID",
+            "        where a submission is: routing, decisions, the response",
+            f"    {nsw} officers create alice --agency sps --role officer",
+            "        a console account for an SPS officer (its password is printed once)",
         ]
     lines += ["", "  Ctrl-C stops the hub.", "=" * 77, ""]
     return "\n".join(lines) + "\n"

@@ -106,11 +106,14 @@ def test_ready_block_names_the_addresses_the_key_and_the_next_commands(tmp_path:
                  "http://127.0.0.1:8080/openapi.json", "http://127.0.0.1:8080/metrics", str(key),
                  "nsw submit ", "nsw status ", "nsw officers create ", "127.0.0.1:9092"):
         assert text in block
+    assert "--url" not in block  # the address nsw submit and nsw status use anyway
     waiting = ready_block(ReadyInfo(url="http://h:1", services=["ingress"], bootstrap="b", dev_key=None,
-                                    waiting_for=["router"]))
+                                    waiting_for=["router"], command=".venv/bin/nsw"))
     assert READY_TITLE not in waiting
     assert "still waiting for router" in waiting
     assert "nsw keys create" in waiting
+    assert ".venv/bin/nsw submit --url http://h:1 schemas/samples/plain-goods.xml" in waiting
+    assert ".venv/bin/nsw status --url http://h:1 SUBMISSION_ID" in waiting
 
 
 def test_samples_report_is_one_line_per_file_with_the_reasons() -> None:
