@@ -51,7 +51,7 @@ def sample_files() -> list[Path]:
     return sorted(p for p in folder.glob("*.xml") if "invalid" not in p.name)
 
 
-async def _post_samples(url: str, *, wait: float) -> None:
+async def _post_samples(url: str, *, wait: float, status: str) -> None:
     """Originals first (concurrently), then amendments, which need their original lodged before them; their
     answers printed for people (broker/_ready.py), in one block."""
     files = sample_files()
@@ -62,7 +62,7 @@ async def _post_samples(url: str, *, wait: float) -> None:
         results += [await submit_file(client, path, wait=wait) for path in amendments]
     rows = [(path.name, result.status_code, result.body, result.response)
             for path, result in zip(originals + amendments, results, strict=True)]
-    write_block(samples_report(rows, wait=wait))
+    write_block(samples_report(rows, wait=wait, status=status))
 
 
 
@@ -127,6 +127,16 @@ def _dump_tasks() -> None:
     sys.stderr.flush()
 
 
+def _invoked() -> str:
+    """``nsw`` as the user ran it (``make run`` runs ``.venv/bin/nsw``): the ready block's lines can be pasted."""
+    return sys.argv[0] if Path(sys.argv[0]).name == "nsw" else "nsw"
+
+
+def _client_command(config: HubConfig, action: str) -> str:
+    url = _local_url(config)
+    return f"{_invoked()} {action}" + ("" if url == DEFAULT_URL else f" --url {url}")
+
+
 def _local_url(config: HubConfig) -> str:
     host = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host  # noqa: S104 - a bind-all address
     return f"http://{host}:{config.port}"
@@ -141,11 +151,9 @@ async def _announce(config: HubConfig, only: frozenset[str]) -> None:
     structlog.get_logger("nsw.serve").info("hub_ready", url=url, waiting_for=waiting or None)
     if url is None:
         return  # a process without the ingress (--only, the --split child): the log line says it
-    invoked = Path(sys.argv[0])
     write_block(ready_block(ReadyInfo(url=url, services=sorted(only), bootstrap=config.bootstrap,
                                       dev_key=dev_key if dev_key.exists() else None, waiting_for=waiting,
-                                      command=sys.argv[0] if invoked.name == "nsw" else "nsw",
-                                      client_url=DEFAULT_URL)))
+                                      command=_invoked(), client_url=DEFAULT_URL)))
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -184,7 +192,7 @@ async def _serve(args: argparse.Namespace) -> int:
         child = asyncio.create_task(run_child(argv, stop), name="split-child")
     await _announce(config, only)
     if args.post_samples and "ingress" in only:
-        await _post_samples(_local_url(config), wait=30.0)
+        await _post_samples(_local_url(config), wait=30.0, status=_client_command(config, "status"))
     waiter = asyncio.create_task(hub.wait())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)

@@ -86,10 +86,11 @@ def _reasons(response: dict[str, Any]) -> list[str]:
 
 
 def samples_report(results: Sequence[tuple[str, int, dict[str, Any], dict[str, Any] | None]], *,
-                   wait: float) -> str:
+                   wait: float, status: str = "nsw status") -> str:
     """One line per sample (file, outcome, submission and version), then its hold or refusal reasons.
 
-    ``results``: (file name, HTTP status of the POST, its body, the release response or None).
+    ``results``: (file name, HTTP status of the POST, its body, the release response or None); ``status``:
+    the command that shows one (as the ready block writes it).
     """
     width = max((len(name) for name, *_ in results), default=10)
     lines = ["", "Sample declarations, lodged as dev-trader:"]
@@ -100,14 +101,14 @@ def samples_report(results: Sequence[tuple[str, int, dict[str, Any], dict[str, A
             continue
         if response is None:
             lines.append(f"  {name:<{width}}  no answer yet after {wait:g} s   {sid} v{version}   "
-                         f"(nsw status {sid})")
+                         f"({status} {sid})")
             continue
         lines.append(f"  {name:<{width}}  {response.get('outcome', '?'):<8} {sid} v{version}")
         indent = " " * (width + 6)
         for reason in _reasons(response):
             lines += textwrap.wrap(reason, width=max(100, width + 60), initial_indent=indent,
                                    subsequent_indent=indent + "  ")
-    lines += ["  The whole answer of one: nsw status SUBMISSION_ID", ""]
+    lines += [f"  The whole answer of one: {status} SUBMISSION_ID", ""]
     return "\n".join(lines) + "\n"
 
 

@@ -31,7 +31,7 @@ from ops import LocalKafka, LocalKafkaConfig
 from tests.conftest import HMRC_SCHEMAS, expected_outcomes, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES_DONE = "The whole answer of one: nsw status SUBMISSION_ID"
+SAMPLES_DONE = "The whole answer of one: "
 
 
 # --------------------------------------------------------------------------- units: no broker
@@ -122,13 +122,14 @@ def test_samples_report_is_one_line_per_file_with_the_reasons() -> None:
         {"agency": "customs", "outcome": "RELEASE", "code": "C01", "reason": "fine"}]}]}
     report = samples_report([("a.xml", 202, {"submission_id": "S1", "version": 1}, held),
                              ("b.xml", 202, {"submission_id": "S2", "version": 1}, None),
-                             ("c.xml", 422, {"title": "Invalid declaration"}, None)], wait=30)
+                             ("c.xml", 422, {"title": "Invalid declaration"}, None)], wait=30,
+                            status="nsw status --url http://h:1")
     lines = report.splitlines()
     assert any(line.split()[:3] == ["a.xml", "HOLD", "S1"] for line in lines)
     assert "ipr HOLD H01 Release suspended" in report
     assert "C01" not in report  # a release is not a reason to show
     assert "no answer yet after 30 s" in report
-    assert "nsw status S2" in report
+    assert "nsw status --url http://h:1 S2" in report
     assert "refused (422): Invalid declaration" in report
 
 
