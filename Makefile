@@ -1,5 +1,5 @@
 # nsw-broker: the two commands a developer needs are `make run` and `make test`.
-# Prerequisites on PATH: python3.11, a Java 17+ JDK (java, javac), mvn (Maven fetches the pinned Kafka jars and
+# Prerequisites on PATH: python3.11 (with venv), a Java 17+ JDK (java, javac), make, curl, mvn (Maven fetches the pinned Kafka jars and
 # the Java example agency's libraries once).
 # The embedded Kafka broker listens on 127.0.0.1:9092 (NSW_KAFKA_PORT) with state in .nsw/kafka (NSW_KAFKA_HOME).
 
@@ -76,7 +76,7 @@ test: kafka-start chromium
 # limits lifted, as the load comes from one trader), measures it at 50/s (within its capacity here), at
 # 200/s (beyond it: back-pressure answers 503) and at its maximum beside the Kafka floor.
 bench: kafka-start
-	$(NSW) bench validate --bundle hmrc-cds=../shared/corpus/hmrc-cds/schemas --corpus ../shared/corpus/hmrc-cds/examples
+	$(NSW) bench validate --bundle hmrc-cds=$(NSW_CORPUS)/hmrc-cds/schemas --corpus $(NSW_CORPUS)/hmrc-cds/examples
 	@NSW_LOG_LEVEL=warning NSW_RATE_LIMIT=100000 NSW_RATE_BURST=100000 NSW_MAX_IN_FLIGHT_PER_TRADER=100000 \
 	$(NSW) serve --port 8090 --split auditor & pid=$$!; trap "kill $$pid" EXIT; \
 	for i in $$(seq 150); do curl -sf http://127.0.0.1:8090/healthz >/dev/null && break; sleep 0.2; done; \
@@ -84,8 +84,11 @@ bench: kafka-start
 	$(NSW) bench e2e --url http://127.0.0.1:8090 --rate 200 --duration 20 --json bench-rate200.json && \
 	$(NSW) bench e2e --url http://127.0.0.1:8090 --max --duration 20 --with-floor --json bench-max.json
 
-# Every declaration of the shared HMRC corpus through map, route, decide and aggregate (no Kafka needed).
-CORPUS ?= ../shared/corpus/hmrc-cds
+# Every declaration of the external HMRC corpus through map, route, decide and aggregate (no Kafka needed).
+# The corpus is NSW_CORPUS (default ../shared/corpus); without it tests/conformance stops and says what to fetch.
+NSW_CORPUS ?= ../shared/corpus
+export NSW_CORPUS
+CORPUS := $(NSW_CORPUS)/hmrc-cds
 conformance: install
 	$(BIN)/pytest tests/conformance
 	$(NSW) conformance --bundle hmrc-cds=$(CORPUS)/schemas $(CORPUS)/examples

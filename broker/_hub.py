@@ -205,7 +205,8 @@ class Hub:
                                     max_head_bytes=cfg.max_header_bytes)
         server_config = uvicorn.Config(
             app, host=cfg.host, port=cfg.port,
-            access_log=False, log_level="warning", lifespan="off", loop="none", http=protocol,
+            access_log=False, log_level="warning", log_config=None,  # its logs go through ours (broker/_logging.py)
+            lifespan="off", loop="none", http=protocol,
         )
         self.server = _Server(server_config)
         self._server_task = asyncio.create_task(self.server.serve(), name="ingress-http")

@@ -87,7 +87,9 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
         finally:
             await admin.close()
     for spec in missing:
-        log.info("topic_created", topic=spec.name, partitions=spec.partitions, cleanup=spec.cleanup_policy)
+        log.debug("topic_created", topic=spec.name, partitions=spec.partitions, cleanup=spec.cleanup_policy)
+    if missing:  # one line for a first run's thirty topics
+        log.info("topics_created", count=len(missing), topics=[s.name for s in missing])
     return [s.name for s in missing]
 
 
