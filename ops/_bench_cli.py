@@ -34,10 +34,11 @@ def _default_bootstrap() -> str:
     return os.environ.get("NSW_BOOTSTRAP", "127.0.0.1:9092")
 
 
-def _load_options(parser: argparse.ArgumentParser, *, concurrency: int) -> None:
-    load = parser.add_mutually_exclusive_group()
-    load.add_argument("--rate", type=float, default=None, help="open loop: submissions per second (default 200)")
-    load.add_argument("--max", action="store_true", help="closed loop: as fast as --concurrency lanes go")
+def _load_options(parser: argparse.ArgumentParser, *, concurrency: int, rate_options: bool = True) -> None:
+    if rate_options:
+        load = parser.add_mutually_exclusive_group()
+        load.add_argument("--rate", type=float, default=None, help="open loop: submissions per second (default 200)")
+        load.add_argument("--max", action="store_true", help="closed loop: as fast as --concurrency lanes go")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds (default 20)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring (default 2)")
     parser.add_argument("--concurrency", type=int, default=concurrency,
@@ -68,7 +69,7 @@ def add_bench_parser(subparsers: Any) -> None:
     e2e.add_argument("--with-floor", action="store_true", help="then run the floor on the same broker and compare")
 
     suite = sub.add_parser("suite", help="make bench: 50/s, 200/s, the maximum and the floor in one table")
-    _load_options(suite, concurrency=64)
+    _load_options(suite, concurrency=64, rate_options=False)
     suite.add_argument("--url", default=DEFAULT_URL, help=f"the running hub (default {DEFAULT_URL})")
     suite.add_argument("--rates", default="50,200", help="open-loop phases, submissions/s (default 50,200)")
     suite.add_argument("--no-max", action="store_true", help="leave out the closed-loop maximum (and the floor)")
@@ -115,13 +116,17 @@ def _floor_config(args: argparse.Namespace, bootstrap: str, rate: float | None) 
 
 
 def _rate(args: argparse.Namespace) -> float | None:
-    if args.max:
+    if getattr(args, "max", False):
         return None
     return args.rate if args.rate is not None else 200.0
 
 
 def _validate(args: argparse.Namespace) -> str | None:
-    if args.duration <= 0 or args.concurrency < 1 or (args.rate is not None and args.rate <= 0):
+    if args.bench_command == "soak":
+        if min(args.minutes, args.rate, args.interval) <= 0 or args.concurrency < 1:
+            return "--minutes, --rate, --interval and --concurrency must be positive"
+        return None
+    if args.duration <= 0 or args.concurrency < 1 or (getattr(args, "rate", None) or 1) <= 0:
         return "--duration, --concurrency and --rate must be positive"
     if getattr(args, "corpus", None) is not None and not args.corpus.is_dir():
         return f"--corpus {args.corpus} is not a directory"
@@ -132,14 +137,14 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.bench_command == "generator":
         return await generator_max_rate(duration=args.duration, concurrency=args.concurrency)
     bootstrap = args.bootstrap or _default_bootstrap()
-    rate = _rate(args)
-    if args.bench_command == "floor":
-        return await bench_floor(_floor_config(args, bootstrap, rate))
     if args.bench_command == "soak":
         soak = SoakConfig(url=args.url, bootstrap=bootstrap, rate=args.rate, minutes=args.minutes,
                           interval=args.interval, concurrency=args.concurrency, hub_pids=tuple(args.hub_pid),
                           max_slope=args.max_slope)
         return await bench_soak(soak, out=_print_line)
+    rate = _rate(args)
+    if args.bench_command == "floor":
+        return await bench_floor(_floor_config(args, bootstrap, rate))
     samples = () if args.samples == "all" else tuple(s for s in args.samples.split(",") if s)
     config = E2EConfig(url=args.url, bootstrap=bootstrap, rate=rate, duration=args.duration, warmup=args.warmup,
                        concurrency=args.concurrency, format=getattr(args, "format", "xml"), samples=samples,
@@ -187,7 +192,7 @@ def run_bench(args: argparse.Namespace) -> int:
     """Run ``nsw bench ...``; print the table, write ``--json``; return the exit code."""
     if args.bench_command == "validate":
         return _run_validate(args)
-    if args.bench_command not in ("generator", "soak") and (problem := _validate(args)) is not None:
+    if args.bench_command != "generator" and (problem := _validate(args)) is not None:
         sys.stderr.write(f"nsw bench: {problem}\n")
         return 2
     runner = _run(args)
@@ -204,15 +209,7 @@ def run_bench(args: argparse.Namespace) -> int:
     except NSWError as exc:
         sys.stderr.write(f"nsw bench: {exc}\n")
         return 3
-    if args.bench_command == "suite":
-        sys.stdout.write(render_suite(report) + "\n")
-    elif args.bench_command == "soak":
-        pass  # printed as it ran
-    elif args.bench_command == "generator":
-        sys.stdout.write(f"generator: {report['requests_per_s']:.0f} requests/s with {report['concurrency']} "
-                         f"connections (p50 {report['p50_ms']} ms, errors {report['errors']})\n")
-    else:
-        sys.stdout.write(render_report(report) + "\n")
+    _print_report(args.bench_command, report)
     if args.json is not None:
         try:
             args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
@@ -221,6 +218,16 @@ def run_bench(args: argparse.Namespace) -> int:
             return 2
     sys.stdout.flush()
     return _exit_code(args.bench_command, report)
+
+
+def _print_report(command: str, report: dict[str, Any]) -> None:
+    if command == "suite":
+        sys.stdout.write(render_suite(report) + "\n")
+    elif command == "generator":
+        sys.stdout.write(f"generator: {report['requests_per_s']:.0f} requests/s with {report['concurrency']} "
+                         f"connections (p50 {report['p50_ms']} ms, errors {report['errors']})\n")
+    elif command != "soak":  # the soak printed its lines as it ran
+        sys.stdout.write(render_report(report) + "\n")
 
 
 def _exit_code(command: str, report: dict[str, Any]) -> int:

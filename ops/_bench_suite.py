@@ -105,7 +105,7 @@ def render_suite(report: dict[str, Any]) -> str:
     rows.append(("cpu ms/sub hub (all)", [_num(c.get(HUB_TOTAL), 2) for c in per_sub]))
     for role in roles:
         if role.startswith("hub") and sum(r.startswith("hub") for r in roles) > 1:
-            rows.append((f"cpu ms/sub  {role}", [_num(c.get(role), 2) for c in per_sub]))
+            rows.append((f"cpu ms/sub {role}", [_num(c.get(role), 2) for c in per_sub]))
     rows.append(("cpu ms/sub kafka", [_num(c.get("kafka"), 2) for c in per_sub]))
     rows.append(("cpu ms/sub bench", [_num(c.get("bench"), 2) for c in per_sub]))
     for role in roles:

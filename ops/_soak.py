@@ -201,12 +201,15 @@ class _Tracker:
             await self._follower.stop()
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
 def _rss_line(minute: float, tally: _Minute, rss: dict[str, float | None]) -> str:
     pct = percentiles(tally.latencies)
     parts = [f"min {minute:5.1f}", f"sent {tally.sent}", f"accepted {tally.accepted}",
              f"refused {tally.refused}", f"completed {len(tally.latencies)}",
-             f"p50 {pct['p50'] if pct['p50'] is not None else '-'} ms",
-             f"p99 {pct['p99'] if pct['p99'] is not None else '-'} ms"]
+             f"p50 {_ms(pct['p50'])} ms", f"p99 {_ms(pct['p99'])} ms"]
     if tally.failed or tally.skipped:
         parts.append(f"failed {tally.failed} skipped {tally.skipped}")
     memory = "  ".join(f"{role} {'-' if v is None else f'{v:.1f}'}" for role, v in rss.items())
