@@ -243,14 +243,14 @@ class CostMeter:
     _log: TransactionLog | None = None
     _metrics0: str | None = None
 
-    def _pids(self) -> dict[int, str]:
-        pids: dict[int, str] = {}
-        for role, pid in self.processes.items():
-            pids[pid] = role
+    def _pids(self) -> dict[str, set[int]]:
+        """Role -> its pids: its own, and for a hub role the descendants no other role names. One process
+        may hold two roles (a hub in the bench's own process, as in the tests): it counts for both."""
+        named = set(self.processes.values())
+        pids = {role: {pid} for role, pid in self.processes.items()}
         for role, pid in self.processes.items():
             if role.startswith("hub"):
-                for child in descendants(pid):
-                    pids.setdefault(child, role)
+                pids[role].update(child for child in descendants(pid) if child not in named)
         return pids
 
     async def start(self) -> None:
@@ -259,7 +259,8 @@ class CostMeter:
             self._log = None
         if self.hub_url is not None:
             self._metrics0 = await hub_metrics(self.hub_url)
-        self._cpu0 = {pid: ms for pid in self._pids() if (ms := cpu_ms(pid)) is not None}
+        every = {pid for pids in self._pids().values() for pid in pids}
+        self._cpu0 = {pid: ms for pid in every if (ms := cpu_ms(pid)) is not None}
         self._t0 = time.perf_counter()
         self._wall0_ms = int(time.time() * 1000)
         if self._log is not None:
@@ -269,17 +270,19 @@ class CostMeter:
         """The phase's raw cost: seconds, CPU ms per role (and ``hub`` summed), transactions."""
         seconds = time.perf_counter() - self._t0
         end_ms = int(time.time() * 1000)
-        cpu: dict[str, float | None] = dict.fromkeys(self.processes)
-        by_pid: dict[str, float] = {}
-        for pid, role in self._pids().items():
+        roles = self._pids()
+        used: dict[int, float] = {}
+        for pid in {pid for pids in roles.values() for pid in pids}:
             now = cpu_ms(pid)
-            if now is None:
-                continue
-            used = now - self._cpu0.get(pid, 0.0)  # a process born during the phase: all of its CPU
-            cpu[role] = (cpu[role] or 0.0) + used
-            by_pid[f"{role}:{pid}"] = round(used, 1)
-        hub = [v for r, v in cpu.items() if r.startswith("hub") and v is not None]
-        cpu[HUB_TOTAL] = sum(hub) if hub else None
+            if now is not None:  # a process born during the phase: all of its CPU
+                used[pid] = now - self._cpu0.get(pid, 0.0)
+        cpu: dict[str, float | None] = {}
+        for role, pids in roles.items():
+            readings = [used[pid] for pid in pids if pid in used]
+            cpu[role] = sum(readings) if readings else None
+        hub = {pid for role, pids in roles.items() if role.startswith("hub") for pid in pids if pid in used}
+        cpu[HUB_TOTAL] = sum(used[pid] for pid in hub) if hub else None
+        by_pid = {str(pid): round(ms, 1) for pid, ms in sorted(used.items())}
         out: dict[str, Any] = {"seconds": round(seconds, 2),
                                "cpu_ms": {r: (round(v, 1) if v is not None else None) for r, v in cpu.items()},
                                "cpu_ms_by_pid": by_pid}
