@@ -22,6 +22,7 @@ from ops._bench_cost import (
     COMPLETE_ABORT,
     COMPLETE_COMMIT,
     HUB_TOTAL,
+    CostMeter,
     TransactionCounts,
     cpu_ms,
     descendants,
@@ -81,6 +82,15 @@ def test_descendants_include_a_child_and_name_it_by_its_services(child: subproce
     assert child.pid in descendants(os.getpid())
     assert child_role(child.pid) == "hub[auditor]"
     assert os.getpid() not in descendants(os.getpid())
+
+
+def test_a_hub_role_takes_its_unnamed_children_and_a_shared_process_counts_for_both_roles(
+        child: subprocess.Popen[bytes]) -> None:
+    me = os.getpid()
+    meter = CostMeter({"hub": me, "bench": me}, "127.0.0.1:1")
+    assert meter._pids() == {"hub": {me, child.pid}, "bench": {me}}
+    named = CostMeter({"hub": me, "hub[auditor]": child.pid}, "127.0.0.1:1")
+    assert named._pids() == {"hub": {me}, "hub[auditor]": {child.pid}}
 
 
 def test_a_child_without_services_is_named_by_its_pid() -> None:
