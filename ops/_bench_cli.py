@@ -118,7 +118,8 @@ def _floor_config(args: argparse.Namespace, bootstrap: str, rate: float | None) 
 def _rate(args: argparse.Namespace) -> float | None:
     if getattr(args, "max", False):
         return None
-    return args.rate if args.rate is not None else 200.0
+    rate: float | None = getattr(args, "rate", None)
+    return rate if rate is not None else 200.0
 
 
 def _validate(args: argparse.Namespace) -> str | None:

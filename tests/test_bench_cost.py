@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from ops._bench import child_role, rss_mb
+from ops._bench_cli import main as bench_cli
 from ops._bench_cost import (
     COMPLETE_ABORT,
     COMPLETE_COMMIT,
@@ -32,6 +33,7 @@ from ops._bench_cost import (
 )
 from ops._bench_suite import render_suite
 from ops._soak import overall_verdict, render_verdicts, rss_verdict, slope_per_10_minutes
+from tests.conftest import free_port
 
 # --- /proc ---------------------------------------------------------------------------------------------------
 
@@ -262,3 +264,20 @@ def test_the_overall_verdict_is_growing_when_any_process_grows() -> None:
     assert text.splitlines()[1].split() == ["hub", "100.0", "100.0", "+0.00", "flat"]
     assert text.splitlines()[2].split()[-1] == "growing"
     assert text.splitlines()[-1].startswith("verdict: growing (threshold 5 MiB per 10 minutes")
+
+
+# --- the command line -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["suite"], ["suite", "--rates", "50", "--no-max"], ["soak", "--minutes", "1"]])
+def test_suite_and_soak_say_when_the_hub_does_not_answer(command: list[str], capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    assert bench_cli([*command, "--url", f"http://127.0.0.1:{free_port()}"]) == 3
+    assert "does not answer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["suite", "--rates", "50,x"], ["suite", "--rates", "0"],
+                                     ["soak", "--minutes", "0"], ["soak", "--rate", "-1"]])
+def test_suite_and_soak_refuse_bad_numbers(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_cli([*command, "--url", f"http://127.0.0.1:{free_port()}"]) == 2
+    assert "nsw bench" in capsys.readouterr().err
