@@ -6,17 +6,25 @@ Nothing here asserts a rate or a duration: the figures are computed from values 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
+from broker import _metrics as metrics
+from broker._envelope import OutMessage
+from broker._kafka import commit_batch
+from broker.errors import NSWError
 from ops._bench import child_role, rss_mb
 from ops._bench_cli import main as bench_cli
 from ops._bench_cost import (
@@ -145,6 +153,42 @@ def test_transaction_counts_report_commits_aborts_and_producers() -> None:
         counts.add(transactional_id, state)
     assert counts.report(2.0) == {"committed": 3, "aborted": 1, "per_s": 1.5, "producers": 2}
     assert TransactionCounts().report(0.0) == {"committed": 0, "aborted": 0, "per_s": None, "producers": 0}
+
+
+# --- the hub's own count of its transactions ---------------------------------------------------------------
+
+
+class _Producer:
+    """Stands in for a transactional producer (the counter is under test, not the broker)."""
+
+    def __init__(self, *, fail: bool) -> None:
+        self._fail = fail
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None, **_: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._fail:
+            future.set_exception(KafkaConnectionError())
+        else:
+            future.set_result(None)
+        return future
+
+    async def send_offsets_to_transaction(self, offsets: dict[Any, int], group_id: str) -> None:
+        return None
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield
+
+
+async def test_a_committed_transaction_is_counted_for_its_service_and_a_failed_one_is_not() -> None:
+    service = f"unit-{uuid.uuid4().hex[:6]}"
+    out = [OutMessage(topic="out", key=b"k", value=b"v")]
+    await commit_batch(_Producer(fail=False), out, {"tp": 1}, "g", what=f"commit {service} p0", service=service)
+    assert metrics.TRANSACTIONS.value(service) == 1
+    with pytest.raises(NSWError):
+        await commit_batch(_Producer(fail=True), out, {"tp": 2}, "g", what=f"commit {service} p0", service=service)
+    assert metrics.TRANSACTIONS.value(service) == 1
+    assert f'nsw_transactions_total{{service="{service}"}} 1.0' in metrics.render()
 
 
 # --- the hub's /metrics -------------------------------------------------------------------------------------------
