@@ -39,6 +39,7 @@ from broker._kafka import (
     align_size_limits,
     consumer_lag,
     ensure_topics,
+    transactional_producers,
 )
 from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuth, acting_as, context_acting_as
 from broker._keys_io import publish_key
@@ -63,6 +64,8 @@ log = structlog.get_logger("nsw.hub")
 
 metrics.register(metrics.Gauge("nsw_consumer_lag", "Records waiting per consumer group and partition.",
                                ("group", "topic", "partition"), consumer_lag))
+metrics.register(metrics.Gauge("nsw_transactional_producers", "Transactional producers per service (this process).",
+                               ("service",), transactional_producers))
 
 SERVICES = ("ingress", "router", "adapters", "aggregator", "notifier", "auditor")
 
