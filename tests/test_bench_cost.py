@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,11 +78,21 @@ def test_rss_of_this_process_is_read_from_proc() -> None:
     assert 0 < current <= peak
 
 
+def exec_done(pid: int, marker: bytes, *, timeout: float = 10.0) -> None:
+    """Until the child runs its own program: right after fork, /proc shows the parent's command line."""
+    deadline = time.monotonic() + timeout
+    while marker not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} did not start its program within {timeout} s")
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def child() -> Iterator[subprocess.Popen[bytes]]:
     """A child process that waits on its stdin (it stays until the test closes it)."""
     process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", "--only", "auditor"],
                                stdin=subprocess.PIPE)
+    exec_done(process.pid, b"--only")
     yield process
     assert process.stdin is not None
     process.stdin.close()
@@ -105,6 +116,7 @@ def test_a_hub_role_takes_its_unnamed_children_and_a_shared_process_counts_for_b
 
 def test_a_child_without_services_is_named_by_its_pid() -> None:
     process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    exec_done(process.pid, b"sys.stdin.read()")
     try:
         assert child_role(process.pid) == f"hub-child-{process.pid}"
     finally:
