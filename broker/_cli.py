@@ -14,8 +14,9 @@ from typing import Any
 
 import httpx
 import orjson
+import structlog
 
-from broker._auth import client_auth_headers, new_key
+from broker._auth import DEV_KEY_FILE, client_auth_headers, new_key
 from broker._client import submit_file
 from broker._config import HubConfig
 from broker._hub import SERVICES, Hub
@@ -23,7 +24,9 @@ from broker._kafka import describe_processors
 from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuthConfigError, acting_as, process_credentials
 from broker._keys_io import load_keys, publish_key
 from broker._logging import configure_logging
+from broker._openapi_cmd import add_openapi_parser, run_openapi
 from broker._provision import k8s_secret, provision
+from broker._ready import ReadyInfo, ready_block, samples_report, wait_ready, write_block
 from broker._split import child_argv, child_env, run_child
 from broker._verify_cmd import add_verify_parser, run_verify
 from broker.errors import NSWError
@@ -51,17 +54,18 @@ def sample_files() -> list[Path]:
     return sorted(p for p in folder.glob("*.xml") if "invalid" not in p.name)
 
 
-async def _post_samples(url: str, *, wait: float) -> None:
-    """Originals first (concurrently), then amendments, which need their original lodged before them."""
+async def _post_samples(url: str, *, wait: float, status: str) -> None:
+    """Originals first (concurrently), then amendments, which need their original lodged before them; their
+    answers printed for people (broker/_ready.py), in one block."""
     files = sample_files()
     amendments = [p for p in files if b"<FunctionCode>13</FunctionCode>" in p.read_bytes()]
     originals = [p for p in files if p not in amendments]
     async with httpx.AsyncClient(base_url=url, timeout=30, headers=client_auth_headers(None)) as client:
         results = await asyncio.gather(*(submit_file(client, path, wait=wait) for path in originals))
         results += [await submit_file(client, path, wait=wait) for path in amendments]
-    for path, result in zip(originals + amendments, results, strict=True):
-        _print_json({"file": path.name, "submission_id": result.body.get("submission_id"),
-                     "version": result.body.get("version"), "release_response": result.response})
+    rows = [(path.name, result.status_code, result.body, result.response)
+            for path, result in zip(originals + amendments, results, strict=True)]
+    write_block(samples_report(rows, wait=wait, status=status))
 
 
 
@@ -140,6 +144,35 @@ def _dump_tasks() -> None:
     sys.stderr.flush()
 
 
+def _invoked() -> str:
+    """``nsw`` as the user ran it (``make run`` runs ``.venv/bin/nsw``): the ready block's lines can be pasted."""
+    return sys.argv[0] if Path(sys.argv[0]).name == "nsw" else "nsw"
+
+
+def _client_command(config: HubConfig, action: str) -> str:
+    url = _local_url(config)
+    return f"{_invoked()} {action}" + ("" if url == DEFAULT_URL else f" --url {url}")
+
+
+def _local_url(config: HubConfig) -> str:
+    host = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host  # noqa: S104 - a bind-all address
+    return f"http://{host}:{config.port}"
+
+
+async def _announce(config: HubConfig, only: frozenset[str]) -> None:
+    """The "ready" block, once, in the process with the ingress: when /readyz says ready (or after a minute,
+    saying what it still waits for)."""
+    url = _local_url(config) if "ingress" in only else None
+    waiting = await wait_ready(url, within=60.0) if url is not None else []
+    dev_key = config.state_dir / DEV_KEY_FILE
+    structlog.get_logger("nsw.serve").info("hub_ready", url=url, waiting_for=waiting or None)
+    if url is None:
+        return  # a process without the ingress (--only, the --split child): the log line says it
+    write_block(ready_block(ReadyInfo(url=url, services=sorted(only), bootstrap=config.bootstrap,
+                                      dev_key=dev_key if dev_key.exists() else None, waiting_for=waiting,
+                                      command=_invoked(), client_url=DEFAULT_URL)))
+
+
 async def _serve(args: argparse.Namespace) -> int:
     only = frozenset(args.only.split(",")) if args.only else frozenset(SERVICES)
     split = frozenset(args.split.split(",")) if args.split else frozenset()
@@ -170,13 +203,13 @@ async def _serve(args: argparse.Namespace) -> int:
         sys.stderr.write(f"nsw serve: {exc}\n")
         await hub.stop()
         return 1
-    if args.post_samples and "ingress" in only:
-        await _post_samples(f"http://{config.host}:{config.port}", wait=30.0)
-        sys.stderr.write(f"hub serving on http://{config.host}:{config.port} - Ctrl-C to stop\n")
     child = None
     if split:
         argv = child_argv(sorted(split), bootstrap=args.bootstrap, bundles=args.bundle)
         child = asyncio.create_task(run_child(argv, stop, env=child_env(config.admin_port)), name="split-child")
+    await _announce(config, only)
+    if args.post_samples and "ingress" in only:
+        await _post_samples(_local_url(config), wait=30.0, status=_client_command(config, "status"))
     waiter = asyncio.create_task(hub.wait())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -311,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_officers_parser(sub)
     add_route_parser(sub)
     add_verify_parser(sub)
+    add_openapi_parser(sub)
     add_schemas_parser(sub)
     add_conformance_parser(sub)
     add_ops_parser(sub)
@@ -334,8 +368,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         with acting_as(auth):
             return run_audit(args) if args.ops_command == "audit" else run_ops(args)
-    if args.command == "verify":
-        return run_verify(args)
+    if args.command in ("verify", "openapi"):  # offline tools: no Kafka, no hub
+        return {"verify": run_verify, "openapi": run_openapi}[args.command](args)
     if args.command == "schemas":
         return run_schemas(args)
     if args.command == "conformance":

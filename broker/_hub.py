@@ -40,6 +40,7 @@ from broker._kafka import (
     align_size_limits,
     consumer_lag,
     ensure_topics,
+    transactional_producers,
 )
 from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuth, acting_as, context_acting_as
 from broker._keys_io import publish_key
@@ -64,6 +65,8 @@ log = structlog.get_logger("nsw.hub")
 
 metrics.register(metrics.Gauge("nsw_consumer_lag", "Records waiting per consumer group and partition.",
                                ("group", "topic", "partition"), consumer_lag))
+metrics.register(metrics.Gauge("nsw_transactional_producers", "Transactional producers per service (this process).",
+                               ("service",), transactional_producers))
 
 SERVICES = ("ingress", "router", "adapters", "aggregator", "notifier", "auditor")
 
@@ -213,7 +216,8 @@ class Hub:
                                     max_head_bytes=cfg.max_header_bytes)
         server_config = uvicorn.Config(
             app, host=cfg.host, port=cfg.port,
-            access_log=False, log_level="warning", lifespan="off", loop="none", http=protocol,
+            access_log=False, log_level="warning", log_config=None,  # its logs go through ours (broker/_logging.py)
+            lifespan="off", loop="none", http=protocol,
         )
         self.server = _Server(server_config)
         self._server_task = asyncio.create_task(self.server.serve(), name="ingress-http")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from broker._cli import main
-from tests.conftest import HMRC_SCHEMAS, SAMPLES, SHARED
+from tests.conftest import CDS_EXAMPLES, HMRC_SCHEMAS, SAMPLES
 
 
 def test_valid_samples_exit_zero(capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,7 +29,7 @@ def test_invalid_sample_names_element_and_line(capsys: pytest.CaptureFixture[str
 
 
 def test_hmrc_bundle_given_at_run_time(capsys: pytest.CaptureFixture[str]) -> None:
-    sample = SHARED / "corpus" / "hmrc-cds" / "examples" / "TT_EX001a" / "TT_EX001a.xml"
+    sample = CDS_EXAMPLES / "export-cus-code.xml"
     assert main(["validate", str(sample)]) == 1  # without the bundle its namespace is unknown
     assert json.loads(capsys.readouterr().out)["errors"][0]["message"]
     assert main(["validate", "--bundle", f"hmrc-cds={HMRC_SCHEMAS}", str(sample)]) == 0
