@@ -20,6 +20,7 @@ COPY ops ./ops
 COPY refdata ./refdata
 COPY console ./console
 COPY errors ./errors
+COPY cli ./cli
 RUN pip install . && rm -rf /src
 
 RUN useradd --system --create-home --home-dir /home/nsw --uid 10001 --shell /usr/sbin/nologin nsw \
