@@ -88,7 +88,7 @@ BENCH_HUB = NSW_LOG_LEVEL=warning NSW_RATE_LIMIT=100000 NSW_RATE_BURST=100000 NS
 
 bench: kafka-start
 	@$(BENCH_HUB); \
-	$(NSW) bench suite --url http://127.0.0.1:$(BENCH_PORT) --hub-pid $$pid --duration $(BENCH_SECONDS) --json bench.json
+	$(NSW) bench suite --url http://127.0.0.1:$(BENCH_PORT) --hub-pid $$pid --duration $(BENCH_SECONDS) --report bench.json
 
 # Validation and mapping throughput on the shared corpus beside bare lxml (no Kafka, no hub).
 bench-validate: install
@@ -99,7 +99,7 @@ bench-validate: install
 soak: kafka-start
 	@$(BENCH_HUB); \
 	$(NSW) bench soak --url http://127.0.0.1:$(BENCH_PORT) --hub-pid $$pid --minutes $(SOAK_MINUTES) \
-	  --rate $(SOAK_RATE) --json soak.json
+	  --rate $(SOAK_RATE) --report soak.json
 
 # Every declaration of the external HMRC corpus through map, route, decide and aggregate (no Kafka needed).
 # The corpus is NSW_CORPUS (default ../shared/corpus); without it tests/conformance stops and says what to fetch.

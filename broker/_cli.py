@@ -298,8 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(the bootstrap of the embedded broker is filled in); `nsw kafka tool` lists them")
 
     serve = sub.add_parser("serve", help="run the hub's services")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--host", default=None,
+                       help="interface the ingress listens on (env NSW_HOST; default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="ingress port (env NSW_PORT; default 8080)")
     serve.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (env NSW_BOOTSTRAP)")
     serve.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SERVICES)}")
     serve.add_argument("--split", default=None, metavar="SERVICES",
@@ -317,12 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     submit = sub.add_parser("submit", help="lodge a declaration and (with --wait) print its release response")
     submit.add_argument("file")
     submit.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the release response")
-    submit.add_argument("--url", default=DEFAULT_URL)
+    submit.add_argument("--url", default=DEFAULT_URL, help=f"the hub (default {DEFAULT_URL})")
     submit.add_argument("--key", default=None, help="API key (default NSW_API_KEY or .nsw/dev-trader.key)")
 
     status = sub.add_parser("status", help="show a submission's status")
     status.add_argument("submission_id")
-    status.add_argument("--url", default=DEFAULT_URL)
+    status.add_argument("--url", default=DEFAULT_URL, help=f"the hub (default {DEFAULT_URL})")
     status.add_argument("--key", default=None, help="API key (default NSW_API_KEY or .nsw/dev-trader.key)")
 
     keys = sub.add_parser("keys", help="API keys of traders and agencies: create, list, rotate, revoke")
@@ -331,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("key_id", nargs="?", help="for rotate and revoke: the key id")
     keys.add_argument("--trader", help="for create: the trader the key identifies")
     keys.add_argument("--agency", help="for create: the agency whose decision callback the key authenticates")
-    keys.add_argument("--bootstrap", default=None)
+    keys.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (env NSW_BOOTSTRAP)")
     provision_cmd = sub.add_parser(
         "provision", help="make the keys all instances of a deployment share, once (an init job); idempotent",
         description="In NSW_STATE_DIR: the webhook and console keys (unless NSW_WEBHOOK_KEY / NSW_CONSOLE_KEY give "

@@ -1,7 +1,8 @@
 """``nsw bench e2e | suite | soak | floor | generator``: the benchmark from the command line.
 
 Wiring (in the ``nsw`` parser): ``add_bench_parser(subparsers)``, then ``run_bench(args)`` when the command
-is ``bench``. Each command prints a plain table and, with ``--json FILE``, writes the report as JSON.
+is ``bench``. Each command prints a plain table, or with ``--json`` the report as one JSON document (as every
+``nsw`` command does), and with ``--report FILE`` also writes the report to FILE.
 Exit codes: 0 done (something completed); 1 nothing completed; 2 bad arguments; 3 hub or Kafka unreachable;
 4 (``soak``) the memory of a process grew.
 """
@@ -46,7 +47,7 @@ def _load_options(parser: argparse.ArgumentParser, *, concurrency: int, rate_opt
     parser.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (env NSW_BOOTSTRAP)")
     parser.add_argument("--drain", type=float, default=60.0,
                         help="seconds to wait after the load for outstanding release responses (default 60)")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the report as JSON")
+    _output_options(parser)
 
 
 def add_bench_parser(subparsers: Any) -> None:
@@ -57,7 +58,8 @@ def add_bench_parser(subparsers: Any) -> None:
     e2e = sub.add_parser("e2e", help="drive the running hub over HTTP; time POST → release response on Kafka")
     _load_options(e2e, concurrency=64)
     e2e.add_argument("--url", default=DEFAULT_URL, help=f"the running hub (default {DEFAULT_URL})")
-    e2e.add_argument("--format", choices=["xml", "avro"], default="xml")
+    e2e.add_argument("--format", choices=["xml", "avro"], default="xml",
+                     help="the body the generator lodges (default xml)")
     e2e.add_argument("--samples", default=FANOUT_SAMPLE,
                      help=f"comma-separated project samples, or 'all' (default {FANOUT_SAMPLE}: four-agency fan-out)")
     e2e.add_argument("--bundle", action="append", default=[], metavar="NAME=DIR",
@@ -84,28 +86,32 @@ def add_bench_parser(subparsers: Any) -> None:
     soak.add_argument("--rate", type=float, default=200.0, help="submissions per second (default 200)")
     soak.add_argument("--minutes", type=float, default=30.0, help="length of the run (default 30)")
     soak.add_argument("--interval", type=float, default=60.0, help="seconds between RSS lines (default 60)")
-    soak.add_argument("--concurrency", type=int, default=64)
+    soak.add_argument("--concurrency", type=int, default=64, help="connections the generator keeps open (default 64)")
     soak.add_argument("--max-slope", type=float, default=DEFAULT_MAX_SLOPE_MIB, metavar="MIB",
                       help=f"MiB per 10 minutes above which a process is growing (default {DEFAULT_MAX_SLOPE_MIB:g})")
-    soak.add_argument("--hub-pid", type=int, action="append", default=[], metavar="PID")
-    soak.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the report as JSON")
+    soak.add_argument("--hub-pid", type=int, action="append", default=[], metavar="PID",
+                      help="a hub process whose RSS is followed (and its children); repeatable")
+    _output_options(soak)
 
     floor = sub.add_parser("floor", help="the same Kafka hops with trivial handlers on fresh bench.* topics")
     _load_options(floor, concurrency=64)
-    floor.add_argument("--payload-bytes", type=int, default=1200)
-    floor.add_argument("--partitions", type=int, default=6)
+    floor.add_argument("--payload-bytes", type=int, default=1200,
+                       help="bytes per record (default 1200, a submission's size)")
+    floor.add_argument("--partitions", type=int, default=6,
+                       help="partitions of the floor's topics (default 6, as the hub's)")
     floor.add_argument("--keep-topics", action="store_true", help="leave the bench.<run-id>.* topics")
 
     val = sub.add_parser("validate", help="validate+map throughput beside bare lxml on a corpus (no Kafka)")
-    val.add_argument("--bundle", action="append", default=[], metavar="NAME=DIR")
+    val.add_argument("--bundle", action="append", default=[], metavar="NAME=DIR",
+                     help="an extra schema bundle, e.g. hmrc-cds=DIR; repeatable")
     val.add_argument("--corpus", type=Path, required=True, help="a directory of XML documents")
-    val.add_argument("--rounds", type=int, default=5)
-    val.add_argument("--json", type=Path, default=None)
+    val.add_argument("--rounds", type=int, default=5, help="passes over the corpus (default 5)")
+    _output_options(val)
 
     gen = sub.add_parser("generator", help="the load generator's own ceiling against a trivial local server")
-    gen.add_argument("--duration", type=float, default=5.0)
-    gen.add_argument("--concurrency", type=int, default=32)
-    gen.add_argument("--json", type=Path, default=None, metavar="FILE")
+    gen.add_argument("--duration", type=float, default=5.0, help="seconds (default 5)")
+    gen.add_argument("--concurrency", type=int, default=32, help="connections (default 32)")
+    _output_options(gen)
 
 
 def _floor_config(args: argparse.Namespace, bootstrap: str, rate: float | None) -> FloorConfig:
@@ -184,9 +190,26 @@ def _run_validate(args: argparse.Namespace) -> int:
     report = bench_validate(documents, bundles, rounds=args.rounds)
     for key, value in report.items():
         sys.stdout.write(f"{key:24} {value}\n")
-    if args.json is not None:
-        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    _keep_report(args, report)
     return 0
+
+
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of the table")
+    parser.add_argument("--report", type=Path, default=None, metavar="FILE",
+                        help="also write the report as JSON to FILE (default: not written)")
+
+
+def _keep_report(args: argparse.Namespace, report: dict[str, Any]) -> bool:
+    """Write the report to ``--report`` when given; False (said on stderr) when it cannot be written."""
+    if args.report is None:
+        return True
+    try:
+        args.report.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    except OSError as exc:
+        sys.stderr.write(f"nsw bench: cannot write {args.report}: {exc.strerror}\n")
+        return False
+    return True
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -210,13 +233,12 @@ def run_bench(args: argparse.Namespace) -> int:
     except NSWError as exc:
         sys.stderr.write(f"nsw bench: {exc}\n")
         return 3
-    _print_report(args.bench_command, report)
-    if args.json is not None:
-        try:
-            args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-        except OSError as exc:
-            sys.stderr.write(f"nsw bench: cannot write {args.json}: {exc.strerror}\n")
-            return 2
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        _print_report(args.bench_command, report)
+    if not _keep_report(args, report):
+        return 2
     sys.stdout.flush()
     return _exit_code(args.bench_command, report)
 

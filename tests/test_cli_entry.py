@@ -69,3 +69,24 @@ def test_an_unknown_command_is_a_usage_error() -> None:
     done = _run("bogus")
     assert done.returncode == 2
     assert "invalid choice" in done.stderr
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
+    found = [(parser.prog, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found += _parsers(child)
+    return found
+
+
+def test_json_is_the_same_flag_in_every_command_and_every_option_is_described() -> None:
+    undescribed = []
+    for prog, parser in _parsers(build_parser()):
+        for action in parser._actions:
+            if "--json" in action.option_strings:
+                assert action.nargs == 0, f"{prog}: --json prints JSON on stdout; a file is --report FILE"
+            if action.option_strings and action.help in (None, "") and action.dest != "help":
+                undescribed.append(f"{prog} {action.option_strings[0]}")
+    assert len(_parsers(build_parser())) > 30
+    assert undescribed == [], f"options without a description: {undescribed}"
