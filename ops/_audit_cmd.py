@@ -25,6 +25,7 @@ from broker._audit import AUDIT, AUDIT_HEAD, ChainReport, verify_chain
 from broker._envelope import InMessage
 from broker._kafka import existing_partition_counts, key_partition, read_range
 from broker.errors import NSWError, TransportError
+from ops._progress import Progress
 from ops.errors import OpsConfigError, OpsError
 
 __all__ = ["AuditRow", "add_audit_parser", "audit_entries", "run_audit", "verify_topic"]
@@ -64,8 +65,14 @@ async def verify_topic(bootstrap: str, *, topic: str = AUDIT, head_topic: str | 
         raise OpsConfigError(f"{topic} has partitions 0..{count - 1}")
     heads = await _heads(bootstrap, head_topic)
     entries: dict[int, list[tuple[int, bytes]]] = {n: [] for n in numbers}
-    await read_range(bootstrap, [(topic, n, None, None) for n in numbers],
-                     lambda m: entries[m.partition].append((m.offset, m.value)))
+    progress = Progress(f"reading {topic}")
+
+    def keep(message: InMessage) -> None:
+        entries[message.partition].append((message.offset, message.value))
+        progress.advance()
+
+    await read_range(bootstrap, [(topic, n, None, None) for n in numbers], keep)
+    progress.finish()
     reports = []
     for number in numbers:
         rows = sorted(entries[number])

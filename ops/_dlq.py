@@ -33,6 +33,7 @@ from broker._kafka import (
     send_all,
 )
 from broker._topics import DLQ, TopicSpec, redrive_targets
+from ops._progress import Progress
 from ops._replay import aggregator_states, identify, is_hub_topic, replay_guard, tail_ranges
 from ops.errors import OpsConfigError, OpsError
 from schemas import AGENCIES, NSWSchemaError, registry
@@ -351,7 +352,14 @@ async def redrive(
     if offsets is None:
         partitions = await _dlq_partitions(bootstrap, dlq)
         found: list[InMessage] = []
-        await read_range(bootstrap, [(dlq, p, None, None) for p in range(partitions)], found.append)
+        progress = Progress(f"reading {dlq}")
+
+        def keep(message: InMessage) -> None:
+            found.append(message)
+            progress.advance()
+
+        await read_range(bootstrap, [(dlq, p, None, None) for p in range(partitions)], keep)
+        progress.finish()
         letters = [DeadLetter.from_message(m) for m in found]
     else:
         letters = [await get_dead_letter(bootstrap, o, partition=partition, dlq=dlq) for o in offsets]
