@@ -1,87 +1,85 @@
 """Counters and histograms for operators, exposed in the Prometheus text format at ``/metrics``.
 
-Kept dependency-free and tiny: labelled counters, a latency histogram, and gauges computed at scrape
-time (consumer lag). One registry per process. ``ResponseSampler`` keeps the last hour minute by minute
+Built on the standard client library (``prometheus_client``) with one dedicated registry per process (not the
+library's global one): the hub's labelled counters and latency histogram, gauges computed at scrape time (consumer
+lag, transactional producers: ``register``) as custom collectors, and the library's process and platform
+collectors (``process_cpu_seconds_total``, ``process_resident_memory_bytes``, ``python_info`` ...), so every
+process, a ``--split`` child included, exposes its own on its admin port. Names, labels and meanings are those the
+hub exported before the move; no ``_created`` series. ``ResponseSampler`` keeps the last hour minute by minute
 (release responses and their end-to-end latency) for the console's operations page.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+import prometheus_client
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+__all__ = ["LATENCY_BUCKETS", "REGISTRY", "Counter", "Gauge", "Histogram", "MinutePoint", "ResponseSampler",
+           "exported", "quantile", "register", "render"]
+
 LATENCY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
+# The text stays as it was: a counter is its ``_total`` series, a histogram its buckets, sum and count.
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # the library leaves it unannotated
 
-def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    if not names:
-        return ""
-    inner = ",".join(f'{n}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-                     for n, v in zip(names, values, strict=True))
-    return "{" + inner + "}"
+#: What ``/metrics`` renders: the hub's metrics and the standard process and platform collectors.
+REGISTRY: Final = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
 
 
 class Counter:
+    """A labelled counter; ``name`` is the exported name and ends in ``_total`` (the library adds it back)."""
+
     def __init__(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> None:
+        if not name.endswith("_total"):
+            raise ValueError(f"a counter's exported name ends in _total: {name}")
         self.name, self.doc, self.labels = name, doc, labels
-        self._values: dict[tuple[str, ...], float] = {}
-        self._lock = threading.Lock()
+        self._counter = prometheus_client.Counter(name, doc, labels, registry=REGISTRY)
 
     def inc(self, *values: str, by: float = 1.0) -> None:
-        with self._lock:
-            self._values[values] = self._values.get(values, 0.0) + by
+        (self._counter.labels(*values) if self.labels else self._counter).inc(by)
 
     def value(self, *values: str) -> float:
-        return self._values.get(values, 0.0)
-
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.doc}"
-        yield f"# TYPE {self.name} counter"
-        for values, value in sorted(self._values.items()):
-            yield f"{self.name}{_labels(self.labels, values)} {value}"
+        """The count for these label values (0 when never counted; reading creates no series)."""
+        found = REGISTRY.get_sample_value(self.name, dict(zip(self.labels, values, strict=True)))
+        return 0.0 if found is None else found
 
 
 class Histogram:
     def __init__(self, name: str, doc: str, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self.name, self.doc, self.buckets = name, doc, buckets
-        self._counts = [0] * (len(buckets) + 1)
-        self._sum = 0.0
-        self._lock = threading.Lock()
+        self._histogram = prometheus_client.Histogram(name, doc, buckets=buckets, registry=REGISTRY)
 
     def observe(self, value: float) -> None:
-        with self._lock:
-            self._counts[bisect.bisect_left(self.buckets, value)] += 1
-            self._sum += value
-
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.doc}"
-        yield f"# TYPE {self.name} histogram"
-        total = 0
-        for bound, count in zip((*self.buckets, float("inf")), self._counts, strict=True):
-            total += count
-            le = "+Inf" if bound == float("inf") else repr(bound)
-            yield f'{self.name}_bucket{{le="{le}"}} {total}'
-        yield f"{self.name}_sum {self._sum}"
-        yield f"{self.name}_count {total}"
+        self._histogram.observe(value)
 
 
 class Gauge:
-    """Computed when scraped: ``collect`` returns (label values, value) pairs."""
+    """Computed when scraped: ``collect`` returns (label values, value) pairs. A custom collector once registered."""
 
     def __init__(self, name: str, doc: str, labels: tuple[str, ...],
                  collect: Callable[[], Iterable[tuple[tuple[str, ...], float]]]) -> None:
         self.name, self.doc, self.labels, self._collect = name, doc, labels, collect
 
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.doc}"
-        yield f"# TYPE {self.name} gauge"
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(self.name, self.doc, labels=self.labels)
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self.name, self.doc, labels=self.labels)
         for values, value in sorted(self._collect()):
-            yield f"{self.name}{_labels(self.labels, values)} {value}"
+            family.add_metric(list(values), value)
+        yield family
 
 
 SUBMISSIONS_ACCEPTED: Final = Counter("nsw_submissions_accepted_total", "Submissions accepted, by kind.", ("kind",))
@@ -105,17 +103,21 @@ _EXTRA: list[Gauge] = []
 
 
 def register(gauge: Gauge) -> None:
+    """Add a scrape-time gauge (a name already registered is a ValueError, as the library says)."""
+    REGISTRY.register(gauge)
     _EXTRA.append(gauge)
 
 
 def exported() -> list[Counter | Histogram | Gauge]:
-    """Every metric ``/metrics`` renders (the Grafana dashboard in ops/grafana is checked against them)."""
+    """Every hub metric ``/metrics`` renders (the Grafana dashboard in ops/grafana is checked against them);
+    the standard ``process_*`` and ``python_*`` metrics come on top."""
     return [SUBMISSIONS_ACCEPTED, SUBMISSIONS_REJECTED, ROUTED, DECISIONS, RESPONSES, DEAD_LETTERS, LATENCY,
             TAIL_BAD_RECORDS, TAIL_RESTARTS, TRANSACTIONS, *_EXTRA]
 
 
 def render() -> str:
-    return "\n".join(line for metric in exported() for line in metric.render()) + "\n"
+    """The registry in the Prometheus text format (version 0.0.4)."""
+    return generate_latest(REGISTRY).decode()
 
 
 # --- The last hour, minute by minute: what the console's operations page draws. ---------------------------

@@ -18,7 +18,9 @@ import httpx
 import kubernetes_validate
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from broker import _metrics
 from broker._auth import DEV_TRADER, read_dev_key
 from broker._config import HubConfig
 from broker._hub import Hub
@@ -166,6 +168,10 @@ async def test_a_router_only_process_answers_on_its_admin_port() -> None:
         metrics = await admin.get("/metrics")
         assert metrics.headers["content-type"].startswith("text/plain")
         assert "# TYPE nsw_consumer_lag gauge" in metrics.text
+        names = set(_samples(metrics.text))
+        assert {"process_cpu_seconds_total", "process_resident_memory_bytes", "python_info"} <= names
+        assert {m.name for m in _metrics.exported() if isinstance(m, _metrics.Counter)} <= {
+            line.split()[2] for line in metrics.text.splitlines() if line.startswith("# TYPE ")}
         assert (await admin.get("/v1/submissions")).status_code == 404  # only the admin endpoints
     async with httpx.AsyncClient() as client:
         with pytest.raises(httpx.ConnectError):  # stopped with the hub
@@ -179,6 +185,11 @@ async def test_a_taken_admin_port_is_a_clear_error() -> None:
         with pytest.raises(NSWError, match=f"could not listen on 127.0.0.1:{config.admin_port} .*in use"):
             await second.start()
         await second.stop()
+
+
+def _samples(text: str) -> dict[str, float]:
+    """Sample name -> value of the unlabelled samples (the last of a name otherwise), parsed by prometheus_client."""
+    return {sample.name: sample.value for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
 def _two_free_ports() -> int:
@@ -210,7 +221,14 @@ async def test_a_split_child_has_its_own_admin_port(tmp_path: Path, monkeypatch:
 
                 body = await poll(ready, timeout=90, what=f"/readyz of the {process} process on {port}")
                 assert body["ready"] is True
+            parent = (await client.get(f"http://127.0.0.1:{admin}/metrics")).text
             child = (await client.get(f"http://127.0.0.1:{admin + 1}/metrics")).text
             assert "# TYPE nsw_consumer_lag gauge" in child
+            # Each process its own process metrics: the child was started by the running parent, so later.
+            started_at = [_samples(text)["process_start_time_seconds"] for text in (parent, child)]
+            assert started_at[1] > started_at[0] > 0, started_at
+            for text in (parent, child):
+                assert _samples(text)["process_resident_memory_bytes"] > 0
+                assert _samples(text)["process_cpu_seconds_total"] > 0
     finally:
         await hub.stop()
