@@ -77,6 +77,10 @@ class HubConfig:
     #: A console session ends after this many minutes without a request, and this many hours after sign-in.
     console_idle_minutes: float = 30.0
     console_session_hours: float = 8.0
+    #: Milliseconds between the starts of one input partition's transactions under load (records accumulate
+    #: in between; a record after a quiet spell is committed at once), and the records one transaction takes.
+    commit_interval_ms: int = 50
+    commit_max_records: int = 500
 
     def deadlines_ms(self) -> dict[str, int]:
         return {agency: seconds * 1000 for agency, seconds in self.deadlines.items()}
@@ -117,6 +121,8 @@ class HubConfig:
             "console_secure_cookies": _env("NSW_CONSOLE_SECURE_COOKIES", "0") == "1",
             "console_idle_minutes": float(_env("NSW_CONSOLE_IDLE_MINUTES", str(d.console_idle_minutes))),
             "console_session_hours": float(_env("NSW_CONSOLE_SESSION_HOURS", str(d.console_session_hours))),
+            "commit_interval_ms": int(_env("NSW_COMMIT_INTERVAL_MS", str(d.commit_interval_ms))),
+            "commit_max_records": int(_env("NSW_COMMIT_MAX_RECORDS", str(d.commit_max_records))),
             "deadlines": {
                 agency: int(_env(f"NSW_DEADLINE_{agency.upper()}", str(seconds)))
                 for agency, seconds in d.deadlines.items()
