@@ -57,12 +57,13 @@ import contextlib
 import hashlib
 from collections.abc import Collection
 from datetime import date
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal, NotRequired, TypedDict
 
 import orjson
 
 from adapters.errors import DecisionFormatError, FieldError
 from schemas import AgencyDecision, AgencyRequest, HoldReason, ItemDecision, Outcome
+from schemas._jsonschema import JsonSchema
 
 CODE_LETTER: Final[dict[str, str]] = {"RELEASE": "C", "HOLD": "H", "REFUSE": "N"}
 HOLD_REASONS: Final[frozenset[str]] = frozenset(
@@ -72,6 +73,37 @@ MAX_TEXT: Final = 2_000
 #: ``selected_by``: how many ids an item may name, and how long each may be.
 MAX_SELECTED_BY: Final = 32
 MAX_ID: Final = 64
+
+
+#: A non-empty text of at most MAX_TEXT characters (codes, reasons, ids).
+_Text = Annotated[str, JsonSchema(minLength=1, maxLength=MAX_TEXT, pattern=r"\S")]
+
+
+class ItemDecisionDocument(TypedDict):
+    """One item's decision; the code's first letter agrees with the outcome (C release, H hold, N refuse)."""
+
+    sequence: Annotated[int, JsonSchema(minimum=1, maximum=2**63 - 1)]
+    outcome: Outcome
+    code: _Text
+    reason: _Text
+    hold_reason: NotRequired[HoldReason | None]
+    valid_until: NotRequired[Annotated[str, JsonSchema(format="date")] | None]
+    selected_by: NotRequired[Annotated[list[Annotated[str, JsonSchema(minLength=1, maxLength=MAX_ID, pattern=r"\S")]],
+                                       JsonSchema(maxItems=MAX_SELECTED_BY)] | None]
+
+
+class DecisionDocument(TypedDict):
+    """An agency's decision as it POSTs it to its callback (see the module docstring); ``decided_by`` is refused."""
+
+    submission_id: _Text
+    version: Annotated[int, JsonSchema(minimum=1, maximum=2**63 - 1)]
+    request_id: _Text
+    items: Annotated[list[ItemDecisionDocument], JsonSchema(minItems=1, maxItems=MAX_ITEMS)]
+    decision_id: NotRequired[_Text | None]
+    decided_at: NotRequired[Annotated[int, JsonSchema(minimum=0, maximum=2**63 - 1)] | None]
+    agency_reference: NotRequired[_Text | None]
+    agency: NotRequired[str | None]
+    decided_by: NotRequired[Literal[None]]
 
 
 def callback_path(agency: str) -> str:

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from errors import NSWError
 from refdata.errors import ReferenceDataError
 
 __all__ = ["AdapterConfigError", "AdapterError", "AgencyRejected", "AgencyUnavailable", "CircuitOpen",
            "DecisionFormatError", "FeedbackRecordError", "FieldError", "ReferenceDataError"]
 
 
-class AdapterError(Exception):
+class AdapterError(NSWError):
     """Base of the adapters' errors."""
 
     retriable: bool = False

@@ -460,7 +460,7 @@ class Auditor:
                 # Someone removed or rewrote the end of the log: continue from the recorded head, so the
                 # next entry does not link to the shortened chain and verification shows the break.
                 log.error("audit_head_mismatch", partition=number, head_seq=head["seq"])
-            log.info("audit_head_restored", partition=number, seq=head["seq"])
+            (log.info if head["seq"] >= 0 else log.debug)("audit_head_restored", partition=number, seq=head["seq"])
 
     def handle(self, message: InMessage) -> Sequence[OutMessage]:
         number = message.partition

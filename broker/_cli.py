@@ -14,8 +14,9 @@ from typing import Any
 
 import httpx
 import orjson
+import structlog
 
-from broker._auth import client_auth_headers, new_key
+from broker._auth import DEV_KEY_FILE, client_auth_headers, new_key
 from broker._client import submit_file
 from broker._config import HubConfig
 from broker._hub import SERVICES, Hub
@@ -23,7 +24,10 @@ from broker._kafka import describe_processors
 from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuthConfigError, acting_as, process_credentials
 from broker._keys_io import load_keys, publish_key
 from broker._logging import configure_logging
-from broker._split import child_argv, run_child
+from broker._openapi_cmd import add_openapi_parser, run_openapi
+from broker._provision import k8s_secret, provision
+from broker._ready import ReadyInfo, ready_block, samples_report, wait_ready, write_block
+from broker._split import child_argv, child_env, run_child
 from broker._verify_cmd import add_verify_parser, run_verify
 from broker.errors import NSWError
 from console._cli import add_officers_parser, run_officers
@@ -31,6 +35,7 @@ from ops import LocalKafkaConfig, add_ops_parser, kafka_command, run_ops
 from ops._audit_cmd import run_audit
 from ops._bench_cli import add_bench_parser, run_bench
 from ops._conformance import add_conformance_parser, run_conformance
+from ops._kafka_tools import run_tool
 from ops._schemas_cmd import add_schemas_parser, run_schemas
 from routing._cli import add_route_parser, run_route
 from schemas import BundleSet, NSWSchemaError, validate_file_result
@@ -49,17 +54,18 @@ def sample_files() -> list[Path]:
     return sorted(p for p in folder.glob("*.xml") if "invalid" not in p.name)
 
 
-async def _post_samples(url: str, *, wait: float) -> None:
-    """Originals first (concurrently), then amendments, which need their original lodged before them."""
+async def _post_samples(url: str, *, wait: float, status: str) -> None:
+    """Originals first (concurrently), then amendments, which need their original lodged before them; their
+    answers printed for people (broker/_ready.py), in one block."""
     files = sample_files()
     amendments = [p for p in files if b"<FunctionCode>13</FunctionCode>" in p.read_bytes()]
     originals = [p for p in files if p not in amendments]
     async with httpx.AsyncClient(base_url=url, timeout=30, headers=client_auth_headers(None)) as client:
         results = await asyncio.gather(*(submit_file(client, path, wait=wait) for path in originals))
         results += [await submit_file(client, path, wait=wait) for path in amendments]
-    for path, result in zip(originals + amendments, results, strict=True):
-        _print_json({"file": path.name, "submission_id": result.body.get("submission_id"),
-                     "version": result.body.get("version"), "release_response": result.response})
+    rows = [(path.name, result.status_code, result.body, result.response)
+            for path, result in zip(originals + amendments, results, strict=True)]
+    write_block(samples_report(rows, wait=wait, status=status))
 
 
 
@@ -109,6 +115,20 @@ async def _keys_as_tool(args: argparse.Namespace, config: HubConfig) -> int:
     return 0
 
 
+async def _provision(args: argparse.Namespace) -> int:
+    """Make the keys every instance shares, once (see broker/_provision.py)."""
+    config = HubConfig.from_env(bootstrap=args.bootstrap)
+    if args.k8s_secret:
+        _print_json(k8s_secret(config, args.k8s_secret))
+        return 0
+    try:
+        _print_json(await provision(config))
+    except NSWError as exc:
+        sys.stderr.write(f"nsw provision: {exc}\n")
+        return 1
+    return 0
+
+
 def _dump_tasks() -> None:
     """Write the stack of every asyncio task to stderr, for an operator wondering what the hub waits on."""
     for task in asyncio.all_tasks():
@@ -122,6 +142,35 @@ def _dump_tasks() -> None:
     for processor in describe_processors():
         sys.stderr.write(f"--- processor {orjson.dumps(processor, default=str).decode()}\n")
     sys.stderr.flush()
+
+
+def _invoked() -> str:
+    """``nsw`` as the user ran it (``make run`` runs ``.venv/bin/nsw``): the ready block's lines can be pasted."""
+    return sys.argv[0] if Path(sys.argv[0]).name == "nsw" else "nsw"
+
+
+def _client_command(config: HubConfig, action: str) -> str:
+    url = _local_url(config)
+    return f"{_invoked()} {action}" + ("" if url == DEFAULT_URL else f" --url {url}")
+
+
+def _local_url(config: HubConfig) -> str:
+    host = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host  # noqa: S104 - a bind-all address
+    return f"http://{host}:{config.port}"
+
+
+async def _announce(config: HubConfig, only: frozenset[str]) -> None:
+    """The "ready" block, once, in the process with the ingress: when /readyz says ready (or after a minute,
+    saying what it still waits for)."""
+    url = _local_url(config) if "ingress" in only else None
+    waiting = await wait_ready(url, within=60.0) if url is not None else []
+    dev_key = config.state_dir / DEV_KEY_FILE
+    structlog.get_logger("nsw.serve").info("hub_ready", url=url, waiting_for=waiting or None)
+    if url is None:
+        return  # a process without the ingress (--only, the --split child): the log line says it
+    write_block(ready_block(ReadyInfo(url=url, services=sorted(only), bootstrap=config.bootstrap,
+                                      dev_key=dev_key if dev_key.exists() else None, waiting_for=waiting,
+                                      command=_invoked(), client_url=DEFAULT_URL)))
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -154,13 +203,13 @@ async def _serve(args: argparse.Namespace) -> int:
         sys.stderr.write(f"nsw serve: {exc}\n")
         await hub.stop()
         return 1
-    if args.post_samples and "ingress" in only:
-        await _post_samples(f"http://{config.host}:{config.port}", wait=30.0)
-        sys.stderr.write(f"hub serving on http://{config.host}:{config.port} - Ctrl-C to stop\n")
     child = None
     if split:
         argv = child_argv(sorted(split), bootstrap=args.bootstrap, bundles=args.bundle)
-        child = asyncio.create_task(run_child(argv, stop), name="split-child")
+        child = asyncio.create_task(run_child(argv, stop, env=child_env(config.admin_port)), name="split-child")
+    await _announce(config, only)
+    if args.post_samples and "ingress" in only:
+        await _post_samples(_local_url(config), wait=30.0, status=_client_command(config, "status"))
     waiter = asyncio.create_task(hub.wait())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -228,12 +277,25 @@ async def _status(args: argparse.Namespace) -> int:
     return 0 if answer.status_code == 200 else 1
 
 
+def _kafka(args: argparse.Namespace) -> int:
+    if args.action == "tool":
+        return run_tool(args.tool_args, LocalKafkaConfig.from_env())
+    if args.tool_args:
+        sys.stderr.write(f"nsw kafka {args.action}: takes no arguments (got {' '.join(args.tool_args)})\n")
+        return 2
+    return kafka_command(args.action, LocalKafkaConfig.from_env())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nsw", description="National Single Window message hub")
     sub = parser.add_subparsers(dest="command", required=True)
 
     kafka = sub.add_parser("kafka", help="the embedded local Apache Kafka broker")
-    kafka.add_argument("action", choices=["install", "start", "stop", "status"])
+    kafka.add_argument("action", choices=["install", "start", "stop", "status", "tool"],
+                       help="install (the broker and Kafka's tools), start, stop, status, or tool NAME [ARGS...]")
+    kafka.add_argument("tool_args", nargs=argparse.REMAINDER, metavar="NAME [ARGS...]",
+                       help="for tool: one of Kafka's tools and its own arguments, e.g. consumer-groups --list "
+                            "(the bootstrap of the embedded broker is filled in); `nsw kafka tool` lists them")
 
     serve = sub.add_parser("serve", help="run the hub's services")
     serve.add_argument("--host", default=None)
@@ -270,9 +332,19 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--trader", help="for create: the trader the key identifies")
     keys.add_argument("--agency", help="for create: the agency whose decision callback the key authenticates")
     keys.add_argument("--bootstrap", default=None)
+    provision_cmd = sub.add_parser(
+        "provision", help="make the keys all instances of a deployment share, once (an init job); idempotent",
+        description="In NSW_STATE_DIR: the webhook and console keys (unless NSW_WEBHOOK_KEY / NSW_CONSOLE_KEY give "
+                    "them), the response signing key, and unless NSW_DEV_KEY=0 the development trader key (lodged "
+                    "on Kafka). What exists is kept. Prints a summary without secrets.")
+    provision_cmd.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (env NSW_BOOTSTRAP)")
+    provision_cmd.add_argument("--k8s-secret", default=None, metavar="NAME",
+                               help="print instead a Kubernetes Secret NAME with the shared keys (no Kafka needed), "
+                                    "for deploy/k8s: nsw provision --k8s-secret nsw-keys | kubectl apply -f -")
     add_officers_parser(sub)
     add_route_parser(sub)
     add_verify_parser(sub)
+    add_openapi_parser(sub)
     add_schemas_parser(sub)
     add_conformance_parser(sub)
     add_ops_parser(sub)
@@ -283,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "kafka":
-        return kafka_command(args.action, LocalKafkaConfig.from_env())
+        return _kafka(args)
     if args.command == "validate":
         return _validate(args)
     if args.command == "route":
@@ -296,8 +368,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         with acting_as(auth):
             return run_audit(args) if args.ops_command == "audit" else run_ops(args)
-    if args.command == "verify":
-        return run_verify(args)
+    if args.command in ("verify", "openapi"):  # offline tools: no Kafka, no hub
+        return {"verify": run_verify, "openapi": run_openapi}[args.command](args)
     if args.command == "schemas":
         return run_schemas(args)
     if args.command == "conformance":
@@ -306,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_bench(args)
     if args.command == "officers":
         return run_officers(args)
-    runner = {"serve": _serve, "submit": _submit, "status": _status, "keys": _keys}[args.command]
+    runner = {"serve": _serve, "submit": _submit, "status": _status, "keys": _keys, "provision": _provision}[
+        args.command]
     try:
         if args.command == "serve":
             with contextlib.suppress(ImportError):

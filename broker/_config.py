@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker._kafka_auth import ServiceCredentials
 from broker._limits import MAX_MESSAGE_BYTES
+from broker.errors import ConfigError
 from refdata import agency_specs
 from schemas import AGENCIES
 
@@ -18,6 +20,37 @@ DEFAULT_DEADLINES: dict[str, int] = {spec.name: spec.deadline_seconds for spec i
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a whole number", hint=f"unset {name} for its default, {default}") \
+            from None
+
+
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not math.isfinite(number):  # NaN or infinite: not a setting
+        raise ConfigError(f"{name}={value!r} is not a number", hint=f"unset {name} for its default, {default:g}")
+    return number
+
+
+def _commit_setting(name: str, default: int, *, least: int) -> int:
+    value = _int(name, default)
+    if value < least:
+        raise ConfigError(f"{name}={value} is below {least}", hint=f"unset {name} for its default, {default}")
+    return value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +114,13 @@ class HubConfig:
     #: in between; a record after a quiet spell is committed at once), and the records one transaction takes.
     commit_interval_ms: int = 50
     commit_max_records: int = 500
+    #: The admin port (``/healthz``, ``/readyz``, ``/metrics``) of every process, whatever ``--only`` says;
+    #: None (NSW_ADMIN_PORT unset): no admin server. A ``--split`` child listens on the next port.
+    admin_port: int | None = None
+    admin_host: str = "127.0.0.1"
+    #: Create the development trader's key when the state dir has no active one (NSW_DEV_KEY=0: never, for
+    #: production and for hub containers whose key an init job provisions once: ``nsw provision``).
+    dev_key: bool = True
 
     def deadlines_ms(self) -> dict[str, int]:
         return {agency: seconds * 1000 for agency, seconds in self.deadlines.items()}
@@ -92,39 +132,42 @@ class HubConfig:
         values: dict[str, object] = {
             "bootstrap": _env("NSW_BOOTSTRAP", d.bootstrap),
             "host": _env("NSW_HOST", d.host),
-            "port": int(_env("NSW_PORT", str(d.port))),
-            "partitions": int(_env("NSW_PARTITIONS", str(d.partitions))),
-            "replication": int(_env("NSW_REPLICATION", str(d.replication))),
+            "port": _int("NSW_PORT", d.port),
+            "partitions": _int("NSW_PARTITIONS", d.partitions),
+            "replication": _int("NSW_REPLICATION", d.replication),
             "instance": _env("NSW_INSTANCE", d.instance),
-            "max_body_bytes": int(_env("NSW_MAX_BODY_BYTES", str(d.max_body_bytes))),
-            "max_message_bytes": int(_env("NSW_MAX_MESSAGE_BYTES", str(d.max_message_bytes))),
-            "max_in_flight": int(_env("NSW_MAX_IN_FLIGHT", str(d.max_in_flight))),
-            "max_backlog": int(_env("NSW_MAX_BACKLOG", str(d.max_backlog))),
-            "rate_limit": float(_env("NSW_RATE_LIMIT", str(d.rate_limit))),
-            "rate_burst": float(_env("NSW_RATE_BURST", str(d.rate_burst))),
-            "max_in_flight_per_trader": int(_env("NSW_MAX_IN_FLIGHT_PER_TRADER", str(d.max_in_flight_per_trader))),
-            "header_timeout": float(_env("NSW_HEADER_TIMEOUT", str(d.header_timeout))),
-            "body_timeout": float(_env("NSW_BODY_TIMEOUT", str(d.body_timeout))),
-            "max_header_bytes": int(_env("NSW_MAX_HEADER_BYTES", str(d.max_header_bytes))),
-            "validation_workers": int(_env("NSW_VALIDATION_WORKERS", str(d.validation_workers))),
+            "max_body_bytes": _int("NSW_MAX_BODY_BYTES", d.max_body_bytes),
+            "max_message_bytes": _int("NSW_MAX_MESSAGE_BYTES", d.max_message_bytes),
+            "max_in_flight": _int("NSW_MAX_IN_FLIGHT", d.max_in_flight),
+            "max_backlog": _int("NSW_MAX_BACKLOG", d.max_backlog),
+            "rate_limit": _float("NSW_RATE_LIMIT", d.rate_limit),
+            "rate_burst": _float("NSW_RATE_BURST", d.rate_burst),
+            "max_in_flight_per_trader": _int("NSW_MAX_IN_FLIGHT_PER_TRADER", d.max_in_flight_per_trader),
+            "header_timeout": _float("NSW_HEADER_TIMEOUT", d.header_timeout),
+            "body_timeout": _float("NSW_BODY_TIMEOUT", d.body_timeout),
+            "max_header_bytes": _int("NSW_MAX_HEADER_BYTES", d.max_header_bytes),
+            "validation_workers": _int("NSW_VALIDATION_WORKERS", d.validation_workers),
             "log_format": _env("NSW_LOG_FORMAT", d.log_format),
             "log_level": _env("NSW_LOG_LEVEL", d.log_level),
             "state_dir": Path(_env("NSW_STATE_DIR", str(d.state_dir))),
             "webhook_allow_private": _env("NSW_WEBHOOK_ALLOW_PRIVATE", "0") == "1",
             "webhook_allow_http": _env("NSW_WEBHOOK_ALLOW_HTTP", "0") == "1",
-            "webhook_attempt_seconds": float(_env("NSW_WEBHOOK_ATTEMPT_SECONDS", str(d.webhook_attempt_seconds))),
-            "webhook_max_age_seconds": float(_env("NSW_WEBHOOK_MAX_AGE_SECONDS", str(d.webhook_max_age_seconds))),
-            "webhook_per_trader": int(_env("NSW_WEBHOOK_PER_TRADER", str(d.webhook_per_trader))),
-            "webhook_parallel": int(_env("NSW_WEBHOOK_PARALLEL", str(d.webhook_parallel))),
+            "webhook_attempt_seconds": _float("NSW_WEBHOOK_ATTEMPT_SECONDS", d.webhook_attempt_seconds),
+            "webhook_max_age_seconds": _float("NSW_WEBHOOK_MAX_AGE_SECONDS", d.webhook_max_age_seconds),
+            "webhook_per_trader": _int("NSW_WEBHOOK_PER_TRADER", d.webhook_per_trader),
+            "webhook_parallel": _int("NSW_WEBHOOK_PARALLEL", d.webhook_parallel),
             "webhook_key": os.environ.get("NSW_WEBHOOK_KEY") or None,
             "console_key": os.environ.get("NSW_CONSOLE_KEY") or None,
             "console_secure_cookies": _env("NSW_CONSOLE_SECURE_COOKIES", "0") == "1",
-            "console_idle_minutes": float(_env("NSW_CONSOLE_IDLE_MINUTES", str(d.console_idle_minutes))),
-            "console_session_hours": float(_env("NSW_CONSOLE_SESSION_HOURS", str(d.console_session_hours))),
-            "commit_interval_ms": int(_env("NSW_COMMIT_INTERVAL_MS", str(d.commit_interval_ms))),
-            "commit_max_records": int(_env("NSW_COMMIT_MAX_RECORDS", str(d.commit_max_records))),
+            "console_idle_minutes": _float("NSW_CONSOLE_IDLE_MINUTES", d.console_idle_minutes),
+            "console_session_hours": _float("NSW_CONSOLE_SESSION_HOURS", d.console_session_hours),
+            "admin_port": int(os.environ["NSW_ADMIN_PORT"]) if os.environ.get("NSW_ADMIN_PORT") else None,
+            "admin_host": _env("NSW_ADMIN_HOST", d.admin_host),
+            "dev_key": _env("NSW_DEV_KEY", "1") != "0",
+            "commit_interval_ms": _commit_setting("NSW_COMMIT_INTERVAL_MS", d.commit_interval_ms, least=0),
+            "commit_max_records": _commit_setting("NSW_COMMIT_MAX_RECORDS", d.commit_max_records, least=1),
             "deadlines": {
-                agency: int(_env(f"NSW_DEADLINE_{agency.upper()}", str(seconds)))
+                agency: _int(f"NSW_DEADLINE_{agency.upper()}", seconds)
                 for agency, seconds in d.deadlines.items()
             },
             "kafka": ServiceCredentials.from_env(),

@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from adapters import AgencyModes, DecisionCallback, FeedbackFeed, adapter_handler, close_handler, start_handler
 from adapters._runner import adapter_spec
 from broker import _metrics as metrics
+from broker._admin import AdminServer
 from broker._aggregate import AggregateState
 from broker._aggregator import Aggregator, aggregator_spec
 from broker._audit import Auditor, AuditTopics, audit_processor, auditor_spec
@@ -39,6 +40,7 @@ from broker._kafka import (
     align_size_limits,
     consumer_lag,
     ensure_topics,
+    transactional_producers,
 )
 from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuth, acting_as, context_acting_as
 from broker._keys_io import publish_key
@@ -63,6 +65,8 @@ log = structlog.get_logger("nsw.hub")
 
 metrics.register(metrics.Gauge("nsw_consumer_lag", "Records waiting per consumer group and partition.",
                                ("group", "topic", "partition"), consumer_lag))
+metrics.register(metrics.Gauge("nsw_transactional_producers", "Transactional producers per service (this process).",
+                               ("service",), transactional_producers))
 
 SERVICES = ("ingress", "router", "adapters", "aggregator", "notifier", "auditor")
 
@@ -113,6 +117,7 @@ class Hub:
     console: Console | None = None
     decisions: DecisionCallback | None = None
     feedback: FeedbackFeed | None = None
+    admin: AdminServer | None = None
 
     @property
     def principals(self) -> HubPrincipals:
@@ -120,6 +125,7 @@ class Hub:
 
     async def start(self) -> None:
         cfg = self.config
+        await self._start_admin()  # first: a platform probing /healthz sees the process while it starts
         creator = self.principals.optional(OPS)
         if creator is None:
             log.info("topics_not_ensured", reason="no nsw-ops credentials in this process",
@@ -180,6 +186,11 @@ class Hub:
         log.info("hub_started", services=sorted(self.only), bootstrap=cfg.bootstrap, console=console,
                  accounts="nsw officers create USER --agency AGENCY --role officer" if console else None)
 
+    async def _start_admin(self) -> None:
+        if self.config.admin_port is not None:
+            self.admin = AdminServer(self.readyz, host=self.config.admin_host, port=self.config.admin_port)
+            await self.admin.start()
+
     async def _start_ingress(self) -> None:
         cfg = self.config
         self.officers = OfficerStore()
@@ -205,7 +216,8 @@ class Hub:
                                     max_head_bytes=cfg.max_header_bytes)
         server_config = uvicorn.Config(
             app, host=cfg.host, port=cfg.port,
-            access_log=False, log_level="warning", lifespan="off", loop="none", http=protocol,
+            access_log=False, log_level="warning", log_config=None,  # its logs go through ours (broker/_logging.py)
+            lifespan="off", loop="none", http=protocol,
         )
         self.server = _Server(server_config)
         self._server_task = asyncio.create_task(self.server.serve(), name="ingress-http")
@@ -219,6 +231,8 @@ class Hub:
         """First start on a machine: a development trader key in ``<state dir>/dev-trader.key``."""
         assert self.view is not None
         assert self.producer is not None
+        if not self.config.dev_key:
+            return  # NSW_DEV_KEY=0: production, or an init job (`nsw provision`) made it once for all
         await self.view.caught_up.wait()  # keys lodged earlier are known before deciding
         token = read_dev_key(self.config.state_dir)
         if token is not None and self.view.keys.authenticate(token) is not None:
@@ -238,7 +252,8 @@ class Hub:
         """Ready when Kafka answered (the status view caught up), every service owns partitions and every
         topic reader is reading (none ended, restarting or stuck: ``tails`` names what is wrong)."""
         waiting = [s.name for s in self._supervised if s.current is None or not s.current.assigned.is_set()]
-        caught_up = self.view is not None and self.view.caught_up.is_set()
+        caught_up = self.view.caught_up.is_set() if self.view is not None else any(  # no view: a service's group
+            s.current is not None and s.current.assigned.is_set() for s in self._supervised)
         tails = {tail.name: tail.health() for tail in self._tails()}
         unhealthy = {name: why for name, why in tails.items() if why is not None}
         waiting += sorted(unhealthy)
@@ -374,6 +389,8 @@ class Hub:
                     await asyncio.wait_for(self._server_task, timeout=10)
         if self.ingress is not None:
             self.ingress.close()
+        if self.admin is not None:
+            await self.admin.stop()
 
     async def stop(self) -> None:
         self._stopping.set()

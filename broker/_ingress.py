@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -367,10 +368,11 @@ class Ingress:
     async def response(self, request: Request) -> Response:
         """The release response; ``?wait=N`` long-polls up to N seconds for it."""
         sid = request.path_params["submission_id"]
-        try:
-            wait = min(float(request.query_params.get("wait", "0")), MAX_WAIT_SECONDS)
-        except ValueError:
-            wait = 0.0
+        wait = _wait_seconds(request.query_params.get("wait", "0"))
+        if wait is None:
+            return problem("bad-request", detail="wait is a number of seconds, 0 or more (at most "
+                           f"{MAX_WAIT_SECONDS:g} are waited)", instance=request.url.path,
+                           errors=[{"message": "not a finite number >= 0", "line": None, "path": "?wait"}])
         if (refusal := _refuse_access(request, sid, self._view.get(sid))) is not None:
             return refusal
         entry = await self._view.wait_final(sid, wait)
@@ -402,6 +404,15 @@ class Ingress:
 
     async def openapi(self, request: Request) -> Response:
         return _json(openapi_document())
+
+
+def _wait_seconds(raw: str) -> float | None:
+    """``?wait=``'s seconds, capped at MAX_WAIT_SECONDS; None when it is not a finite number >= 0."""
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return None
+    return min(seconds, MAX_WAIT_SECONDS) if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _refuse_access(request: Request, sid: str, entry: Entry | None) -> Response | None:

@@ -88,7 +88,9 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]
         finally:
             await admin.close()
     for spec in missing:
-        log.info("topic_created", topic=spec.name, partitions=spec.partitions, cleanup=spec.cleanup_policy)
+        log.debug("topic_created", topic=spec.name, partitions=spec.partitions, cleanup=spec.cleanup_policy)
+    if missing:  # one line for a first run's thirty topics
+        log.info("topics_created", count=len(missing), topics=[s.name for s in missing])
     return [s.name for s in missing]
 
 
@@ -331,7 +333,7 @@ async def send_confirmed(producer: AIOKafkaProducer, outputs: Iterable[OutMessag
 
 
 async def commit_batch(producer: AIOKafkaProducer, outputs: Sequence[OutMessage], offsets: dict[Any, int] | None = None,
-                       group_id: str = "", *, what: str) -> None:
+                       group_id: str = "", *, what: str, service: str = "other") -> None:
     """One transaction: every output acknowledged, then the consumed ``offsets`` (if any) committed with them.
 
     Raises TransportError when Kafka does not answer within ``COMMIT_SECONDS`` and the translated aiokafka
@@ -346,6 +348,7 @@ async def commit_batch(producer: AIOKafkaProducer, outputs: Sequence[OutMessage]
     except TimeoutError:
         # Seen after broker restarts: aiokafka's sender dies and the commit future never resolves.
         raise TransportError(f"{what}: no answer in {COMMIT_SECONDS} s") from None
+    metrics.TRANSACTIONS.inc(service)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -397,6 +400,14 @@ def consumer_lag() -> list[tuple[tuple[str, str, str], float]]:
             if high is not None and position is not None:
                 rows.append(((processor.spec.group_id, tp.topic, str(tp.partition)), float(max(0, high - position))))
     return rows
+
+
+def transactional_producers() -> list[tuple[tuple[str], float]]:
+    """Transactional producers started or starting per live processor's service, for /metrics."""
+    counts: dict[tuple[str], float] = {}
+    for processor in list(_LIVE):
+        counts[(processor.spec.service,)] = counts.get((processor.spec.service,), 0.0) + len(processor._producers)
+    return list(counts.items())
 
 
 def describe_processors() -> list[dict[str, Any]]:
@@ -776,7 +787,8 @@ class TransactionalProcessor:
             return
         lane.committing = True
         try:
-            await commit_batch(producer, self._fit_tick(number, outputs), what=f"tick {self.spec.service} p{number}")
+            await commit_batch(producer, self._fit_tick(number, outputs), what=f"tick {self.spec.service} p{number}",
+                               service=self.spec.service)
         finally:
             lane.committing = False
 
@@ -869,7 +881,7 @@ class TransactionalProcessor:
             offsets[tp] = message.offset + 1
         outputs = [out for _, _, outs in handled for out in outs]
         await commit_batch(producer, self._fit(keep_latest(outputs, self.spec.latest_only)), offsets,
-                           self.spec.group_id, what=f"commit {self.spec.service} p{number}")
+                           self.spec.group_id, what=f"commit {self.spec.service} p{number}", service=self.spec.service)
 
     async def _commit_one_by_one(self, number: int, handled: Sequence[tuple[Any, InMessage, Sequence[OutMessage]]]
                                  ) -> list[tuple[Any, InMessage, Sequence[OutMessage]]]:

@@ -99,6 +99,8 @@ TAIL_BAD_RECORDS: Final = Counter("nsw_tail_bad_records_total",
 TAIL_RESTARTS: Final = Counter("nsw_tail_restarts_total", "Topic readers restarted after failing or stalling.",
                                ("tail",))
 
+TRANSACTIONS: Final = Counter("nsw_transactions_total", "Kafka transactions committed, by service.", ("service",))
+
 _EXTRA: list[Gauge] = []
 
 
@@ -109,7 +111,7 @@ def register(gauge: Gauge) -> None:
 def exported() -> list[Counter | Histogram | Gauge]:
     """Every metric ``/metrics`` renders (the Grafana dashboard in ops/grafana is checked against them)."""
     return [SUBMISSIONS_ACCEPTED, SUBMISSIONS_REJECTED, ROUTED, DECISIONS, RESPONSES, DEAD_LETTERS, LATENCY,
-            TAIL_BAD_RECORDS, TAIL_RESTARTS, *_EXTRA]
+            TAIL_BAD_RECORDS, TAIL_RESTARTS, TRANSACTIONS, *_EXTRA]
 
 
 def render() -> str:

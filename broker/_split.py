@@ -13,9 +13,10 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import structlog
 
@@ -41,11 +42,17 @@ def child_argv(services: Sequence[str], *, bootstrap: str | None, bundles: Seque
     return argv
 
 
-async def run_child(argv: Sequence[str], stop: asyncio.Event, *, max_delay: float = 15.0) -> None:
+def child_env(admin_port: int | None) -> dict[str, str] | None:
+    """The child's environment: the parent's, its admin server (if any) on the next port."""
+    return None if admin_port is None else {**os.environ, "NSW_ADMIN_PORT": str(admin_port + 1)}
+
+
+async def run_child(argv: Sequence[str], stop: asyncio.Event, *, max_delay: float = 15.0,
+                    env: Mapping[str, str] | None = None) -> None:
     """Keep the child running until ``stop`` is set, then stop it (SIGTERM, SIGKILL after 20 s)."""
     delay = 0.5
     while not stop.is_set():
-        process = await asyncio.create_subprocess_exec(*argv, preexec_fn=_die_with_parent)
+        process = await asyncio.create_subprocess_exec(*argv, preexec_fn=_die_with_parent, env=env)
         log.info("split_child_started", pid=process.pid, services=argv[argv.index("--only") + 1])
         exited = asyncio.ensure_future(process.wait())
         stopping = asyncio.ensure_future(stop.wait())

@@ -114,6 +114,6 @@ class ChangelogStore(Generic[V]):
         # and a service that cannot restore would be restarted on it forever.
         reader = guarded(load, reader=f"{self._name}-restore", letters=self._letters)
         count = await read_to_end(self._bootstrap, [(self.topic, p) for p in sorted(partitions)], reader)
-        log.info("state_restored", store=self._name, partitions=sorted(partitions), records=count,
-                 keys=len(self._values))
+        (log.info if count else log.debug)("state_restored", store=self._name, partitions=sorted(partitions),
+                                           records=count, keys=len(self._values))  # nothing restored: debug
         return count

@@ -56,7 +56,7 @@ from broker._webhook_guard import (
     system_resolver,
 )
 from broker._webhook_secrets import SecretBox, WebhookKeyError
-from broker.errors import MessageError
+from broker.errors import MessageError, TransportError
 from schemas import ReleaseResponse
 
 __all__ = [
@@ -270,8 +270,13 @@ def registration_routes(registry: WebhookRegistry, producer: Producer, *, policy
             log.info("webhook_refused", trader=trader, reason=str(exc))
             return problem("webhook-url-refused", detail=str(exc))
         hook: Webhook = {"trader": trader, "url": url, "secret": secret, "registered_at": int(time.time() * 1000)}
-        await producer.send(OutMessage(topic=WEBHOOKS, key=trader.encode(), value=hook_record(hook, registry.box),
-                                       headers=((CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE),)))
+        try:
+            await producer.send(OutMessage(topic=WEBHOOKS, key=trader.encode(), value=hook_record(hook, registry.box),
+                                           headers=((CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE),)))
+        except TransportError as exc:
+            log.warning("webhook_not_registered", trader=trader, error=str(exc)[:200])
+            return problem("unavailable", detail="Kafka did not acknowledge the registration; nothing was changed",
+                           headers={"Retry-After": "5"})
         registry.learn(hook)
         return Response(orjson.dumps({"trader": trader, "url": url}), media_type="application/json")
 

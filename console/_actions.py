@@ -16,6 +16,7 @@ from typing import Final, Literal
 
 from adapters.ipr._clock import add_working_days
 from broker._aggregate import AggregateState
+from errors import NSWError
 from refdata import CodedText, officer_actions
 from refdata._officer_actions import AgencyActions
 from schemas import AgencyDecision, ItemDecision
@@ -28,7 +29,7 @@ MAX_NOTE: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
-class ActionError(Exception):
+class ActionError(NSWError, ValueError):
     """Why the action cannot be taken, for the officer (and the field it is about)."""
 
     message: str

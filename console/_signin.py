@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 from console._accounts import OfficerRecord
 from console._app import PREFIX, Console, FormError, generation_of, trader_key_id
 from console._sessions import PRE_COOKIE, PRE_LIFETIME, Session
+from errors import NSWError
 
 log = structlog.get_logger("nsw.console")
 
@@ -88,8 +89,10 @@ class SignInLimiter:
         self._seen.pop(key, None)
 
 
-class BusyError(Exception):
-    """More sign-ins wait for a password check than the hub lets wait."""
+class BusyError(NSWError):
+    """More sign-ins wait for a password check than the hub lets wait (retriable: try again in a moment)."""
+
+    retriable = True
 
 
 class PasswordChecks:

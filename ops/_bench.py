@@ -40,7 +40,9 @@ from broker._auth import client_auth_headers
 from broker._kafka import TopicFollower
 from broker._topics import RESPONSES
 from broker.errors import NSWError
+from ops._bench_cost import CostMeter, descendants, per_submission
 from ops._httpload import HttpConnection, HttpError, build_request, parse_url
+from ops._kafka import LocalKafka, LocalKafkaConfig
 from schemas import BundleSet, DocumentError, encode_avro_submission, read_submission, validate_file_result
 
 __all__ = [
@@ -269,16 +271,39 @@ class RssSampler:
                 await asyncio.wait_for(stop.wait(), self.interval)
 
     def report(self) -> dict[str, Any]:
+        """Per role: VmHWM (``peak``, the process's lifetime), the run's largest sample, VmRSS at the end."""
         self.sample()
         table: dict[str, Any] = {}
         for role, pid in self.processes.items():
-            _, peak = rss_mb(pid)
-            table[role] = {"pid": pid, "peak": peak, "run_max": self.run_max.get(role), "cmd": process_name(pid)}
+            end, peak = rss_mb(pid)
+            table[role] = {"pid": pid, "peak": peak, "run_max": self.run_max.get(role), "end": end,
+                           "cmd": process_name(pid)}
         return table
 
 
+def local_kafka_pid(bootstrap: str) -> int | None:
+    """The embedded broker's pid from its pid file (``ops._kafka``), when ``bootstrap`` is that broker."""
+    config = LocalKafkaConfig.from_env()
+    host, _, port = bootstrap.split(",", maxsplit=1)[0].rpartition(":")
+    if host not in {"127.0.0.1", "localhost", config.host} or port != str(config.port):
+        return None
+    return LocalKafka(config).status().pid
+
+
+def child_role(pid: int) -> str:
+    """``hub[auditor]`` for a ``--split`` child (its ``--only`` services), else ``hub-child-<pid>``."""
+    try:
+        argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+    except OSError:
+        argv = []
+    if "--only" in argv[:-1]:
+        return f"hub[{argv[argv.index('--only') + 1]}]"
+    return f"hub-child-{pid}"
+
+
 def bench_processes(url: str, bootstrap: str, hub_pids: Sequence[int]) -> dict[str, int]:
-    """Roles and pids: ``hub`` (or ``hub-<pid>`` for several), ``bench``, and the local Kafka when found."""
+    """Roles and pids: ``hub`` (or ``hub-<pid>`` for several) and its child processes (``hub[auditor]``),
+    ``bench``, and the local Kafka when found (its pid file, else the process listening on its port)."""
     me = os.getpid()
     pids = list(hub_pids)
     if not pids:
@@ -287,12 +312,17 @@ def bench_processes(url: str, bootstrap: str, hub_pids: Sequence[int]) -> dict[s
     roles: dict[str, int] = {}
     for pid in pids:
         roles["hub" if len(pids) == 1 else f"hub-{pid}"] = pid
+        for child in descendants(pid):
+            if child != me:
+                roles.setdefault(child_role(child), child)
     roles["bench"] = me
+    kafka_pid = local_kafka_pid(bootstrap)
     host, _, port = bootstrap.split(",", maxsplit=1)[0].rpartition(":")
-    if host in {"127.0.0.1", "localhost", "::1", "[::1]"} and port.isdigit():
+    if kafka_pid is None and host in {"127.0.0.1", "localhost", "::1", "[::1]"} and port.isdigit():
         kafka = [p for p in listening_pids(int(port)) if p != me]
-        if kafka:
-            roles["kafka"] = kafka[0]
+        kafka_pid = kafka[0] if kafka else None
+    if kafka_pid is not None:
+        roles["kafka"] = kafka_pid
     return roles
 
 
@@ -504,6 +534,8 @@ class E2EConfig:
     hub_pids: tuple[int, ...] = ()
     with_floor: bool = False
     partitions: int = 6
+    #: Submissions sent end to end before the clock starts (several: every partition warmed up).
+    probes: int = 1
 
     def parameters(self) -> dict[str, Any]:
         return {"mode": "max" if self.rate is None else "rate", "rate": self.rate, "duration_s": self.duration,
@@ -547,15 +579,22 @@ class HttpLane(Lane):
 PROBE_INDEX: Final = 10**11
 
 
-async def _probe(lane: Lane, completions: Completions, *, within: float) -> None:
-    """One submission end to end before the clock starts: the hub is up, owns its partitions, and answers."""
-    answer = await lane.send(PROBE_INDEX)
-    if answer.submission_id is None:
-        raise NSWError(f"the hub refused the probe submission (HTTP {answer.status or 'no answer'})")
-    await completions.wait_for([answer.submission_id], within=within)
-    if answer.submission_id not in completions.first_seen:
-        raise NSWError(f"no release response for the probe submission within {within:g} s: is the hub running "
-                       "its router, adapters and aggregator on this Kafka?")
+async def _probe(lanes: Sequence[Lane], completions: Completions, *, within: float, count: int = 1) -> None:
+    """``count`` submissions end to end before the clock starts: the hub is up, owns its partitions, and
+    answers; with several, every partition's transactional producers are started before measuring."""
+    async def share(lane_number: int) -> list[Answer]:  # one request at a time per connection
+        return [await lanes[lane_number].send(PROBE_INDEX + i) for i in range(lane_number, count, len(lanes))]
+
+    answers = [a for part in await asyncio.gather(*(share(n) for n in range(len(lanes)))) for a in part]
+    refused = [a for a in answers if a.submission_id is None]
+    if refused:
+        status = refused[0].status
+        raise NSWError(f"the hub refused {len(refused)} probe submission(s) (HTTP {status or 'no answer'})")
+    await completions.wait_for([a.submission_id for a in answers], within=within)
+    missing = [a.submission_id for a in answers if a.submission_id not in completions.first_seen]
+    if missing:
+        raise NSWError(f"no release response for {len(missing)} probe submission(s) within {within:g} s: is the "
+                       "hub running its router, adapters and aggregator on this Kafka?")
 
 
 def e2e_templates(config: E2EConfig) -> tuple[list[Template], int]:
@@ -593,11 +632,15 @@ async def bench_e2e(config: E2EConfig, *, floor: FloorRun | None = None) -> dict
         await asyncio.gather(*(lane.close() for lane in lanes))
         raise NSWError(f"the hub at {config.url} does not answer: {exc}") from exc
     completions = Completions(config.bootstrap, RESPONSES)
-    sampler = RssSampler(bench_processes(config.url, config.bootstrap, config.hub_pids))
+    processes = bench_processes(config.url, config.bootstrap, config.hub_pids)
+    sampler = RssSampler(processes)
+    meter = CostMeter(processes, config.bootstrap, hub_url=config.url)
     try:
         await completions.start()
-        await _probe(lanes[0], completions, within=config.drain)
+        await _probe(lanes, completions, within=config.drain, count=config.probes)
+        await meter.start()
         result = await measure(plan, lanes, completions, sampler, drain=config.drain)
+        cost = await meter.stop()
     finally:
         await completions.stop()
         await asyncio.gather(*(lane.close() for lane in lanes))
@@ -605,12 +648,23 @@ async def bench_e2e(config: E2EConfig, *, floor: FloorRun | None = None) -> dict
                               "corpus_documents": from_corpus, "prebuilt_requests": prebuilt,
                               **summarise(result, completions.first_seen)}
     report["rss_mb"] = sampler.report()
+    report.update(cost_report(cost, result, completions.first_seen))
     if config.with_floor and floor is not None:
         floor_report = await floor()
         report["floor"] = floor_report
         floor_rate = floor_report["completed_per_s"]
         report["floor_ratio"] = round(report["completed_per_s"] / floor_rate, 3) if floor_rate else None
     return report
+
+
+def cost_report(cost: dict[str, Any], result: LoadResult, completions: dict[str, float]) -> dict[str, Any]:
+    """The phase's cost beside its figures: CPU per submission completed in the phase (warm-up, window
+    and drain: the CPU was spent on all of them), transactions, the hub's own metrics."""
+    completed = len({sid for sid in result.ids if sid is not None and sid in completions})
+    return {"phase": {"seconds": cost["seconds"], "completed": completed},
+            "cpu_ms": cost["cpu_ms"], "cpu_ms_by_pid": cost["cpu_ms_by_pid"],
+            "cpu_ms_per_submission": per_submission(cost["cpu_ms"], completed),
+            "transactions": cost["transactions"], "hub_metrics": cost.get("hub_metrics")}
 
 
 # --------------------------------------------------------------------------- the table

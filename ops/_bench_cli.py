@@ -1,8 +1,9 @@
-"""``nsw bench e2e | floor | generator``: the benchmark from the command line.
+"""``nsw bench e2e | suite | soak | floor | generator``: the benchmark from the command line.
 
 Wiring (in the ``nsw`` parser): ``add_bench_parser(subparsers)``, then ``run_bench(args)`` when the command
 is ``bench``. Each command prints a plain table and, with ``--json FILE``, writes the report as JSON.
-Exit codes: 0 done (something completed); 1 nothing completed; 2 bad arguments; 3 hub or Kafka unreachable.
+Exit codes: 0 done (something completed); 1 nothing completed; 2 bad arguments; 3 hub or Kafka unreachable;
+4 (``soak``) the memory of a process grew.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import orjson
 from broker.errors import NSWError
 from ops._bench import DEFAULT_URL, FANOUT_SAMPLE, E2EConfig, FloorRun, bench_e2e, render_report
 from ops._bench_floor import FloorConfig, bench_floor
+from ops._bench_suite import SuiteConfig, bench_suite, render_suite
 from ops._bench_validate import accepted_documents, bench_validate
 from ops._httpload import generator_max_rate
+from ops._soak import DEFAULT_MAX_SLOPE_MIB, SoakConfig, bench_soak
 from schemas import BundleSet, NSWSchemaError
 
 __all__ = ["add_bench_parser", "run_bench"]
@@ -31,10 +34,11 @@ def _default_bootstrap() -> str:
     return os.environ.get("NSW_BOOTSTRAP", "127.0.0.1:9092")
 
 
-def _load_options(parser: argparse.ArgumentParser, *, concurrency: int) -> None:
-    load = parser.add_mutually_exclusive_group()
-    load.add_argument("--rate", type=float, default=None, help="open loop: submissions per second (default 200)")
-    load.add_argument("--max", action="store_true", help="closed loop: as fast as --concurrency lanes go")
+def _load_options(parser: argparse.ArgumentParser, *, concurrency: int, rate_options: bool = True) -> None:
+    if rate_options:
+        load = parser.add_mutually_exclusive_group()
+        load.add_argument("--rate", type=float, default=None, help="open loop: submissions per second (default 200)")
+        load.add_argument("--max", action="store_true", help="closed loop: as fast as --concurrency lanes go")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds (default 20)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring (default 2)")
     parser.add_argument("--concurrency", type=int, default=concurrency,
@@ -64,6 +68,28 @@ def add_bench_parser(subparsers: Any) -> None:
                      help="hub process(es) for RSS (default: the process listening on the URL's port)")
     e2e.add_argument("--with-floor", action="store_true", help="then run the floor on the same broker and compare")
 
+    suite = sub.add_parser("suite", help="make bench: 50/s, 200/s, the maximum and the floor in one table")
+    _load_options(suite, concurrency=64, rate_options=False)
+    suite.add_argument("--url", default=DEFAULT_URL, help=f"the running hub (default {DEFAULT_URL})")
+    suite.add_argument("--rates", default="50,200", help="open-loop phases, submissions/s (default 50,200)")
+    suite.add_argument("--no-max", action="store_true", help="leave out the closed-loop maximum (and the floor)")
+    suite.add_argument("--no-floor", action="store_true", help="leave out the Kafka floor")
+    suite.add_argument("--samples", default=FANOUT_SAMPLE, help=f"as for e2e (default {FANOUT_SAMPLE})")
+    suite.add_argument("--hub-pid", type=int, action="append", default=[], metavar="PID",
+                       help="hub serve process(es); their children (the --split auditor) are measured too")
+
+    soak = sub.add_parser("soak", help="make soak: a long run at a steady rate; RSS per process every minute")
+    soak.add_argument("--url", default=DEFAULT_URL, help=f"the running hub (default {DEFAULT_URL})")
+    soak.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (env NSW_BOOTSTRAP)")
+    soak.add_argument("--rate", type=float, default=200.0, help="submissions per second (default 200)")
+    soak.add_argument("--minutes", type=float, default=30.0, help="length of the run (default 30)")
+    soak.add_argument("--interval", type=float, default=60.0, help="seconds between RSS lines (default 60)")
+    soak.add_argument("--concurrency", type=int, default=64)
+    soak.add_argument("--max-slope", type=float, default=DEFAULT_MAX_SLOPE_MIB, metavar="MIB",
+                      help=f"MiB per 10 minutes above which a process is growing (default {DEFAULT_MAX_SLOPE_MIB:g})")
+    soak.add_argument("--hub-pid", type=int, action="append", default=[], metavar="PID")
+    soak.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the report as JSON")
+
     floor = sub.add_parser("floor", help="the same Kafka hops with trivial handlers on fresh bench.* topics")
     _load_options(floor, concurrency=64)
     floor.add_argument("--payload-bytes", type=int, default=1200)
@@ -90,13 +116,18 @@ def _floor_config(args: argparse.Namespace, bootstrap: str, rate: float | None) 
 
 
 def _rate(args: argparse.Namespace) -> float | None:
-    if args.max:
+    if getattr(args, "max", False):
         return None
-    return args.rate if args.rate is not None else 200.0
+    rate: float | None = getattr(args, "rate", None)
+    return rate if rate is not None else 200.0
 
 
 def _validate(args: argparse.Namespace) -> str | None:
-    if args.duration <= 0 or args.concurrency < 1 or (args.rate is not None and args.rate <= 0):
+    if args.bench_command == "soak":
+        if min(args.minutes, args.rate, args.interval) <= 0 or args.concurrency < 1:
+            return "--minutes, --rate, --interval and --concurrency must be positive"
+        return None
+    if args.duration <= 0 or args.concurrency < 1 or (getattr(args, "rate", None) or 1) <= 0:
         return "--duration, --concurrency and --rate must be positive"
     if getattr(args, "corpus", None) is not None and not args.corpus.is_dir():
         return f"--corpus {args.corpus} is not a directory"
@@ -107,16 +138,41 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.bench_command == "generator":
         return await generator_max_rate(duration=args.duration, concurrency=args.concurrency)
     bootstrap = args.bootstrap or _default_bootstrap()
+    if args.bench_command == "soak":
+        soak = SoakConfig(url=args.url, bootstrap=bootstrap, rate=args.rate, minutes=args.minutes,
+                          interval=args.interval, concurrency=args.concurrency, hub_pids=tuple(args.hub_pid),
+                          max_slope=args.max_slope)
+        return await bench_soak(soak, out=_print_line)
     rate = _rate(args)
     if args.bench_command == "floor":
         return await bench_floor(_floor_config(args, bootstrap, rate))
     samples = () if args.samples == "all" else tuple(s for s in args.samples.split(",") if s)
     config = E2EConfig(url=args.url, bootstrap=bootstrap, rate=rate, duration=args.duration, warmup=args.warmup,
-                       concurrency=args.concurrency, format=args.format, samples=samples,
-                       bundles=tuple(args.bundle), corpus=args.corpus, drain=args.drain,
-                       hub_pids=tuple(args.hub_pid), with_floor=args.with_floor)
+                       concurrency=args.concurrency, format=getattr(args, "format", "xml"), samples=samples,
+                       bundles=tuple(getattr(args, "bundle", ())), corpus=getattr(args, "corpus", None),
+                       drain=args.drain,
+                       hub_pids=tuple(args.hub_pid), with_floor=getattr(args, "with_floor", False))
+    if args.bench_command == "suite":
+        floor_max: FloorRun = functools.partial(bench_floor, _floor_config(args, bootstrap, None))
+        return await bench_suite(SuiteConfig(e2e=config, rates=_rates(args.rates), max=not args.no_max,
+                                             floor=not args.no_floor), floor=floor_max)
     floor: FloorRun = functools.partial(bench_floor, _floor_config(args, bootstrap, rate))
     return await bench_e2e(config, floor=floor)
+
+
+def _rates(text: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(float(r) for r in text.split(",") if r.strip())
+    except ValueError:
+        raise ValueError(f"--rates {text!r}: comma-separated numbers, e.g. 50,200") from None
+    if any(r <= 0 for r in rates):
+        raise ValueError("--rates must be positive")
+    return rates
+
+
+def _print_line(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def _run_validate(args: argparse.Namespace) -> int:
@@ -154,11 +210,7 @@ def run_bench(args: argparse.Namespace) -> int:
     except NSWError as exc:
         sys.stderr.write(f"nsw bench: {exc}\n")
         return 3
-    if args.bench_command == "generator":
-        sys.stdout.write(f"generator: {report['requests_per_s']:.0f} requests/s with {report['concurrency']} "
-                         f"connections (p50 {report['p50_ms']} ms, errors {report['errors']})\n")
-    else:
-        sys.stdout.write(render_report(report) + "\n")
+    _print_report(args.bench_command, report)
     if args.json is not None:
         try:
             args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
@@ -166,7 +218,27 @@ def run_bench(args: argparse.Namespace) -> int:
             sys.stderr.write(f"nsw bench: cannot write {args.json}: {exc.strerror}\n")
             return 2
     sys.stdout.flush()
-    return 0 if args.bench_command == "generator" or report.get("completed", 0) > 0 else 1
+    return _exit_code(args.bench_command, report)
+
+
+def _print_report(command: str, report: dict[str, Any]) -> None:
+    if command == "suite":
+        sys.stdout.write(render_suite(report) + "\n")
+    elif command == "generator":
+        sys.stdout.write(f"generator: {report['requests_per_s']:.0f} requests/s with {report['concurrency']} "
+                         f"connections (p50 {report['p50_ms']} ms, errors {report['errors']})\n")
+    elif command != "soak":  # the soak printed its lines as it ran
+        sys.stdout.write(render_report(report) + "\n")
+
+
+def _exit_code(command: str, report: dict[str, Any]) -> int:
+    if command == "generator":
+        return 0
+    if command == "suite":
+        return 0 if all(p.get("completed", 0) > 0 for p in report["phases"].values()) else 1
+    if command == "soak":
+        return 1 if report.get("completed", 0) == 0 else (4 if report.get("verdict") == "growing" else 0)
+    return 0 if report.get("completed", 0) > 0 else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,18 @@ from broker._envelope import Headers, InMessage, OutMessage
 from broker._kafka import ProcessorSpec, Producer, TransactionalProcessor, delete_topics, ensure_topics
 from broker._topics import TopicSpec
 from broker.errors import NSWError, ProduceError
-from ops._bench import Answer, Completions, Lane, LoadPlan, RssSampler, measure, summarise
+from ops._bench import (
+    Answer,
+    Completions,
+    Lane,
+    LoadPlan,
+    RssSampler,
+    cost_report,
+    local_kafka_pid,
+    measure,
+    summarise,
+)
+from ops._bench_cost import CostMeter
 from schemas import AGENCIES
 
 __all__ = ["FloorConfig", "FloorTopics", "bench_floor"]
@@ -221,7 +232,12 @@ async def bench_floor(config: FloorConfig) -> dict[str, Any]:
     pipeline = _Pipeline(topics, config.bootstrap)
     producer = Producer(config.bootstrap)
     completions = Completions(config.bootstrap, topics.responses)
-    sampler = RssSampler({"bench": os.getpid()})
+    processes = {"bench": os.getpid()}
+    kafka_pid = local_kafka_pid(config.bootstrap)
+    if kafka_pid is not None:
+        processes["kafka"] = kafka_pid
+    sampler = RssSampler(processes)
+    meter = CostMeter(processes, config.bootstrap)
     try:
         await pipeline.start()
         await producer.start()
@@ -233,7 +249,9 @@ async def bench_floor(config: FloorConfig) -> dict[str, Any]:
         backlog = _Backlog(completions, config.max_backlog, already_answered=len(completions.first_seen))
         lanes = [_ProducerLane(producer, topics.submissions, run_id, payload, backlog)
                  for _ in range(config.concurrency)]
+        await meter.start()
         result = await measure(plan, lanes, completions, sampler, drain=config.drain)
+        cost = await meter.stop()
         await pipeline.check()
     finally:
         await completions.stop()
@@ -245,4 +263,5 @@ async def bench_floor(config: FloorConfig) -> dict[str, Any]:
             with contextlib.suppress(NSWError):
                 deleted = await delete_topics(config.bootstrap, topics.all())
     return {"kind": "floor", **config.parameters(), "run_id": run_id, "topics_prefix": topics.prefix,
-            "topics_deleted": len(deleted), **summarise(result, completions.first_seen), "rss_mb": sampler.report()}
+            "topics_deleted": len(deleted), **summarise(result, completions.first_seen), "rss_mb": sampler.report(),
+            **cost_report(cost, result, completions.first_seen)}

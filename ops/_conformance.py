@@ -13,8 +13,10 @@ hold the originals of most of them).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -27,7 +29,37 @@ from broker._router import plan_submission
 from routing import load_rules, route
 from schemas import AgencyDecision, BundleSet, DocumentError, ReleaseResponse, read_submission
 
-__all__ = ["Verdict", "add_conformance_parser", "run_conformance", "verdict_of"]
+__all__ = ["CORPUS_SOURCES", "Verdict", "add_conformance_parser", "corpus_dir", "missing_corpus", "run_conformance",
+           "verdict_of"]
+
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+#: What ``make conformance`` reads from the corpus folder, and where each part comes from.
+CORPUS_SOURCES: dict[str, str] = {
+    "hmrc-cds": "the UK CDS schemas and samples: github.com/hmrc/customs-declarations at 3d05836 "
+                "(public/api/conf/3.0/schemas as hmrc-cds/schemas, its examples as hmrc-cds/examples, "
+                "test/resources/raw as hmrc-cds/raw)",
+    "../data/harmonized-system": "the HS nomenclature: github.com/datasets/harmonized-system at 905e5a0",
+    "../data/cwc": "the CWC schedules research data (schedules.csv, hs2022-family-members.csv) from the "
+                   "project's shared folder",
+}
+
+
+def corpus_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """The external corpus ``make conformance`` reads: ``NSW_CORPUS``, else ``../shared/corpus`` beside the clone."""
+    configured = environ.get("NSW_CORPUS", "").strip()
+    return Path(configured).expanduser() if configured else _PROJECT_ROOT.parent / "shared" / "corpus"
+
+
+def missing_corpus(corpus: Path) -> str | None:
+    """None when ``corpus`` holds what the conformance tests read, else what to fetch (one paragraph)."""
+    absent = [part for part in CORPUS_SOURCES if not (corpus / part).is_dir()]
+    if not absent:
+        return None
+    lines = [f"the conformance corpus is incomplete at {corpus} (set NSW_CORPUS to another folder); fetch:"]
+    lines += [f"  {os.path.normpath(corpus / part)}: {CORPUS_SOURCES[part]}" for part in absent]
+    lines.append("make test needs none of it: it runs on the project's own fixtures (tests/fixtures).")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True)

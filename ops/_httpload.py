@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit
 
+from ops.errors import OpsError
+
 __all__ = ["HttpAnswer", "HttpConnection", "HttpError", "build_request", "generator_max_rate", "parse_url"]
 
 _HEADER_END = b"\r\n\r\n"
 
 
-class HttpError(ConnectionError):
+class HttpError(OpsError, ConnectionError):
     """The connection failed, closed mid-answer, or the answer is not HTTP/1.1 we understand (retriable)."""
 
     retriable = True

@@ -17,10 +17,12 @@ these at the boundary of the module that meets them, with the original kept as `
 
 from __future__ import annotations
 
+from errors import NSWError
+
 __all__ = ["KafkaRuntimeError", "OpsConfigError", "OpsError"]
 
 
-class OpsError(Exception):
+class OpsError(NSWError):
     """Base class; ``retriable`` is False unless a subclass or the raiser says otherwise."""
 
     retriable: bool = False

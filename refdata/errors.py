@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+from errors import NSWError
 
-class ReferenceDataError(ValueError):
+
+class ReferenceDataError(NSWError, ValueError):
     """A reference data file cannot be used as shipped: fix the file."""
 
     retriable: bool = False

@@ -7,8 +7,10 @@ RoutingError (ValueError)            not retriable
 
 from __future__ import annotations
 
+from errors import NSWError
 
-class RoutingError(ValueError):
+
+class RoutingError(NSWError, ValueError):
     """Base of the routing package's errors; never retriable (the same file fails again)."""
 
     retriable = False

@@ -186,6 +186,10 @@ class Bundle:
         return kind
 
 
+#: The first bytes of an Avro single-object encoded record.
+AVRO_MAGIC: Final = b"\xc3\x01"
+
+
 def _clean(text: str | None) -> str:
     return " ".join((text or "").split())
 
@@ -472,13 +476,30 @@ class ValidationResult(TypedDict):
     errors: list[ErrorJson]
 
 
+def _validate_avro(data: bytes, max_bytes: int) -> ValidationResult:
+    from schemas._avro_submission import read_avro_submission  # noqa: PLC0415 - the Avro reader imports this module
+
+    try:
+        submission = read_avro_submission(data, submission_id="", received_at=0, max_bytes=max_bytes)
+    except DocumentError as error:
+        details = [ErrorJson(message=e.message, line=e.line, path=e.path) for e in error.errors]
+        return ValidationResult(valid=False, kind=None, errors=details)
+    kind: MessageKind = {"AMENDMENT": "amendment", "CANCELLATION": "cancellation"}.get(  # type: ignore[assignment]
+        submission.get("kind", "DECLARATION"), "declaration")
+    return ValidationResult(valid=True, kind=kind, errors=[])
+
+
 def validate_file_result(data: bytes, bundles: BundleSet, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ValidationResult:
     """The verdict ``nsw validate`` prints for one file: same checks as the ingress (the hub's content
     limits on the mapped record included; the Kafka message budget is the ingress's alone).
 
     ``kind`` is the kind the envelope announced even when a later check failed, and None when the
-    document never got that far (not XML, unknown namespace, unknown message kind).
+    document never got that far (not XML, unknown namespace, unknown message kind). An Avro trader submission
+    (single-object encoded: C3 01 and the writer schema's fingerprint) is checked as the ingress checks
+    ``avro/binary`` bodies.
     """
+    if data[:2] == AVRO_MAGIC:  # an Avro trader submission, as the ingress takes with Content-Type avro/binary
+        return _validate_avro(data, max_bytes)
     kinds: list[MessageKind] = []
     try:
         checked = _check(data, bundles, max_bytes, kinds)

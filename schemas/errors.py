@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+from errors import NSWError
 
-class NSWSchemaError(ValueError):
+
+class NSWSchemaError(NSWError, ValueError):
     """Base of the schemas package's errors; never retriable (the same bytes fail again)."""
 
     retriable = False

@@ -39,7 +39,6 @@ SAMPLES = Path(str(resources.files("schemas").joinpath("samples")))
 # Test hubs (in this process and the ones tests/hubproc.py starts) answer deterministically: customs' random
 # selection off. The selection itself is tested on the engine (tests/test_customs_engine.py).
 os.environ.setdefault("NSW_CUSTOMS_RANDOM_RATE", "0")
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 def bootstrap() -> str:
@@ -127,11 +126,15 @@ def auth(config: HubConfig) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-HMRC_SCHEMAS = SHARED / "corpus" / "hmrc-cds" / "schemas"
+#: The UK CDS profile as the project's own fixture (tests/fixtures/hmrc-cds: the envelope and the elements the
+#: hub reads, and a few declarations written here); the real HMRC schemas and samples are `make conformance`'s.
+CDS_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hmrc-cds"
+HMRC_SCHEMAS = CDS_FIXTURES / "schemas"
+CDS_EXAMPLES = CDS_FIXTURES / "examples"
 
 
 def hub_bundles() -> BundleSet:
-    """The bundles the test hubs accept: ours and the UK CDS profile from the shared corpus."""
+    """The bundles the test hubs accept: ours and the UK CDS profile (the project's fixture schemas)."""
     return BundleSet.from_specs([f"hmrc-cds={HMRC_SCHEMAS}"])
 
 

@@ -22,7 +22,7 @@ import fastavro
 
 from schemas import BundleSet, DocumentError, read_avro_submission, read_submission
 from schemas._avro_submission import MAGIC, trader_schemas
-from tests.conftest import HMRC_SCHEMAS, SAMPLES
+from tests.conftest import CDS_EXAMPLES, HMRC_SCHEMAS, SAMPLES
 
 #: Just under the hub's default body limit (5,000,000 bytes).
 SIZE = 4_900_000
@@ -142,9 +142,9 @@ def xml_valid_large(size: int = SIZE) -> bytes:
 
 
 def cds_unknown_hs(size: int = SIZE) -> bytes:
-    """A UK CDS export (from the shared corpus) with as many items as fit, each with a commodity code the
+    """A UK CDS export (the project's fixture) with as many items as fit, each with a commodity code the
     HS nomenclature does not know: the CDS bundle's business rules, one error per item."""
-    path = HMRC_SCHEMAS.parent / "examples" / "CUS_Code" / "New_Export_CUS_Code_Sample.xml"
+    path = CDS_EXAMPLES / "export-cus-code.xml"
     text = path.read_text(encoding="utf-8")
     match = _ITEM.search(text)
     assert match is not None

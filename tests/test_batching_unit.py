@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
+
 from broker._batching import PendingBatch
+from broker._config import HubConfig
+from broker.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -78,3 +82,17 @@ def test_a_zero_interval_never_waits() -> None:
     batch.take(now=5.0)
     batch.add("a-0", records(2))
     assert batch.delay(now=5.0) == 0.0
+
+
+def test_commit_settings_are_read_once_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NSW_COMMIT_INTERVAL_MS", "20")
+    monkeypatch.setenv("NSW_COMMIT_MAX_RECORDS", "64")
+    config = HubConfig.from_env()
+    assert (config.commit_interval_ms, config.commit_max_records) == (20, 64)
+    monkeypatch.setenv("NSW_COMMIT_MAX_RECORDS", "0")
+    with pytest.raises(ConfigError, match="NSW_COMMIT_MAX_RECORDS"):
+        HubConfig.from_env()
+    monkeypatch.delenv("NSW_COMMIT_MAX_RECORDS")
+    monkeypatch.setenv("NSW_COMMIT_INTERVAL_MS", "-1")
+    with pytest.raises(ConfigError, match="NSW_COMMIT_INTERVAL_MS"):
+        HubConfig.from_env()

@@ -1,4 +1,4 @@
-"""``nsw bench validate`` on the shared corpus: the report's shape (a benchmark, never a timed test)."""
+"""``nsw bench validate`` on the CDS fixtures: the report's shape (a benchmark, never a timed test)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pytest
 
 from broker._cli import main
 from ops._bench_validate import accepted_documents, bench_validate
-from tests.conftest import HMRC_SCHEMAS, hub_bundles
+from tests.conftest import CDS_EXAMPLES, hub_bundles
 
 
 def test_bench_validate_reports_both_rates() -> None:
-    documents = accepted_documents(HMRC_SCHEMAS.parent / "examples" / "TT_EX001a", hub_bundles())
+    documents = accepted_documents(CDS_EXAMPLES, hub_bundles())
     assert documents
     report = bench_validate(documents, hub_bundles(), rounds=1)
     assert report["documents"] == len(documents)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ops._conformance import run_conformance, verdict_of
+from ops._conformance import corpus_dir, missing_corpus, run_conformance, verdict_of
 from schemas import BundleSet
 from tests.conftest import SAMPLES, expected_outcomes
 
@@ -41,3 +41,25 @@ def test_a_document_the_ingress_refuses_is_listed_with_its_problem() -> None:
 def test_a_missing_corpus_is_a_clear_error(tmp_path: Path) -> None:
     args = argparse.Namespace(corpus=tmp_path / "absent", bundle=[], on=None, json=False)
     assert run_conformance(args) == 2
+
+
+def test_the_corpus_is_found_from_nsw_corpus(tmp_path: Path) -> None:
+    assert corpus_dir({"NSW_CORPUS": str(tmp_path)}) == tmp_path
+    default = corpus_dir({})
+    assert default.parts[-2:] == ("shared", "corpus")
+    assert default.parent.parent == Path(__file__).resolve().parents[2]  # beside the clone
+
+
+def test_an_absent_corpus_says_what_to_fetch(tmp_path: Path) -> None:
+    problem = missing_corpus(tmp_path / "corpus")
+    assert problem is not None
+    assert "NSW_CORPUS" in problem
+    assert "github.com/hmrc/customs-declarations" in problem
+    assert "github.com/datasets/harmonized-system" in problem
+    (tmp_path / "corpus" / "hmrc-cds").mkdir(parents=True)
+    problem = missing_corpus(tmp_path / "corpus")
+    assert problem is not None
+    assert "hmrc/customs-declarations" not in problem  # only what is still missing
+    (tmp_path / "data" / "harmonized-system").mkdir(parents=True)
+    (tmp_path / "data" / "cwc").mkdir(parents=True)
+    assert missing_corpus(tmp_path / "corpus") is None

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from refdata import declaration_types, exchange_rates
 from schemas import BundleSet, read_submission
 from schemas._context import cas_numbers_in
-from tests.conftest import HMRC_SCHEMAS, SAMPLES
+from tests.conftest import CDS_EXAMPLES, SAMPLES, hub_bundles
 
 
 @pytest.mark.parametrize(
@@ -37,10 +35,9 @@ def test_values_convert_to_the_base_currency() -> None:
 
 
 def test_a_cds_declaration_keeps_its_context() -> None:
-    """The UK CDS export sample with a CUS code: type, procedures, document status, CUS number."""
-    path = Path(HMRC_SCHEMAS).parent / "examples" / "CUS_Code" / "New_Export_CUS_Code_Sample.xml"
-    record = read_submission(path.read_bytes(), bundles=BundleSet.from_specs([f"hmrc-cds={HMRC_SCHEMAS}"]),
-                             submission_id="S", received_at=0)
+    """A UK CDS export with a CUS code: type, procedures, document status, CUS number."""
+    path = CDS_EXAMPLES / "export-cus-code.xml"
+    record = read_submission(path.read_bytes(), bundles=hub_bundles(), submission_id="S", received_at=0)
     assert (record["direction"], record["additional_type"]) == ("EXPORT", "FRONTIER")
     item = record["items"][0]
     assert item["cus_code"] == "0010164-4"

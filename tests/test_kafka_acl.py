@@ -30,6 +30,8 @@ import asyncio
 import json
 import os
 import stat
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -621,3 +623,15 @@ async def test_an_old_broad_grant_is_revoked_at_the_next_start(kafka: LocalKafka
     assert set(acl_bindings(AGENCIES)) <= found
     with pytest.raises(TopicAuthorizationFailedError, match=r"nsw\.audit"):
         await _write(kafka, INGRESS, AUDIT)
+
+
+@pytest.mark.integration
+def test_kafka_s_own_tools_act_as_admin_in_sasl_mode(kafka: LocalKafka) -> None:
+    """``nsw kafka tool`` hands the tool the admin settings (``admin.properties``): it lists the hub's topics."""
+    env = {**os.environ, "NSW_KAFKA_SECURITY": "sasl", "NSW_KAFKA_HOME": str(kafka.home),
+           "NSW_KAFKA_PORT": str(kafka.config.port), "NSW_KAFKA_CONTROLLER_PORT": str(kafka.config.controller_port)}
+    nsw = str(Path(sys.executable).with_name("nsw"))
+    done = subprocess.run([nsw, "kafka", "tool", "topics", "--list"], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert SUBMISSIONS in done.stdout.split()

@@ -11,7 +11,7 @@ import pytest
 from broker import requests_topic
 from broker._envelope import InMessage
 from broker._kafka import read_to_end
-from tests.conftest import SHARED, bootstrap, poll, sample
+from tests.conftest import CDS_EXAMPLES, bootstrap, poll, sample
 from tests.test_hub_e2e import final_status, responses_on_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -128,12 +128,11 @@ async def test_timeline_orders_technical_and_business_steps(client: httpx.AsyncC
     assert stamps == sorted(stamps)
 
 
-CDS_SCENARIO = SHARED / "corpus" / "hmrc-cds" / "examples" / "TT_IM002b"
 
 
 def _cds(name: str, *, reference: str, amends: str | None = None) -> bytes:
     """A CDS scenario file with a fresh trader reference, and the id its amendment names (the MRN's place)."""
-    text = (CDS_SCENARIO / name).read_text(encoding="utf-8")
+    text = (CDS_EXAMPLES / name).read_text(encoding="utf-8")
     start = text.index("<FunctionalReferenceID>") + len("<FunctionalReferenceID>")
     text = text[:start] + reference + text[text.index("</FunctionalReferenceID>", start):]
     if amends is not None:
@@ -144,12 +143,12 @@ def _cds(name: str, *, reference: str, amends: str | None = None) -> bytes:
 
 async def test_a_cds_amendment_finds_its_declaration_by_declaration_id(client: httpx.AsyncClient) -> None:
     """CDS amendments name neither declarant nor the original reference: Declaration/ID says what they amend."""
-    first = await post(client, _cds("TT_IM002a.xml", reference=f"T-{uuid.uuid4().hex[:16]}"))
+    first = await post(client, _cds("import-laptops.xml", reference=f"T-{uuid.uuid4().hex[:16]}"))
     assert first.status_code == 202, first.text
     sid = first.json()["submission_id"]
     await final_status(client, sid)
 
-    amendment = _cds("TT_IM002b_Amendment.xml", reference=f"A-{uuid.uuid4().hex[:16]}", amends=sid)
+    amendment = _cds("import-laptops-amendment.xml", reference=f"A-{uuid.uuid4().hex[:16]}", amends=sid)
     second = await post(client, amendment)
     assert second.status_code == 202, second.text
     assert (second.json()["submission_id"], second.json()["version"]) == (sid, 2)
@@ -157,7 +156,7 @@ async def test_a_cds_amendment_finds_its_declaration_by_declaration_id(client: h
     assert status["version"] == 2
     assert (await post(client, amendment)).json()["duplicate"] is True
 
-    stranger = await post(client, _cds("TT_IM002b_Amendment.xml", reference=f"A-{uuid.uuid4().hex[:16]}",
+    stranger = await post(client, _cds("import-laptops-amendment.xml", reference=f"A-{uuid.uuid4().hex[:16]}",
                                        amends="0" * 26))
     assert stranger.status_code == 422
     assert stranger.json()["type"].endswith("/unknown-reference")

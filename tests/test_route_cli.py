@@ -1,4 +1,4 @@
-"""``nsw route``: the project samples (XML and Avro) and the HMRC corpus, routed with explanations."""
+"""``nsw route``: the project samples (XML and Avro), routed with explanations."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from routing._cli import add_route_parser, run_route
-from tests.conftest import SAMPLES, SHARED, expected_outcomes
+from tests.conftest import SAMPLES, expected_outcomes
 
-HMRC_SCHEMAS = SHARED / "corpus" / "hmrc-cds" / "schemas"
 EXPECTED = expected_outcomes()
 VALID = sorted(name for name, case in EXPECTED.items() if case["outcome"] is not None)
 

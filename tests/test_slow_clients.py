@@ -111,8 +111,13 @@ class RawClient:
         return status, headers, body
 
     async def closed(self, *, within: float) -> bool:
+        """Whether the hub ends the connection within ``within`` seconds: a close, or a reset (the kernel answers
+        a close with RST when the client's bytes are still unread, as they are while a body trickles in)."""
         async with asyncio.timeout(within):
-            return await self.reader.read() == b""
+            try:
+                return await self.reader.read() == b""
+            except ConnectionResetError:
+                return True
 
     def close(self) -> None:
         self.writer.close()

@@ -1,4 +1,4 @@
-"""The UK CDS bundle over the real HMRC corpus (``../shared/corpus/hmrc-cds``, read in place).
+"""The UK CDS bundle over the real HMRC corpus (``$NSW_CORPUS/hmrc-cds``, read in place).
 
 Which files are what, from the corpus README: declarations and amendments (root ``MetaData`` in
 the DocumentMetaData-DMS namespace with a DEC-DMS ``Declaration``), cancellations (TypeCode INV),
@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from ops._conformance import corpus_dir
 from schemas._bundle import BundleSet, read_submission, validate_file_result
 from schemas._document import DocumentError
 from schemas._hmrc import DEC_NAMESPACE, METADATA_NAMESPACE, RES_NAMESPACE
 from schemas._records import Submission
 from schemas.errors import BundleError
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-CORPUS = SHARED / "corpus" / "hmrc-cds"
+CORPUS = corpus_dir() / "hmrc-cds"
 SCHEMAS = CORPUS / "schemas"
 NOT_WELL_FORMED = ("examples/TT_EX022a/TT_EX022a_Declaration1_(Step1).xml", "examples/TT_IM084a/TT_IM084a.xml")
 INVALID_400 = "examples/example_submission_declaration_400.xml"

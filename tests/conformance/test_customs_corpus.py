@@ -1,4 +1,4 @@
-"""Customs on the real HMRC corpus (``../shared/corpus/hmrc-cds``): what the declaration types allow.
+"""Customs on the real HMRC corpus (``$NSW_CORPUS/hmrc-cds``): what the declaration types allow.
 
 Not a tuning target: these are the constraints an officer states for any declaration, checked here on
 real ones. Simplified declarations and amendments are never refused for a missing or 6-digit commodity
@@ -9,7 +9,6 @@ released on arrival, and a full declaration with an incomplete code is still ref
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 from typing import NamedTuple
 
 import pytest
@@ -18,8 +17,9 @@ from adapters.customs import CustomsEngine
 from broker._router import plan_submission
 from routing import load_rules, route
 from schemas import AgencyRequest, BundleSet, DocumentError, Submission, read_submission
+from tests.conformance.conftest import HMRC_CORPUS
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "hmrc-cds"
+CORPUS = HMRC_CORPUS
 TODAY = date(2026, 12, 1)
 
 

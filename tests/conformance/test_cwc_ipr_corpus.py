@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from pathlib import Path
 
 from adapters import DecisionEngine
 from adapters.cwc import CWCEngine, item_texts, load_schedules
@@ -13,8 +12,9 @@ from adapters.ipr import BrandIndex, IPREngine, load_register
 from broker._router import plan_submission
 from routing import load_rules, route
 from schemas import BundleSet, DocumentError, Submission, read_submission
+from tests.conformance.conftest import HMRC_CORPUS
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "hmrc-cds"
+CORPUS = HMRC_CORPUS
 CUS_SAMPLE = CORPUS / "examples" / "CUS_Code" / "New_Export_CUS_Code_Sample.xml"
 TODAY = date(2026, 12, 1)
 

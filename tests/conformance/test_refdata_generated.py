@@ -6,8 +6,7 @@ from pathlib import Path
 
 import refdata
 from ops.refdata import render_cwc
-
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+from tests.conformance.conftest import SHARED_DATA
 
 
 def test_packaged_schedules_are_regenerated_identically() -> None:

@@ -1,0 +1,129 @@
+"""``nsw bench suite``: the phases of ``make bench`` in one run, one report, one table.
+
+The same running hub is driven at each open-loop rate (default 50/s, within its capacity, and 200/s), then
+in a closed loop at its maximum; the Kafka floor then runs on the same broker with the maximum's load, so
+the hub's maximum stands beside what Kafka itself allows. Each phase reports what ``nsw bench e2e``
+reports (``ops._bench``) plus its cost (``ops._bench_cost``); :func:`render_suite` lays the phases out as
+columns of one table, the table the README's "Benchmarks" section shows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ops._bench import E2EConfig, FloorRun, bench_e2e
+from ops._bench_cost import HUB_TOTAL
+
+__all__ = ["SuiteConfig", "bench_suite", "render_suite"]
+
+DEFAULT_RATES: Final = (50.0, 200.0)
+#: Probe submissions per partition before the first phase: with random keys, 8 per partition leave a
+#: partition unprimed with a probability of about 1 in 1,000.
+PRIME_PER_PARTITION: Final = 8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SuiteConfig:
+    """The phases: ``rates`` (open loop) then, with ``max``, the closed loop and (``floor``) the Kafka floor."""
+
+    e2e: E2EConfig
+    rates: tuple[float, ...] = DEFAULT_RATES
+    max: bool = True
+    floor: bool = True
+
+
+def phase_name(rate: float | None) -> str:
+    return "max" if rate is None else f"{rate:g}/s"
+
+
+async def bench_suite(config: SuiteConfig, *, floor: FloorRun | None = None) -> dict[str, Any]:
+    """Every phase against the same hub, one after the other; the floor after the maximum."""
+    started = time.time()
+    phases: dict[str, Any] = {}
+    plan: list[float | None] = [*config.rates, *([None] if config.max else [])]
+    for number, rate in enumerate(plan):
+        # The first phase primes every partition of every hop (transactional producers start lazily).
+        probes = PRIME_PER_PARTITION * config.e2e.partitions if number == 0 else 1
+        phase = dataclasses.replace(config.e2e, rate=rate, with_floor=rate is None and config.floor, probes=probes)
+        report = await bench_e2e(phase, floor=floor)
+        if "floor" in report:
+            phases["floor"] = report.pop("floor")
+        phases[phase_name(rate)] = report
+    order = [phase_name(r) for r in plan] + (["floor"] if "floor" in phases else [])
+    top = phases.get("max", {})
+    return {"kind": "suite", "started_at": int(started), "phases": {name: phases[name] for name in order},
+            "max_completed_per_s": top.get("completed_per_s"), "floor_ratio": top.get("floor_ratio")}
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _rss(entry: dict[str, Any] | None) -> str:
+    """``run max / end`` in MiB: the largest sample during the phase and VmRSS at its end."""
+    if not entry:
+        return "-"
+    peak = entry.get("run_max") if entry.get("run_max") is not None else entry.get("peak")
+    return f"{_num(peak, 0)} / {_num(entry.get('end'), 0)}"
+
+
+def _roles(phases: Sequence[dict[str, Any]]) -> list[str]:
+    """Process roles in a stable order: hub processes first, then kafka, then the bench itself."""
+    found = {role for p in phases for role in p.get("rss_mb", {})}
+    rank = {"kafka": 1, "bench": 2}
+    return sorted(found, key=lambda r: (rank.get(r, 0), r))
+
+
+def _transactions(phase: dict[str, Any], key: str) -> str:
+    tx = phase.get("transactions")
+    return "-" if not tx else _num(tx.get(key), 1 if key == "per_s" else 0)
+
+
+def render_suite(report: dict[str, Any]) -> str:
+    """Plain text: one row per figure, one column per phase (the floor last)."""
+    names = list(report["phases"])
+    phases = [report["phases"][n] for n in names]
+    rows: list[tuple[str, list[str]]] = [
+        ("completed/s", [_num(p.get("completed_per_s")) for p in phases]),
+        ("accepted/s", [_num(p.get("accepted_per_s")) for p in phases]),
+    ]
+    for pct in ("p50", "p90", "p99"):
+        rows.append((f"latency {pct} ms", [_num(p.get("latency_ms", {}).get(pct)) for p in phases]))
+    rows.append(("answered 503", [str(p.get("errors", {}).get("503", 0)) for p in phases]))
+    rows.append(("not completed", [str(p.get("errors", {}).get("not_completed", 0)) for p in phases]))
+    rows.append(("hub / floor", [_num(p.get("floor_ratio"), 3) if p.get("floor_ratio") is not None else ""
+                                 for p in phases]))
+    roles = _roles(phases)
+    per_sub = [p.get("cpu_ms_per_submission", {}) for p in phases]
+    rows.append(("cpu ms/sub hub (all)", [_num(c.get(HUB_TOTAL), 2) for c in per_sub]))
+    for role in roles:
+        if role.startswith("hub") and sum(r.startswith("hub") for r in roles) > 1:
+            rows.append((f"cpu ms/sub {role}", [_num(c.get(role), 2) for c in per_sub]))
+    rows.append(("cpu ms/sub kafka", [_num(c.get("kafka"), 2) for c in per_sub]))
+    rows.append(("cpu ms/sub bench", [_num(c.get("bench"), 2) for c in per_sub]))
+    for role in roles:
+        rows.append((f"rss MiB {role} max/end", [_rss(p.get("rss_mb", {}).get(role)) for p in phases]))
+    rows.append(("tx producers (broker)", [_transactions(p, "producers") for p in phases]))
+    rows.append(("tx producers (hub)", [_num((p.get("hub_metrics") or {}).get("transactional_producers"), 0)
+                                        for p in phases]))
+    rows.append(("transactions/s", [_transactions(p, "per_s") for p in phases]))
+    rows.append(("transactions aborted", [_transactions(p, "aborted") for p in phases]))
+    return _layout(["", *names], rows)
+
+
+def _layout(headers: list[str], rows: list[tuple[str, list[str]]]) -> str:
+    widths = [max(len(headers[0]), *(len(label) for label, _ in rows))]
+    for col in range(len(headers) - 1):
+        widths.append(max(len(headers[col + 1]), *(len(cells[col]) for _, cells in rows)))
+    lines = []
+    for label, cells in [(headers[0], headers[1:]), *rows]:
+        lines.append("  ".join([label.ljust(widths[0]),
+                                *(c.rjust(w) for c, w in zip(cells, widths[1:], strict=True))]).rstrip())
+    return "\n".join(lines)
