@@ -46,6 +46,13 @@ def _float(name: str, default: float) -> float:
     return number
 
 
+def _commit_setting(name: str, default: int, *, least: int) -> int:
+    value = _int(name, default)
+    if value < least:
+        raise ConfigError(f"{name}={value} is below {least}", hint=f"unset {name} for its default, {default}")
+    return value
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HubConfig:
     """Everything a hub process needs to know; see README "Configuration" for the variables."""
@@ -103,6 +110,10 @@ class HubConfig:
     #: A console session ends after this many minutes without a request, and this many hours after sign-in.
     console_idle_minutes: float = 30.0
     console_session_hours: float = 8.0
+    #: Milliseconds between the starts of one input partition's transactions under load (records accumulate
+    #: in between; a record after a quiet spell is committed at once), and the records one transaction takes.
+    commit_interval_ms: int = 50
+    commit_max_records: int = 500
     #: The admin port (``/healthz``, ``/readyz``, ``/metrics``) of every process, whatever ``--only`` says;
     #: None (NSW_ADMIN_PORT unset): no admin server. A ``--split`` child listens on the next port.
     admin_port: int | None = None
@@ -153,6 +164,8 @@ class HubConfig:
             "admin_port": int(os.environ["NSW_ADMIN_PORT"]) if os.environ.get("NSW_ADMIN_PORT") else None,
             "admin_host": _env("NSW_ADMIN_HOST", d.admin_host),
             "dev_key": _env("NSW_DEV_KEY", "1") != "0",
+            "commit_interval_ms": _commit_setting("NSW_COMMIT_INTERVAL_MS", d.commit_interval_ms, least=0),
+            "commit_max_records": _commit_setting("NSW_COMMIT_MAX_RECORDS", d.commit_max_records, least=1),
             "deadlines": {
                 agency: _int(f"NSW_DEADLINE_{agency.upper()}", seconds)
                 for agency, seconds in d.deadlines.items()

@@ -339,7 +339,9 @@ class Hub:
         """
         delay = 0.5
         while not self._stopping.is_set():
-            spec = dataclasses.replace(sup.make(), max_message_bytes=self.config.max_message_bytes)
+            spec = dataclasses.replace(sup.make(), max_message_bytes=self.config.max_message_bytes,
+                                       commit_interval=self.config.commit_interval_ms / 1000,
+                                       max_records=self.config.commit_max_records)
             processor = sup.build(spec, self.config.bootstrap)
             sup.current = processor
             try:

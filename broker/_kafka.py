@@ -19,7 +19,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
@@ -38,6 +38,7 @@ from aiokafka.errors import (
 )
 
 from broker import _metrics as metrics
+from broker._batching import PendingBatch
 from broker._envelope import Headers, InMessage, OutMessage
 from broker._kafka_auth import current_auth
 from broker._limits import FETCH_MAX_BYTES, MAX_MESSAGE_BYTES, dlq_limit, record_size
@@ -283,7 +284,12 @@ class ProcessorSpec:
     handler: Handler
     dlq: str
     on_assign: AssignHook | None = None
+    #: Records one partition's transaction takes at most; a partition whose pending batch holds this many
+    #: is paused until its worker takes the batch (back-pressure).
     max_records: int = 500
+    #: Seconds between the starts of one partition's transactions under load (records accumulate in
+    #: between); a record arriving after a quiet spell is committed at once (broker/_batching.py).
+    commit_interval: float = 0.05
     retry: RetryPolicy = RetryPolicy()
     #: Called about every ``tick_seconds`` per owned partition number with the time in epoch ms; its
     #: output is written in a transaction of that partition's producer (deadlines, timers).
@@ -431,8 +437,31 @@ def describe_processors() -> list[dict[str, Any]]:
     return out
 
 
+@dataclass(slots=True, eq=False)
+class _Lane:
+    """One input partition number's pending batch and the worker that handles and commits it."""
+
+    number: int
+    pending: PendingBatch
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    worker: asyncio.Task[None] | None = None
+    #: Set from the moment a transaction of this partition is decided until it has committed or failed.
+    committing: bool = False
+    #: Set when revoked: no transaction starts any more.
+    closing: bool = False
+    #: Set when stopping: the batch in hand is finished (committed), no other is taken.
+    draining: bool = False
+    tick_due: bool = False
+    paused: set[Any] = field(default_factory=set)
+
+
 class TransactionalProcessor:
     """consume → handle → produce + commit offsets, in one Kafka transaction per partition and batch.
+
+    Pipelined per partition: the fetch loop only distributes records to the pending batch of their
+    partition number (broker/_batching.py); each partition has a worker that takes its batch when due,
+    handles it and commits it, strictly in order, while the loop fetches on and the other partitions
+    commit independently. A partition whose pending batch is full is paused until its worker takes it.
 
     Exactly-once without KIP-447: aiokafka commits offsets in a transaction without the consumer
     generation, so a zombie (an instance that lost its partitions but does not know it yet) could
@@ -468,6 +497,11 @@ class TransactionalProcessor:
         #: Set once the group has given this processor partitions (readiness for tools and tests).
         self.assigned = asyncio.Event()
         self.processed = 0
+        self._lanes: dict[int, _Lane] = {}
+        #: Workers of revoked partitions still handling a batch they will not commit; a new worker of the
+        #: same partition waits for it (one worker per partition at a time, in order).
+        self._retiring: dict[int, asyncio.Task[None]] = {}
+        self._failure: BaseException | None = None
         _LIVE.add(self)
         self.dead_lettered = 0
 
@@ -486,7 +520,7 @@ class TransactionalProcessor:
             self.assigned.set()
         log.info("partitions_assigned", service=self.spec.service, partitions=sorted(numbers))
 
-    async def _prepare(self, number: int) -> AIOKafkaProducer:
+    async def _prepare(self, number: int, lane: _Lane | None = None) -> AIOKafkaProducer:
         producer = await self._producer(number)  # first: fences the previous owner, aborting its transaction
         if number in self._unprepared:
             if self.spec.on_assign is not None:
@@ -495,7 +529,8 @@ class TransactionalProcessor:
                 except TimeoutError:
                     raise TransportError(f"{self.spec.service} p{number}: state not restored in "
                                          f"{PREPARE_SECONDS} s") from None
-            self._unprepared.discard(number)
+            if lane is None or not lane.closing:  # revoked meanwhile (and perhaps assigned again): not ours
+                self._unprepared.discard(number)
         return producer
 
     async def _producer(self, partition: int) -> AIOKafkaProducer:
@@ -523,6 +558,9 @@ class TransactionalProcessor:
     async def partitions_revoked(self, numbers: set[int]) -> None:
         if numbers:
             log.info("partitions_revoked", service=self.spec.service, partitions=sorted(numbers))
+        # A revoked partition's commit in flight finishes (or fails) before the partition is given up; a
+        # batch not yet committing never is (the next owner reads it again from the committed offsets).
+        await self._close_lanes([self._lanes.pop(n) for n in sorted(numbers) if n in self._lanes], retire=True)
         self._unprepared -= numbers
         leaving = [self._producers.pop(n) for n in sorted(numbers) if n in self._producers]
         if leaving:  # stopped in the background: the next owner fences them anyway
@@ -546,6 +584,7 @@ class TransactionalProcessor:
     async def stop(self) -> None:
         self._stopping.set()
         _LIVE.discard(self)
+        await self._drain()
         try:
             async with kafka_errors(f"stop {self.spec.service}"):
                 await bounded(self._consumer.stop(), 10)
@@ -559,18 +598,146 @@ class TransactionalProcessor:
     async def run(self) -> None:
         """Process until ``stop``; raises TransportError/FencedError for the supervisor to act on."""
         last_tick = last_records = time.monotonic()
-        while not self._stopping.is_set():
-            async with kafka_errors(f"fetch for {self.spec.service}"):
-                batches = await self._consumer.getmany(timeout_ms=200, max_records=self.spec.max_records)
-            if batches:
-                last_records = time.monotonic()
-                await self.process(batches)
-            elif time.monotonic() - last_records > STALL_SECONDS:
-                last_records = time.monotonic()
-                await self._check_stall()
-            if self.spec.on_tick is not None and time.monotonic() - last_tick >= self.spec.tick_seconds:
-                last_tick = time.monotonic()
-                await self._tick(self.spec.on_tick)
+        try:
+            while not self._stopping.is_set():
+                self._raise_failure()
+                async with kafka_errors(f"fetch for {self.spec.service}"):
+                    batches = await self._consumer.getmany(timeout_ms=200, max_records=self.spec.max_records)
+                if batches:
+                    last_records = time.monotonic()
+                    self._accept(batches)
+                elif self._busy():  # paused partitions are not stalled ones
+                    last_records = time.monotonic()
+                elif time.monotonic() - last_records > STALL_SECONDS:
+                    last_records = time.monotonic()
+                    await self._check_stall()
+                if self.spec.on_tick is not None and time.monotonic() - last_tick >= self.spec.tick_seconds:
+                    last_tick = time.monotonic()
+                    self._request_ticks()
+        except Exception:
+            await self._drain()
+            self._raise_failure()  # a partition's failure (fenced, commit refused) says more than the fetch's
+            raise
+        except asyncio.CancelledError:
+            for lane in self._lanes.values():
+                if lane.worker is not None:
+                    lane.worker.cancel()
+            raise
+        await self._drain()
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
+    def _busy(self) -> bool:
+        return any(lane.pending or lane.committing for lane in self._lanes.values())
+
+    def _lane(self, number: int) -> _Lane:
+        lane = self._lanes.get(number)
+        if lane is None:
+            lane = self._lanes[number] = _Lane(number, PendingBatch(interval=self.spec.commit_interval,
+                                                                    max_records=self.spec.max_records))
+            lane.worker = asyncio.create_task(self._work(lane, self._retiring.pop(number, None)),
+                                              name=f"{self.spec.service}-p{number}")
+        return lane
+
+    def _accept(self, batches: Mapping[Any, list[Any]]) -> None:
+        """Add fetched records to their partitions' pending batches; pause the partitions now full."""
+        assigned = self._consumer.assignment()
+        for tp, records in batches.items():
+            if tp not in assigned:
+                continue  # revoked since the fetch: the next owner reads them
+            lane = self._lane(tp.partition)
+            lane.pending.add(tp, records)
+            if lane.pending.full and tp not in lane.paused:
+                self._consumer.pause(tp)
+                lane.paused.add(tp)
+            lane.wake.set()
+
+    def _resume(self, lane: _Lane) -> None:
+        assigned = self._consumer.assignment()
+        if lane.paused:
+            self._consumer.resume(*(lane.paused & assigned))
+            lane.paused.clear()
+
+    def _request_ticks(self) -> None:
+        for number in sorted({tp.partition for tp in self._consumer.assignment()}):
+            lane = self._lane(number)
+            lane.tick_due = True
+            lane.wake.set()
+
+    async def _work(self, lane: _Lane, previous: asyncio.Task[None] | None) -> None:
+        """Take the partition's batch when due, handle and commit it; then the next one."""
+        try:
+            if previous is not None:  # a retired worker of this partition still handling: in order
+                await asyncio.wait({previous})
+            while not (lane.closing or lane.draining):
+                if lane.tick_due:
+                    lane.tick_due = False
+                    await self._tick_partition(lane)
+                    continue
+                if not lane.pending:
+                    lane.wake.clear()
+                    await lane.wake.wait()
+                    continue
+                delay = lane.pending.delay(time.monotonic())
+                if delay > 0:
+                    lane.wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lane.wake.wait(), delay)
+                    continue
+                parts = lane.pending.take(time.monotonic())
+                self._resume(lane)
+                await self._process_partition(lane, parts)
+        except Exception as exc:  # noqa: BLE001 - handed to ``run``, which raises it for the supervisor
+            if not lane.closing and self._failure is None:
+                self._failure = exc
+        finally:
+            lane.committing = False
+
+    async def _close_lanes(self, lanes: Sequence[_Lane], *, retire: bool = False) -> None:
+        """Revoke ``lanes``: commits in flight are waited for; a batch being handled is not committed (its
+        worker, retired, ends after the handler returns: a handler's state is never restored while it
+        still works on it)."""
+        committing = []
+        for lane in lanes:
+            lane.closing = True
+            lane.pending.drop()
+            lane.paused.clear()
+            lane.wake.set()
+            if lane.worker is None or lane.worker.done():
+                continue
+            if lane.committing:
+                committing.append(lane.worker)
+            elif retire:
+                self._retiring[lane.number] = lane.worker
+        if committing:
+            _, late = await asyncio.wait(committing, timeout=COMMIT_SECONDS)
+            if late:
+                log.warning("commit_unfinished_on_revoke", service=self.spec.service, workers=len(late))
+
+    async def _drain(self) -> None:
+        """Finish the batches in hand (handled and committed) and forget those not yet taken; a worker
+        that does not finish within ``COMMIT_SECONDS`` is cancelled (its transaction, if open, is aborted
+        by the next owner's fencing)."""
+        lanes, self._lanes = list(self._lanes.values()), {}
+        retiring, self._retiring = list(self._retiring.values()), {}
+        workers = [lane.worker for lane in lanes if lane.worker is not None and not lane.worker.done()]
+        for lane in lanes:
+            lane.draining = True
+            lane.pending.drop()
+            lane.wake.set()
+        for task in retiring:
+            task.cancel()
+        late: set[asyncio.Task[None]] = set(workers + retiring)
+        try:
+            if late:
+                _, late = await asyncio.wait(late, timeout=COMMIT_SECONDS)
+        finally:
+            for task in late:
+                task.cancel()
 
     async def _check_stall(self) -> None:
         """Restart a consumer that gets nothing although committed records wait for it.
@@ -606,21 +773,24 @@ class TransactionalProcessor:
         if waiting:
             raise TransportError(f"{self.spec.service} stalled: committed records wait on {', '.join(waiting)}")
 
-    async def _tick(
-        self, on_tick: Callable[[int, int], Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]]
-    ) -> None:
-        now = int(time.time() * 1000)
-        for number in sorted({tp.partition for tp in self._consumer.assignment()}):
-            if number in self._unprepared:
-                # A partition with no new record since it was assigned still has timers due (deadlines,
-                # webhook retries after a restart): restore its state now rather than at its first record.
-                await self._prepare(number)
-            result = on_tick(number, now)
-            outputs = await result if inspect.isawaitable(result) else result
-            if not outputs:
-                continue
-            await commit_batch(await self._producer(number), self._fit_tick(number, outputs),
-                               what=f"tick {self.spec.service} p{number}", service=self.spec.service)
+    async def _tick_partition(self, lane: _Lane) -> None:
+        on_tick = self.spec.on_tick
+        if on_tick is None:
+            return
+        number = lane.number
+        # A partition with no new record since it was assigned still has timers due (deadlines, webhook
+        # retries after a restart): its state is restored now rather than at its first record.
+        producer = await self._prepare(number, lane)
+        result = on_tick(number, int(time.time() * 1000))
+        outputs = await result if inspect.isawaitable(result) else result
+        if not outputs or lane.closing:
+            return
+        lane.committing = True
+        try:
+            await commit_batch(producer, self._fit_tick(number, outputs), what=f"tick {self.spec.service} p{number}",
+                               service=self.spec.service)
+        finally:
+            lane.committing = False
 
     def _limit(self, topic: str) -> int:
         budget = self.spec.max_message_bytes
@@ -657,13 +827,7 @@ class TransactionalProcessor:
             kept.append(dead_letter(tick, problem, service=self.spec.service, dlq=self.spec.dlq))
         return self._fit(kept)
 
-    async def process(self, batches: dict[Any, list[Any]]) -> None:
-        by_partition: dict[int, list[tuple[Any, list[Any]]]] = {}
-        for tp, records in batches.items():
-            by_partition.setdefault(tp.partition, []).append((tp, records))
-        await asyncio.gather(*(self._process_partition(n, parts) for n, parts in by_partition.items()))
-
-    async def _process_partition(self, number: int, parts: list[tuple[Any, list[Any]]]) -> None:
+    async def _process_partition(self, lane: _Lane, parts: list[tuple[Any, list[Any]]]) -> None:
         """Handle a batch and commit it in one transaction.
 
         Every output is checked against its budget first: the record whose output cannot fit is
@@ -672,7 +836,8 @@ class TransactionalProcessor:
         the output that was dropped). When the broker still refuses a record as too large (a topic with a
         smaller limit than the budget) the batch is committed record by record to find the one to blame.
         """
-        producer = await self._prepare(number)
+        number = lane.number
+        producer = await self._prepare(number, lane)
         handled: list[tuple[Any, InMessage, Sequence[OutMessage]]] = []
         blamed = False
         for tp, records in parts:
@@ -687,20 +852,24 @@ class TransactionalProcessor:
                 handled.append((tp, message, outputs))
             if blamed:
                 break
-        if not self._consumer.assignment() & {tp for tp, _ in parts}:
+        if lane.closing or not self._consumer.assignment() & {tp for tp, _ in parts}:
             # Revoked while we worked: the new owner re-reads these records from the committed offset.
             log.info("batch_dropped_after_revoke", service=self.spec.service, partition=number)
             return
+        lane.committing = True
         try:
-            await self._commit(producer, number, handled)
-        except OutputTooLarge:
-            log.warning("commit_refused_too_large", service=self.spec.service, partition=number,
-                        records=len(handled))
-            handled = await self._commit_one_by_one(number, handled)
-            blamed = True
+            try:
+                await self._commit(producer, number, handled)
+            except OutputTooLarge:
+                log.warning("commit_refused_too_large", service=self.spec.service, partition=number,
+                            records=len(handled))
+                handled = await self._commit_one_by_one(number, handled)
+                blamed = True
+        finally:
+            lane.committing = False
         self.processed += len(handled)
-        if blamed:
-            self._rewind(number, parts, handled)
+        if blamed and not lane.closing:
+            self._rewind(lane, parts, handled)
             await self._prepare(number)
 
     async def _commit(self, producer: AIOKafkaProducer, number: int,
@@ -751,14 +920,19 @@ class TransactionalProcessor:
         metrics.DEAD_LETTERS.inc(self.spec.service)
         return dead_letter(message, problem, service=self.spec.service, dlq=self.spec.dlq)
 
-    def _rewind(self, number: int, parts: list[tuple[Any, list[Any]]],
+    def _rewind(self, lane: _Lane, parts: list[tuple[Any, list[Any]]],
                 done: Sequence[tuple[Any, InMessage, Sequence[OutMessage]]]) -> None:
-        """Read again what follows the last committed record of each input, with the state as committed."""
+        """Read again what follows the last committed record of each input, with the state as committed
+        (the batch fetched meanwhile included: it was handled by no one yet)."""
         committed = {tp: message.offset + 1 for tp, message, _ in done}
+        seeks = dict(lane.pending.drop())
         for tp, records in parts:
-            self._consumer.seek(tp, committed.get(tp, records[0].offset))
+            seeks[tp] = committed.get(tp, records[0].offset)
+        self._resume(lane)
+        for tp, offset in seeks.items():
+            self._consumer.seek(tp, offset)
         if self.spec.on_assign is not None:
-            self._unprepared.add(number)  # restore the state from the changelog: as committed
+            self._unprepared.add(lane.number)  # restore the state from the changelog: as committed
 
     async def _handle(self, message: InMessage) -> Sequence[OutMessage]:
         """The handler's output, after bounded retries; a record that keeps failing is dead-lettered."""

@@ -13,6 +13,7 @@ ZENTRA. Matching runs of words are joined, never parts of words.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 
@@ -31,8 +32,10 @@ LOOK_ALIKE: dict[str, str] = {
 PAIRS = (("rn", "m"), ("vv", "w"))
 
 
+@functools.lru_cache(maxsize=8192)
 def _fold_char(char: str) -> str:
-    """The folded letters of one character ("" for a separator or a combining mark)."""
+    """The folded letters of one character ("" for a separator or a combining mark); cached, as every
+    character of every goods description passes here (a pure function of one character)."""
     out = []
     for c in unicodedata.normalize("NFKD", char).casefold():
         if unicodedata.combining(c):
