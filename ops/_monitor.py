@@ -256,6 +256,16 @@ class Refreshed(Generic[T]):
             self._task = asyncio.create_task(self._run(), name="ops-refresh")
         return self._task
 
+    @property
+    def value(self) -> T | None:
+        """The last value read (None before any), without starting a reading."""
+        return self._value
+
+    @property
+    def refreshing(self) -> bool:
+        """Whether a reading is under way."""
+        return self._task is not None and not self._task.done()
+
     async def get(self, *, first_wait: float = FIRST_WAIT_SECONDS) -> T | None:
         """The last value (None before any); starts a refresh when stale, waits for it only when there is none."""
         task = self._start()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -36,6 +37,7 @@ from ops._monitor import (
     letter_seen,
     summarise_lag,
 )
+from tests.conftest import poll
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = 1_780_000_020_000  # a minute's start plus 20 s
@@ -323,6 +325,15 @@ def test_the_page_draws_the_four_panels_from_the_readings() -> None:
 
 # --- refreshing off the request path -----------------------------------------------------------------------
 
+async def settled(condition: Callable[[], bool]) -> None:
+    """Until the background reading has done what ``condition`` says (it runs on this loop), within a deadline."""
+    await poll(lambda: _ready(condition()), timeout=5, what="the background reading")
+
+
+async def _ready(done: bool) -> bool | None:
+    return True if done else None
+
+
 async def test_a_reading_is_refreshed_in_the_background_and_never_awaited_once_there_is_one() -> None:
     now = [0.0]
     calls = 0
@@ -346,24 +357,22 @@ async def test_a_reading_is_refreshed_in_the_background_and_never_awaited_once_t
     assert await asyncio.wait_for(cached.get(), 1) == 1
     assert calls == 2
     gate.set()
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await settled(lambda: cached.value == 2)
     assert await cached.get() == 2
     now[0] = 12.0
     await cached.get()
-    for _ in range(3):
-        await asyncio.sleep(0)
+    await settled(lambda: calls == 3 and not cached.refreshing)
     assert calls == 3
     assert await cached.get() == 2  # a failed reading keeps the last one
     now[0] = 18.0
     gate.clear()
     await cached.get()
-    await asyncio.sleep(0)
+    await settled(lambda: calls == 4)
     assert calls == 4  # reading, and hanging
     await asyncio.wait_for(cached.close(), 1)  # the hanging reading is cancelled
     now[0] = 30.0
     assert await cached.get() == 2
-    await asyncio.sleep(0)
+    assert not cached.refreshing, "closed: no reading is started"
     assert calls == 4  # closed: no more readings
 
 
