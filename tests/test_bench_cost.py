@@ -10,13 +10,13 @@ import asyncio
 import contextlib
 import os
 import re
+import select
 import struct
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,25 +78,36 @@ def test_rss_of_this_process_is_read_from_proc() -> None:
     assert 0 < current <= peak
 
 
-def exec_done(pid: int, marker: bytes, *, timeout: float = 10.0) -> None:
-    """Until the child runs its own program: right after fork, /proc shows the parent's command line."""
-    deadline = time.monotonic() + timeout
-    while marker not in Path(f"/proc/{pid}/cmdline").read_bytes():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"process {pid} did not start its program within {timeout} s")
-        time.sleep(0.01)
+#: A child that says it runs (its own program, so /proc shows its own command line), then waits on its stdin.
+WAITING_CHILD = "import sys; print('up', flush=True); sys.stdin.read()"
+
+
+def waiting_child(*args: str) -> subprocess.Popen[bytes]:
+    """The child, once it has said it runs (within 10 s)."""
+    process = subprocess.Popen([sys.executable, "-c", WAITING_CHILD, *args], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], 10)
+    assert ready, f"process {process.pid} did not start its program within 10 s"
+    assert process.stdout.readline() == b"up\n"
+    return process
+
+
+def ended(process: subprocess.Popen[bytes]) -> None:
+    """Close the waiting child's stdin (it ends) and its stdout."""
+    assert process.stdin is not None
+    assert process.stdout is not None
+    process.stdin.close()
+    process.wait(timeout=10)
+    process.stdout.close()
 
 
 @pytest.fixture
 def child() -> Iterator[subprocess.Popen[bytes]]:
     """A child process that waits on its stdin (it stays until the test closes it)."""
-    process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", "--only", "auditor"],
-                               stdin=subprocess.PIPE)
-    exec_done(process.pid, b"--only")
+    process = waiting_child("--only", "auditor")
     yield process
-    assert process.stdin is not None
-    process.stdin.close()
-    process.wait(timeout=10)
+    ended(process)
 
 
 def test_descendants_include_a_child_and_name_it_by_its_services(child: subprocess.Popen[bytes]) -> None:
@@ -115,14 +126,11 @@ def test_a_hub_role_takes_its_unnamed_children_and_a_shared_process_counts_for_b
 
 
 def test_a_child_without_services_is_named_by_its_pid() -> None:
-    process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
-    exec_done(process.pid, b"sys.stdin.read()")
+    process = waiting_child()
     try:
         assert child_role(process.pid) == f"hub-child-{process.pid}"
     finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        process.wait(timeout=10)
+        ended(process)
 
 
 def test_per_submission_divides_by_the_completed_count() -> None:

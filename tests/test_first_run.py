@@ -9,6 +9,7 @@ commands, and the samples' answers as readable lines.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -175,9 +176,10 @@ def _first_run(kafka: LocalKafka, folder: Path) -> tuple[str, str]:
     try:
         deadline = time.monotonic() + 240
         while SAMPLES_DONE not in out_path.read_text(encoding="utf-8"):
-            assert proc.poll() is None, f"nsw serve exited with {proc.returncode}: {err_path.read_text()[-2000:]}"
             assert time.monotonic() < deadline, "the samples were not answered within 240 s"
-            time.sleep(0.2)  # polling a file with a deadline
+            with contextlib.suppress(subprocess.TimeoutExpired):  # a bounded wait that ends early if it exits
+                code = proc.wait(timeout=0.2)
+                raise AssertionError(f"nsw serve exited with {code}: {err_path.read_text()[-2000:]}")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
