@@ -16,12 +16,15 @@ from lxml import etree
 
 from schemas._context import with_context
 from schemas._records import Authorisation, Document, Item, Party, Submission, SubmissionKind
+from schemas._tree import Paths
 
 NSW_NAMESPACE: Final = "urn:nsw-broker:wco:declaration:1"
 #: Name of the schema bundle recorded on every Submission read with this profile.
 BUNDLE: Final = "nsw"
 
 NS: Final = {"d": NSW_NAMESPACE}
+#: Child-path look-ups in the profile's namespace (``PATHS.find(e, "d:A/d:B")`` is ``e.find("d:A/d:B", NS)``).
+PATHS: Final = Paths(NS)
 
 #: Declaration/FunctionCode -> Submission.kind.
 FUNCTION_CODE_KINDS: Final[dict[str, SubmissionKind]] = {"9": "DECLARATION", "13": "AMENDMENT"}
@@ -42,7 +45,7 @@ def _clean(text: str | None) -> str:
 
 
 def _text(parent: _Element, path: str) -> str | None:
-    found = parent.find(path, NS)
+    found = PATHS.find(parent, path)
     if found is None:
         return None
     return _clean(found.text) or None
@@ -58,9 +61,9 @@ def _required(parent: _Element, path: str) -> str:
 def commodity_codes(commodity: _Element) -> list[tuple[_Element, str]]:
     """(ID element, code) of every TSP/GN classification of a Commodity, in document order."""
     codes: list[tuple[_Element, str]] = []
-    for classification in commodity.iterfind("d:Classification", NS):
+    for classification in PATHS.iter(commodity, "d:Classification"):
         kind = _text(classification, "d:IdentificationTypeCode")
-        id_el = classification.find("d:ID", NS)
+        id_el = PATHS.find(classification, "d:ID")
         if kind in COMMODITY_CODE_TYPES and id_el is not None:
             codes.append((id_el, _clean(id_el.text)))
     return codes
@@ -76,7 +79,7 @@ def _commodity_code(commodity: _Element) -> str:
 
 def _cas_numbers(commodity: _Element) -> list[str]:
     seen: list[str] = []
-    for classification in commodity.iterfind("d:Classification", NS):
+    for classification in PATHS.iter(commodity, "d:Classification"):
         if _text(classification, "d:IdentificationTypeCode") == CAS_TYPE:
             number = _required(classification, "d:ID")
             if number not in seen:
@@ -103,7 +106,7 @@ def _decimal_attr(element: _Element | None, attribute: str) -> tuple[Decimal | N
 
 
 def _item(element: _Element) -> Item:
-    commodity = element.find("d:Commodity", NS)
+    commodity = PATHS.find(element, "d:Commodity")
     if commodity is None:  # pragma: no cover - mandatory in the schema
         raise ValueError("validated declaration has an item without Commodity")
     documents = [
@@ -112,11 +115,11 @@ def _item(element: _Element) -> Item:
             type_code=_required(doc, "d:TypeCode"),
             id=_text(doc, "d:ID"),
         )
-        for doc in element.iterfind("d:AdditionalDocument", NS)
+        for doc in PATHS.iter(element, "d:AdditionalDocument")
     ]
-    quantity, quantity_unit = _decimal_attr(element.find("d:GoodsMeasure/d:TariffQuantity", NS), "unitCode")
-    mass, mass_unit = _decimal_attr(element.find("d:GoodsMeasure/d:NetNetWeightMeasure", NS), "unitCode")
-    value, currency = _decimal_attr(element.find("d:CustomsValueAmount", NS), "currencyID")
+    quantity, quantity_unit = _decimal_attr(PATHS.find(element, "d:GoodsMeasure/d:TariffQuantity"), "unitCode")
+    mass, mass_unit = _decimal_attr(PATHS.find(element, "d:GoodsMeasure/d:NetNetWeightMeasure"), "unitCode")
+    value, currency = _decimal_attr(PATHS.find(element, "d:CustomsValueAmount"), "currencyID")
     net_mass_kg = None if mass is None or mass_unit is None else float(mass * _KG_PER_UNIT[mass_unit])
     return Item(
         sequence=int(_required(element, "d:SequenceNumeric")),
@@ -142,24 +145,24 @@ def to_submission(
     version: int,
 ) -> Submission:
     """The canonical Submission for a validated ``MetaData`` root element."""
-    declaration = root.find("d:Declaration", NS)
+    declaration = PATHS.find(root, "d:Declaration")
     if declaration is None:  # pragma: no cover - mandatory in the schema
         raise ValueError("validated declaration lacks Declaration")
     parties = [
         party
         for party in (
-            _party("DECLARANT", declaration.find("d:Declarant", NS)),
-            _party("EXPORTER", declaration.find("d:Exporter", NS)),
-            _party("IMPORTER", declaration.find("d:Importer", NS)),
+            _party("DECLARANT", PATHS.find(declaration, "d:Declarant")),
+            _party("EXPORTER", PATHS.find(declaration, "d:Exporter")),
+            _party("IMPORTER", PATHS.find(declaration, "d:Importer")),
         )
         if party is not None
     ]
     authorisations = [
         Authorisation(category_code=_required(holder, "d:CategoryCode"), holder_id=_text(holder, "d:ID"))
-        for holder in declaration.iterfind("d:AuthorisationHolder", NS)
+        for holder in PATHS.iter(declaration, "d:AuthorisationHolder")
     ]
     items = sorted(
-        (_item(item) for item in declaration.iterfind("d:GoodsShipment/d:GovernmentAgencyGoodsItem", NS)),
+        (_item(item) for item in PATHS.iter(declaration, "d:GoodsShipment/d:GovernmentAgencyGoodsItem")),
         key=lambda item: item["sequence"],
     )
     return with_context(Submission(

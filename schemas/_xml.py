@@ -31,8 +31,8 @@ from schemas._mapping import (
     CAS_TYPE,
     COMMODITY_CODE_TYPES,
     FUNCTION_CODE_KINDS,
-    NS,
     NSW_NAMESPACE,
+    PATHS,
     commodity_codes,
     to_submission,
 )
@@ -292,7 +292,7 @@ def _check_kind(root: _Element) -> None:
             line=_line(root),
             path=path,
         )
-    type_name = root.find("d:WCOTypeName", NS)
+    type_name = PATHS.find(root, "d:WCOTypeName")
     if type_name is not None and (type_name.text or "").strip() != _MESSAGE_KIND:
         raise _fail(
             "unknown-message-kind",
@@ -338,9 +338,9 @@ def _add(errors: ErrorList, message: str, element: _Element) -> None:
 
 def _classification_errors(commodity: _Element, errors: ErrorList) -> None:
     found = errors.total
-    for classification in commodity.iterfind("d:Classification", NS):
-        id_el = classification.find("d:ID", NS)
-        type_el = classification.find("d:IdentificationTypeCode", NS)
+    for classification in PATHS.iter(commodity, "d:Classification"):
+        id_el = PATHS.find(classification, "d:ID")
+        type_el = PATHS.find(classification, "d:IdentificationTypeCode")
         if id_el is None or type_el is None:  # pragma: no cover - both mandatory in the schema
             continue
         value = (id_el.text or "").strip()
@@ -372,8 +372,8 @@ def nsw_rule_errors(root: _Element) -> list[ErrorDetail]:
     """
     errors = ErrorList()
     first_seen: dict[int, _Element] = {}
-    for item in root.iterfind("d:Declaration/d:GoodsShipment/d:GovernmentAgencyGoodsItem", NS):
-        sequence = item.find("d:SequenceNumeric", NS)
+    for item in PATHS.iter(root, "d:Declaration/d:GoodsShipment/d:GovernmentAgencyGoodsItem"):
+        sequence = PATHS.find(item, "d:SequenceNumeric")
         if sequence is not None:
             number = int((sequence.text or "").strip())
             if number in first_seen:
@@ -384,7 +384,7 @@ def nsw_rule_errors(root: _Element) -> list[ErrorDetail]:
                 _add(errors, message, sequence)
             else:
                 first_seen[number] = sequence
-        commodity = item.find("d:Commodity", NS)
+        commodity = PATHS.find(item, "d:Commodity")
         if commodity is not None:
             _classification_errors(commodity, errors)
     return errors
@@ -394,7 +394,7 @@ def _check_business_rules(root: _Element) -> SubmissionKind:
     errors = nsw_rule_errors(root)
     if errors:
         raise DocumentError("business-rule", limited(errors))
-    function_code = root.find("d:Declaration/d:FunctionCode", NS)
+    function_code = PATHS.find(root, "d:Declaration/d:FunctionCode")
     code = "" if function_code is None else (function_code.text or "").strip()
     try:
         return FUNCTION_CODE_KINDS[code]
