@@ -27,10 +27,10 @@ from broker._aggregate import (
 )
 from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message, decode
-from broker._kafka import ProcessorSpec, dead_letter
 from broker._state import ChangelogStore
 from broker._topics import AGGREGATE_STATE, DLQ, RESPONSES, ROUTING, decisions_topic
 from broker.errors import DecisionRefusedError
+from bus import ProcessorSpec, dead_letter
 from schemas import AgencyDecision, ReleaseResponse, RoutingPlan
 
 log = structlog.get_logger("nsw.aggregator")

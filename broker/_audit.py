@@ -56,7 +56,6 @@ from broker._envelope import (
     InMessage,
     OutMessage,
 )
-from broker._kafka import PinnedPartitionProcessor, ProcessorSpec, read_tail, read_to_end
 from broker._tail import DeadLetters, guarded
 from broker._topics import (
     DLQ,
@@ -69,6 +68,7 @@ from broker._topics import (
     SUBMISSIONS,
     decisions_topic,
 )
+from bus import PinnedPartitionProcessor, ProcessorSpec, read_tail, read_to_end
 from schemas import registry
 from schemas.errors import NSWSchemaError
 

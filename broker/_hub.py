@@ -32,17 +32,6 @@ from broker._auth import DEV_TRADER, AuthMiddleware, RateLimiter, new_key, read_
 from broker._config import HubConfig
 from broker._http import ProblemOnError, guarded_protocol
 from broker._ingress import Ingress, create_app
-from broker._kafka import (
-    Handler,
-    ProcessorSpec,
-    Producer,
-    TransactionalProcessor,
-    align_size_limits,
-    consumer_lag,
-    ensure_topics,
-    transactional_producers,
-)
-from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuth, acting_as, context_acting_as
 from broker._keys_io import publish_key
 from broker._router import Router, router_spec
 from broker._service_auth import AgencyPublisher, HubPrincipals
@@ -55,6 +44,17 @@ from broker._webhook_guard import UrlPolicy
 from broker._webhook_secrets import SecretBox, load_webhook_key
 from broker._webhooks import DeliverySettings, Notifier, WebhookRegistry, notifier_spec, registration_routes
 from broker.errors import NSWError
+from bus import (
+    Handler,
+    ProcessorSpec,
+    Producer,
+    TransactionalProcessor,
+    align_size_limits,
+    consumer_lag,
+    ensure_topics,
+    transactional_producers,
+)
+from bus._auth import KEY_TOOL, OPS, KafkaAuth, acting_as, context_acting_as
 from console import Console, ConsoleDeps
 from console._accounts import OfficerStore
 from console._sessions import SessionCodec, load_console_key

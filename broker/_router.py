@@ -24,9 +24,9 @@ import structlog
 from broker import _metrics as metrics
 from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message, decode
-from broker._kafka import ProcessorSpec
 from broker._state import ChangelogStore
 from broker._topics import DLQ, ROUTER_STATE, ROUTING, SUBMISSIONS, requests_topic
+from bus import ProcessorSpec
 from routing import NoRuleSetError, RuleBook, RuleTable, load_rule_book, route
 from schemas import AgencyRequest, Item, RoutingPlan, RoutingReason, Submission
 

@@ -15,9 +15,9 @@ import orjson
 import structlog
 
 from broker._envelope import CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE, SUBMISSION_HEADER, InMessage, OutMessage
-from broker._kafka import read_to_end
 from broker._tail import DeadLetters, guarded
 from broker.errors import MessageError
+from bus import read_to_end
 
 log = structlog.get_logger("nsw.state")
 

@@ -19,10 +19,10 @@ import structlog
 
 from broker import _metrics as metrics
 from broker._envelope import InMessage, OutMessage
-from broker._kafka import Producer, TopicTail, bounded, dead_letter, fit_dead_letter
-from broker._limits import dlq_limit
 from broker._topics import DLQ
 from broker.errors import NSWError
+from bus import Producer, TopicTail, bounded, dead_letter, fit_dead_letter
+from bus._limits import dlq_limit
 
 __all__ = ["DeadLetters", "FollowedTail", "guarded"]
 

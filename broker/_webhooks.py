@@ -38,7 +38,6 @@ from starlette.routing import Route
 
 from broker._envelope import CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE, InMessage, OutMessage, decode
 from broker._http import bounded_body
-from broker._kafka import ProcessorSpec, Producer
 from broker._problems import problem
 from broker._signing import ResponseSigner
 from broker._state import ChangelogStore
@@ -57,6 +56,7 @@ from broker._webhook_guard import (
 )
 from broker._webhook_secrets import SecretBox, WebhookKeyError
 from broker.errors import MessageError, TransportError
+from bus import ProcessorSpec, Producer
 from schemas import ReleaseResponse
 
 __all__ = [

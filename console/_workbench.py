@@ -15,11 +15,11 @@ from typing import Final
 import structlog
 
 from broker._envelope import InMessage, decode
-from broker._kafka import read_range
 from broker._tail import FollowedTail
 from broker._topics import requests_topic
 from broker._view import Entry, StatusView
 from broker.errors import MessageError, NSWError
+from bus import read_range
 from console._worklist import RequestSummary, Worklist
 from refdata import officer_actions
 from schemas import AgencyRequest, NSWSchemaError

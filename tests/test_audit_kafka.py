@@ -15,8 +15,8 @@ import pytest
 
 from broker._audit import Auditor, AuditTopics, ChainReport, audit_processor, auditor_spec, entry_hash
 from broker._envelope import InMessage, OutMessage
-from broker._kafka import TransactionalProcessor, ensure_topics, key_partition, read_to_end, send_all
 from broker._topics import TopicSpec
+from bus import TransactionalProcessor, ensure_topics, key_partition, read_to_end, send_all
 from ops._audit_cmd import add_audit_parser, run_audit, verify_topic
 from tests.conftest import bootstrap, poll
 

@@ -56,20 +56,6 @@ from adapters import AgencyModes, adapter_handler
 from adapters._runner import adapter_spec
 from broker._aggregator import Aggregator, aggregator_spec
 from broker._audit import Auditor, AuditTopics, auditor_spec
-from broker._kafka import ProcessorSpec, client_auth
-from broker._kafka_auth import (
-    AUDITOR,
-    INGRESS,
-    KEY_TOOL,
-    OPS,
-    ROUTER,
-    KafkaAuth,
-    KafkaAuthConfigError,
-    ServiceCredentials,
-    acting_as,
-    adapter_principal,
-    context_acting_as,
-)
 from broker._router import Router, router_spec
 from broker._topics import (
     API_KEYS,
@@ -91,6 +77,20 @@ from broker._topics import (
 )
 from broker._webhook_secrets import SecretBox
 from broker._webhooks import Notifier, WebhookRegistry, notifier_spec
+from bus import ProcessorSpec, client_auth
+from bus._auth import (
+    AUDITOR,
+    INGRESS,
+    KEY_TOOL,
+    OPS,
+    ROUTER,
+    KafkaAuth,
+    KafkaAuthConfigError,
+    ServiceCredentials,
+    acting_as,
+    adapter_principal,
+    context_acting_as,
+)
 from ops._kafka import LocalKafka, LocalKafkaConfig, kafka_command
 from ops._security import (
     ADMIN,

@@ -17,9 +17,9 @@ from broker import _metrics as metrics
 from broker._auth import KeyRecord, key_message, new_key
 from broker._envelope import InMessage, OutMessage, header
 from broker._hub import Hub
-from broker._kafka import ensure_topics, read_to_end
 from broker._state import ChangelogStore
 from broker._topics import AGGREGATE_STATE, API_KEYS, DLQ, IDEMPOTENCY, SUBMISSIONS, WEBHOOKS, TopicSpec
+from bus import ensure_topics, read_to_end
 from tests.conftest import bootstrap, poll, publish, sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]

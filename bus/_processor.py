@@ -1,7 +1,6 @@
-"""Kafka plumbing: topic creation, the idempotent producer, and the transactional processor loop.
+"""The transactional processor: consume → handle → produce + commit offsets, in one Kafka transaction.
 
-This is the only module that imports aiokafka; its errors become ``broker.errors`` here.
-Every service that consumes and produces (router, adapters, aggregator) is a
+Every service that consumes and produces (router, adapters, aggregator, notifier, auditor) is a
 ``TransactionalProcessor``: it reads a batch with ``read_committed``, hands each record to a
 pure-ish handler, and writes the handler's output together with the consumed offsets in one
 Kafka transaction. Output and progress are therefore committed together or not at all; a crash
@@ -12,252 +11,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import inspect
 import random
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import (
-    KafkaConnectionError,
-    KafkaError,
-    KafkaTimeoutError,
-    MessageSizeTooLargeError,
-    ProducerFenced,
-    RecordListTooLargeError,
-    RecordTooLargeError,
-    TopicAlreadyExistsError,
-)
 
-from broker import _metrics as metrics
-from broker._batching import PendingBatch
-from broker._envelope import Headers, InMessage, OutMessage
-from broker._kafka_auth import current_auth
-from broker._limits import FETCH_MAX_BYTES, MAX_MESSAGE_BYTES, dlq_limit, record_size
-from broker._topics import TopicSpec
-from broker.errors import FencedError, NSWError, OutputTooLarge, ProduceError, TransportError
+from bus._batching import PendingBatch
+from bus._clients import bounded, client_auth, consumer_limits, producer_kwargs, to_in_message
+from bus._errors import kafka_errors
+from bus._letters import dead_letter, fit_dead_letter, out_size
+from bus._limits import MAX_MESSAGE_BYTES, dlq_limit
+from bus._metrics import DEAD_LETTERS
+from bus._producer import COMMIT_SECONDS, commit_batch, keep_latest
+from bus._records import InMessage, OutMessage
+from bus.errors import NSWError, OutputTooLarge, TransportError
+
+__all__ = ["LOST_MEMBERSHIP_SECONDS", "PREPARE_SECONDS", "STALL_SECONDS", "AssignHook", "Handler",
+           "PinnedPartitionProcessor", "ProcessorSpec", "RetryPolicy", "TransactionalProcessor", "consumer_lag",
+           "describe_processors", "transactional_producers"]
 
 log = structlog.get_logger("nsw.kafka")
 
-T = TypeVar("T")
-
 Handler = Callable[[InMessage], Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]]
 AssignHook = Callable[[set[tuple[str, int]]], Awaitable[None]]
-
-
-@asynccontextmanager
-async def kafka_errors(action: str) -> AsyncIterator[None]:
-    """Translate aiokafka's exceptions into ours, once, at the boundary."""
-    try:
-        yield
-    except ProducerFenced as exc:
-        raise FencedError(f"{action}: fenced by a newer instance") from exc
-    except (KafkaConnectionError, KafkaTimeoutError) as exc:
-        raise TransportError(f"{action}: Kafka unreachable or slow ({exc})") from exc
-    except (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError) as exc:
-        # Not retriable: the same record is refused again, however often it is sent.
-        raise OutputTooLarge(f"{action}: a record was refused as too large ({exc.__class__.__name__}: {exc})"
-                             ) from exc
-    except KafkaError as exc:
-        error = TransportError if getattr(exc, "retriable", False) else NSWError
-        raise error(f"{action}: {exc.__class__.__name__}: {exc}") from exc
-
-
-async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]:
-    """Create the declared topics that do not exist yet; return the names created."""
-    specs = list(specs)
-    async with kafka_errors("create topics"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            missing = [s for s in specs if s.name not in existing]
-            if missing:
-                new = [NewTopic(s.name, s.partitions, s.replication, topic_configs=s.configs()) for s in missing]
-                # Another process may win the race: the topics are there then, which is all we want.
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(new)
-        finally:
-            await admin.close()
-    for spec in missing:
-        log.debug("topic_created", topic=spec.name, partitions=spec.partitions, cleanup=spec.cleanup_policy)
-    if missing:  # one line for a first run's thirty topics
-        log.info("topics_created", count=len(missing), topics=[s.name for s in missing])
-    return [s.name for s in missing]
-
-
-async def align_size_limits(bootstrap: str, specs: Iterable[TopicSpec]) -> list[str]:
-    """Give existing declared topics their declared ``max.message.bytes`` where they have only the broker's
-    default or a smaller value (topics created before the limit was declared); return the names changed.
-
-    The services' size budget relies on it: a topic allowing less than the budget refuses outputs at commit
-    time. A larger value an operator set on a topic is left alone (``nsw ops topics list`` shows it).
-    Other configs set on the topic are kept (AlterConfigs replaces the whole set). Best effort: a cluster
-    that does not let this client alter configs gets a warning, not a failed start.
-    """
-    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType  # noqa: PLC0415
-
-    wanted = {s.name: s.max_message_bytes for s in specs}
-    try:
-        current = await topic_configs(bootstrap, sorted(set(wanted) & set(await list_topic_names(bootstrap))))
-    except NSWError as exc:
-        log.warning("topic_size_limits_not_checked", error=str(exc))
-        return []
-    changes = []
-    for name, configs in current.items():
-        value, on_topic = configs.get("max.message.bytes", ("", False))
-        if on_topic and value.isdigit() and int(value) >= wanted[name]:
-            continue
-        own = {key: val for key, (val, here) in configs.items() if here}
-        changes.append(ConfigResource(ConfigResourceType.TOPIC, name,
-                                      configs={**own, "max.message.bytes": str(wanted[name])}))
-    if not changes:
-        return []
-    changed: list[str] = []
-    try:
-        async with kafka_errors("set topic size limits"):
-            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
-            await admin.start()
-            try:
-                responses = await admin.alter_configs(changes)
-            finally:
-                await admin.close()
-    except NSWError as exc:
-        log.warning("topic_size_limits_not_set", topics=[c.name for c in changes], error=str(exc))
-        return []
-    for response in responses:
-        for error_code, error_message, _type, name in response.resources:
-            if error_code == 0:
-                changed.append(name)
-                log.info("topic_size_limit_set", topic=name, max_message_bytes=wanted[name])
-            else:
-                log.warning("topic_size_limit_not_set", topic=name, error_code=error_code, error=error_message)
-    return changed
-
-
-async def partition_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
-    """How many partitions each existing topic has (absent topics are left out)."""
-    async with kafka_errors("describe topics"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
-        await admin.start()
-        try:
-            described = await admin.describe_topics(list(topics))
-        finally:
-            await admin.close()
-    return {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
-
-
-def client_auth() -> dict[str, Any]:
-    """How the client being built authenticates to Kafka: as the service it is built for (``acting_as``, set by
-    the hub per service), else as the process (NSW_KAFKA_CREDENTIALS + NSW_KAFKA_PRINCIPAL, NSW_KAFKA_USER, none)."""
-    return current_auth().client_kwargs()
-
-
-def _producer_kwargs(bootstrap: str, budget: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
-    return {
-        **client_auth(),
-        "bootstrap_servers": bootstrap,
-        "acks": "all",
-        "enable_idempotence": True,
-        "linger_ms": 2,
-        # A batch of several records never outgrows a topic's limit; a record over it gets a batch of its own.
-        "max_batch_size": min(256 * 1024, budget),
-        # The largest record written: a dead letter of a record that used the whole budget (broker/_limits.py).
-        "max_request_size": dlq_limit(budget),
-        # The ingress answers 503 rather than keep a trader waiting when Kafka is away.
-        "request_timeout_ms": 10000,
-    }
-
-
-def consumer_limits() -> dict[str, Any]:
-    """Every consumer's fetch sizes, said explicitly: one partition's fetch holds the largest record written."""
-    return {"max_partition_fetch_bytes": dlq_limit(), "fetch_max_bytes": FETCH_MAX_BYTES}
-
-
-class Producer:
-    """The ingress producer: idempotent, ``acks=all``; ``send`` returns once the broker has it."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self._producer = AIOKafkaProducer(**_producer_kwargs(bootstrap))
-
-    async def start(self) -> None:
-        async with kafka_errors("start producer"):
-            await self._producer.start()
-
-    async def stop(self) -> None:
-        async with kafka_errors("stop producer"):
-            await self._producer.stop()
-
-    async def send(self, message: OutMessage) -> tuple[int, int]:
-        """Write and wait for the acknowledgement; return (partition, offset)."""
-        try:
-            async with kafka_errors(f"produce to {message.topic}"):
-                meta = await self._producer.send_and_wait(
-                    message.topic, message.value, key=message.key, headers=list(message.headers)
-                )
-        except TransportError as exc:
-            raise ProduceError(str(exc)) from exc
-        return meta.partition, meta.offset
-
-
-def to_in_message(record: Any) -> InMessage:
-    return InMessage(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        timestamp=record.timestamp,
-        key=record.key,
-        value=record.value if record.value is not None else b"",
-        headers=tuple(record.headers or ()),
-    )
-
-
-def dead_letter(
-    message: InMessage, error: BaseException, *, service: str, dlq: str, attempts: int = 1, first_failure: int = 0
-) -> OutMessage:
-    """The original bytes, with headers saying what failed, where and when."""
-    now_ms = int(time.time() * 1000)
-    now = str(now_ms).encode()
-    headers: Headers = (
-        *message.headers,
-        ("nsw-error-type", error.__class__.__name__.encode()),
-        ("nsw-error-message", str(error)[:2000].encode("utf-8", "replace")),
-        ("nsw-source-topic", message.topic.encode()),
-        ("nsw-source-partition", str(message.partition).encode()),
-        ("nsw-source-offset", str(message.offset).encode()),
-        ("nsw-service", service.encode()),
-        ("nsw-attempts", str(attempts).encode()),
-        ("nsw-first-failure", str(first_failure or now_ms).encode()),
-        ("nsw-last-failure", now),
-    )
-    return OutMessage(topic=dlq, key=message.key or b"", value=message.value, headers=headers)
-
-
-#: On a dead letter whose original value could not fit the dead-letter topic: its size and digest (the
-#: original is still on its source topic, at nsw-source-partition/offset).
-VALUE_OMITTED_HEADER = "nsw-value-omitted"
-
-
-def out_size(out: OutMessage) -> int:
-    return record_size(out.key, out.value, out.headers)
-
-
-def fit_dead_letter(letter: OutMessage, limit: int) -> OutMessage:
-    """``letter`` as it is when it fits ``limit``; else without its value, saying what it was."""
-    if out_size(letter) <= limit:
-        return letter
-    digest = hashlib.sha256(letter.value).hexdigest()
-    note = f"{len(letter.value)} bytes, sha256 {digest}".encode()
-    headers = (*((n, v[:2000]) for n, v in letter.headers), (VALUE_OMITTED_HEADER, note))
-    return OutMessage(topic=letter.topic, key=letter.key[:1024], value=b"", headers=headers)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -288,7 +71,7 @@ class ProcessorSpec:
     #: is paused until its worker takes the batch (back-pressure).
     max_records: int = 500
     #: Seconds between the starts of one partition's transactions under load (records accumulate in
-    #: between); a record arriving after a quiet spell is committed at once (broker/_batching.py).
+    #: between); a record arriving after a quiet spell is committed at once (bus/_batching.py).
     commit_interval: float = 0.05
     retry: RetryPolicy = RetryPolicy()
     #: Called about every ``tick_seconds`` per owned partition number with the time in epoch ms; its
@@ -303,52 +86,6 @@ class ProcessorSpec:
 
     def transactional_id(self, partition: int) -> str:
         return f"{self.transactional_prefix}-p{partition}"
-
-
-def keep_latest(outputs: Sequence[OutMessage], topics: frozenset[str]) -> Sequence[OutMessage]:
-    """``outputs`` without the records of ``topics`` that a later record for the same key supersedes."""
-    if not topics:
-        return outputs
-    last = {(out.topic, out.key): index for index, out in enumerate(outputs) if out.topic in topics}
-    return [out for index, out in enumerate(outputs) if out.topic not in topics or last[(out.topic, out.key)] == index]
-
-
-async def send_confirmed(producer: AIOKafkaProducer, outputs: Iterable[OutMessage],
-                         offsets: dict[Any, int] | None = None, group_id: str = "") -> None:
-    """Write ``outputs`` (and ``offsets``) inside the open transaction and wait until the broker has
-    acknowledged every record.
-
-    aiokafka 0.14 commits a transaction even when one of its batches failed (OutOfOrderSequenceNumber
-    after a broker restart, for one): the offsets would be committed without that output. Waiting for
-    every delivery turns such a failure into an exception inside the transaction, which aborts it (the
-    offsets with it). The offsets are added while the records are in flight: one round trip less.
-    """
-    deliveries = [await producer.send(out.topic, out.value, key=out.key, headers=list(out.headers))
-                  for out in outputs]
-    if offsets:
-        await producer.send_offsets_to_transaction(offsets, group_id)
-    for outcome in await asyncio.gather(*deliveries, return_exceptions=True):
-        if isinstance(outcome, BaseException):
-            raise outcome
-
-
-async def commit_batch(producer: AIOKafkaProducer, outputs: Sequence[OutMessage], offsets: dict[Any, int] | None = None,
-                       group_id: str = "", *, what: str, service: str = "other") -> None:
-    """One transaction: every output acknowledged, then the consumed ``offsets`` (if any) committed with them.
-
-    Raises TransportError when Kafka does not answer within ``COMMIT_SECONDS`` and the translated aiokafka
-    error when a delivery or the commit fails; the transaction is then aborted (or never committed).
-    """
-    async def commit() -> None:
-        async with kafka_errors(what), producer.transaction():
-            await send_confirmed(producer, outputs, offsets, group_id)
-
-    try:
-        await bounded(commit(), COMMIT_SECONDS)
-    except TimeoutError:
-        # Seen after broker restarts: aiokafka's sender dies and the commit future never resolves.
-        raise TransportError(f"{what}: no answer in {COMMIT_SECONDS} s") from None
-    metrics.TRANSACTIONS.inc(service)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -368,22 +105,8 @@ _LIVE: weakref.WeakSet[TransactionalProcessor] = weakref.WeakSet()
 STALL_SECONDS = 15.0
 #: Seconds a consumer may be without group membership (and so without records) before it is restarted.
 LOST_MEMBERSHIP_SECONDS = 45.0
-#: Seconds a transaction may take to commit before the service is restarted.
-COMMIT_SECONDS = 30.0
 #: Seconds to start a partition's producer or restore its state before the service is restarted.
 PREPARE_SECONDS = 90.0
-
-
-async def bounded(work: Awaitable[T], seconds: float) -> T:
-    """``work``'s result, or TimeoutError after ``seconds``; unlike ``asyncio.wait_for`` it does not
-    wait for a cancelled task that refuses to finish (aiokafka's cleanup can hang when the broker is gone)."""
-    task = asyncio.ensure_future(work)
-    done, _ = await asyncio.wait({task}, timeout=seconds)
-    if task in done:
-        return task.result()
-    task.cancel()
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # abandoned: retrieve, never raise
-    raise TimeoutError
 
 
 def consumer_lag() -> list[tuple[tuple[str, str, str], float]]:
@@ -459,7 +182,7 @@ class TransactionalProcessor:
     """consume → handle → produce + commit offsets, in one Kafka transaction per partition and batch.
 
     Pipelined per partition: the fetch loop only distributes records to the pending batch of their
-    partition number (broker/_batching.py); each partition has a worker that takes its batch when due,
+    partition number (bus/_batching.py); each partition has a worker that takes its batch when due,
     handles it and commits it, strictly in order, while the loop fetches on and the other partitions
     commit independently. A partition whose pending batch is full is paused until its worker takes it.
 
@@ -545,7 +268,7 @@ class TransactionalProcessor:
             raise
 
     async def _start_producer(self, partition: int) -> AIOKafkaProducer:
-        kwargs = _producer_kwargs(self._bootstrap, self.spec.max_message_bytes)
+        kwargs = producer_kwargs(self._bootstrap, self.spec.max_message_bytes)
         kwargs["transactional_id"] = self.spec.transactional_id(partition)
         producer = AIOKafkaProducer(**kwargs)
         try:
@@ -821,7 +544,7 @@ class TransactionalProcessor:
             log.error("tick_output_too_large", service=self.spec.service, partition=number, topic=out.topic,
                       size=problem.size, limit=problem.limit)
             self.dead_lettered += 1
-            metrics.DEAD_LETTERS.inc(self.spec.service)
+            DEAD_LETTERS.inc(self.spec.service)
             tick = InMessage(topic=out.topic, partition=number, offset=-1, timestamp=int(time.time() * 1000),
                              key=out.key, value=out.value, headers=out.headers)
             kept.append(dead_letter(tick, problem, service=self.spec.service, dlq=self.spec.dlq))
@@ -917,7 +640,7 @@ class TransactionalProcessor:
         log.warning("dead_lettered", attempts=1, error_type=problem.__class__.__name__, error=str(problem)[:500],
                     topic=message.topic, partition=message.partition, offset=message.offset)
         self.dead_lettered += 1
-        metrics.DEAD_LETTERS.inc(self.spec.service)
+        DEAD_LETTERS.inc(self.spec.service)
         return dead_letter(message, problem, service=self.spec.service, dlq=self.spec.dlq)
 
     def _rewind(self, lane: _Lane, parts: list[tuple[Any, list[Any]]],
@@ -955,404 +678,12 @@ class TransactionalProcessor:
                 log.warning("dead_lettered", attempts=attempt, error_type=exc.__class__.__name__,
                             error=str(exc)[:500])
                 self.dead_lettered += 1
-                metrics.DEAD_LETTERS.inc(self.spec.service)
+                DEAD_LETTERS.inc(self.spec.service)
                 return [dead_letter(message, exc, service=self.spec.service, dlq=self.spec.dlq,
                                     attempts=attempt, first_failure=first_failure)]
         raise AssertionError("unreachable: the last attempt returns or dead-letters")
 
 
-async def read_to_end(
-    bootstrap: str, partitions: Iterable[tuple[str, int]], on_record: Callable[[InMessage], None]
-) -> int:
-    """Read committed records of ``partitions`` from the beginning up to their current end.
-
-    Used to rebuild state from a compacted changelog before processing resumes.
-    """
-    tps = [TopicPartition(t, p) for t, p in partitions]
-    if not tps:
-        return 0
-    count = 0
-    async with kafka_errors("read changelog"):
-        consumer = AIOKafkaConsumer(
-            **client_auth(), **consumer_limits(),
-            bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed",
-            group_id=None, fetch_max_wait_ms=50,
-        )
-        await consumer.start()
-        try:
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            pending = {tp for tp in tps if ends[tp] > 0}
-            while pending:
-                batches = await consumer.getmany(*pending, timeout_ms=200, max_records=2000)
-                for records in batches.values():
-                    for record in records:
-                        on_record(to_in_message(record))
-                        count += 1
-                for tp in list(pending):
-                    if await consumer.position(tp) >= ends[tp]:
-                        pending.discard(tp)
-        finally:
-            await consumer.stop()
-    return count
-
-
-class TopicTail:
-    """Follows whole topics (every partition, from the beginning, no consumer group).
-
-    For read models such as the status view: every instance sees everything, committed only.
-    """
-
-    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
-        self._topics = tuple(topics)
-        self._bootstrap = bootstrap
-        self._consumer = AIOKafkaConsumer(
-            **client_auth(), **consumer_limits(),
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-            isolation_level="read_committed", fetch_max_wait_ms=100, max_poll_records=2000,
-        )
-        self._ends: dict[Any, int] = {}
-
-    async def start(self, *, resume: Mapping[tuple[str, int], int] | None = None) -> None:
-        """Assign every partition; read from the beginning, or from ``resume``'s (topic, partition) -> next
-        offset where given (a restarted reader carries on where the last one stopped)."""
-        counts = await partition_counts(self._bootstrap, self._topics)
-        resume = resume or {}
-        async with kafka_errors("start topic tail"):
-            await self._consumer.start()
-            tps = [TopicPartition(topic, p) for topic in self._topics for p in range(counts.get(topic, 0))]
-            self._consumer.assign(tps)
-            fresh = [tp for tp in tps if (tp.topic, tp.partition) not in resume]
-            if fresh:
-                await self._consumer.seek_to_beginning(*fresh)
-            for tp in tps:
-                if (tp.topic, tp.partition) in resume:
-                    self._consumer.seek(tp, resume[(tp.topic, tp.partition)])
-            ends = await self._consumer.end_offsets(tps)
-        self._ends = {tp: end for tp, end in ends.items() if end > resume.get((tp.topic, tp.partition), 0)}
-
-    async def fetch(self, *, timeout_ms: int = 500) -> list[InMessage]:
-        async with kafka_errors("tail fetch"):
-            batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=2000)
-        return [to_in_message(r) for records in batches.values() for r in records]
-
-    async def caught_up(self) -> bool:
-        """True once every partition has been read up to where it ended at start."""
-        async with kafka_errors("tail position"):
-            for tp in list(self._ends):
-                if await self._consumer.position(tp) >= self._ends[tp]:
-                    del self._ends[tp]
-        return not self._ends
-
-    async def stop(self) -> None:
-        async with kafka_errors("stop topic tail"):
-            await asyncio.wait_for(self._consumer.stop(), timeout=10)
-
-
-# --- Operations helpers (``nsw ops``): key partitions, offset ranges, raw produce, groups, configs. ---
-# Appended for the ops package, which may not import aiokafka itself; every function translates
-# aiokafka's errors through ``kafka_errors`` like the rest of this module.
-
-Partition = tuple[str, int]
-
-
-def key_partition(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2, as aiokafka's and Java's) gives ``key``."""
-    from aiokafka.partitioner import murmur2  # noqa: PLC0415 - only the ops tools need it
-
-    if partitions < 1:
-        raise ValueError("a topic has at least one partition")
-    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
-
-
-def _reader(**extra: Any) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        **client_auth(), **consumer_limits(),
-        bootstrap_servers=extra.pop("bootstrap"), enable_auto_commit=False, isolation_level="read_committed",
-        group_id=None, fetch_max_wait_ms=50, auto_offset_reset="earliest", **extra,
-    )
-
-
-async def offset_bounds(bootstrap: str, partitions: Iterable[Partition]) -> dict[Partition, tuple[int, int]]:
-    """(first offset, end offset) of each partition; the end is the last stable offset (read_committed)."""
-    tps = [TopicPartition(t, p) for t, p in partitions]
-    if not tps:
-        return {}
-    async with kafka_errors("read offsets"):
-        consumer = _reader(bootstrap=bootstrap)
-        await consumer.start()
-        try:
-            first = await consumer.beginning_offsets(tps)
-            ends = await consumer.end_offsets(tps)
-        finally:
-            await consumer.stop()
-    return {(tp.topic, tp.partition): (first[tp], ends[tp]) for tp in tps}
-
-
-async def offsets_at(bootstrap: str, partitions: Iterable[Partition], timestamp_ms: int) -> dict[Partition, int | None]:
-    """The first offset of each partition whose record timestamp is at or after ``timestamp_ms`` (None: none)."""
-    tps = [TopicPartition(t, p) for t, p in partitions]
-    if not tps:
-        return {}
-    async with kafka_errors("find offsets by time"):
-        consumer = _reader(bootstrap=bootstrap)
-        await consumer.start()
-        try:
-            found = await consumer.offsets_for_times(dict.fromkeys(tps, timestamp_ms))
-        finally:
-            await consumer.stop()
-    return {(tp.topic, tp.partition): (None if hit is None else int(hit.offset)) for tp, hit in found.items()}
-
-
-async def read_range(
-    bootstrap: str,
-    ranges: Iterable[tuple[str, int, int | None, int | None]],
-    on_record: Callable[[InMessage], None],
-    *,
-    give_up_after: float = 120.0,
-) -> int:
-    """Read committed records of (topic, partition, from offset, to offset exclusive); None means the start/end.
-
-    Offsets beyond the partition are clamped to it. Raises TransportError when the range cannot be read
-    within ``give_up_after`` seconds (a broker gone away mid-read).
-    """
-    wanted = [(TopicPartition(t, p), start, stop) for t, p, start, stop in ranges]
-    if not wanted:
-        return 0
-    count = 0
-    deadline = time.monotonic() + give_up_after
-    async with kafka_errors("read range"):
-        consumer = _reader(bootstrap=bootstrap)
-        await consumer.start()
-        try:
-            tps = [tp for tp, _, _ in wanted]
-            consumer.assign(tps)
-            first = await consumer.beginning_offsets(tps)
-            ends = await consumer.end_offsets(tps)
-            stop_at: dict[Any, int] = {}
-            for tp, start, stop in wanted:
-                begin = max(first[tp], start if start is not None else 0)
-                stop_at[tp] = min(ends[tp], stop if stop is not None else ends[tp])
-                consumer.seek(tp, begin)
-            pending = {tp for tp in tps if await consumer.position(tp) < stop_at[tp]}
-            while pending:
-                if time.monotonic() > deadline:
-                    unfinished = len(pending)
-                    raise KafkaTimeoutError(f"read range: {unfinished} partition(s) unfinished after {give_up_after} s")
-                batches = await consumer.getmany(*pending, timeout_ms=200, max_records=2000)
-                for tp, records in batches.items():
-                    for record in records:
-                        if record.offset < stop_at[tp]:
-                            on_record(to_in_message(record))
-                            count += 1
-                for tp in list(pending):
-                    if await consumer.position(tp) >= stop_at[tp]:
-                        pending.discard(tp)
-        finally:
-            await consumer.stop()
-    return count
-
-
-async def send_all(
-    bootstrap: str,
-    messages: Sequence[tuple[OutMessage, int | None]],
-    *,
-    transactional_id: str | None = None,
-    on_sent: Callable[[int], None] | None = None,
-    then: Callable[[list[tuple[str, int, int]]], Sequence[tuple[OutMessage, int | None]]] | None = None,
-) -> list[tuple[str, int, int]]:
-    """Write (message, partition or None for the key's partition) in order; return each (topic, partition, offset).
-
-    With ``transactional_id`` every message is written in one transaction (all or none, and a second
-    writer with the same id fences the first); otherwise the idempotent producer is used.
-    ``on_sent`` gets the number acknowledged so far. ``then`` receives the positions of ``messages``
-    once they are acknowledged and returns more records to write after them (in the same transaction,
-    when there is one): a receipt that names where the first records went.
-    """
-    kwargs = _producer_kwargs(bootstrap)
-    if transactional_id is not None:
-        kwargs["transactional_id"] = transactional_id
-    producer = AIOKafkaProducer(**kwargs)
-    written: list[tuple[str, int, int]] = []
-
-    async def write() -> None:
-        await write_batch(messages)
-        if then is not None:
-            await write_batch(then(list(written)))
-
-    async def write_batch(batch: Sequence[tuple[OutMessage, int | None]]) -> None:
-        window: list[asyncio.Future[Any]] = []
-        for message, partition in batch:
-            window.append(await producer.send(message.topic, message.value, key=message.key or None,
-                                              partition=partition, headers=list(message.headers)))
-            if len(window) >= 500:
-                await flush(window)
-        await flush(window)
-
-    async def flush(window: list[asyncio.Future[Any]]) -> None:
-        for meta in await asyncio.gather(*window):
-            written.append((meta.topic, meta.partition, meta.offset))
-        window.clear()
-        if on_sent is not None:
-            on_sent(len(written))
-
-    try:
-        async with kafka_errors("write records"):
-            await producer.start()
-            try:
-                if transactional_id is None:
-                    await write()
-                else:
-                    async with producer.transaction():
-                        await write()
-            finally:
-                await producer.stop()
-    except TransportError as exc:
-        raise ProduceError(str(exc)) from exc
-    return written
-
-
-async def list_group_ids(bootstrap: str) -> list[str]:
-    """Every consumer group the cluster knows, sorted."""
-    async with kafka_errors("list consumer groups"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
-        await admin.start()
-        try:
-            groups = await admin.list_consumer_groups()
-        finally:
-            await admin.close()
-    return sorted({str(g[0]) for g in groups})
-
-
-async def group_offsets(bootstrap: str, groups: Iterable[str]) -> dict[str, dict[Partition, int]]:
-    """The committed offset of each (topic, partition) per consumer group (empty for an unknown group)."""
-    result: dict[str, dict[Partition, int]] = {}
-    async with kafka_errors("read committed offsets"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
-        await admin.start()
-        try:
-            for group in groups:
-                offsets = await admin.list_consumer_group_offsets(group)
-                result[group] = {(tp.topic, tp.partition): int(meta.offset) for tp, meta in offsets.items()
-                                 if meta.offset >= 0}
-        finally:
-            await admin.close()
-    return result
-
-
-async def topic_configs(bootstrap: str, topics: Iterable[str]) -> dict[str, dict[str, tuple[str, bool]]]:
-    """Each existing topic's configuration: name -> (value, set on the topic itself rather than defaulted)."""
-    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType  # noqa: PLC0415
-
-    names = list(topics)
-    if not names:
-        return {}
-    result: dict[str, dict[str, tuple[str, bool]]] = {}
-    async with kafka_errors("describe topic configs"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
-        await admin.start()
-        try:
-            responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
-        finally:
-            await admin.close()
-    for response in responses:
-        for error_code, _msg, _type, name, entries in response.resources:
-            if error_code != 0:
-                continue
-            # config_source 1 = DYNAMIC_TOPIC_CONFIG: set on this topic (v1+ responses carry the source).
-            result[name] = {entry[0]: ("" if entry[1] is None else str(entry[1]), entry[3] == 1) for entry in entries}
-    return result
-
-
-async def list_topic_names(bootstrap: str) -> list[str]:
-    """Every topic in the cluster, sorted."""
-    async with kafka_errors("list topics"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
-        await admin.start()
-        try:
-            names = await admin.list_topics()
-        finally:
-            await admin.close()
-    return sorted(str(n) for n in names)
-
-
-async def existing_partition_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
-    """Like ``partition_counts``, but never names a missing topic to the broker.
-
-    A metadata request for a missing topic makes a broker with ``auto.create.topics.enable`` (Kafka's
-    default) create it with default settings; asking only about listed topics avoids that.
-    """
-    wanted = set(topics)
-    if not wanted:
-        return {}
-    present = wanted & set(await list_topic_names(bootstrap))
-    return await partition_counts(bootstrap, sorted(present)) if present else {}
-
-
-# --- Benchmark helpers (``nsw bench``): follow topics from their end, delete scratch topics. ---
-# Appended for ops/_bench*.py, which may not import aiokafka itself.
-
-
-class TopicFollower:
-    """Follows whole topics from their committed end at ``start`` (read_committed, no consumer group).
-
-    The benchmark's observer: it sees only what is committed after it started, as a trader's system would.
-    """
-
-    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
-        self._topics = tuple(topics)
-        self._bootstrap = bootstrap
-        self._consumer = AIOKafkaConsumer(
-            **client_auth(), **consumer_limits(),
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-            isolation_level="read_committed", fetch_max_wait_ms=20, max_poll_records=5000,
-        )
-
-    async def start(self) -> dict[Partition, int]:
-        """Assign every partition and seek to its current end; return those end offsets."""
-        counts = await existing_partition_counts(self._bootstrap, self._topics)
-        missing = [t for t in self._topics if t not in counts]
-        if missing:
-            raise NSWError(f"follow topics: {', '.join(missing)} do not exist")
-        async with kafka_errors("start topic follower"):
-            await self._consumer.start()
-            tps = [TopicPartition(topic, p) for topic in self._topics for p in range(counts[topic])]
-            self._consumer.assign(tps)
-            ends = await self._consumer.end_offsets(tps)
-            for tp, end in ends.items():
-                self._consumer.seek(tp, end)
-        return {(tp.topic, tp.partition): int(end) for tp, end in ends.items()}
-
-    async def fetch(self, *, timeout_ms: int = 200) -> list[InMessage]:
-        async with kafka_errors("follower fetch"):
-            batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=5000)
-        return [to_in_message(r) for records in batches.values() for r in records]
-
-    async def stop(self) -> None:
-        async with kafka_errors("stop topic follower"):
-            await asyncio.wait_for(self._consumer.stop(), timeout=10)
-
-
-async def delete_topics(bootstrap: str, names: Iterable[str]) -> list[str]:
-    """Delete the named topics that exist; return the names deleted (absent ones are skipped)."""
-    wanted = set(names)
-    if not wanted:
-        return []
-    present = sorted(wanted & set(await list_topic_names(bootstrap)))
-    if not present:
-        return []
-    async with kafka_errors("delete topics"):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000, **client_auth())
-        await admin.start()
-        try:
-            await admin.delete_topics(present)
-        finally:
-            await admin.close()
-    return present
-
-
-# --- Audit helpers (``broker._audit``): output pinned to the input's partition number. ---
 # Appended for the auditor, whose audit entries and chain heads must land on the partition number of
 # the record they describe, whatever their key hashes to.
 
@@ -1389,42 +720,3 @@ class PinnedPartitionProcessor(TransactionalProcessor):
 
     async def _producer(self, partition: int) -> AIOKafkaProducer:
         return _PinnedSends(await super()._producer(partition), partition, self._pinned)
-
-
-async def read_tail(
-    bootstrap: str, partitions: Iterable[tuple[str, int]], *, window: int = 64, give_up_after: float = 60.0
-) -> dict[tuple[str, int], InMessage | None]:
-    """The last committed record of each partition (None when it has none), read with read_committed.
-
-    Reads back ``window`` offsets from the end (transaction markers and aborted records take offsets)
-    and widens the window until a record is found or the start of the partition is reached.
-    """
-    result: dict[tuple[str, int], InMessage | None] = {}
-    for topic, partition in partitions:
-        tp = TopicPartition(topic, partition)
-        async with kafka_errors("read partition tail"):
-            consumer = _reader(bootstrap=bootstrap)
-            await consumer.start()
-            try:
-                consumer.assign([tp])
-                first = (await consumer.beginning_offsets([tp]))[tp]
-                end = (await consumer.end_offsets([tp]))[tp]
-                found: InMessage | None = None
-                span = window
-                start = end
-                deadline = time.monotonic() + give_up_after
-                while found is None and start > first:
-                    start, stop = max(first, end - span), start
-                    consumer.seek(tp, start)
-                    while await consumer.position(tp) < stop:
-                        if time.monotonic() > deadline:
-                            raise KafkaTimeoutError(f"read tail of {topic}/{partition}: no answer in time")
-                        batch = await consumer.getmany(tp, timeout_ms=200, max_records=2000)
-                        for record in batch.get(tp, []):
-                            if record.offset < stop:
-                                found = to_in_message(record)
-                    span *= 4
-            finally:
-                await consumer.stop()
-        result[(topic, partition)] = found
-    return result
