@@ -21,6 +21,8 @@ from bus._admin import (
     topic_configs,
 )
 from bus._clients import Partition, bounded, client_auth, key_partition
+from bus._interfaces import Admin, Bus, Processor, Publisher, Reader, Tail
+from bus._kafka_bus import KafkaBus
 from bus._letters import VALUE_OMITTED_HEADER, dead_letter, fit_dead_letter, out_size
 from bus._processor import (
     AssignHook,
@@ -41,20 +43,27 @@ from bus.errors import FencedError, MessageError, OutputTooLarge, ProduceError, 
 __all__ = [
     "COMMIT_SECONDS",
     "VALUE_OMITTED_HEADER",
+    "Admin",
     "AssignHook",
+    "Bus",
     "FencedError",
     "Handler",
     "Headers",
     "InMessage",
+    "KafkaBus",
     "MessageError",
     "OutMessage",
     "OutputTooLarge",
     "Partition",
     "PinnedPartitionProcessor",
+    "Processor",
     "ProcessorSpec",
     "ProduceError",
     "Producer",
+    "Publisher",
+    "Reader",
     "RetryPolicy",
+    "Tail",
     "TopicDeclaration",
     "TopicFollower",
     "TopicTail",

@@ -35,7 +35,7 @@ from bus.errors import NSWError, OutputTooLarge, TransportError
 
 __all__ = ["LOST_MEMBERSHIP_SECONDS", "PREPARE_SECONDS", "STALL_SECONDS", "AssignHook", "Handler",
            "PinnedPartitionProcessor", "ProcessorSpec", "RetryPolicy", "TransactionalProcessor", "consumer_lag",
-           "describe_processors", "transactional_producers"]
+           "describe_processors", "handle_record", "output_too_large", "transactional_producers"]
 
 log = structlog.get_logger("nsw.kafka")
 
@@ -515,18 +515,9 @@ class TransactionalProcessor:
         finally:
             lane.committing = False
 
-    def _limit(self, topic: str) -> int:
-        budget = self.spec.max_message_bytes
-        return dlq_limit(budget) if topic == self.spec.dlq else budget
-
     def _too_large(self, outputs: Sequence[OutMessage]) -> OutputTooLarge | None:
         """Why ``outputs`` cannot be committed (the first that exceeds its budget), or None."""
-        for out in outputs:
-            size, limit = out_size(out), self._limit(out.topic)
-            if size > limit and out.topic != self.spec.dlq:
-                return OutputTooLarge(f"{self.spec.service}: an output to {out.topic} would be {size} bytes; "
-                                      f"the limit is {limit} bytes", topic=out.topic, size=size, limit=limit)
-        return None
+        return output_too_large(self.spec, outputs)
 
     def _fit(self, outputs: Sequence[OutMessage]) -> Sequence[OutMessage]:
         """Dead letters too large for the DLQ lose their value (it stays on the source topic)."""
@@ -659,33 +650,52 @@ class TransactionalProcessor:
 
     async def _handle(self, message: InMessage) -> Sequence[OutMessage]:
         """The handler's output, after bounded retries; a record that keeps failing is dead-lettered."""
-        first_failure = 0
-        for attempt in range(1, self.spec.retry.attempts + 1):
-            # One context per message: ids bound by the handler must not leak to the next one.
-            structlog.contextvars.clear_contextvars()
-            structlog.contextvars.bind_contextvars(
-                service=self.spec.service, topic=message.topic, partition=message.partition, offset=message.offset
-            )
-            try:
-                result = self.spec.handler(message)
-                return await result if inspect.isawaitable(result) else result
-            except Exception as exc:  # noqa: BLE001 - whatever breaks on one record, that record is retried, then dead-lettered
-                first_failure = first_failure or int(time.time() * 1000)
-                if attempt < self.spec.retry.attempts and getattr(exc, "retriable", True):
-                    log.info("retrying", attempt=attempt, error_type=exc.__class__.__name__)
-                    await asyncio.sleep(self.spec.retry.delay(attempt))
-                    continue
-                log.warning("dead_lettered", attempts=attempt, error_type=exc.__class__.__name__,
-                            error=str(exc)[:500])
-                self.dead_lettered += 1
-                DEAD_LETTERS.inc(self.spec.service)
-                return [dead_letter(message, exc, service=self.spec.service, dlq=self.spec.dlq,
-                                    attempts=attempt, first_failure=first_failure)]
-        raise AssertionError("unreachable: the last attempt returns or dead-letters")
+        outputs, lettered = await handle_record(self.spec, message)
+        self.dead_lettered += lettered
+        return outputs
 
 
-# Appended for the auditor, whose audit entries and chain heads must land on the partition number of
-# the record they describe, whatever their key hashes to.
+async def handle_record(spec: ProcessorSpec, message: InMessage) -> tuple[Sequence[OutMessage], bool]:
+    """The handler's output for ``message``, after bounded retries, and whether it is a dead letter instead (a
+    record that keeps failing is dead-lettered). Shared by every processor (Kafka's and the in-memory one)."""
+    first_failure = 0
+    for attempt in range(1, spec.retry.attempts + 1):
+        # One context per message: ids bound by the handler must not leak to the next one.
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            service=spec.service, topic=message.topic, partition=message.partition, offset=message.offset
+        )
+        try:
+            result = spec.handler(message)
+            return (await result if inspect.isawaitable(result) else result), False
+        except Exception as exc:  # noqa: BLE001 - whatever breaks on one record, that record is retried, then dead-lettered
+            first_failure = first_failure or int(time.time() * 1000)
+            if attempt < spec.retry.attempts and getattr(exc, "retriable", True):
+                log.info("retrying", attempt=attempt, error_type=exc.__class__.__name__)
+                await asyncio.sleep(spec.retry.delay(attempt))
+                continue
+            log.warning("dead_lettered", attempts=attempt, error_type=exc.__class__.__name__,
+                        error=str(exc)[:500])
+            DEAD_LETTERS.inc(spec.service)
+            return [dead_letter(message, exc, service=spec.service, dlq=spec.dlq,
+                                attempts=attempt, first_failure=first_failure)], True
+    raise AssertionError("unreachable: the last attempt returns or dead-letters")
+
+
+def output_too_large(spec: ProcessorSpec, outputs: Sequence[OutMessage]) -> OutputTooLarge | None:
+    """Why ``outputs`` cannot be committed (the first that exceeds its budget), or None."""
+    for out in outputs:
+        if out.topic == spec.dlq:
+            continue
+        size, limit = out_size(out), spec.max_message_bytes
+        if size > limit:
+            return OutputTooLarge(f"{spec.service}: an output to {out.topic} would be {size} bytes; "
+                                  f"the limit is {limit} bytes", topic=out.topic, size=size, limit=limit)
+    return None
+
+
+# --- Output pinned to the input's partition number: the auditor's entries and chain heads land on the partition
+# number of the record they describe, whatever their key hashes to.
 
 
 class _PinnedSends:
