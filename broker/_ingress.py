@@ -37,7 +37,7 @@ from broker._signing import ResponseSigner
 from broker._topics import SUBMISSIONS
 from broker._view import FINAL, Entry, StatusView, render_response, render_status, render_timeline
 from broker.errors import OutputTooLarge, TransportError
-from bus import Producer
+from bus import Publisher
 from bus._limits import MAX_MESSAGE_BYTES
 from schemas import BundleSet, DocumentError, Submission, read_avro_submission, read_submission, response_xml
 
@@ -100,7 +100,7 @@ def trader_of(request: Request) -> str:
 
 
 class Ingress:
-    def __init__(self, *, producer: Producer, view: StatusView, max_body_bytes: int, max_in_flight: int,
+    def __init__(self, *, producer: Publisher, view: StatusView, max_body_bytes: int, max_in_flight: int,
                  max_backlog: int, bundles: BundleSet | None = None,
                  signer: ResponseSigner | None = None, max_in_flight_per_trader: int = 50,
                  body_timeout: float = 30.0, validation_workers: int = 2) -> None:
