@@ -74,3 +74,28 @@ def test_the_walk_sees_an_import_inside_a_function(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    from aiokafka.errors import KafkaError\n    return KafkaError\n", encoding="utf-8")
     assert kafka_imports(sample) == [2]
+
+
+def test_the_public_face_of_bus_is_what_it_says() -> None:
+    """Every name in ``bus.__all__`` exists, and the names others use are there (no private imports needed)."""
+    import bus  # noqa: PLC0415 - the module under test, imported where it is checked
+    import bus.memory  # noqa: PLC0415
+
+    assert sorted(bus.__all__) == sorted(set(bus.__all__))
+    missing = [name for name in bus.__all__ if not hasattr(bus, name)]
+    assert missing == []
+    for name in ("Bus", "KafkaBus", "Publisher", "Processor", "Reader", "Admin", "Tail", "ProcessorSpec",
+                 "TransactionalProcessor", "InMessage", "OutMessage", "TransportError"):
+        assert name in bus.__all__, name
+    assert bus.memory.__all__ == ["MemoryBus"]
+
+
+def test_both_buses_have_every_method_of_the_interface() -> None:
+    import bus  # noqa: PLC0415
+    from bus.memory import MemoryBus  # noqa: PLC0415
+
+    wanted = {name for name in dir(bus.Bus) if not name.startswith("_")}
+    assert {"publisher", "processor", "read_to_end", "read_tail", "tail", "ensure_topics", "align_size_limits",
+            "partition_counts"} <= wanted
+    for implementation in (bus.KafkaBus, MemoryBus):
+        assert wanted <= set(dir(implementation)), implementation.__name__
