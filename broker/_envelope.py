@@ -1,4 +1,7 @@
-"""Kafka messages as values: what goes out (topic, key, Avro value, headers) and what comes in.
+"""The hub's envelopes: Avro values and the ``nsw-*`` headers on the records of the Kafka layer.
+
+The record values themselves (``InMessage``, ``OutMessage``, ``Headers``) are ``bus._records``'s, named here too
+because every handler that reads an envelope takes one.
 
 Headers on every hub message:
     nsw-schema          full name of the Avro writer schema, e.g. ``nsw.v1.Submission``

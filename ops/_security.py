@@ -33,10 +33,10 @@ No service has cluster rights: an idempotent producer needs no cluster IDEMPOTEN
 (KIP-679), WRITE on a topic is enough for InitProducerId.
 
 :func:`apply_acls` creates the bindings through the broker's CreateAcls API, sent by ``bus._acls`` (aiokafka
-0.14's admin client has no ``create_acls``, but ships the CreateAcls v1 request, which Kafka 4.x still serves). CreateAcls is
-idempotent on the broker: applying the same bindings at every start adds nothing twice. :func:`revoke_stale`
-deletes what an earlier policy granted the managed principals and this one does not (an upgraded broker keeps
-no broad grant of the past).
+0.14's admin client has no ``create_acls``, but ships the CreateAcls v1 request, which Kafka 4.x still serves).
+CreateAcls is idempotent on the broker: applying the same bindings at every start adds nothing twice.
+:func:`revoke_stale` deletes what an earlier policy granted the managed principals and this one does not (an
+upgraded broker keeps no broad grant of the past).
 """
 
 from __future__ import annotations
