@@ -22,6 +22,7 @@ from adapters.customs._calibration import Calibration, CustomsFeedback
 from broker._envelope import InMessage, decode
 from broker._tail import FollowedTail
 from broker._topics import INSPECTIONS, RISK_TUNING, ROUTING, decisions_topic
+from bus import KafkaBus
 from refdata import CustomsRiskSettings, customs_risk_settings
 from schemas import AgencyDecision, RoutingPlan
 
@@ -40,7 +41,7 @@ class FeedbackFeed:
         topics = [INSPECTIONS, RISK_TUNING, *self._decisions, *([ROUTING] if plans else [])]
         # The aggregator dead-letters a plan or decision it cannot read, the customs adapter's reader an inspection
         # or tuning record: this reader only skips and counts.
-        self.tail = FollowedTail(name="feedback", bootstrap=bootstrap, topics=topics, apply=self.apply,
+        self.tail = FollowedTail(name="feedback", bus=KafkaBus(bootstrap), topics=topics, apply=self.apply,
                                  dead_letter=False)
 
     def apply(self, message: InMessage) -> None:

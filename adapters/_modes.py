@@ -42,7 +42,7 @@ from adapters._bridge import BridgeConfig, HttpBridge
 from adapters._runner import AdapterRunner
 from adapters.errors import AdapterConfigError
 from adapters.ipr._clock import ClockSettings
-from broker._kafka import Handler
+from bus import Handler
 from schemas import AGENCIES
 
 Mode = Literal["embedded", "topic", "http"]

@@ -17,8 +17,8 @@ import structlog
 from adapters._engine import DecisionEngine
 from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message, decode
-from broker._kafka import Handler, ProcessorSpec
 from broker._topics import DLQ, decisions_topic, requests_topic
+from bus import Handler, ProcessorSpec
 from schemas import AgencyDecision, AgencyRequest
 
 log = structlog.get_logger("nsw.adapter")

@@ -27,10 +27,10 @@ from broker._aggregate import (
 )
 from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message, decode
-from broker._kafka import ProcessorSpec, dead_letter
 from broker._state import ChangelogStore
 from broker._topics import AGGREGATE_STATE, DLQ, RESPONSES, ROUTING, decisions_topic
 from broker.errors import DecisionRefusedError
+from bus import Bus, ProcessorSpec, dead_letter
 from schemas import AgencyDecision, ReleaseResponse, RoutingPlan
 
 log = structlog.get_logger("nsw.aggregator")
@@ -50,7 +50,7 @@ class Aggregator:
     def __init__(
         self,
         *,
-        bootstrap: str,
+        bus: Bus,
         agencies: tuple[str, ...],
         deadlines: Mapping[str, int] | None = None,
         documents_codes: frozenset[str] = DOCUMENT_HOLDS,
@@ -62,7 +62,7 @@ class Aggregator:
         self._deadlines = dict(deadlines or {})
         self._clock = clock
         self.store: ChangelogStore[AggregateState] = ChangelogStore(
-            bootstrap=bootstrap, topic=AGGREGATE_STATE, name="aggregator",
+            bus=bus, topic=AGGREGATE_STATE, name="aggregator",
             active=lambda state: state["status"] not in FINAL_STATUSES,  # only open ones have deadlines
         )
 

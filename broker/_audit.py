@@ -56,7 +56,6 @@ from broker._envelope import (
     InMessage,
     OutMessage,
 )
-from broker._kafka import PinnedPartitionProcessor, ProcessorSpec, read_tail, read_to_end
 from broker._tail import DeadLetters, guarded
 from broker._topics import (
     DLQ,
@@ -69,6 +68,7 @@ from broker._topics import (
     SUBMISSIONS,
     decisions_topic,
 )
+from bus import Bus, Processor, ProcessorSpec
 from schemas import registry
 from schemas.errors import NSWSchemaError
 
@@ -425,12 +425,12 @@ def _version(message: InMessage) -> int | None:
 class Auditor:
     """Appends one chained entry per input record; never fails on a record (the digest covers any bytes)."""
 
-    def __init__(self, *, bootstrap: str, topics: AuditTopics, clock: Callable[[], int] = now_ms) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, *, bus: Bus, topics: AuditTopics, clock: Callable[[], int] = now_ms) -> None:
+        self._bus = bus
         self.topics = topics
         self._clock = clock
         self.heads: dict[int, ChainHead] = {}
-        self._letters = DeadLetters(bootstrap)
+        self._letters = DeadLetters(bus)
 
     async def on_assign(self, assigned: set[tuple[str, int]]) -> None:
         """Restore the chain heads of the assigned partition numbers from ``nsw.audit.head``.
@@ -451,8 +451,8 @@ class Auditor:
         # A head record that cannot be read is reported and skipped (the chain goes on from the one before,
         # and verification shows the break) rather than failing every restore of the auditor.
         reader = guarded(load, reader="auditor-restore", letters=self._letters)
-        await read_to_end(self._bootstrap, [(self.topics.head, n) for n in sorted(numbers)], reader)
-        tails = await read_tail(self._bootstrap, [(self.topics.audit, n) for n in sorted(numbers)])
+        await self._bus.read_to_end([(self.topics.head, n) for n in sorted(numbers)], reader)
+        tails = await self._bus.read_tail([(self.topics.audit, n) for n in sorted(numbers)])
         for (_, number), last in tails.items():
             head = self.heads[number]
             last_hash = orjson.loads(last.value).get("hash") if last is not None and last.value else GENESIS
@@ -542,6 +542,6 @@ def auditor_spec(auditor: Auditor, *, group_id: str = "nsw-auditor",
     )
 
 
-def audit_processor(spec: ProcessorSpec, bootstrap: str, topics: AuditTopics) -> PinnedPartitionProcessor:
+def audit_processor(spec: ProcessorSpec, bus: Bus, topics: AuditTopics) -> Processor:
     """The processor that runs the auditor: entries and heads go to the input's partition number."""
-    return PinnedPartitionProcessor(spec, bootstrap, pinned=(topics.audit, topics.head))
+    return bus.processor(spec, pinned=(topics.audit, topics.head))

@@ -20,8 +20,6 @@ from broker._auth import DEV_KEY_FILE, client_auth_headers, new_key
 from broker._client import submit_file
 from broker._config import HubConfig
 from broker._hub import SERVICES, Hub
-from broker._kafka import describe_processors
-from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuthConfigError, acting_as, process_credentials
 from broker._keys_io import load_keys, publish_key
 from broker._logging import configure_logging
 from broker._openapi_cmd import add_openapi_parser, run_openapi
@@ -30,6 +28,8 @@ from broker._ready import ReadyInfo, ready_block, samples_report, wait_ready, wr
 from broker._split import child_argv, child_env, run_child
 from broker._verify_cmd import add_verify_parser, run_verify
 from broker.errors import NSWError
+from bus import describe_processors
+from bus._auth import KEY_TOOL, OPS, KafkaAuthConfigError, acting_as, process_credentials
 from console._cli import add_officers_parser, run_officers
 from ops import LocalKafkaConfig, add_ops_parser, kafka_command, run_ops
 from ops._audit_cmd import run_audit

@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from broker._kafka_auth import ServiceCredentials
-from broker._limits import MAX_MESSAGE_BYTES
 from broker.errors import ConfigError
+from bus._auth import ServiceCredentials
+from bus._limits import MAX_MESSAGE_BYTES
 from refdata import agency_specs
 from schemas import AGENCIES
 
@@ -66,7 +66,7 @@ class HubConfig:
     agencies: tuple[str, ...] = AGENCIES
     max_body_bytes: int = 5_000_000
     #: The size budget of one record on Kafka: topics are created with it and every service checks its
-    #: outputs against it before committing (broker/_limits.py).
+    #: outputs against it before committing (bus/_limits.py).
     max_message_bytes: int = MAX_MESSAGE_BYTES
     max_in_flight: int = 2_000
     #: Accepted submissions not yet routed beyond which new ones get 503 (the pipeline is behind).
@@ -88,7 +88,7 @@ class HubConfig:
     state_dir: Path = field(default_factory=lambda: Path(".nsw"))
     #: Service-level deadline per agency, in seconds after routing (NSW_DEADLINE_<AGENCY>).
     deadlines: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_DEADLINES))
-    #: Kafka principal of each service (NSW_KAFKA_CREDENTIALS alone: each its own; see broker._kafka_auth).
+    #: Kafka principal of each service (NSW_KAFKA_CREDENTIALS alone: each its own; see bus._auth).
     kafka: ServiceCredentials = field(default_factory=ServiceCredentials)
     #: Development only: webhooks to loopback and private addresses (NSW_WEBHOOK_ALLOW_PRIVATE=1).
     webhook_allow_private: bool = False

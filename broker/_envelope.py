@@ -1,4 +1,7 @@
-"""Kafka messages as values: what goes out (topic, key, Avro value, headers) and what comes in.
+"""The hub's envelopes: Avro values and the ``nsw-*`` headers on the records of the Kafka layer.
+
+The record values themselves (``InMessage``, ``OutMessage``, ``Headers``) are ``bus._records``'s, named here too
+because every handler that reads an envelope takes one.
 
 Headers on every hub message:
     nsw-schema          full name of the Avro writer schema, e.g. ``nsw.v1.Submission``
@@ -12,13 +15,30 @@ Headers on every hub message:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
+from bus._records import Headers, InMessage, OutMessage, header
 from schemas import registry
 
-Headers = tuple[tuple[str, bytes], ...]
+__all__ = [
+    "AVRO_CONTENT_TYPE",
+    "CONTENT_TYPE_HEADER",
+    "DECLARANT_HEADER",
+    "DIGEST_HEADER",
+    "JSON_CONTENT_TYPE",
+    "KIND_HEADER",
+    "SCHEMA_HEADER",
+    "SUBMISSION_HEADER",
+    "TRADER_HEADER",
+    "VERSION_HEADER",
+    "Headers",
+    "InMessage",
+    "OutMessage",
+    "avro_message",
+    "decode",
+    "header",
+]
 
 SCHEMA_HEADER = "nsw-schema"
 SUBMISSION_HEADER = "nsw-submission-id"
@@ -30,35 +50,6 @@ DECLARANT_HEADER = "nsw-declarant"
 CONTENT_TYPE_HEADER = "content-type"
 AVRO_CONTENT_TYPE = b"avro/binary"
 JSON_CONTENT_TYPE = b"application/json"
-
-
-@dataclass(frozen=True, slots=True)
-class OutMessage:
-    topic: str
-    key: bytes
-    value: bytes
-    headers: Headers = ()
-
-
-@dataclass(frozen=True, slots=True)
-class InMessage:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes
-    headers: Headers
-
-    def header(self, name: str) -> bytes | None:
-        return header(self.headers, name)
-
-
-def header(headers: Sequence[tuple[str, bytes]], name: str) -> bytes | None:
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
 
 
 def avro_message(topic: str, schema: str, record: Mapping[str, Any], *, extra: Headers = ()) -> OutMessage:

@@ -32,17 +32,6 @@ from broker._auth import DEV_TRADER, AuthMiddleware, RateLimiter, new_key, read_
 from broker._config import HubConfig
 from broker._http import ProblemOnError, guarded_protocol
 from broker._ingress import Ingress, create_app
-from broker._kafka import (
-    Handler,
-    ProcessorSpec,
-    Producer,
-    TransactionalProcessor,
-    align_size_limits,
-    consumer_lag,
-    ensure_topics,
-    transactional_producers,
-)
-from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuth, acting_as, context_acting_as
 from broker._keys_io import publish_key
 from broker._router import Router, router_spec
 from broker._service_auth import AgencyPublisher, HubPrincipals
@@ -55,6 +44,17 @@ from broker._webhook_guard import UrlPolicy
 from broker._webhook_secrets import SecretBox, load_webhook_key
 from broker._webhooks import DeliverySettings, Notifier, WebhookRegistry, notifier_spec, registration_routes
 from broker.errors import NSWError
+from bus import (
+    Bus,
+    Handler,
+    KafkaBus,
+    Processor,
+    ProcessorSpec,
+    Publisher,
+    consumer_lag,
+    transactional_producers,
+)
+from bus._auth import KEY_TOOL, OPS, KafkaAuth, acting_as, context_acting_as
 from console import Console, ConsoleDeps
 from console._accounts import OfficerStore
 from console._sessions import SessionCodec, load_console_key
@@ -71,8 +71,12 @@ metrics.register(metrics.Gauge("nsw_transactional_producers", "Transactional pro
 SERVICES = ("ingress", "router", "adapters", "aggregator", "notifier", "auditor")
 
 
-def _audit_processor(spec: ProcessorSpec, bootstrap: str, *, topics: AuditTopics) -> TransactionalProcessor:
-    return audit_processor(spec, bootstrap, topics)
+def _audit_processor(spec: ProcessorSpec, bus: Bus, *, topics: AuditTopics) -> Processor:
+    return audit_processor(spec, bus, topics)
+
+
+def _processor(spec: ProcessorSpec, bus: Bus) -> Processor:
+    return bus.processor(spec)
 
 
 class _Server(uvicorn.Server):
@@ -87,10 +91,10 @@ class _Server(uvicorn.Server):
 class _Supervised:
     name: str
     make: Callable[[], ProcessorSpec]
-    build: Callable[[ProcessorSpec, str], TransactionalProcessor] = TransactionalProcessor
+    build: Callable[[ProcessorSpec, Bus], Processor] = _processor
     #: The service's own Kafka principal: every client of its task is built acting as it.
     auth: KafkaAuth = field(default_factory=KafkaAuth)
-    current: TransactionalProcessor | None = None
+    current: Processor | None = None
     task: asyncio.Task[None] | None = None
     restarts: int = 0
 
@@ -107,7 +111,7 @@ class Hub:
     webhooks: WebhookRegistry | None = None
     signer: ResponseSigner | None = None
     notifier: Notifier | None = None
-    producer: Producer | None = None
+    producer: Publisher | None = None
     ingress: Ingress | None = None
     server: uvicorn.Server | None = None
     _server_task: asyncio.Task[None] | None = None
@@ -118,6 +122,15 @@ class Hub:
     decisions: DecisionCallback | None = None
     feedback: FeedbackFeed | None = None
     admin: AdminServer | None = None
+    #: The Kafka layer every service receives, built once from the configuration (``KafkaBus``) unless given.
+    bus: Bus | None = None
+
+    @property
+    def kafka(self) -> Bus:
+        """The bus the services use (built on first use from ``config.bootstrap``)."""
+        if self.bus is None:
+            self.bus = KafkaBus(self.config.bootstrap)
+        return self.bus
 
     @property
     def principals(self) -> HubPrincipals:
@@ -126,6 +139,7 @@ class Hub:
     async def start(self) -> None:
         cfg = self.config
         await self._start_admin()  # first: a platform probing /healthz sees the process while it starts
+        bus = self.kafka
         creator = self.principals.optional(OPS)
         if creator is None:
             log.info("topics_not_ensured", reason="no nsw-ops credentials in this process",
@@ -134,12 +148,12 @@ class Hub:
             topics = declared_topics(cfg.agencies, partitions=cfg.partitions, replication=cfg.replication,
                                      max_message_bytes=cfg.max_message_bytes)
             with acting_as(creator):
-                await ensure_topics(cfg.bootstrap, topics)
-                await align_size_limits(cfg.bootstrap, topics)  # topics created before their limit was declared
+                await bus.ensure_topics(topics)
+                await bus.align_size_limits(topics)  # topics created before their limit was declared
         specs: list[tuple[str, Callable[[], ProcessorSpec]]] = []
         self.signer = ResponseSigner(SigningKeys(cfg.state_dir / "keys"))
         if "router" in self.only:
-            specs.append(("router", lambda: router_spec(Router(bootstrap=cfg.bootstrap))))
+            specs.append(("router", lambda: router_spec(Router(bus=bus))))
         if "adapters" in self.only:
             modes = AgencyModes.from_env(agencies=cfg.agencies)
             for agency in cfg.agencies:
@@ -153,30 +167,30 @@ class Hub:
                 specs.append((f"adapter-{agency}", functools.partial(adapter_spec, agency, handler)))
         if "aggregator" in self.only:
             specs.append(("aggregator", lambda: aggregator_spec(
-                Aggregator(bootstrap=cfg.bootstrap, agencies=cfg.agencies, deadlines=cfg.deadlines_ms()),
+                Aggregator(bus=bus, agencies=cfg.agencies, deadlines=cfg.deadlines_ms()),
                 agencies=cfg.agencies)))
         if "ingress" in self.only or "notifier" in self.only:
             box = SecretBox(load_webhook_key(cfg.state_dir, cfg.webhook_key))
             with acting_as(self.principals.service("ingress" if "ingress" in self.only else "notifier")):
-                self.webhooks = WebhookRegistry(cfg.bootstrap, box)
+                self.webhooks = WebhookRegistry(bus, box)
                 await self.webhooks.start()
         if "notifier" in self.only:
             assert self.webhooks is not None
             with acting_as(self.principals.service("notifier")):
                 notifier = self.notifier = Notifier(
-                    bootstrap=cfg.bootstrap, registry=self.webhooks, policy=self.webhook_policy(), xml=response_xml,
+                    bus=bus, registry=self.webhooks, policy=self.webhook_policy(), xml=response_xml,
                     signer=self.signer, settings=DeliverySettings(
                         attempt_seconds=cfg.webhook_attempt_seconds,
                         max_age_ms=int(cfg.webhook_max_age_seconds * 1000),
                         per_trader=cfg.webhook_per_trader, parallel=cfg.webhook_parallel))
             specs.append(("notifier", lambda: notifier_spec(notifier)))
         audit_topics = AuditTopics.hub(cfg.agencies)
-        builders: dict[str, Callable[[ProcessorSpec, str], TransactionalProcessor]] = {
+        builders: dict[str, Callable[[ProcessorSpec, Bus], Processor]] = {
             "auditor": functools.partial(_audit_processor, topics=audit_topics)}
         if "auditor" in self.only:
-            specs.append(("auditor", lambda: auditor_spec(Auditor(bootstrap=cfg.bootstrap, topics=audit_topics))))
+            specs.append(("auditor", lambda: auditor_spec(Auditor(bus=bus, topics=audit_topics))))
         for name, make in specs:
-            sup = _Supervised(name, make, builders.get(name, TransactionalProcessor), self.principals.service(name))
+            sup = _Supervised(name, make, builders.get(name, _processor), self.principals.service(name))
             self._launch(sup)
             self._supervised.append(sup)
         if "ingress" in self.only:
@@ -200,7 +214,7 @@ class Hub:
         await self.view.start()
         await self.workbench.start()
         await self.feedback.start()
-        self.producer = Producer(cfg.bootstrap)
+        self.producer = self.kafka.publisher()
         await self.producer.start()
         self.ingress = Ingress(producer=self.producer, view=self.view, max_body_bytes=cfg.max_body_bytes,
                                max_in_flight=cfg.max_in_flight, max_backlog=cfg.max_backlog,
@@ -342,7 +356,7 @@ class Hub:
             spec = dataclasses.replace(sup.make(), max_message_bytes=self.config.max_message_bytes,
                                        commit_interval=self.config.commit_interval_ms / 1000,
                                        max_records=self.config.commit_max_records)
-            processor = sup.build(spec, self.config.bootstrap)
+            processor = sup.build(spec, self.kafka)
             sup.current = processor
             try:
                 await processor.start()

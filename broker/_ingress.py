@@ -30,8 +30,6 @@ from broker import _metrics as metrics
 from broker._envelope import DECLARANT_HEADER, DIGEST_HEADER, KIND_HEADER, TRADER_HEADER, avro_message
 from broker._http import bounded_body
 from broker._idempotency import Stored, fingerprint, valid_key
-from broker._kafka import Producer
-from broker._limits import MAX_MESSAGE_BYTES
 from broker._lodgement import Lodgement, content_digest, decide_lodgement, submission_id_for
 from broker._openapi import openapi_document
 from broker._problems import problem
@@ -39,6 +37,8 @@ from broker._signing import ResponseSigner
 from broker._topics import SUBMISSIONS
 from broker._view import FINAL, Entry, StatusView, render_response, render_status, render_timeline
 from broker.errors import OutputTooLarge, TransportError
+from bus import Publisher
+from bus._limits import MAX_MESSAGE_BYTES
 from schemas import BundleSet, DocumentError, Submission, read_avro_submission, read_submission, response_xml
 
 log = structlog.get_logger("nsw.ingress")
@@ -100,7 +100,7 @@ def trader_of(request: Request) -> str:
 
 
 class Ingress:
-    def __init__(self, *, producer: Producer, view: StatusView, max_body_bytes: int, max_in_flight: int,
+    def __init__(self, *, producer: Publisher, view: StatusView, max_body_bytes: int, max_in_flight: int,
                  max_backlog: int, bundles: BundleSet | None = None,
                  signer: ResponseSigner | None = None, max_in_flight_per_trader: int = 50,
                  body_timeout: float = 30.0, validation_workers: int = 2) -> None:

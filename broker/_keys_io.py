@@ -8,9 +8,9 @@ import structlog
 
 from broker._auth import KeyRecord, KeyStore, key_message
 from broker._envelope import InMessage, OutMessage
-from broker._kafka import Producer, ensure_topics, existing_partition_counts, read_to_end
 from broker._topics import API_KEYS, TopicSpec
 from broker.errors import MessageError
+from bus import Producer, ensure_topics, existing_partition_counts, read_to_end
 
 log = structlog.get_logger("nsw.keys")
 

@@ -24,6 +24,8 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from bus import _metrics as bus_metrics
+
 __all__ = ["LATENCY_BUCKETS", "REGISTRY", "Counter", "Gauge", "Histogram", "MinutePoint", "ResponseSampler",
            "exported", "quantile", "register", "render"]
 
@@ -98,6 +100,9 @@ TAIL_RESTARTS: Final = Counter("nsw_tail_restarts_total", "Topic readers restart
                                ("tail",))
 
 TRANSACTIONS: Final = Counter("nsw_transactions_total", "Kafka transactions committed, by service.", ("service",))
+# The Kafka layer counts its commits and dead letters; the exported counters are these.
+bus_metrics.TRANSACTIONS.subscribe(TRANSACTIONS.inc)
+bus_metrics.DEAD_LETTERS.subscribe(DEAD_LETTERS.inc)
 
 _EXTRA: list[Gauge] = []
 

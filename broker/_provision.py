@@ -26,11 +26,11 @@ import orjson
 
 from broker._auth import DEV_TRADER, new_key, read_dev_key, write_dev_key
 from broker._config import HubConfig
-from broker._kafka_auth import KEY_TOOL, acting_as
 from broker._keys_io import load_keys, publish_key
 from broker._signing import KeyStore
 from broker._webhook_secrets import KEY_FILE as WEBHOOK_KEY_FILE
 from broker._webhook_secrets import load_webhook_key
+from bus._auth import KEY_TOOL, acting_as
 from console._sessions import KEY_FILE as CONSOLE_KEY_FILE
 from console._sessions import load_console_key
 

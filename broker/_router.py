@@ -24,9 +24,9 @@ import structlog
 from broker import _metrics as metrics
 from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message, decode
-from broker._kafka import ProcessorSpec
 from broker._state import ChangelogStore
 from broker._topics import DLQ, ROUTER_STATE, ROUTING, SUBMISSIONS, requests_topic
+from bus import Bus, ProcessorSpec
 from routing import NoRuleSetError, RuleBook, RuleTable, load_rule_book, route
 from schemas import AgencyRequest, Item, RoutingPlan, RoutingReason, Submission
 
@@ -153,12 +153,12 @@ class Router:
     with the set in force today, and says so in the log.
     """
 
-    def __init__(self, *, bootstrap: str, rules: RuleTable | None = None, book: RuleBook | None = None,
+    def __init__(self, *, bus: Bus, rules: RuleTable | None = None, book: RuleBook | None = None,
                  clock: Clock = now_ms) -> None:
         self._rules = rules
         self._book = book
         self._clock = clock
-        self.store: ChangelogStore[RouterState] = ChangelogStore(bootstrap=bootstrap, topic=ROUTER_STATE,
+        self.store: ChangelogStore[RouterState] = ChangelogStore(bus=bus, topic=ROUTER_STATE,
                                                                  name="router")
 
     def _table(self, received_at: int, now: int) -> RuleTable:

@@ -3,7 +3,7 @@
 Why a module: ``broker._hub`` runs several services in one process; each must reach Kafka as its own principal
 (``ops._security`` grants each only what it reads and writes), so that the internet-facing ingress cannot write
 ``nsw.audit``, mint API keys or write release responses even when everything runs in one process. This module
-decides, from the process's :class:`~broker._kafka_auth.ServiceCredentials`, the credentials of
+decides, from the process's :class:`~bus._auth.ServiceCredentials`, the credentials of
 
 - each supervised service (router, aggregator, notifier, auditor, one engine per agency) and the ingress;
 - the two occasional roles of a hub start: creating the declared topics (``nsw-ops``) and the development
@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import structlog
 
 from broker._envelope import OutMessage
-from broker._kafka import Producer
-from broker._kafka_auth import (
+from broker._topics import decisions_topic
+from bus import Producer
+from bus._auth import (
     AGGREGATOR,
     AUDITOR,
     INGRESS,
@@ -38,7 +39,6 @@ from broker._kafka_auth import (
     adapter_principal,
     agency_principal,
 )
-from broker._topics import decisions_topic
 
 __all__ = ["AgencyPublisher", "HubPrincipals"]
 

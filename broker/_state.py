@@ -15,9 +15,9 @@ import orjson
 import structlog
 
 from broker._envelope import CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE, SUBMISSION_HEADER, InMessage, OutMessage
-from broker._kafka import read_to_end
 from broker._tail import DeadLetters, guarded
 from broker.errors import MessageError
+from bus import Bus
 
 log = structlog.get_logger("nsw.state")
 
@@ -31,12 +31,12 @@ class ChangelogStore(Generic[V]):
     ``in_partition`` walks only those, so a timer's cost follows the open work, not all history.
     """
 
-    def __init__(self, *, bootstrap: str, topic: str, name: str, active: Callable[[V], bool] | None = None,
+    def __init__(self, *, bus: Bus, topic: str, name: str, active: Callable[[V], bool] | None = None,
                  valid: Callable[[Any], bool] = lambda value: isinstance(value, dict)) -> None:
-        self._bootstrap = bootstrap
+        self._bus = bus
         #: Whether a value read back is one this store holds; anything else is a bad record, reported and skipped.
         self._valid = valid
-        self._letters = DeadLetters(bootstrap)
+        self._letters = DeadLetters(bus)
         self.topic = topic
         self._name = name
         self._values: dict[str, V] = {}
@@ -113,7 +113,7 @@ class ChangelogStore(Generic[V]):
         # A record that cannot be read back is reported and skipped: restoring again would meet it again,
         # and a service that cannot restore would be restarted on it forever.
         reader = guarded(load, reader=f"{self._name}-restore", letters=self._letters)
-        count = await read_to_end(self._bootstrap, [(self.topic, p) for p in sorted(partitions)], reader)
+        count = await self._bus.read_to_end([(self.topic, p) for p in sorted(partitions)], reader)
         (log.info if count else log.debug)("state_restored", store=self._name, partitions=sorted(partitions),
                                            records=count, keys=len(self._values))  # nothing restored: debug
         return count

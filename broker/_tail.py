@@ -19,10 +19,10 @@ import structlog
 
 from broker import _metrics as metrics
 from broker._envelope import InMessage, OutMessage
-from broker._kafka import Producer, TopicTail, bounded, dead_letter, fit_dead_letter
-from broker._limits import dlq_limit
 from broker._topics import DLQ
 from broker.errors import NSWError
+from bus import Bus, Publisher, Tail, bounded, dead_letter, fit_dead_letter
+from bus._limits import dlq_limit
 
 __all__ = ["DeadLetters", "FollowedTail", "guarded"]
 
@@ -40,8 +40,8 @@ class DeadLetters:
     """Copies bad records to the DLQ in the background: started when there is something to write and ended
     when there is nothing left, so a reader that never meets a bad record never opens a producer."""
 
-    def __init__(self, bootstrap: str, *, dlq: str = DLQ, attempts: int = 5) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, bus: Bus, *, dlq: str = DLQ, attempts: int = 5) -> None:
+        self._bus = bus
         self._dlq = dlq
         self._attempts = attempts
         self._queue: asyncio.Queue[OutMessage] = asyncio.Queue(maxsize=MAX_QUEUED)
@@ -64,7 +64,7 @@ class DeadLetters:
             self._task.add_done_callback(self._running.discard)
 
     async def _drain(self) -> None:
-        producer: Producer | None = None
+        producer: Publisher | None = None
         try:
             while True:
                 if self._queue.empty():
@@ -75,7 +75,7 @@ class DeadLetters:
                 for attempt in range(1, self._attempts + 1):
                     try:
                         if producer is None:
-                            producer = Producer(self._bootstrap)
+                            producer = self._bus.publisher()
                             await producer.start()
                         await producer.send(letter)
                     except NSWError as exc:
@@ -128,21 +128,21 @@ def guarded(apply: Apply, *, reader: str, letters: DeadLetters | None) -> Apply:
 
 
 class FollowedTail:
-    """A ``TopicTail`` read for the process's lifetime by a task that survives bad records and restarts."""
+    """A ``Tail`` of the bus read for the process's lifetime by a task that survives bad records and restarts."""
 
-    def __init__(self, *, name: str, bootstrap: str, topics: Sequence[str], apply: Apply,
+    def __init__(self, *, name: str, bus: Bus, topics: Sequence[str], apply: Apply,
                  stuck_seconds: float = STUCK_SECONDS, dead_letter: bool = True) -> None:
         self.name = name
-        self._bootstrap = bootstrap
+        self._bus = bus
         self._topics = tuple(topics)
-        self.letters = DeadLetters(bootstrap)
+        self.letters = DeadLetters(bus)
         #: ``dead_letter=False``: a read model over other services' inputs, which dead-letter bad records themselves.
         self._apply = guarded(apply, reader=name, letters=self.letters if dead_letter else None)
         #: Seconds without a completed fetch before it is stuck; twice that, it is restarted.
         self.stuck_seconds = stuck_seconds
         self.caught_up = asyncio.Event()
         self.restarts = 0
-        self._tail: TopicTail | None = None
+        self._tail: Tail | None = None
         self._positions: dict[tuple[str, int], int] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -152,7 +152,7 @@ class FollowedTail:
 
     async def start(self) -> None:
         """Start reading (raises when Kafka cannot be reached: the caller decides whether to wait)."""
-        self._tail = TopicTail(self._bootstrap, self._topics)
+        self._tail = self._bus.tail(self._topics)
         await self._tail.start()
         self._beat = time.monotonic()
         self._launch()
@@ -190,7 +190,7 @@ class FollowedTail:
         while True:
             try:
                 if self._tail is None:
-                    tail = TopicTail(self._bootstrap, self._topics)
+                    tail = self._bus.tail(self._topics)
                     self._tail = tail
                     await bounded(tail.start(resume=self._positions), 2 * self.stuck_seconds)
                     log.info("tail_restarted", tail=self.name, partitions=len(self._positions))
@@ -215,7 +215,7 @@ class FollowedTail:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
-    async def _read(self, tail: TopicTail) -> None:
+    async def _read(self, tail: Tail) -> None:
         while True:
             messages = await bounded(tail.fetch(), 2 * self.stuck_seconds)
             self._beat = time.monotonic()
@@ -247,6 +247,6 @@ class FollowedTail:
         await self.letters.flush()
 
 
-async def _close(tail: TopicTail) -> None:
+async def _close(tail: Tail) -> None:
     with contextlib.suppress(NSWError, TimeoutError):
         await tail.stop()

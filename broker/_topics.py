@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from broker._limits import MAX_MESSAGE_BYTES, dlq_limit
+from bus._limits import MAX_MESSAGE_BYTES, dlq_limit
 
 SUBMISSIONS: Final = "nsw.submissions"
 ROUTING: Final = "nsw.routing"
@@ -61,7 +61,7 @@ class TopicSpec:
     retention_ms: int = _WEEK_MS
     public: bool = True
     doc: str = ""
-    #: Kafka's ``max.message.bytes`` for the topic: the record budget, set explicitly (broker/_limits.py).
+    #: Kafka's ``max.message.bytes`` for the topic: the record budget, set explicitly (bus/_limits.py).
     max_message_bytes: int = MAX_MESSAGE_BYTES
     #: A topic services consume, so its dead letters may be written back to it (``nsw ops dlq redrive``).
     redrivable: bool = False

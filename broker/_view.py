@@ -26,6 +26,7 @@ from broker._tail import FollowedTail
 from broker._topics import AGGREGATE_STATE, API_KEYS, IDEMPOTENCY, SUBMISSIONS, WEBHOOK_DELIVERIES
 from broker._trader_index import TraderIndex
 from broker.errors import MessageError
+from bus import KafkaBus
 
 log = structlog.get_logger("nsw.view")
 
@@ -193,7 +194,7 @@ class StatusView:
         #: Called with every entry whose aggregator state changed (the console's worklist index).
         self.watchers: list[Callable[[Entry], None]] = []
         #: Reads the topics; a record ``_apply`` cannot take is reported and skipped (broker/_tail.py).
-        self.tail = FollowedTail(name="status-view", bootstrap=bootstrap,
+        self.tail = FollowedTail(name="status-view", bus=KafkaBus(bootstrap),
                                  topics=(SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS, WEBHOOK_DELIVERIES,
                                          *self._extra),
                                  apply=self._apply)

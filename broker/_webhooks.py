@@ -38,7 +38,6 @@ from starlette.routing import Route
 
 from broker._envelope import CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE, InMessage, OutMessage, decode
 from broker._http import bounded_body
-from broker._kafka import ProcessorSpec, Producer
 from broker._problems import problem
 from broker._signing import ResponseSigner
 from broker._state import ChangelogStore
@@ -57,6 +56,7 @@ from broker._webhook_guard import (
 )
 from broker._webhook_secrets import SecretBox, WebhookKeyError
 from broker.errors import MessageError, TransportError
+from bus import Bus, ProcessorSpec, Publisher
 from schemas import ReleaseResponse
 
 __all__ = [
@@ -202,12 +202,12 @@ def read_hook(raw: bytes, box: SecretBox) -> Webhook:
 class WebhookRegistry:
     """Registrations by trader, followed from ``nsw.webhooks`` (every instance sees all of them)."""
 
-    def __init__(self, bootstrap: str, box: SecretBox) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, bus: Bus, box: SecretBox) -> None:
+        self._bus = bus
         self.box = box
         self._hooks: dict[str, Webhook] = {}
         #: Follows ``nsw.webhooks``; a malformed record is reported and skipped (broker/_tail.py).
-        self.tail = FollowedTail(name="webhook-registry", bootstrap=bootstrap, topics=(WEBHOOKS,),
+        self.tail = FollowedTail(name="webhook-registry", bus=bus, topics=(WEBHOOKS,),
                                  apply=self.apply)
         self.skipped = 0
 
@@ -242,7 +242,7 @@ class WebhookRegistry:
         await self.tail.stop()
 
 
-def registration_routes(registry: WebhookRegistry, producer: Producer, *, policy: UrlPolicy,
+def registration_routes(registry: WebhookRegistry, producer: Publisher, *, policy: UrlPolicy,
                         resolver: Resolver = system_resolver) -> list[Route]:
     async def put(request: Request) -> Response:
         trader = request.path_params["trader"]
@@ -299,7 +299,7 @@ def _created_at(delivery: Delivery) -> int:
 
 
 class Notifier:
-    def __init__(self, *, bootstrap: str, registry: WebhookRegistry, policy: UrlPolicy | None = None,
+    def __init__(self, *, bus: Bus, registry: WebhookRegistry, policy: UrlPolicy | None = None,
                  settings: DeliverySettings | None = None, xml: Callable[[ReleaseResponse], bytes] | None = None,
                  signer: ResponseSigner | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._registry = registry
@@ -307,7 +307,7 @@ class Notifier:
         self._signer = signer
         self._policy = policy if policy is not None else UrlPolicy()
         self.settings = settings if settings is not None else DeliverySettings()
-        self.store: ChangelogStore[Delivery] = ChangelogStore(bootstrap=bootstrap, topic=WEBHOOK_DELIVERIES,
+        self.store: ChangelogStore[Delivery] = ChangelogStore(bus=bus, topic=WEBHOOK_DELIVERIES,
                                                               name="notifier",
                                                               active=lambda delivery: delivery["status"] == "pending")
         self._client = httpx.AsyncClient(

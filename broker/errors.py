@@ -9,30 +9,17 @@
         ├── DecisionRefusedError             not retriable: a decision answers no outstanding request
         └── OutputTooLarge                   not retriable: an output exceeds its topic's size budget
 
-aiokafka's own exceptions are translated into these once, in ``broker._kafka``; nothing above
-that module catches an aiokafka class.
+The Kafka layer's errors (TransportError, ProduceError, FencedError, MessageError, OutputTooLarge) are defined in
+``bus.errors`` and named here too, so the hub's whole tree is in one place; aiokafka's own exceptions are translated
+into them once, in ``bus``, and nothing outside that package catches an aiokafka class.
 """
 
 from __future__ import annotations
 
-from errors import NSWError
+from bus.errors import FencedError, MessageError, NSWError, OutputTooLarge, ProduceError, TransportError
 
 __all__ = ["ConfigError", "DecisionRefusedError", "FencedError", "MessageError", "NSWError", "OutputTooLarge",
            "ProduceError", "TransportError"]
-
-
-class TransportError(NSWError, ConnectionError):
-    """Kafka could not be reached or did not answer in time; trying again may work."""
-
-    retriable = True
-
-
-class ProduceError(TransportError):
-    """A record was not acknowledged by the broker."""
-
-
-class FencedError(NSWError, RuntimeError):
-    """A newer instance with the same transactional id exists: this one must stop."""
 
 
 class ConfigError(NSWError, ValueError):
@@ -43,10 +30,6 @@ class ConfigError(NSWError, ValueError):
         self.hint = hint
 
 
-class MessageError(NSWError, ValueError):
-    """A record on a topic cannot be decoded or handled; retrying the same bytes fails again."""
-
-
 class DecisionRefusedError(MessageError):
     """An agency decision that answers no outstanding request of that agency (``broker._aggregate.Refusal``)."""
 
@@ -54,12 +37,3 @@ class DecisionRefusedError(MessageError):
         kind = getattr(refusal, "kind", "refused")
         super().__init__(f"{kind}: {getattr(refusal, 'message', refusal)}")
         self.refusal = refusal
-
-
-class OutputTooLarge(MessageError):  # noqa: N818 - its name is the nsw-error-type header operators read
-    """An output of a handler does not fit its topic's size budget (or the broker refused it as too large):
-    the input that produced it is dead-lettered, since handling it again produces the same output."""
-
-    def __init__(self, message: str, *, topic: str = "", size: int = 0, limit: int = 0) -> None:
-        super().__init__(message)
-        self.topic, self.size, self.limit = topic, size, limit

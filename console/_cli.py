@@ -19,10 +19,10 @@ import orjson
 import structlog
 
 from broker._config import HubConfig
-from broker._kafka_auth import KEY_TOOL, KafkaAuthConfigError, acting_as
 from broker._keys_io import publish_registry_record, read_registry
 from broker._logging import configure_logging
 from broker._topics import OFFICERS
+from bus._auth import KEY_TOOL, KafkaAuthConfigError, acting_as
 from console._accounts import (
     MAX_PASSWORD,
     USERNAME,

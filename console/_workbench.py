@@ -15,11 +15,11 @@ from typing import Final
 import structlog
 
 from broker._envelope import InMessage, decode
-from broker._kafka import read_range
 from broker._tail import FollowedTail
 from broker._topics import requests_topic
 from broker._view import Entry, StatusView
 from broker.errors import MessageError, NSWError
+from bus import KafkaBus, read_range
 from console._worklist import RequestSummary, Worklist
 from refdata import officer_actions
 from schemas import AgencyRequest, NSWSchemaError
@@ -52,7 +52,7 @@ class Workbench:
         self._agency_of = {requests_topic(a): a for a in agencies}
         self.worklist = Worklist(review_ms=review_ms if review_ms is not None else review_times_ms(agencies))
         # The adapters dead-letter a request they cannot read; this reader only skips it (counted).
-        self.tail = FollowedTail(name="console-requests", bootstrap=bootstrap, topics=tuple(self._agency_of),
+        self.tail = FollowedTail(name="console-requests", bus=KafkaBus(bootstrap), topics=tuple(self._agency_of),
                                  apply=self._request, dead_letter=False)
         view.watchers.append(self.watch)
 

@@ -23,8 +23,8 @@ import orjson
 
 from broker._audit import AUDIT, AUDIT_HEAD, ChainReport, verify_chain
 from broker._envelope import InMessage
-from broker._kafka import existing_partition_counts, key_partition, read_range
 from broker.errors import NSWError, TransportError
+from bus import existing_partition_counts, key_partition, read_range
 from ops._progress import Progress
 from ops.errors import OpsConfigError, OpsError
 

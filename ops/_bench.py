@@ -37,9 +37,9 @@ from typing import Any, Final, Literal
 import orjson
 
 from broker._auth import client_auth_headers
-from broker._kafka import TopicFollower
 from broker._topics import RESPONSES
 from broker.errors import NSWError
+from bus import TopicFollower
 from ops._bench_cost import CostMeter, descendants, per_submission
 from ops._httpload import HttpConnection, HttpError, build_request, parse_url
 from ops._kafka import LocalKafka, LocalKafkaConfig

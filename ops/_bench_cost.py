@@ -29,8 +29,8 @@ from typing import Any, Final
 
 import httpx
 
-from broker._kafka import TopicFollower, existing_partition_counts
 from broker.errors import NSWError
+from bus import TopicFollower, existing_partition_counts
 
 __all__ = [
     "HUB_TOTAL",

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker._envelope import Headers, InMessage, OutMessage
-from broker._kafka import ProcessorSpec, Producer, TransactionalProcessor, delete_topics, ensure_topics
 from broker._topics import TopicSpec
 from broker.errors import NSWError, ProduceError
+from bus import ProcessorSpec, Producer, TransactionalProcessor, delete_topics, ensure_topics
 from ops._bench import (
     Answer,
     Completions,

@@ -1,7 +1,7 @@
 """Dead letters: list, show and redrive what the hub's services gave up on (``nsw ops dlq``).
 
 A dead letter is the original record (bytes and headers) plus ``nsw-error-*``/``nsw-source-*`` headers
-written by ``broker._kafka.dead_letter``. Redriving writes the original back to its source topic with the
+written by ``bus.dead_letter``. Redriving writes the original back to its source topic with the
 original headers and ``nsw-redriven-from``, and records the DLQ offset in the compacted topic
 ``nsw.dlq.redriven`` in the same Kafka transaction: the ledger and the redriven record exist together or
 not at all, and a second redrive of the same dead letter is refused (unless forced) from any machine.
@@ -24,7 +24,8 @@ import orjson
 
 from broker._aggregate import AggregateState
 from broker._envelope import Headers, InMessage, OutMessage, header
-from broker._kafka import (
+from broker._topics import DLQ, TopicSpec, redrive_targets
+from bus import (
     VALUE_OMITTED_HEADER,
     ensure_topics,
     existing_partition_counts,
@@ -32,7 +33,6 @@ from broker._kafka import (
     read_range,
     send_all,
 )
-from broker._topics import DLQ, TopicSpec, redrive_targets
 from ops._progress import Progress
 from ops._replay import aggregator_states, identify, is_hub_topic, replay_guard, tail_ranges
 from ops.errors import OpsConfigError, OpsError

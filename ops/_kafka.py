@@ -57,8 +57,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal, cast, get_args
 
-from broker._kafka_auth import KafkaAuth
-from broker._limits import dlq_limit
+from bus._auth import KafkaAuth
+from bus._limits import dlq_limit
 from ops._security import (
     ADMIN,
     SCRAM_MECHANISM,
@@ -581,7 +581,7 @@ class LocalKafka:
             "transaction.state.log.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             # The largest record batch the broker takes (topics the hub declares set their own limit): a
-            # dead letter of a record of the full budget (broker/_limits.py), for topics created elsewhere.
+            # dead letter of a record of the full budget (bus/_limits.py), for topics created elsewhere.
             "message.max.bytes": str(dlq_limit()),
         }
         body = "".join(f"{k}={v}\n" for k, v in props.items())
@@ -719,19 +719,9 @@ def _metadata_ok(bootstrap: str, auth: KafkaAuth, timeout: float = 5.0) -> bool:
 
 
 async def _describe_cluster(bootstrap: str, auth: KafkaAuth, request_timeout_ms: int) -> bool:
-    from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415  (the CLI's other commands skip it)
-    from aiokafka.errors import KafkaError  # noqa: PLC0415
+    from bus._acls import cluster_answers  # noqa: PLC0415  (the CLI's other commands skip it)
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms,
-                                **auth.client_kwargs())  # fmt: skip
-    try:
-        await admin.start()
-        cluster = await admin.describe_cluster()
-    except (KafkaError, OSError):
-        return False
-    finally:
-        await admin.close()
-    return bool(cluster.get("brokers"))
+    return await cluster_answers(bootstrap, auth, request_timeout_ms)
 
 
 # --- CLI entry -------------------------------------------------------------------------------------------

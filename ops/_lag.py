@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from broker._envelope import InMessage
-from broker._kafka import existing_partition_counts, group_offsets, list_group_ids, offset_bounds, read_range
 from broker._topics import ROUTING, SUBMISSIONS, decisions_topic, requests_topic
+from bus import existing_partition_counts, group_offsets, list_group_ids, offset_bounds, read_range
 from schemas import AGENCIES
 
 __all__ = ["LagRow", "consumer_lag", "hub_groups"]

@@ -27,10 +27,10 @@ from typing import Final, Generic, TypeVar
 import structlog
 
 from broker._envelope import InMessage, header
-from broker._kafka import consumer_lag as process_lag
-from broker._kafka import existing_partition_counts, offset_bounds, offsets_at, read_range
 from broker._topics import DLQ
 from broker.errors import NSWError
+from bus import consumer_lag as process_lag
+from bus import existing_partition_counts, offset_bounds, offsets_at, read_range
 from ops._lag import LagRow, consumer_lag
 from ops.errors import OpsError
 from schemas import AGENCIES
@@ -160,7 +160,7 @@ def _text(value: bytes | None, default: str) -> str:
 
 
 def letter_seen(message: InMessage) -> LetterSeen:
-    """Pure: a DLQ record's failure headers (written by ``broker._kafka.dead_letter``), whatever else it holds."""
+    """Pure: a DLQ record's failure headers (written by ``bus.dead_letter``), whatever else it holds."""
     h = message.headers
     topic = _text(header(h, "nsw-source-topic"), "")
     source = f"{topic}/{_text(header(h, 'nsw-source-partition'), '?')}@{_text(header(h, 'nsw-source-offset'), '?')}" \

@@ -34,16 +34,6 @@ import orjson
 
 from broker._aggregate import AggregateState, early_decision
 from broker._envelope import SUBMISSION_HEADER, VERSION_HEADER, InMessage, OutMessage
-from broker._kafka import (
-    ensure_topics,
-    existing_partition_counts,
-    key_partition,
-    offset_bounds,
-    offsets_at,
-    read_range,
-    read_to_end,
-    send_all,
-)
 from broker._topics import (
     AGGREGATE_STATE,
     DLQ,
@@ -56,6 +46,16 @@ from broker._topics import (
 )
 from broker._view import aggregate_state
 from broker.errors import MessageError
+from bus import (
+    ensure_topics,
+    existing_partition_counts,
+    key_partition,
+    offset_bounds,
+    offsets_at,
+    read_range,
+    read_to_end,
+    send_all,
+)
 from ops.errors import OpsConfigError, OpsError
 from schemas import NSWSchemaError, registry
 

@@ -32,11 +32,11 @@ Consumer groups are literal (``nsw-router`` ...), transactional ids a prefix ``<
 No service has cluster rights: an idempotent producer needs no cluster IDEMPOTENT_WRITE since Kafka 2.8
 (KIP-679), WRITE on a topic is enough for InitProducerId.
 
-:func:`apply_acls` creates the bindings through the broker's CreateAcls API (aiokafka 0.14's admin client has
-no ``create_acls``, but ships the CreateAcls v1 request, which Kafka 4.x still serves). CreateAcls is
-idempotent on the broker: applying the same bindings at every start adds nothing twice. :func:`revoke_stale`
-deletes what an earlier policy granted the managed principals and this one does not (an upgraded broker keeps
-no broad grant of the past).
+:func:`apply_acls` creates the bindings through the broker's CreateAcls API, sent by ``bus._acls`` (aiokafka
+0.14's admin client has no ``create_acls``, but ships the CreateAcls v1 request, which Kafka 4.x still serves).
+CreateAcls is idempotent on the broker: applying the same bindings at every start adds nothing twice.
+:func:`revoke_stale` deletes what an earlier policy granted the managed principals and this one does not (an
+upgraded broker keeps no broad grant of the past).
 """
 
 from __future__ import annotations
@@ -48,21 +48,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
-from broker._kafka_auth import (
-    AGGREGATOR,
-    AUDITOR,
-    CREDENTIALS_FORMAT,
-    INGRESS,
-    KEY_TOOL,
-    NOTIFIER,
-    OPS,
-    ROUTER,
-    KafkaAuth,
-    adapter_principal,
-    agency_principal,
-)
 from broker._topics import (
     AGGREGATE_STATE,
     API_KEYS,
@@ -85,6 +72,21 @@ from broker._topics import (
     decisions_topic,
     requests_topic,
 )
+from bus._acls import AclRow, alter_acls, list_acls
+from bus._auth import (
+    AGGREGATOR,
+    AUDITOR,
+    CREDENTIALS_FORMAT,
+    INGRESS,
+    KEY_TOOL,
+    NOTIFIER,
+    OPS,
+    ROUTER,
+    KafkaAuth,
+    adapter_principal,
+    agency_principal,
+)
+from bus.errors import NSWError, TransportError
 from ops.errors import KafkaRuntimeError, OpsConfigError
 
 __all__ = [
@@ -365,36 +367,21 @@ def mark_registered(path: Path, names: Iterable[str]) -> None:
 # --- applying the policy --------------------------------------------------------------------------------
 
 
-async def _client(bootstrap: str, auth: KafkaAuth) -> Any:
-    from aiokafka.client import AIOKafkaClient  # noqa: PLC0415  (only the sasl start-up needs it)
-
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **auth.client_kwargs())
-    await client.bootstrap()
-    return client
+def _row(rule: AclBinding) -> AclRow:
+    return (int(rule.resource_type), rule.resource_name, int(rule.pattern), rule.principal, int(rule.operation))
 
 
-async def _send_each(bootstrap: str, auth: KafkaAuth, rules: list[AclBinding], *, verb: str,
-                     request_of: Any, errors_of: Any) -> None:
-    """One admin request per binding on a fresh admin client; library errors become KafkaRuntimeError."""
-    from aiokafka.errors import KafkaError  # noqa: PLC0415
-
+async def _send_each(bootstrap: str, auth: KafkaAuth, rules: list[AclBinding], *, verb: Literal["set", "revoke"]
+                     ) -> None:
+    """One admin request per binding; the Kafka layer's errors become KafkaRuntimeError."""
+    by_row = {_row(rule): rule for rule in rules}
     try:
-        client = await _client(bootstrap, auth)
-    except KafkaError as exc:
-        raise KafkaRuntimeError(f"cannot connect to {bootstrap} as {auth.principal} to {verb} ACLs: {exc}",
+        refused = await alter_acls(bootstrap, auth, list(by_row), verb="create" if verb == "set" else "delete")
+    except TransportError as exc:
+        raise KafkaRuntimeError(f"could not {verb} ACLs on {bootstrap} as {auth.principal}: {exc}",
                                 retriable=True) from exc  # fmt: skip
-    try:
-        node = client.get_random_node()
-        for rule in rules:
-            response = await client.send(node, request_of(rule))
-            for code, message in errors_of(response):
-                if code != 0:
-                    raise KafkaRuntimeError(
-                        f"the broker refused to {verb} the ACL {rule}: error {code} {message or ''}")
-    except KafkaError as exc:
-        raise KafkaRuntimeError(f"could not {verb} ACLs on {bootstrap}: {exc}", retriable=True) from exc
-    finally:
-        await client.close()
+    for row, code, message in refused:
+        raise KafkaRuntimeError(f"the broker refused to {verb} the ACL {by_row[row]}: error {code} {message}")
 
 
 async def apply_acls(bootstrap: str, auth: KafkaAuth, bindings: Iterable[AclBinding]) -> int:
@@ -402,14 +389,8 @@ async def apply_acls(bootstrap: str, auth: KafkaAuth, bindings: Iterable[AclBind
 
     Raises :class:`KafkaRuntimeError` naming the first binding the broker refused.
     """
-    from aiokafka.protocol.admin import CreateAclsRequest  # noqa: PLC0415
-
     rules = list(bindings)
-    await _send_each(
-        bootstrap, auth, rules, verb="set",
-        request_of=lambda r: CreateAclsRequest(r.resource_type, r.resource_name, r.pattern, r.principal, "*",
-                                               r.operation, _ALLOW),
-        errors_of=lambda response: [(code, message) for code, message in response.creation_responses])
+    await _send_each(bootstrap, auth, rules, verb="set")
     return len(rules)
 
 
@@ -419,46 +400,29 @@ async def revoke_stale(bootstrap: str, auth: KafkaAuth, bindings: Iterable[AclBi
     Why: ACLs live in the broker's metadata, so a grant of an earlier policy (until issue 11 every hub service
     had ``nsw.*``) would survive an upgrade and silently keep the old rights. Returns what was deleted.
     """
-    from aiokafka.protocol.admin import DeleteAclsRequest  # noqa: PLC0415
-
     wanted = set(bindings)
     stale = sorted(b for b in await describe_acls(bootstrap, auth) if managed(b.principal) and b not in wanted)
     if not stale:
         return []
-    await _send_each(
-        bootstrap, auth, stale, verb="revoke",
-        request_of=lambda r: DeleteAclsRequest(r.resource_type, r.resource_name, r.pattern, r.principal, "*",
-                                               r.operation, _ALLOW),
-        errors_of=lambda response: [(code, message) for code, message, *_ in response.filter_responses])
+    await _send_each(bootstrap, auth, stale, verb="revoke")
     return stale
 
 
 async def describe_acls(bootstrap: str, auth: KafkaAuth) -> set[AclBinding]:
     """Every ALLOW binding on the broker that this policy can express (for checks and ``status``)."""
-    from aiokafka.errors import KafkaError  # noqa: PLC0415
-    from aiokafka.protocol.admin import DescribeAclsRequest  # noqa: PLC0415
-
-    any_resource, any_pattern, any_operation, any_permission = 1, 1, 1, 1
     try:
-        client = await _client(bootstrap, auth)
-    except KafkaError as exc:
-        raise KafkaRuntimeError(f"cannot connect to {bootstrap} as {auth.principal}: {exc}", retriable=True) from exc
-    try:
-        request = DescribeAclsRequest(any_resource, None, any_pattern, None, None, any_operation, any_permission)
-        response = await client.send(client.get_random_node(), request)
-    except KafkaError as exc:
-        raise KafkaRuntimeError(f"describing ACLs on {bootstrap} failed: {exc}", retriable=True) from exc
-    finally:
-        await client.close()
-    if response.error_code != 0:
-        raise KafkaRuntimeError(f"describing ACLs failed: error {response.error_code} {response.error_message}")
+        listed = await list_acls(bootstrap, auth)
+    except TransportError as exc:
+        raise KafkaRuntimeError(f"describing ACLs on {bootstrap} as {auth.principal} failed: {exc}",
+                                retriable=True) from exc  # fmt: skip
+    except NSWError as exc:
+        raise KafkaRuntimeError(str(exc)) from exc
     found: set[AclBinding] = set()
-    for resource_type, name, pattern, acls in response.resources:
-        for principal, _host, operation, permission in acls:
-            known = (resource_type in ResourceType._value2member_map_ and pattern in PatternType._value2member_map_
-                     and operation in Operation._value2member_map_)  # fmt: skip
-            if permission == _ALLOW and known:
-                found.add(AclBinding(principal=principal, resource_type=ResourceType(resource_type),
-                                     resource_name=name, pattern=PatternType(pattern),
-                                     operation=Operation(operation)))  # fmt: skip
+    for (resource_type, name, pattern, principal, operation), permission in listed:
+        known = (resource_type in ResourceType._value2member_map_ and pattern in PatternType._value2member_map_
+                 and operation in Operation._value2member_map_)  # fmt: skip
+        if permission == _ALLOW and known:
+            found.add(AclBinding(principal=principal, resource_type=ResourceType(resource_type),
+                                 resource_name=name, pattern=PatternType(pattern),
+                                 operation=Operation(operation)))  # fmt: skip
     return found

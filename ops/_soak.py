@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from broker._kafka import TopicFollower
 from broker._topics import RESPONSES
 from broker.errors import NSWError
+from bus import TopicFollower
 from ops._bench import (
     DEFAULT_URL,
     FANOUT_SAMPLE,

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker._config import HubConfig
-from broker._kafka import ensure_topics, existing_partition_counts, topic_configs
 from broker._topics import TopicSpec, declared_topics
+from bus import ensure_topics, existing_partition_counts, topic_configs
 from ops._dlq import ledger_spec
 
 __all__ = ["TopicStatus", "create_topics", "hub_topic_specs", "topic_status"]

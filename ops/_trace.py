@@ -18,8 +18,8 @@ from typing import Any, Final
 import orjson
 
 from broker._envelope import SCHEMA_HEADER, SUBMISSION_HEADER, VERSION_HEADER, InMessage, header
-from broker._kafka import existing_partition_counts, key_partition, read_range
 from broker._topics import AGGREGATE_STATE, DLQ, RESPONSES, ROUTING, SUBMISSIONS, decisions_topic, requests_topic
+from bus import existing_partition_counts, key_partition, read_range
 from schemas import AGENCIES, NSWSchemaError, registry
 
 __all__ = ["TraceStep", "describe", "trace", "trace_topics"]

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 
 from broker._envelope import InMessage
-from broker._kafka import existing_partition_counts, read_to_end
 from broker._topics import WEBHOOK_DELIVERIES
+from bus import existing_partition_counts, read_to_end
 
 __all__ = ["DeliveryRow", "webhook_deliveries"]
 

@@ -25,8 +25,8 @@ from broker._auth import read_dev_key
 from broker._config import HubConfig
 from broker._envelope import InMessage, OutMessage
 from broker._hub import Hub
-from broker._kafka import Producer, existing_partition_counts, key_partition, read_to_end
 from broker._topics import requests_topic
+from bus import Producer, existing_partition_counts, key_partition, read_to_end
 from schemas import BundleSet, registry
 
 T = TypeVar("T")

@@ -11,6 +11,7 @@ import pytest
 
 from broker._audit import GENESIS, AuditEntry, Auditor, AuditTopics, entry_hash, make_entry, verify_chain
 from broker._envelope import InMessage
+from bus.memory import MemoryBus
 
 
 def chain(length: int) -> list[AuditEntry]:
@@ -165,7 +166,7 @@ def message(topic: str, offset: int, *, key: bytes = b"S1", value: bytes = b"v")
 
 def test_auditor_handler_chains_entries_and_skips_replayed_records() -> None:
     topics = AuditTopics(decisions={"sps": "t.sps.decisions"}, audit="t.audit", head="t.head")
-    auditor = Auditor(bootstrap="unused:1", topics=topics, clock=lambda: 42)
+    auditor = Auditor(bus=MemoryBus(), topics=topics, clock=lambda: 42)
     first = auditor.handle(message("nsw.submissions", 7))
     second = auditor.handle(message("t.sps.decisions", 9, value=b"PERSONAL-DATA-42"))
     assert auditor.handle(message("nsw.submissions", 7)) == []  # a replay of an audited record

@@ -15,8 +15,8 @@ import pytest
 
 from broker._audit import Auditor, AuditTopics, ChainReport, audit_processor, auditor_spec, entry_hash
 from broker._envelope import InMessage, OutMessage
-from broker._kafka import TransactionalProcessor, ensure_topics, key_partition, read_to_end, send_all
 from broker._topics import TopicSpec
+from bus import KafkaBus, Processor, ensure_topics, key_partition, read_to_end, send_all
 from ops._audit_cmd import add_audit_parser, run_audit, verify_topic
 from tests.conftest import bootstrap, poll
 
@@ -53,15 +53,15 @@ def lifecycle(topics: AuditTopics, sid: str) -> list[tuple[OutMessage, int | Non
             (record(topics.responses, sid, 1, f"response to {sid}".encode()), None)]
 
 
-async def run_auditor(topics: AuditTopics, run_id: str) -> tuple[TransactionalProcessor, asyncio.Task[None]]:
-    auditor = Auditor(bootstrap=bootstrap(), topics=topics)
+async def run_auditor(topics: AuditTopics, run_id: str) -> tuple[Processor, asyncio.Task[None]]:
+    auditor = Auditor(bus=KafkaBus(bootstrap()), topics=topics)
     spec = auditor_spec(auditor, group_id=f"t.audit.{run_id}", transactional_prefix=f"t.audit.{run_id}")
-    processor = audit_processor(spec, bootstrap(), topics)
+    processor = audit_processor(spec, KafkaBus(bootstrap()), topics)
     await processor.start()
     return processor, asyncio.create_task(processor.run())
 
 
-async def stop(processor: TransactionalProcessor, running: asyncio.Task[None]) -> None:
+async def stop(processor: Processor, running: asyncio.Task[None]) -> None:
     processor.request_stop()
     await asyncio.wait_for(running, timeout=30)
     await processor.stop()

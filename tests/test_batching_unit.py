@@ -1,4 +1,4 @@
-"""The pending batch of one input partition (broker/_batching.py): when it is due, full, taken, dropped."""
+"""The pending batch of one input partition (bus/_batching.py): when it is due, full, taken, dropped."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from broker._batching import PendingBatch
 from broker._config import HubConfig
 from broker.errors import ConfigError
+from bus._batching import PendingBatch
 
 
 @dataclass(frozen=True)

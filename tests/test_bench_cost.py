@@ -24,8 +24,8 @@ from aiokafka.errors import KafkaConnectionError
 
 from broker import _metrics as metrics
 from broker._envelope import OutMessage
-from broker._kafka import commit_batch
 from broker.errors import NSWError
+from bus import commit_batch
 from ops._bench import child_role, rss_mb
 from ops._bench_cli import main as bench_cli
 from ops._bench_cost import (

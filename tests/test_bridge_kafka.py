@@ -11,8 +11,8 @@ import pytest_asyncio
 
 from adapters import BridgeConfig, HttpBridge
 from broker._envelope import InMessage, avro_message, header
-from broker._kafka import ProcessorSpec, Producer, RetryPolicy, TransactionalProcessor, ensure_topics, read_to_end
 from broker._topics import TopicSpec
+from bus import ProcessorSpec, Producer, RetryPolicy, TransactionalProcessor, ensure_topics, read_to_end
 from schemas import registry
 from tests.conftest import bootstrap, free_port, poll
 from tests.test_bridge import FakeAgency, Running, serve, sps_request

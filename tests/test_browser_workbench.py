@@ -18,7 +18,7 @@ from playwright.async_api import Browser, Page
 from broker._audit import AUDIT
 from broker._envelope import InMessage
 from broker._hub import Hub
-from broker._kafka import key_partition, read_to_end
+from bus import key_partition, read_to_end
 from tests.browser import console_url, officer_account, screenshot, sign_in
 from tests.conftest import auth, bootstrap, poll
 from tests.test_console_cases import held_by_sps

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from broker._envelope import InMessage, OutMessage, header
-from broker._kafka import (
+from broker._topics import DLQ, TopicSpec, declared_topics
+from bus import (
     VALUE_OMITTED_HEADER,
     ProcessorSpec,
     RetryPolicy,
@@ -18,8 +19,7 @@ from broker._kafka import (
     ensure_topics,
     topic_configs,
 )
-from broker._limits import MAX_MESSAGE_BYTES, dlq_limit, record_size
-from broker._topics import DLQ, TopicSpec, declared_topics
+from bus._limits import MAX_MESSAGE_BYTES, dlq_limit, record_size
 from schemas import AGENCIES
 from tests.conftest import bootstrap, poll
 from tests.test_processor import _at_least, _nonempty, committed, produce

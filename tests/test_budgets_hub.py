@@ -17,8 +17,8 @@ import pytest_asyncio
 
 from broker._envelope import InMessage, header
 from broker._hub import Hub
-from broker._kafka import ensure_topics, read_to_end
 from broker._topics import DLQ, SUBMISSIONS, declared_topics
+from bus import ensure_topics, read_to_end
 from tests.conftest import bootstrap, client_of, hub_bundles, hub_config, poll, sample, started
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]

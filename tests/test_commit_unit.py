@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from broker._envelope import OutMessage
-from broker._kafka import commit_batch, keep_latest
 from broker.errors import NSWError
+from bus import commit_batch, keep_latest
 
 
 class RecordingProducer:

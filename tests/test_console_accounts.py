@@ -19,7 +19,7 @@ import pytest_asyncio
 from broker._audit import AUDIT, verify_chain
 from broker._envelope import InMessage
 from broker._hub import Hub
-from broker._kafka import read_to_end
+from bus import read_to_end
 from console._sessions import COOKIE, PRE_COOKIE
 from console._signin import MAX_FAILURES
 from tests.conftest import auth, bootstrap, poll

@@ -19,6 +19,7 @@ from broker._config import HubConfig
 from broker._envelope import InMessage
 from broker._topics import OFFICERS
 from broker.errors import MessageError
+from bus.memory import MemoryBus
 from console._account import sees
 from console._accounts import (
     SCRYPT_N,
@@ -300,7 +301,7 @@ def test_an_account_change_is_audited_without_its_hash() -> None:
     assert OFFICERS in topics.inputs()
     assert topics.kind_of(OFFICERS) == ("account", None)
     assert OFFICERS not in AuditTopics().inputs()  # an auditor of test topics reads no accounts
-    entry_message, _ = Auditor(bootstrap="127.0.0.1:1", topics=topics, clock=lambda: 10).handle(message)
+    entry_message, _ = Auditor(bus=MemoryBus(), topics=topics, clock=lambda: 10).handle(message)
     entry = orjson.loads(entry_message.value)
     assert entry["kind"] == "account"
     assert entry["submission_id"] == ""

@@ -23,7 +23,7 @@ import pytest
 
 from broker import RESPONSES
 from broker._envelope import InMessage
-from broker._kafka import read_to_end
+from bus import read_to_end
 from ops import LocalKafka, LocalKafkaConfig
 from schemas import registry
 from tests.conftest import expected_outcomes, free_port, poll, sample

@@ -18,10 +18,10 @@ from broker._audit import AUDIT
 from broker._auth import DEV_TRADER, new_key
 from broker._envelope import InMessage, avro_message, header
 from broker._hub import Hub
-from broker._kafka import read_to_end
 from broker._keys_io import publish_key
 from broker._lodgement import submission_id_for
 from broker._topics import DLQ, REFUSED_DECISIONS, decisions_topic
+from bus import read_to_end
 from schemas import AgencyDecision
 from tests.conftest import auth, bootstrap, poll, publish, request_to, sample
 

@@ -10,7 +10,7 @@ import pkgutil
 import errors
 from errors import NSWError
 
-PACKAGES = ("errors", "refdata", "schemas", "routing", "broker", "adapters", "ops", "console")
+PACKAGES = ("errors", "bus", "refdata", "schemas", "routing", "broker", "adapters", "ops", "console")
 
 #: Exceptions used as control flow inside one module, caught there, never raised to a caller.
 INTERNAL_SIGNALS = {

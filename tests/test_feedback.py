@@ -35,6 +35,7 @@ from adapters.errors import DecisionFormatError
 from broker._audit import Auditor, AuditTopics, verify_chain
 from broker._envelope import InMessage, OutMessage, avro_message
 from broker._topics import INSPECTIONS, RISK_TUNING, decisions_topic
+from bus.memory import MemoryBus
 from refdata import CustomsProfile, FeedbackSettings, customs_risk_settings
 from schemas import InspectionResult
 from tests.test_customs_engine import BASE, aeo, decide, item, request, rules
@@ -355,7 +356,7 @@ def test_the_feedback_section_of_the_profiles_file_is_checked() -> None:
 
 
 def test_the_auditor_names_the_officer_and_the_chain_verifies() -> None:
-    auditor = Auditor(bootstrap="unused:1", topics=AuditTopics.hub(["customs"]), clock=lambda: 7)
+    auditor = Auditor(bus=MemoryBus(), topics=AuditTopics.hub(["customs"]), clock=lambda: 7)
     tuning: TuningRecord = tuning_record(profile="RED-FIREWORKS", status="retired", officer="customs/bob", at=T0)
     records = [incoming(inspection_message(inspection(finding=True)), 0),
                InMessage(RISK_TUNING, 0, 0, 0, b"RED-FIREWORKS", orjson.dumps(tuning), ()),

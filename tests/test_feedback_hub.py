@@ -17,8 +17,8 @@ from adapters.customs._service import CustomsAdapter
 from broker._audit import AUDIT
 from broker._envelope import InMessage, OutMessage
 from broker._hub import Hub
-from broker._kafka import read_to_end
 from broker._topics import INSPECTIONS, RISK_TUNING
+from bus import read_to_end
 from ops._audit_cmd import verify_topic
 from refdata import CustomsProfile
 from tests.conftest import bootstrap, poll, publish, sample

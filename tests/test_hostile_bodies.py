@@ -34,7 +34,7 @@ import pytest_asyncio
 
 from broker._hub import Hub
 from broker._ingress import submission_budget
-from broker._limits import MAX_MESSAGE_BYTES
+from bus._limits import MAX_MESSAGE_BYTES
 from schemas._document import MAX_REPORTED_ERRORS
 from schemas._limits import MAX_ITEMS
 from tests import hostile

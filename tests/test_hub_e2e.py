@@ -13,7 +13,7 @@ from adapters.customs import random_draw
 from broker import RESPONSES
 from broker._envelope import InMessage
 from broker._hub import Hub
-from broker._kafka import read_to_end
+from bus import read_to_end
 from refdata import customs_risk_settings
 from schemas import registry, validate_response_xml
 from tests.conftest import SAMPLES, bootstrap, expected_outcomes, poll, sample

@@ -14,8 +14,8 @@ from adapters import AgencyModes, adapter_handler
 from adapters._runner import adapter_spec
 from adapters.ipr._service import IPRAdapter
 from broker._envelope import InMessage, avro_message
-from broker._kafka import Producer, TransactionalProcessor, ensure_topics, existing_partition_counts, read_to_end
 from broker._topics import IPR_NOTIFICATIONS, IPR_SUSPENSIONS, decisions_topic, declared_topics, requests_topic
+from bus import Producer, TransactionalProcessor, ensure_topics, existing_partition_counts, read_to_end
 from schemas import AGENCIES, AgencyRequest, registry
 from tests.conftest import bootstrap, poll
 

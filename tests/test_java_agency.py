@@ -25,8 +25,8 @@ import pytest_asyncio
 
 from broker import requests_topic
 from broker._envelope import InMessage, avro_message, header
-from broker._kafka import Producer, ensure_topics, read_to_end
 from broker._topics import TopicSpec
+from bus import Producer, ensure_topics, read_to_end
 from schemas import registry
 from schemas.errors import UnknownSchemaError
 from tests.conftest import bootstrap, poll, sample, topic_mode_client

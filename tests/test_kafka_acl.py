@@ -56,20 +56,6 @@ from adapters import AgencyModes, adapter_handler
 from adapters._runner import adapter_spec
 from broker._aggregator import Aggregator, aggregator_spec
 from broker._audit import Auditor, AuditTopics, auditor_spec
-from broker._kafka import ProcessorSpec, client_auth
-from broker._kafka_auth import (
-    AUDITOR,
-    INGRESS,
-    KEY_TOOL,
-    OPS,
-    ROUTER,
-    KafkaAuth,
-    KafkaAuthConfigError,
-    ServiceCredentials,
-    acting_as,
-    adapter_principal,
-    context_acting_as,
-)
 from broker._router import Router, router_spec
 from broker._topics import (
     API_KEYS,
@@ -91,6 +77,20 @@ from broker._topics import (
 )
 from broker._webhook_secrets import SecretBox
 from broker._webhooks import Notifier, WebhookRegistry, notifier_spec
+from bus import KafkaBus, ProcessorSpec, client_auth
+from bus._auth import (
+    AUDITOR,
+    INGRESS,
+    KEY_TOOL,
+    OPS,
+    ROUTER,
+    KafkaAuth,
+    KafkaAuthConfigError,
+    ServiceCredentials,
+    acting_as,
+    adapter_principal,
+    context_acting_as,
+)
 from ops._kafka import LocalKafka, LocalKafkaConfig, kafka_command
 from ops._security import (
     ADMIN,
@@ -203,12 +203,12 @@ def test_no_service_has_cluster_rights_but_ops_describe() -> None:
 def _specs() -> dict[str, ProcessorSpec]:
     """The processors the hub builds (nothing connects), by the principal they run as."""
     modes = AgencyModes.from_env({}, agencies=AGENCIES)
-    specs = {ROUTER: router_spec(Router(bootstrap="127.0.0.1:1")),
-             "nsw-aggregator": aggregator_spec(Aggregator(bootstrap="127.0.0.1:1", agencies=AGENCIES),
+    specs = {ROUTER: router_spec(Router(bus=KafkaBus("127.0.0.1:1"))),
+             "nsw-aggregator": aggregator_spec(Aggregator(bus=KafkaBus("127.0.0.1:1"), agencies=AGENCIES),
                                                agencies=AGENCIES),
-             "nsw-notifier": notifier_spec(Notifier(bootstrap="127.0.0.1:1", registry=WebhookRegistry(
-                 "127.0.0.1:1", SecretBox(bytes(32))))),
-             AUDITOR: auditor_spec(Auditor(bootstrap="127.0.0.1:1", topics=AuditTopics.hub(AGENCIES)))}  # fmt: skip
+             "nsw-notifier": notifier_spec(Notifier(bus=KafkaBus("127.0.0.1:1"), registry=WebhookRegistry(
+                 KafkaBus("127.0.0.1:1"), SecretBox(bytes(32))))),
+             AUDITOR: auditor_spec(Auditor(bus=KafkaBus("127.0.0.1:1"), topics=AuditTopics.hub(AGENCIES)))}  # fmt: skip
     for agency in AGENCIES:
         handler = adapter_handler(agency, modes, bootstrap="127.0.0.1:1")
         assert handler is not None

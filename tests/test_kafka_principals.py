@@ -21,10 +21,10 @@ import pytest
 
 from broker._envelope import InMessage, OutMessage
 from broker._hub import Hub
-from broker._kafka import read_to_end
-from broker._kafka_auth import AUDITOR, INGRESS, OPS, ROUTER, ServiceCredentials, acting_as
 from broker._topics import API_KEYS, AUDIT, decisions_topic
 from broker.errors import NSWError
+from bus import read_to_end
+from bus._auth import AUDITOR, INGRESS, OPS, ROUTER, ServiceCredentials, acting_as
 from ops._kafka import LocalKafka
 from ops._security import write_private
 from schemas import AGENCIES

@@ -14,8 +14,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from broker._hub import Hub
-from broker._kafka import existing_partition_counts
 from broker._topics import SUBMISSIONS
+from bus import existing_partition_counts
 from ops import LocalKafka, LocalKafkaConfig
 from ops._kafka import Security
 from ops._kafka_tools import TOOLS, run_tool, tool_argv

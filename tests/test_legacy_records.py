@@ -29,9 +29,9 @@ from broker._envelope import (
     OutMessage,
 )
 from broker._hub import Hub
-from broker._kafka import dead_letter
 from broker._lodgement import content_digest
 from broker._topics import DLQ, SUBMISSIONS
+from bus import dead_letter
 from ops._dlq import redrive
 from schemas import BundleSet, Submission, read_submission, registry
 from schemas._avro import MAGIC

@@ -10,7 +10,7 @@ import pytest
 
 from broker import requests_topic
 from broker._envelope import InMessage
-from broker._kafka import read_to_end
+from bus import read_to_end
 from tests.conftest import CDS_EXAMPLES, bootstrap, poll, sample
 from tests.test_hub_e2e import final_status, responses_on_topic
 

@@ -11,9 +11,9 @@ import pytest
 from broker._config import HubConfig
 from broker._envelope import avro_message
 from broker._ingress import RECORD_OVERHEAD_BYTES, submission_budget
-from broker._limits import MAX_MESSAGE_BYTES
 from broker._router import plan_submission
 from broker._topics import SUBMISSIONS
+from bus._limits import MAX_MESSAGE_BYTES
 from routing import route
 from routing._rules import load_rules
 from schemas import DocumentError, encode_avro_submission, read_avro_submission, read_declaration

@@ -43,6 +43,7 @@ from broker._webhook_guard import UrlPolicy
 from broker._webhook_secrets import SecretBox
 from broker._webhooks import WebhookRegistry, registration_routes
 from broker.errors import TransportError
+from bus.memory import MemoryBus
 from schemas import AgencyOutcome, ReleaseResponse
 from schemas._jsonschema import JsonSchema, SchemaSet, SchemaTypeError
 from tests.conftest import SAMPLES, auth, poll, sample
@@ -152,7 +153,7 @@ class _KafkaDown:
 
 
 async def test_a_webhook_registration_kafka_did_not_take_is_a_503_not_a_500() -> None:
-    registry = WebhookRegistry("127.0.0.1:1", SecretBox(bytes(32)))
+    registry = WebhookRegistry(MemoryBus(), SecretBox(bytes(32)))
     routes = registration_routes(registry, _KafkaDown(), policy=UrlPolicy(allow_private=True, allow_http=True),  # type: ignore[arg-type]
                                  resolver=_loopback)
     inner = Starlette(routes=routes)

@@ -16,8 +16,8 @@ import pytest
 from broker._config import HubConfig
 from broker._envelope import InMessage, OutMessage, header
 from broker._hub import Hub
-from broker._kafka import Producer, existing_partition_counts, key_partition, read_range
 from broker._topics import DLQ, RESPONSES, ROUTING, SUBMISSIONS, requests_topic
+from bus import Producer, existing_partition_counts, key_partition, read_range
 from ops import (
     ByOffsets,
     BySubmission,

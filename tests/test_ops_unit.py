@@ -8,8 +8,8 @@ import pytest
 
 from broker._aggregate import AggregateState, new_state
 from broker._envelope import InMessage
-from broker._kafka import key_partition
 from broker._topics import AGGREGATE_STATE, DLQ, RESPONSES, ROUTING, SUBMISSIONS, decisions_topic, requests_topic
+from bus import key_partition
 from ops._cli import Progress, render_table
 from ops._dlq import REDRIVEN_FROM_HEADER, DeadLetter, original_headers, plan_redrive, value_summary
 from ops._replay import is_hub_topic, parse_time, replay_guard, replay_message

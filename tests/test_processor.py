@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from broker._envelope import InMessage, OutMessage, header
-from broker._kafka import ProcessorSpec, Producer, RetryPolicy, TransactionalProcessor, ensure_topics, read_to_end
 from broker._topics import TopicSpec
 from broker.errors import FencedError
+from bus import ProcessorSpec, Producer, RetryPolicy, TransactionalProcessor, ensure_topics, read_to_end
 from tests.conftest import bootstrap, poll
 
 pytestmark = [pytest.mark.integration]

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from broker._envelope import InMessage, OutMessage
-from broker._kafka import ProcessorSpec, Producer, TransactionalProcessor, ensure_topics, key_partition, read_to_end
 from broker._topics import TopicSpec
+from bus import ProcessorSpec, Producer, TransactionalProcessor, ensure_topics, key_partition, read_to_end
 from tests.conftest import bootstrap, poll
 
 pytestmark = [pytest.mark.integration]

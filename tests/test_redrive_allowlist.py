@@ -12,7 +12,6 @@ import pytest
 
 from broker._cli import build_parser
 from broker._envelope import OutMessage
-from broker._kafka import ensure_topics, offset_bounds
 from broker._topics import (
     AGGREGATE_STATE,
     API_KEYS,
@@ -28,6 +27,7 @@ from broker._topics import (
     declared_topics,
     redrive_targets,
 )
+from bus import ensure_topics, offset_bounds
 from ops._cli import run_ops
 from ops._dlq import redrive
 from schemas import AGENCIES

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from broker._router import Router
+from bus.memory import MemoryBus
 from routing import RuleTable, RuleTableError, explain, load_rule_book, load_rules, route
 from schemas import Submission
 from tests.test_routing import CUS_ALL, item, plan, submission, write_rules
@@ -178,14 +179,14 @@ def test_book_compiles_every_set_once_and_picks_by_date() -> None:
 
 
 def test_router_routes_each_submission_with_the_set_of_its_received_date() -> None:
-    router = Router(bootstrap="127.0.0.1:1", book=load_rule_book(), clock=lambda: ms(ON))
+    router = Router(bus=MemoryBus(), book=load_rule_book(), clock=lambda: ms(ON))
     assert router._table(ms(date(2026, 11, 30)), ms(ON)).version == "2026.1"
     assert router._table(ms(ON), ms(ON)).version == "2026.2"
     assert router._table(ms(date(2025, 3, 1)), ms(ON)).version == "2025.1"
     # received before any set took effect: the set in force when it is routed
     assert router._table(ms(date(2024, 3, 1)), ms(ON)).version == "2026.2"
     pinned = load_rules(on=ON)  # a table handed in is used for every submission (tests, tools)
-    assert Router(bootstrap="127.0.0.1:1", rules=pinned)._table(ms(date(2025, 3, 1)), ms(ON)) is pinned
+    assert Router(bus=MemoryBus(), rules=pinned)._table(ms(date(2025, 3, 1)), ms(ON)) is pinned
 
 
 def test_cus_all_is_unchanged(table: RuleTable) -> None:

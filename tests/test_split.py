@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from broker._kafka import read_to_end
 from broker._topics import AUDIT
+from bus import read_to_end
 from tests.conftest import bootstrap, poll, sample
 from tests.hubproc import HubProcess
 from tests.test_hub_e2e import final_status

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from broker._state import ChangelogStore
+from bus.memory import MemoryBus
 
 
 def store() -> ChangelogStore[dict[str, str]]:
-    return ChangelogStore(bootstrap="unused:9092", topic="t.state", name="unit",
+    return ChangelogStore(bus=MemoryBus(), topic="t.state", name="unit",
                           active=lambda value: value["status"] == "open")
 
 
@@ -37,6 +38,6 @@ def test_a_put_while_walking_is_safe_and_drop_forgets_a_partition() -> None:
 
 
 def test_without_a_predicate_every_value_is_active() -> None:
-    s: ChangelogStore[int] = ChangelogStore(bootstrap="unused:9092", topic="t", name="unit")
+    s: ChangelogStore[int] = ChangelogStore(bus=MemoryBus(), topic="t", name="unit")
     s.put("x", 1, partition=0)
     assert list(s.in_partition(0)) == [("x", 1)]

@@ -17,9 +17,9 @@ from broker import _metrics as metrics
 from broker._auth import KeyRecord, key_message, new_key
 from broker._envelope import InMessage, OutMessage, header
 from broker._hub import Hub
-from broker._kafka import ensure_topics, read_to_end
 from broker._state import ChangelogStore
 from broker._topics import AGGREGATE_STATE, API_KEYS, DLQ, IDEMPOTENCY, SUBMISSIONS, WEBHOOKS, TopicSpec
+from bus import KafkaBus, ensure_topics, read_to_end
 from tests.conftest import bootstrap, poll, publish, sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -192,7 +192,7 @@ async def test_a_changelog_restore_skips_a_bad_record_and_reports_it() -> None:
                OutMessage(topic=topic, key=b"b", value=b"\x00garbage"),
                OutMessage(topic=topic, key=b"c", value=orjson.dumps([1])),  # JSON, not a value of this store
                OutMessage(topic=topic, key=b"d", value=orjson.dumps({"n": 4})))
-    store: ChangelogStore[dict[str, int]] = ChangelogStore(bootstrap=bootstrap(), topic=topic, name="unit-restore")
+    store: ChangelogStore[dict[str, int]] = ChangelogStore(bus=KafkaBus(bootstrap()), topic=topic, name="unit-restore")
     before = metrics.TAIL_BAD_RECORDS.value(topic)
     assert await store.restore({0}) == 4
     assert (store.get("a"), store.get("b"), store.get("c"), store.get("d")) == ({"n": 1}, None, None, {"n": 4})

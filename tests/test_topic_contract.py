@@ -10,8 +10,8 @@ import pytest
 
 from adapters.examples.topic_consumer import Schemas, TopicAgency, TopicAgencyConfig
 from broker._envelope import InMessage, avro_message, header
-from broker._kafka import Producer, ensure_topics, read_to_end
 from broker._topics import TopicSpec
+from bus import Producer, ensure_topics, read_to_end
 from schemas import registry
 from tests.conftest import bootstrap, poll
 from tests.test_bridge import sps_request

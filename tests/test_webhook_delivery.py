@@ -24,6 +24,7 @@ from broker._envelope import OutMessage
 from broker._webhook_guard import UrlPolicy
 from broker._webhook_secrets import SecretBox, load_webhook_key
 from broker._webhooks import Delivery, DeliverySettings, Notifier, WebhookRegistry
+from bus.memory import MemoryBus
 from tests.agency_server import serve
 from tests.conftest import poll
 
@@ -31,9 +32,9 @@ DEVELOPMENT = UrlPolicy(allow_private=True, allow_http=True)
 
 
 def notifier(tmp_path: Path, url: str, **settings: Any) -> Notifier:
-    registry = WebhookRegistry("unused:9", SecretBox(load_webhook_key(tmp_path)))
+    registry = WebhookRegistry(MemoryBus(), SecretBox(load_webhook_key(tmp_path)))
     registry.learn({"trader": "T", "url": url, "secret": "s" * 32, "registered_at": 0})
-    return Notifier(bootstrap="unused:9", registry=registry, policy=DEVELOPMENT,
+    return Notifier(bus=MemoryBus(), registry=registry, policy=DEVELOPMENT,
                     settings=DeliverySettings(**settings))
 
 

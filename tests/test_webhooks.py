@@ -24,9 +24,9 @@ from starlette.routing import Route
 from broker._auth import DEV_TRADER
 from broker._envelope import InMessage, OutMessage
 from broker._hub import Hub
-from broker._kafka import existing_partition_counts, read_to_end
 from broker._topics import WEBHOOKS
 from broker._webhooks import SIGNATURE_HEADER, verify_signature
+from bus import existing_partition_counts, read_to_end
 from schemas import validate_response_xml
 from tests.agency_server import serve
 from tests.conftest import bootstrap, hub_bundles, hub_config, poll, publish, sample

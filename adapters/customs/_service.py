@@ -21,6 +21,7 @@ from adapters.customs._engine import CustomsEngine, CustomsRules
 from broker._envelope import InMessage, OutMessage
 from broker._tail import FollowedTail
 from broker._topics import INSPECTIONS, RISK_TUNING
+from bus import KafkaBus
 from refdata import customs_risk_settings
 
 __all__ = ["CustomsAdapter"]
@@ -41,7 +42,7 @@ class CustomsAdapter:
         self.feedback = CustomsFeedback(rules.settings.feedback)
         self.engine = CustomsEngine(rules, feedback=self.feedback)
         self._runner = AdapterRunner(self.engine)
-        self.tail = FollowedTail(name="customs-feedback", bootstrap=bootstrap, topics=(INSPECTIONS, RISK_TUNING),
+        self.tail = FollowedTail(name="customs-feedback", bus=KafkaBus(bootstrap), topics=(INSPECTIONS, RISK_TUNING),
                                  apply=self.apply)
         self.learnt = 0  # feedback records taken (tests and the console poll it)
 

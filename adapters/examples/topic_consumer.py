@@ -28,7 +28,9 @@ The contract
 - **Schemas**: the ``.avsc`` files in ``schemas/avro`` (records reference each other by full
   name). Find the writer schema of a record by its fingerprint, as below; never by position.
 
-Nothing here imports the hub's code: only aiokafka, fastavro and the ``.avsc`` files. A record
+Nothing here imports the hub's code: only aiokafka, fastavro and the ``.avsc`` files. It is deliberately an
+outside consumer, the one place outside the hub's ``bus`` package that imports aiokafka (an agency's system
+has its own Kafka client; ``tests/test_bus_boundary.py`` names this file as the exception). A record
 this example cannot read stops it with the error (offset not committed); a real system sends such
 a record to its own dead-letter store and tells the hub's operators.
 """

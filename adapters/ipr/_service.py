@@ -44,6 +44,7 @@ from broker._envelope import (
 )
 from broker._state import ChangelogStore
 from broker._topics import IPR_NOTIFICATIONS, IPR_SUSPENSIONS, decisions_topic, requests_topic
+from bus import KafkaBus
 from schemas import AgencyDecision, AgencyRequest
 
 log = structlog.get_logger("nsw.adapter.ipr")
@@ -70,7 +71,7 @@ class IPRAdapter:
         self.engine = engine if engine is not None else IPREngine(working_days=self.settings.working_days)
         self._clock = clock
         self.store: ChangelogStore[Suspensions] = ChangelogStore(
-            bootstrap=bootstrap, topic=IPR_SUSPENSIONS, name="ipr-suspensions", active=running)
+            bus=KafkaBus(bootstrap), topic=IPR_SUSPENSIONS, name="ipr-suspensions", active=running)
 
     async def on_assign(self, assigned: set[tuple[str, int]]) -> None:
         await self.store.restore({p for _, p in assigned})

@@ -13,7 +13,7 @@ Where the values come from (:meth:`KafkaAuth.from_env`), first match wins:
 
 ``NSW_KAFKA_SECURITY_PROTOCOL`` overrides the protocol (default SASL_PLAINTEXT with credentials, PLAINTEXT
 without); ``NSW_KAFKA_CA_FILE`` adds TLS (SASL_SSL / SSL) with that CA bundle. This module imports no aiokafka:
-it only produces the keyword arguments that ``broker._kafka`` passes on.
+it only produces the keyword arguments that ``bus`` passes on.
 
 **One principal per service** (least privilege, see ``ops._security``). A hub process usually runs several
 services; each must reach Kafka as itself, so that the internet-facing ingress cannot write what only the
@@ -27,7 +27,7 @@ auditor or the key tool may write. :class:`ServiceCredentials` says which princi
   ``nsw serve --only ingress``); none: PLAINTEXT, no principal at all.
 
 Which principal a client is built with is carried by a context variable (:func:`acting_as`): the hub starts
-each service's task in a context acting as that service, and every client ``broker._kafka`` creates in it (and
+each service's task in a context acting as that service, and every client ``bus`` creates in it (and
 in the tasks it spawns) takes :func:`current_auth`. Code outside any such context gets the process-wide
 :meth:`KafkaAuth.from_env`.
 """
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, cast, get_args
 
-from broker.errors import NSWError
+from errors import NSWError
 
 __all__ = [
     "AGGREGATOR",
