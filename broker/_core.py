@@ -20,7 +20,7 @@ partition. Deadlines and the IPR Art. 55 clock tick in the same producer's trans
 What the core wrote and processed in the step that wrote it (the plan, the embedded agencies' requests and
 decisions) carries the header ``nsw-core``. The core also reads ``nsw.routing`` and the embedded agencies'
 requests topics, but only to take what an operator redrives there (``nsw ops dlq redrive`` copies the
-original headers and adds ``nsw-redriven-from``): a plan or request written by a router is work already done,
+original headers and adds ``nsw-redriven-from``, ``nsw ops replay --force`` adds ``nsw-replayed-from``): a plan or request written by a router is work already done,
 by this core or by the separate services of an earlier run. The separate services, when the core is not
 fused, skip what carries ``nsw-core`` (``skip_core_processed``): a hub switched from one mode to the other
 decides nothing twice, provided the switch happens with the pipeline drained (a request written by a
@@ -66,7 +66,7 @@ from broker._topics import AGGREGATE_STATE, DLQ, ROUTER_STATE, ROUTING, SUBMISSI
 from schemas import AgencyDecision
 
 __all__ = ["CORE_GROUP", "CORE_HEADER", "CORE_SERVICE", "FusedCore", "FusedProcessor", "core_processed", "core_spec",
-           "skip_core_processed"]
+           "core_topics", "skip_core_processed"]
 
 log = structlog.get_logger("nsw.core")
 
@@ -74,21 +74,24 @@ CORE_SERVICE: Final = "core"
 CORE_GROUP: Final = "nsw-core"
 #: On what the fused core wrote and processed in the same step (plan, embedded requests and decisions).
 CORE_HEADER: Final = "nsw-core"
-#: Added by ``nsw ops dlq redrive`` (``ops._dlq.REDRIVEN_FROM_HEADER``; ops imports broker, not the reverse).
+#: Added by ``nsw ops dlq redrive`` and ``nsw ops replay`` (``ops._dlq.REDRIVEN_FROM_HEADER``,
+#: ``ops._replay.REPLAYED_FROM_HEADER``; ops imports broker, not the reverse): such a copy is new work.
 REDRIVEN_HEADER: Final = "nsw-redriven-from"
+REPLAYED_HEADER: Final = "nsw-replayed-from"
 #: Seconds the offsets of records that produced nothing may wait for the partition's next transaction.
-DEFER_SECONDS: Final = 5.0
+DEFER_SECONDS: Final = 1.0
 
 T = TypeVar("T")
 
 
 def core_processed(message: InMessage) -> bool:
     """Written by the fused core, which processed it in the step that wrote it (a redriven copy is new work)."""
-    return message.header(CORE_HEADER) is not None and message.header(REDRIVEN_HEADER) is None
+    return message.header(CORE_HEADER) is not None and not _redriven(message)
 
 
 def _redriven(message: InMessage) -> bool:
-    return message.header(REDRIVEN_HEADER) is not None
+    """Written again by an operator (a redriven dead letter, a replayed record)."""
+    return message.header(REDRIVEN_HEADER) is not None or message.header(REPLAYED_HEADER) is not None
 
 
 def _stamped(out: OutMessage) -> OutMessage:
@@ -106,6 +109,11 @@ def _as_input(out: OutMessage, partition: int) -> InMessage:
     """An output handed on within the step, as the next stage would have read it (no offset yet)."""
     return InMessage(topic=out.topic, partition=partition, offset=-1, timestamp=now_ms(), key=out.key,
                      value=out.value, headers=out.headers)
+
+
+def core_topics(agencies: Sequence[str], embedded: Sequence[str]) -> tuple[str, ...]:
+    """What the core reads: submissions, redrives (plans, the embedded agencies' requests), every decision."""
+    return (SUBMISSIONS, ROUTING, *(requests_topic(a) for a in embedded), *(decisions_topic(a) for a in agencies))
 
 
 def skip_core_processed(spec: ProcessorSpec) -> ProcessorSpec:
@@ -130,6 +138,7 @@ class FusedCore:
         self.aggregator = aggregator
         self.engines = dict(engines)
         self._retry = retry if retry is not None else RetryPolicy()
+        self._agencies = tuple(agencies)
         self._requests = {requests_topic(a): a for a in self.engines}
         self._decisions = {decisions_topic(a): a for a in agencies}
         self._timed = {a: h for a, h in self.engines.items() if isinstance(h, TimedHandler)}
@@ -142,7 +151,7 @@ class FusedCore:
     @property
     def topics(self) -> tuple[str, ...]:
         """Every input, co-partitioned: submissions, redrives, the decisions of every agency, the engines' extras."""
-        return tuple(dict.fromkeys((SUBMISSIONS, ROUTING, *self._requests, *self._decisions, *self._extra)))
+        return tuple(dict.fromkeys((*core_topics(self._agencies, list(self.engines)), *self._extra)))
 
     @property
     def latest_only(self) -> frozenset[str]:
