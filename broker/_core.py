@@ -19,12 +19,13 @@ partition. Deadlines and the IPR Art. 55 clock tick in the same producer's trans
 
 What the core wrote and processed in the step that wrote it (the plan, the embedded agencies' requests and
 decisions) carries the header ``nsw-core``. The core also reads ``nsw.routing`` and the embedded agencies'
-requests topics, but only to take what an operator redrives there (``nsw ops dlq redrive`` copies the
-original headers and adds ``nsw-redriven-from``, ``nsw ops replay --force`` adds ``nsw-replayed-from``): a plan or request written by a router is work already done,
-by this core or by the separate services of an earlier run. The separate services, when the core is not
-fused, skip what carries ``nsw-core`` (``skip_core_processed``): a hub switched from one mode to the other
-decides nothing twice, provided the switch happens with the pipeline drained (a request written by a
-separate router but not yet decided when the hub restarts fused is not decided; its deadline escalates it).
+requests topics, but only to take what an operator writes there again (``nsw ops dlq redrive`` copies the
+original headers and adds ``nsw-redriven-from``; ``nsw ops replay --force`` adds ``nsw-replayed-from``): a
+plan or request written by a router is work already done, by this core or by the separate services of an
+earlier run. The separate services, when the core is not fused, skip what carries ``nsw-core``
+(``skip_core_processed``): a hub switched from one mode to the other decides nothing twice, provided the
+switch happens with the pipeline drained (a request written by a separate router but not yet decided when
+the hub restarts fused is not decided; its deadline escalates it).
 
 A batch whose records produce no output at all (the core's own records read back, duplicates) does not get
 a transaction of its own: its offsets are committed with the partition's next transaction, or by the timer
@@ -63,6 +64,7 @@ from broker._kafka import (
 )
 from broker._router import Router
 from broker._topics import AGGREGATE_STATE, DLQ, ROUTER_STATE, ROUTING, SUBMISSIONS, decisions_topic, requests_topic
+from broker.errors import OutputTooLarge
 from schemas import AgencyDecision
 
 __all__ = ["CORE_GROUP", "CORE_HEADER", "CORE_SERVICE", "FusedCore", "FusedProcessor", "core_processed", "core_spec",
@@ -109,6 +111,15 @@ def _as_input(out: OutMessage, partition: int) -> InMessage:
     """An output handed on within the step, as the next stage would have read it (no offset yet)."""
     return InMessage(topic=out.topic, partition=partition, offset=-1, timestamp=now_ms(), key=out.key,
                      value=out.value, headers=out.headers)
+
+
+def stage_of(topic: str) -> str:
+    """The separate service that reads ``topic`` (the name a dead letter of the fused core gives)."""
+    if topic == SUBMISSIONS:
+        return "router"
+    if topic.startswith("nsw.agency.") and topic.endswith(".requests"):
+        return f"adapter-{topic.removeprefix('nsw.agency.').removesuffix('.requests')}"
+    return "aggregator"
 
 
 def core_topics(agencies: Sequence[str], embedded: Sequence[str]) -> tuple[str, ...]:
@@ -319,6 +330,15 @@ class FusedProcessor(TransactionalProcessor):
             await self._commit_offsets(producer, number, [], dict(self._deferred.get(number, {})))
         finally:
             lane.committing = False
+
+    def _dead_letter(self, message: InMessage, problem: OutputTooLarge) -> OutMessage:
+        """An input whose step's output cannot fit, dead-lettered in the name of the service that reads its topic."""
+        log.warning("dead_lettered", attempts=1, error_type=problem.__class__.__name__, error=str(problem)[:500],
+                    topic=message.topic, partition=message.partition, offset=message.offset)
+        service = stage_of(message.topic)
+        self.dead_lettered += 1
+        metrics.DEAD_LETTERS.inc(service)
+        return dead_letter(message, problem, service=service, dlq=self.spec.dlq)
 
     async def partitions_revoked(self, numbers: set[int]) -> None:
         for number in numbers:  # the next owner reads those records again (they produce nothing again)

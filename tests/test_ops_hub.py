@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from broker._config import HubConfig
+from broker._core import CORE_GROUP
 from broker._envelope import InMessage, OutMessage, header
 from broker._hub import Hub
 from broker._kafka import Producer, existing_partition_counts, key_partition, read_range
-from broker._core import CORE_GROUP
 from broker._topics import DLQ, RESPONSES, ROUTING, SUBMISSIONS, decisions_topic, requests_topic
 from ops import (
     ByOffsets,
