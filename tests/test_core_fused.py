@@ -183,3 +183,23 @@ async def test_separate_services_after_a_fused_run_decide_nothing_twice() -> Non
         # ... and skip what the core processed: the fused run's requests are not decided again.
         await idle(fused_sid, SEPARATE_GROUPS)
         assert await records_of(fused_sid) == before
+
+
+async def test_a_core_cut_off_mid_burst_loses_nothing_and_answers_once() -> None:
+    """The core's task is cancelled in the middle of a burst (its transaction in flight abandoned, the next
+    owner's producer fences it); a new hub answers every submission exactly once, each agency asked once."""
+    async with started(Hub(hub_config(), bundles=hub_bundles())) as hub, client_of(hub) as client:
+        sids = [await lodge(client) for _ in range(24)]
+        core = next(s for s in hub._supervised if s.name == CORE_SERVICE)
+        assert core.task is not None
+        hub._stopping.set()  # no restart: the hub is going away
+        core.task.cancel()
+    async with started(Hub(hub_config(), bundles=hub_bundles())) as hub, client_of(hub) as client:
+        for sid in sids:
+            await final_status(client, sid)
+        for sid in sids:
+            await idle(sid, [CORE_GROUP])
+            found = await records_of(sid)
+            counts = {topic: len(records) for topic, records in found.items()}
+            assert counts == dict.fromkeys(WATCHED, 1), (sid, counts)
+
