@@ -71,29 +71,45 @@ class Aggregator:
         await self.store.restore({p for _, p in assigned})
 
     def handle(self, message: InMessage) -> Sequence[OutMessage]:
-        now = self._clock()
-        response: ReleaseResponse | None
-        refused: list[tuple[EarlyDecision | AgencyDecision, Refusal]] = []
         if message.topic == ROUTING:
             plan: RoutingPlan = decode(message, "RoutingPlan")  # type: ignore[assignment]
-            state = self._state(plan["submission_id"])
-            structlog.contextvars.bind_contextvars(submission_id=plan["submission_id"], version=plan["version"])
-            response = apply_plan(state, plan, now=now, documents_codes=self._documents_codes, refused=refused)
-        elif (agency := self._decision_topics.get(message.topic)) is not None:
+            return self.take_plan(plan, partition=message.partition)
+        if (agency := self._decision_topics.get(message.topic)) is not None:
             decision: AgencyDecision = decode(message, "AgencyDecision")  # type: ignore[assignment]
-            state = self._state(decision["submission_id"])
-            structlog.contextvars.bind_contextvars(
-                submission_id=decision["submission_id"], version=decision["version"], agency=agency
-            )
-            # Raises DecisionRefusedError (dead-lettered with its reason, state untouched) when it answers nothing.
-            response = apply_decision(state, decision, now=now, documents_codes=self._documents_codes,
-                                      agency=agency, source=(message.topic, message.partition, message.offset))
-            for item in decision["items"]:
-                metrics.DECISIONS.inc(agency, item["outcome"])
-        else:
-            raise ValueError(f"aggregator does not read {message.topic}")
-        out = [self.store.put(state["submission_id"], state, partition=message.partition)]
-        out += [self._refused(entry, refusal, partition=message.partition) for entry, refusal in refused]
+            return self.take_decision(decision, agency=agency, partition=message.partition,
+                                      source=(message.topic, message.partition, message.offset))
+        raise ValueError(f"aggregator does not read {message.topic}")
+
+    def take_plan(self, plan: RoutingPlan, *, partition: int) -> list[OutMessage]:
+        """The outputs of one routing plan (the fused core, ``broker._core``, hands it over decoded)."""
+        refused: list[tuple[EarlyDecision | AgencyDecision, Refusal]] = []
+        state = self._state(plan["submission_id"])
+        structlog.contextvars.bind_contextvars(submission_id=plan["submission_id"], version=plan["version"])
+        now = self._clock()
+        response = apply_plan(state, plan, now=now, documents_codes=self._documents_codes, refused=refused)
+        return self._outputs(state, response, refused, partition=partition, now=now)
+
+    def take_decision(self, decision: AgencyDecision, *, agency: str, partition: int,
+                      source: tuple[str, int, int]) -> list[OutMessage]:
+        """The outputs of one decision of ``agency`` (the topic it came from, never the record's own field).
+
+        Raises DecisionRefusedError (dead-lettered with its reason, state untouched) when it answers nothing."""
+        state = self._state(decision["submission_id"])
+        structlog.contextvars.bind_contextvars(
+            submission_id=decision["submission_id"], version=decision["version"], agency=agency
+        )
+        now = self._clock()
+        response = apply_decision(state, decision, now=now, documents_codes=self._documents_codes,
+                                  agency=agency, source=source)
+        for item in decision["items"]:
+            metrics.DECISIONS.inc(agency, item["outcome"])
+        return self._outputs(state, response, [], partition=partition, now=now)
+
+    def _outputs(self, state: AggregateState, response: ReleaseResponse | None,
+                 refused: list[tuple[EarlyDecision | AgencyDecision, Refusal]], *, partition: int, now: int
+                 ) -> list[OutMessage]:
+        out = [self.store.put(state["submission_id"], state, partition=partition)]
+        out += [self._refused(entry, refusal, partition=partition) for entry, refusal in refused]
         if response is not None:
             out.insert(0, avro_message(RESPONSES, "ReleaseResponse", response))
             metrics.RESPONSES.inc(response["outcome"])

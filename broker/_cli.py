@@ -302,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="interface the ingress listens on (env NSW_HOST; default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="ingress port (env NSW_PORT; default 8080)")
     serve.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (env NSW_BOOTSTRAP)")
-    serve.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SERVICES)}")
+    serve.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SERVICES)} (router, adapters "
+                       "and aggregator together run fused in one step unless NSW_FUSED_CORE=0)")
     serve.add_argument("--split", default=None, metavar="SERVICES",
                        help="run these services in a child process (another core), e.g. auditor")
     serve.add_argument("--bundle", action="append", default=[], metavar="NAME=DIR",

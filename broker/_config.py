@@ -121,6 +121,9 @@ class HubConfig:
     #: Create the development trader's key when the state dir has no active one (NSW_DEV_KEY=0: never, for
     #: production and for hub containers whose key an init job provisions once: ``nsw provision``).
     dev_key: bool = True
+    #: Route, decide (embedded engines) and aggregate in one transactional step when the router, the adapters
+    #: and the aggregator run in this process (broker/_core.py); NSW_FUSED_CORE=0: the separate services.
+    fused_core: bool = True
 
     def deadlines_ms(self) -> dict[str, int]:
         return {agency: seconds * 1000 for agency, seconds in self.deadlines.items()}
@@ -164,6 +167,7 @@ class HubConfig:
             "admin_port": int(os.environ["NSW_ADMIN_PORT"]) if os.environ.get("NSW_ADMIN_PORT") else None,
             "admin_host": _env("NSW_ADMIN_HOST", d.admin_host),
             "dev_key": _env("NSW_DEV_KEY", "1") != "0",
+            "fused_core": _env("NSW_FUSED_CORE", "1") != "0",
             "commit_interval_ms": _commit_setting("NSW_COMMIT_INTERVAL_MS", d.commit_interval_ms, least=0),
             "commit_max_records": _commit_setting("NSW_COMMIT_MAX_RECORDS", d.commit_max_records, least=1),
             "deadlines": {

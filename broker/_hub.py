@@ -30,6 +30,7 @@ from broker._aggregator import Aggregator, aggregator_spec
 from broker._audit import Auditor, AuditTopics, audit_processor, auditor_spec
 from broker._auth import DEV_TRADER, AuthMiddleware, RateLimiter, new_key, read_dev_key, write_dev_key
 from broker._config import HubConfig
+from broker._core import CORE_SERVICE, FusedCore, core_spec, skip_core_processed
 from broker._http import ProblemOnError, guarded_protocol
 from broker._ingress import Ingress, create_app
 from broker._keys_io import publish_key
@@ -136,6 +137,12 @@ class Hub:
     def principals(self) -> HubPrincipals:
         return HubPrincipals(self.config.kafka)
 
+    @property
+    def fused(self) -> bool:
+        """Router, engines and aggregation in one step (broker/_core.py): all three here, one Kafka principal."""
+        return (self.config.fused_core and {"router", "adapters", "aggregator"} <= self.only
+                and not self.config.kafka.per_service)
+
     async def start(self) -> None:
         cfg = self.config
         await self._start_admin()  # first: a platform probing /healthz sees the process while it starts
@@ -152,23 +159,7 @@ class Hub:
                 await bus.align_size_limits(topics)  # topics created before their limit was declared
         specs: list[tuple[str, Callable[[], ProcessorSpec]]] = []
         self.signer = ResponseSigner(SigningKeys(cfg.state_dir / "keys"))
-        if "router" in self.only:
-            specs.append(("router", lambda: router_spec(Router(bus=bus))))
-        if "adapters" in self.only:
-            modes = AgencyModes.from_env(agencies=cfg.agencies)
-            for agency in cfg.agencies:
-                handler = adapter_handler(agency, modes, bootstrap=cfg.bootstrap)
-                if handler is None:
-                    log.info("agency_in_topic_mode", agency=agency)  # the agency's own system consumes
-                    continue
-                self._handlers.append(handler)
-                with acting_as(self.principals.service(f"adapter-{agency}")):
-                    await start_handler(handler)  # the customs feedback reader
-                specs.append((f"adapter-{agency}", functools.partial(adapter_spec, agency, handler)))
-        if "aggregator" in self.only:
-            specs.append(("aggregator", lambda: aggregator_spec(
-                Aggregator(bus=bus, agencies=cfg.agencies, deadlines=cfg.deadlines_ms()),
-                agencies=cfg.agencies)))
+        specs += await self._pipeline(bus)
         if "ingress" in self.only or "notifier" in self.only:
             box = SecretBox(load_webhook_key(cfg.state_dir, cfg.webhook_key))
             with acting_as(self.principals.service("ingress" if "ingress" in self.only else "notifier")):
@@ -190,7 +181,8 @@ class Hub:
         if "auditor" in self.only:
             specs.append(("auditor", lambda: auditor_spec(Auditor(bus=bus, topics=audit_topics))))
         for name, make in specs:
-            sup = _Supervised(name, make, builders.get(name, _processor), self.principals.service(name))
+            auth = cfg.kafka.single if name == CORE_SERVICE else self.principals.service(name)  # one principal
+            sup = _Supervised(name, make, builders.get(name, _processor), auth)
             self._launch(sup)
             self._supervised.append(sup)
         if "ingress" in self.only:
@@ -199,6 +191,41 @@ class Hub:
         console = f"http://{cfg.host}:{cfg.port}/console" if "ingress" in self.only else None
         log.info("hub_started", services=sorted(self.only), bootstrap=cfg.bootstrap, console=console,
                  accounts="nsw officers create USER --agency AGENCY --role officer" if console else None)
+
+    async def _pipeline(self, bus: Bus) -> list[tuple[str, Callable[[], ProcessorSpec]]]:
+        """The router, the adapters and the aggregator: fused in one core (broker/_core.py) or separate."""
+        cfg = self.config
+        specs: list[tuple[str, Callable[[], ProcessorSpec]]] = []
+        fused = self.fused
+        if "router" in self.only and not fused:
+            specs.append(("router", lambda: router_spec(Router(bus=bus))))
+        embedded: dict[str, Handler] = {}
+        if "adapters" in self.only:
+            modes = AgencyModes.from_env(agencies=cfg.agencies)
+            for agency in cfg.agencies:
+                handler = adapter_handler(agency, modes, bootstrap=cfg.bootstrap)
+                if handler is None:
+                    log.info("agency_in_topic_mode", agency=agency)  # the agency's own system consumes
+                    continue
+                self._handlers.append(handler)
+                with acting_as(self.principals.service(f"adapter-{agency}")):
+                    await start_handler(handler)  # the customs feedback reader
+                if fused and modes.mode(agency) == "embedded":
+                    embedded[agency] = handler  # decides inside the core's step
+                    continue
+                specs.append((f"adapter-{agency}", functools.partial(
+                    lambda a, h: skip_core_processed(adapter_spec(a, h)), agency, handler)))
+        if "aggregator" in self.only and not fused:
+            specs.append(("aggregator", lambda: skip_core_processed(aggregator_spec(
+                Aggregator(bus=bus, agencies=cfg.agencies, deadlines=cfg.deadlines_ms()),
+                agencies=cfg.agencies))))
+        if fused:
+            specs.append((CORE_SERVICE, lambda: core_spec(FusedCore(
+                router=Router(bus=bus),
+                aggregator=Aggregator(bus=bus, agencies=cfg.agencies, deadlines=cfg.deadlines_ms()),
+                agencies=cfg.agencies, engines=embedded))))
+            log.info("fused_core", embedded=sorted(embedded))
+        return specs
 
     async def _start_admin(self) -> None:
         if self.config.admin_port is not None:

@@ -178,13 +178,18 @@ class Router:
         await self.store.restore({p for _, p in assigned})
 
     def handle(self, message: InMessage) -> Sequence[OutMessage]:
+        return self.route_message(message)[0]
+
+    def route_message(self, message: InMessage) -> tuple[list[OutMessage], RoutingPlan | None]:
+        """The outputs of one submission version and its plan (None when already routed): the fused core
+        (``broker._core``) hands the plan to the aggregation without decoding it again."""
         submission: Submission = decode(message, "Submission")  # type: ignore[assignment]
         sid, version = submission["submission_id"], submission["version"]
         structlog.contextvars.bind_contextvars(submission_id=sid, version=version)
         previous = self.store.get(sid)
         if previous is not None and (version <= previous["version"] or previous["cancelled"]):
             log.info("already_routed", known_version=previous["version"], cancelled=previous["cancelled"])
-            return []
+            return [], None
         now = self._clock()
         table = self._table(submission["received_at"], now)
         routes = {} if submission["kind"] == "CANCELLATION" else route(submission, table)
@@ -197,7 +202,7 @@ class Router:
         log.info("routed", kind=submission["kind"], rule_set=table.version, agencies=list(routes),
                  asked=[r["agency"] for r in requests],
                  items=len(submission["items"]))
-        return out
+        return out, plan
 
 
 def router_spec(router: Router) -> ProcessorSpec:

@@ -83,6 +83,18 @@ class ProcessorSpec:
     latest_only: frozenset[str] = frozenset()
     #: The size budget of each output (the DLQ allows ``DLQ_HEADROOM_BYTES`` more), checked before committing.
     max_message_bytes: int = MAX_MESSAGE_BYTES
+    #: A batch whose records produce no output gets no transaction of its own: its offsets are committed
+    #: with the partition's next transaction, or on its own after ``DEFER_SECONDS`` of quiet (records a
+    #: processor reads back from its own outputs, duplicates). Reading them again after a crash produces
+    #: nothing again, so nothing is lost or doubled; it saves a transaction per such batch.
+    defer_empty: bool = False
+    #: The service a dead letter names for an input topic (a processor doing several services' work names
+    #: the one whose stage failed); None: ``service``.
+    dead_letter_service: Callable[[str], str] | None = None
+
+    def letter_service(self, topic: str) -> str:
+        """The service named in the dead letter of a record of ``topic``."""
+        return self.service if self.dead_letter_service is None else self.dead_letter_service(topic)
 
     def transactional_id(self, partition: int) -> str:
         return f"{self.transactional_prefix}-p{partition}"
@@ -107,6 +119,8 @@ STALL_SECONDS = 15.0
 LOST_MEMBERSHIP_SECONDS = 45.0
 #: Seconds to start a partition's producer or restore its state before the service is restarted.
 PREPARE_SECONDS = 90.0
+#: Seconds the offsets of a batch that produced nothing may wait for the partition's next transaction.
+DEFER_SECONDS = 1.0
 
 
 def consumer_lag() -> list[tuple[tuple[str, str, str], float]]:
@@ -197,6 +211,8 @@ class TransactionalProcessor:
     def __init__(self, spec: ProcessorSpec, bootstrap: str) -> None:
         self.spec = spec
         self._bootstrap = bootstrap
+        self._deferred: dict[int, dict[Any, int]] = {}  # offsets of batches that produced nothing, per partition
+        self._deferred_since: dict[int, float] = {}
         self._stopping = asyncio.Event()
         self._consumer = AIOKafkaConsumer(
             **client_auth(),
@@ -279,6 +295,9 @@ class TransactionalProcessor:
         return producer
 
     async def partitions_revoked(self, numbers: set[int]) -> None:
+        for number in numbers:  # the next owner reads those records again (they produce nothing again)
+            self._deferred.pop(number, None)
+            self._deferred_since.pop(number, None)
         if numbers:
             log.info("partitions_revoked", service=self.spec.service, partitions=sorted(numbers))
         # A revoked partition's commit in flight finishes (or fails) before the partition is given up; a
@@ -334,7 +353,8 @@ class TransactionalProcessor:
                 elif time.monotonic() - last_records > STALL_SECONDS:
                     last_records = time.monotonic()
                     await self._check_stall()
-                if self.spec.on_tick is not None and time.monotonic() - last_tick >= self.spec.tick_seconds:
+                timed = self.spec.on_tick is not None or self.spec.defer_empty
+                if timed and time.monotonic() - last_tick >= self.spec.tick_seconds:
                     last_tick = time.monotonic()
                     self._request_ticks()
         except Exception:
@@ -497,6 +517,10 @@ class TransactionalProcessor:
             raise TransportError(f"{self.spec.service} stalled: committed records wait on {', '.join(waiting)}")
 
     async def _tick_partition(self, lane: _Lane) -> None:
+        await self._tick_timers(lane)
+        await self._commit_deferred(lane)
+
+    async def _tick_timers(self, lane: _Lane) -> None:
         on_tick = self.spec.on_tick
         if on_tick is None:
             return
@@ -590,12 +614,35 @@ class TransactionalProcessor:
                       handled: Sequence[tuple[Any, InMessage, Sequence[OutMessage]]]) -> None:
         if not handled:
             return
-        offsets: dict[Any, int] = {}
+        offsets: dict[Any, int] = dict(self._deferred.get(number, {}))
         for tp, message, _ in handled:
             offsets[tp] = message.offset + 1
         outputs = [out for _, _, outs in handled for out in outs]
+        if not outputs and self.spec.defer_empty:
+            self._deferred[number] = offsets
+            self._deferred_since.setdefault(number, time.monotonic())
+            return
+        await self._commit_offsets(producer, number, outputs, offsets)
+
+    async def _commit_offsets(self, producer: AIOKafkaProducer, number: int, outputs: Sequence[OutMessage],
+                              offsets: dict[Any, int]) -> None:
         await commit_batch(producer, self._fit(keep_latest(outputs, self.spec.latest_only)), offsets,
                            self.spec.group_id, what=f"commit {self.spec.service} p{number}", service=self.spec.service)
+        self._deferred.pop(number, None)
+        self._deferred_since.pop(number, None)
+
+    async def _commit_deferred(self, lane: _Lane) -> None:
+        """The offsets of batches that produced nothing, once they have waited ``DEFER_SECONDS``."""
+        number = lane.number
+        since = self._deferred_since.get(number)
+        if since is None or time.monotonic() - since < DEFER_SECONDS or lane.closing:
+            return
+        producer = await self._prepare(number, lane)
+        lane.committing = True
+        try:
+            await self._commit_offsets(producer, number, [], dict(self._deferred.get(number, {})))
+        finally:
+            lane.committing = False
 
     async def _commit_one_by_one(self, number: int, handled: Sequence[tuple[Any, InMessage, Sequence[OutMessage]]]
                                  ) -> list[tuple[Any, InMessage, Sequence[OutMessage]]]:
@@ -630,9 +677,10 @@ class TransactionalProcessor:
     def _dead_letter(self, message: InMessage, problem: OutputTooLarge) -> OutMessage:
         log.warning("dead_lettered", attempts=1, error_type=problem.__class__.__name__, error=str(problem)[:500],
                     topic=message.topic, partition=message.partition, offset=message.offset)
+        service = self.spec.letter_service(message.topic)
         self.dead_lettered += 1
-        DEAD_LETTERS.inc(self.spec.service)
-        return dead_letter(message, problem, service=self.spec.service, dlq=self.spec.dlq)
+        DEAD_LETTERS.inc(service)
+        return dead_letter(message, problem, service=service, dlq=self.spec.dlq)
 
     def _rewind(self, lane: _Lane, parts: list[tuple[Any, list[Any]]],
                 done: Sequence[tuple[Any, InMessage, Sequence[OutMessage]]]) -> None:
@@ -676,8 +724,9 @@ async def handle_record(spec: ProcessorSpec, message: InMessage) -> tuple[Sequen
                 continue
             log.warning("dead_lettered", attempts=attempt, error_type=exc.__class__.__name__,
                         error=str(exc)[:500])
-            DEAD_LETTERS.inc(spec.service)
-            return [dead_letter(message, exc, service=spec.service, dlq=spec.dlq,
+            service = spec.letter_service(message.topic)
+            DEAD_LETTERS.inc(service)
+            return [dead_letter(message, exc, service=service, dlq=spec.dlq,
                                 attempts=attempt, first_failure=first_failure)], True
     raise AssertionError("unreachable: the last attempt returns or dead-letters")
 

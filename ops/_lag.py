@@ -9,10 +9,14 @@ and counted; lag is then exact. A larger difference is reported as is (markers a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from adapters import AgencyModes
+from adapters.errors import AdapterConfigError
+from broker._core import CORE_GROUP, core_topics
 from broker._envelope import InMessage
 from broker._topics import ROUTING, SUBMISSIONS, decisions_topic, requests_topic
 from bus import existing_partition_counts, group_offsets, list_group_ids, offset_bounds, read_range
@@ -38,9 +42,19 @@ class LagRow:
                 "committed": self.committed, "end": self.end, "lag": self.lag}
 
 
-def hub_groups(agencies: Sequence[str] = AGENCIES) -> dict[str, tuple[str, ...]]:
-    """The hub's consumer groups and the topics each reads."""
-    groups: dict[str, tuple[str, ...]] = {"nsw-router": (SUBMISSIONS,)}
+def hub_groups(agencies: Sequence[str] = AGENCIES, *, fused: bool | None = None) -> dict[str, tuple[str, ...]]:
+    """The hub's consumer groups and the topics each reads: with the fused core (``fused``, by default
+    ``NSW_FUSED_CORE`` as the hub reads it) ``nsw-core`` and the adapters of the agencies in http mode."""
+    if fused if fused is not None else os.environ.get("NSW_FUSED_CORE", "1") != "0":
+        try:
+            modes = AgencyModes.from_env(agencies=agencies)
+        except AdapterConfigError:
+            modes = AgencyModes()
+        embedded = [a for a in agencies if modes.mode(a) == "embedded"]
+        groups = {CORE_GROUP: core_topics(agencies, embedded)}
+        groups.update({f"nsw-adapter-{a}": (requests_topic(a),) for a in agencies if modes.mode(a) == "http"})
+        return groups
+    groups = {"nsw-router": (SUBMISSIONS,)}
     for agency in agencies:
         groups[f"nsw-adapter-{agency}"] = (requests_topic(agency),)
     groups["nsw-aggregator"] = (ROUTING, *(decisions_topic(a) for a in agencies))

@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from broker._config import HubConfig
+from broker._core import CORE_GROUP
 from broker._envelope import InMessage, OutMessage, header
 from broker._hub import Hub
-from broker._topics import DLQ, RESPONSES, ROUTING, SUBMISSIONS, requests_topic
+from broker._topics import DLQ, RESPONSES, ROUTING, SUBMISSIONS, decisions_topic, requests_topic
 from bus import Producer, existing_partition_counts, key_partition, read_range
 from ops import (
     ByOffsets,
@@ -222,9 +223,16 @@ async def test_poison_message_is_dead_lettered_listed_shown_and_redriven_once(hu
 async def test_lag_and_topics_describe_the_hub(hub: Hub) -> None:
     rows = await consumer_lag(bootstrap())
     groups = {r.group for r in rows}
-    assert {"nsw-router", "nsw-aggregator", *(f"nsw-adapter-{a}" for a in AGENCIES)} <= groups
-    assert {r.topic for r in rows if r.group == "nsw-router"} == {SUBMISSIONS}
-    assert all(r.committed is not None and r.committed <= r.end for r in rows if r.group == "nsw-router")
+    if hub.fused:  # one group routes, decides (embedded engines) and aggregates: broker/_core.py
+        assert groups == {CORE_GROUP}
+        front = [r for r in rows if r.group == CORE_GROUP and r.topic == SUBMISSIONS]
+        assert {r.topic for r in rows} >= {SUBMISSIONS, ROUTING, *(decisions_topic(a) for a in AGENCIES)}
+    else:
+        assert {"nsw-router", "nsw-aggregator", *(f"nsw-adapter-{a}" for a in AGENCIES)} <= groups
+        assert {r.topic for r in rows if r.group == "nsw-router"} == {SUBMISSIONS}
+        front = [r for r in rows if r.group == "nsw-router"]
+    assert len(front) == hub.config.partitions
+    assert all(r.committed is not None and r.committed <= r.end for r in front)
 
     found = {t.spec.name: t for t in await topic_status(bootstrap(), hub.config, details=True)}
     assert found[SUBMISSIONS].exists
