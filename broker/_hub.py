@@ -100,6 +100,8 @@ class Hub:
     config: HubConfig
     only: frozenset[str] = frozenset(SERVICES)
     bundles: BundleSet | None = None
+    #: The agencies' section of the settings (``nsw serve`` hands it over); None: read like the CLI reads it.
+    modes: AgencyModes | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _supervised: list[_Supervised] = field(default_factory=list)
     _handlers: list[Handler] = field(default_factory=list)
@@ -137,11 +139,11 @@ class Hub:
                 await ensure_topics(cfg.bootstrap, topics)
                 await align_size_limits(cfg.bootstrap, topics)  # topics created before their limit was declared
         specs: list[tuple[str, Callable[[], ProcessorSpec]]] = []
-        self.signer = ResponseSigner(SigningKeys(cfg.state_dir / "keys"))
+        self.signer = ResponseSigner(SigningKeys(cfg.signing_dir))
         if "router" in self.only:
             specs.append(("router", lambda: router_spec(Router(bootstrap=cfg.bootstrap))))
         if "adapters" in self.only:
-            modes = AgencyModes.from_env(agencies=cfg.agencies)
+            modes = self.modes if self.modes is not None else AgencyModes.from_env(agencies=cfg.agencies)
             for agency in cfg.agencies:
                 handler = adapter_handler(agency, modes, bootstrap=cfg.bootstrap)
                 if handler is None:

@@ -5,6 +5,7 @@
     │   └── ProduceError                     retriable: a record could not be written
     ├── FencedError (RuntimeError)           not retriable: another instance took over our transactional id
     ├── ConfigError (ValueError)             not retriable: a setting (NSW_*) has a value the hub cannot use
+    │                                        (``config.errors.ConfigError``, re-exported here)
     └── MessageError (ValueError)            not retriable: a record cannot be decoded or handled
         ├── DecisionRefusedError             not retriable: a decision answers no outstanding request
         └── OutputTooLarge                   not retriable: an output exceeds its topic's size budget
@@ -15,6 +16,7 @@ that module catches an aiokafka class.
 
 from __future__ import annotations
 
+from config.errors import ConfigError
 from errors import NSWError
 
 __all__ = ["ConfigError", "DecisionRefusedError", "FencedError", "MessageError", "NSWError", "OutputTooLarge",
@@ -33,14 +35,6 @@ class ProduceError(TransportError):
 
 class FencedError(NSWError, RuntimeError):
     """A newer instance with the same transactional id exists: this one must stop."""
-
-
-class ConfigError(NSWError, ValueError):
-    """A setting has a value the hub cannot use; ``hint`` says what to do instead."""
-
-    def __init__(self, message: str, *, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
 
 
 class MessageError(NSWError, ValueError):
