@@ -106,7 +106,8 @@ def _row(env: Env, setting: Setting[Any], key: str | None) -> dict[str, Any]:
 
 
 def add_config_parser(sub: Any) -> None:
-    config = sub.add_parser("config", help="the effective configuration, every setting checked (secrets redacted)",
+    config = sub.add_parser("config", help="the effective configuration, every setting checked (secrets redacted): "
+                                           "config show [--json]",
                             description="Read every NSW_* setting as `nsw serve` would, check them all, and print "
                                         "the effective configuration: each variable, whether it is set, its value "
                                         "(secrets redacted) and its default. Exit 2 naming every bad setting.")
