@@ -20,6 +20,7 @@ COPY ops ./ops
 COPY refdata ./refdata
 COPY console ./console
 COPY errors ./errors
+COPY config ./config
 COPY cli ./cli
 RUN pip install . && rm -rf /src
 
