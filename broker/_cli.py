@@ -359,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _client_headers(args: argparse.Namespace) -> dict[str, str]:
     settings = settings_of(args)
-    return client_auth_headers(args.key, api_key=settings.client.api_key, state_dir=settings.hub.state_dir)
+    key = getattr(args, "key", None)  # nsw serve --post-samples has no --key: the development key
+    return client_auth_headers(key, api_key=settings.client.api_key, state_dir=settings.hub.state_dir)
 
 
 def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> int:

@@ -220,7 +220,8 @@ class Env:
         """Raise one error naming every problem so far (``error``: the section's own error class)."""
         if not self.problems:
             return
-        combined = ConfigError.of(self.problems)
+        # Once each: a variable two sections read (NSW_KAFKA_SECURITY) is one mistake.
+        combined = ConfigError.of(list(dict.fromkeys(self.problems)))
         if error is None:
             raise combined
         raised = error(str(combined))

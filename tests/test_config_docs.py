@@ -221,6 +221,13 @@ def test_every_bad_setting_is_named_at_once() -> None:
     assert str(caught.value).startswith("5 settings cannot be used: ")
 
 
+def test_a_variable_two_sections_read_is_one_problem() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"NSW_KAFKA_SECURITY": "tls"})
+    assert [p.message for p in caught.value.problems] == [
+        "NSW_KAFKA_SECURITY='tls' is not one of plaintext, sasl"]
+
+
 def test_a_pattern_setting_is_one_variable_per_agency() -> None:
     assert c.AGENCY_MODE.variable("export-control") == "NSW_AGENCY_EXPORT_CONTROL_MODE"
     env = Env({"NSW_DEADLINE_SPS": "x"})
