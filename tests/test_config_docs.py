@@ -164,7 +164,7 @@ def test_an_unset_environment_gives_every_sections_defaults() -> None:
     assert (local.host, local.port, local.controller_port, local.heap, local.security, local.agencies) == (
         "127.0.0.1", 9092, 9093, "1g", "plaintext", AGENCIES)
     assert local.home == Path.cwd() / ".nsw" / "kafka"
-    assert settings.client.api_key is None and settings.client.progress is None
+    assert (settings.client.api_key, settings.client.progress) == (None, None)
 
 
 def test_the_declarations_defaults_are_the_sections_defaults() -> None:
