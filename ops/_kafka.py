@@ -102,7 +102,8 @@ def kafka_version() -> str:
 class LocalKafkaConfig:
     """Where the embedded broker keeps its state and jars, and where it listens.
 
-    Built once by :meth:`from_env`; every field has an ``NSW_KAFKA_*`` environment variable.
+    Built once at start-up (:meth:`read`, declared in config/_catalogue.py); every field has an ``NSW_KAFKA_*``
+    environment variable.
     """
 
     home: Path

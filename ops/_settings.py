@@ -24,6 +24,7 @@ import orjson
 from adapters import AgencyModes
 from broker._config import HubConfig
 from config import SETTINGS, ClientSettings, ConfigError, Env, KafkaConnection, Setting, undeclared
+from config import catalogue as c
 from ops._kafka import LocalKafkaConfig
 
 __all__ = ["Settings", "add_config_parser", "effective", "run_config", "settings_of"]
@@ -83,7 +84,8 @@ def _plain(value: object) -> object:
 
 
 def effective(settings: Settings) -> list[dict[str, Any]]:
-    """One row per declared setting (a pattern once per agency): its value, whether it was set, its default.
+    """One row per declared setting (a pattern once per agency): whether it was set, the value in effect (the
+    default when unset, as the sections derived it), and its declared default.
 
     Secrets (keys, passwords, tokens) are shown as ``<redacted>`` when set; their values never leave the process.
     """
@@ -91,14 +93,25 @@ def effective(settings: Settings) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for setting in SETTINGS:
         keys: list[str | None] = list(settings.hub.agencies) if setting.pattern else [None]
-        for key in keys:
-            rows.append(_row(env, setting, key))
+        rows.extend(_row(settings, env, setting, key) for key in keys)
     return rows
 
 
-def _row(env: Env, setting: Setting[Any], key: str | None) -> dict[str, Any]:
+def _derived(settings: Settings, setting: Setting[Any], key: str | None) -> object:
+    """Defaults the sections work out (per agency, from another setting) rather than declare as one value."""
+    derived: dict[str, Any] = {
+        c.DEADLINE.name: settings.hub.deadlines.get(key or ""),
+        c.SIGNING_KEY_DIR.name: settings.hub.signing_dir,
+        c.KAFKA_HOME.name: settings.local_kafka.home,
+        c.KAFKA_CACHE.name: settings.local_kafka.cache,
+        c.KAFKA_AGENCIES.name: settings.local_kafka.agencies,
+    }
+    return derived.get(setting.name, setting.default)
+
+
+def _row(settings: Settings, env: Env, setting: Setting[Any], key: str | None) -> dict[str, Any]:
     raw = env.raw(setting, key)
-    value: object = env.get(setting, key) if raw is not None else None
+    value: object = env.get(setting, key) if raw is not None else _derived(settings, setting, key)
     if setting.secret and raw is not None:
         value = REDACTED
     return {"name": setting.variable(key), "section": setting.section, "set": raw is not None,
@@ -135,6 +148,6 @@ def run_config(args: argparse.Namespace) -> int:
         return 0
     width = max(len(row["name"]) for row in rows)
     for row in rows:
-        shown = row["value"] if row["set"] else f"(default: {row['default']})"
-        sys.stdout.write(f"{row['name']:<{width}}  {shown}\n")
+        value = "-" if row["value"] is None else row["value"]
+        sys.stdout.write(f"{row['name']:<{width}}  {value}{'' if row['set'] else '   (default)'}\n")
     return 0

@@ -255,8 +255,13 @@ def test_config_show_prints_the_set_values_with_secrets_redacted() -> None:
     every = _show({}, "--all")
     assert {row["name"] for row in every} >= {s.name for s in SETTINGS if not s.pattern}
     assert next(row for row in every if row["name"] == "NSW_PORT") == {
-        "name": "NSW_PORT", "section": "hub", "set": False, "value": None, "default": "8080",
+        "name": "NSW_PORT", "section": "hub", "set": False, "value": 8080, "default": "8080",
         "meaning": c.PORT.doc}
+    in_effect = {row["name"]: row["value"] for row in every}
+    assert in_effect["NSW_DEADLINE_CUSTOMS"] == HubConfig().deadlines["customs"]
+    assert in_effect["NSW_SIGNING_KEY_DIR"] == str(Path(".nsw") / "keys")
+    assert in_effect["NSW_KAFKA_HOME"] == str(Path.cwd() / ".nsw" / "kafka")
+    assert in_effect["NSW_WEBHOOK_KEY"] is None
 
 
 def test_secrets_are_declared_secret() -> None:
