@@ -21,7 +21,7 @@ from broker._client import submit_file
 from broker._config import HubConfig
 from broker._hub import SERVICES, Hub
 from broker._kafka import describe_processors
-from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuthConfigError, acting_as
+from broker._kafka_auth import KEY_TOOL, OPS, KafkaAuthConfigError, acting_as, use_process_credentials
 from broker._keys_io import load_keys, publish_key
 from broker._logging import configure_logging
 from broker._openapi_cmd import add_openapi_parser, run_openapi
@@ -367,6 +367,7 @@ def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> 
     """Run one command; the configuration is read and checked once, here, and handed to the command."""
     args = build_parser().parse_args(argv)
     args.settings = settings if settings is not None else Settings.from_env()  # ConfigError: every bad setting
+    use_process_credentials(args.settings.hub.kafka)
     plain = {"config": run_config, "kafka": _kafka, "validate": _validate, "route": run_route}
     if args.command in plain:
         return plain[args.command](args)

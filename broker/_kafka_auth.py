@@ -36,7 +36,6 @@ in the tasks it spawns) takes :func:`current_auth`. Code outside any such contex
 from __future__ import annotations
 
 import contextvars
-import functools
 import json
 import ssl
 from collections.abc import Iterator, Mapping
@@ -69,6 +68,7 @@ __all__ = [
     "context_acting_as",
     "current_auth",
     "process_credentials",
+    "use_process_credentials",
 ]
 
 SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
@@ -241,10 +241,19 @@ def _ssl_context(cafile: str) -> ssl.SSLContext:
 _ACTING: Final[contextvars.ContextVar[KafkaAuth | None]] = contextvars.ContextVar("nsw_kafka_auth", default=None)
 
 
-@functools.cache
+_PROCESS: Final[list[ServiceCredentials]] = []
+
+
+def use_process_credentials(credentials: ServiceCredentials) -> None:
+    """The credentials ``nsw`` read at start-up (``HubConfig.kafka``), for clients outside every service."""
+    _PROCESS[:] = [credentials]
+
+
 def process_credentials() -> ServiceCredentials:
-    """This process's :class:`ServiceCredentials`, read from the environment once."""
-    return ServiceCredentials.from_env()
+    """This process's :class:`ServiceCredentials`: those ``nsw`` handed over, else read from the environment once."""
+    if not _PROCESS:
+        _PROCESS.append(ServiceCredentials.from_env())
+    return _PROCESS[0]
 
 
 def _process_auth() -> KafkaAuth:

@@ -21,6 +21,7 @@ import pytest
 
 from adapters import AgencyModes
 from adapters.ipr._clock import ClockSettings
+from broker import _kafka_auth
 from broker._cli import main as cli_main
 from broker._config import HubConfig
 from config import SETTINGS, ConfigError, Env, Setting, by_name, undeclared
@@ -240,8 +241,12 @@ def test_undeclared_variables_are_found() -> None:
 
 def _show(env: dict[str, str], *flags: str) -> list[dict[str, object]]:
     out = io.StringIO()
-    with redirect_stdout(out):
-        assert cli_main(["config", "show", "--json", *flags], settings=Settings.from_env(env)) == 0
+    before = list(_kafka_auth._PROCESS)  # nsw hands its credentials to the process: give this one's back
+    try:
+        with redirect_stdout(out):
+            assert cli_main(["config", "show", "--json", *flags], settings=Settings.from_env(env)) == 0
+    finally:
+        _kafka_auth._PROCESS[:] = before
     rows: list[dict[str, object]] = orjson.loads(out.getvalue())
     return rows
 
