@@ -234,7 +234,6 @@ def undeclared(environ: Mapping[str, str], settings: Iterable[Setting[Any]]) -> 
     """``NSW_*`` variables in ``environ`` that no setting declares (a typo such as ``NSW_PROT`` is ignored
     otherwise; ``nsw config show`` names them)."""
     exact = {s.name for s in settings if not s.pattern}
-    patterns = [re.compile(re.sub(r"<[A-Z]+>", "[A-Z0-9_]+", re.escape(s.name).replace(r"\<", "<").replace(r"\>", ">")))
-                for s in settings if s.pattern]
+    patterns = [re.compile(re.sub(r"<[A-Z]+>", "[A-Z0-9_]+", s.name)) for s in settings if s.pattern]
     return sorted(name for name in environ if name.startswith("NSW_") and name not in exact
                   and not any(p.fullmatch(name) for p in patterns))
