@@ -277,3 +277,14 @@ def test_secrets_are_declared_secret() -> None:
     assert "hunter2" not in repr(Settings.from_env({"NSW_KAFKA_USER": "u", "NSW_KAFKA_PASSWORD": "hunter2"}))
     assert LocalKafkaConfig.from_env({}).port == 9092
     assert AgencyModes.from_env({}).mode("sps") == "embedded"
+
+
+def test_the_signing_key_dir_is_where_the_hub_and_provision_keep_the_keys(tmp_path: Path) -> None:
+    from broker._provision import provision_files  # noqa: PLC0415
+
+    config = Settings.from_env({"NSW_STATE_DIR": str(tmp_path / "state"),
+                                "NSW_SIGNING_KEY_DIR": str(tmp_path / "shared-keys")}).hub
+    assert config.signing_dir == tmp_path / "shared-keys"
+    provision_files(config)
+    assert list((tmp_path / "shared-keys").glob("*.jwk"))
+    assert not (tmp_path / "state" / "keys").exists()
