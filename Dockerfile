@@ -20,6 +20,8 @@ COPY ops ./ops
 COPY refdata ./refdata
 COPY console ./console
 COPY errors ./errors
+COPY config ./config
+COPY bus ./bus
 COPY cli ./cli
 RUN pip install . && rm -rf /src
 

@@ -1,6 +1,6 @@
 """How each agency is connected: which adapter (if any) the hub runs for it.
 
-Read once at start-up from the environment::
+Read once at start-up from the environment (declared in config/_catalogue.py)::
 
     NSW_AGENCY_<AGENCY>_MODE        embedded (default) | topic | http
         embedded   the reference engine decides in-process (the hub runs with no real agency)
@@ -32,10 +32,9 @@ Read once at start-up from the environment::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal, get_args
+from typing import Final, Literal, cast, get_args
 
 from adapters._breaker import BreakerConfig
 from adapters._bridge import BridgeConfig, HttpBridge
@@ -43,61 +42,56 @@ from adapters._runner import AdapterRunner
 from adapters.errors import AdapterConfigError
 from adapters.ipr._clock import ClockSettings
 from bus import Handler
+from config import Env
+from config import catalogue as c
 from schemas import AGENCIES
 
 Mode = Literal["embedded", "topic", "http"]
 MODES: Final[tuple[Mode, ...]] = get_args(Mode)
-CALLBACK_ENV: Final = "NSW_CALLBACK_BASE_URL"
-
-
-def _env_name(agency: str, setting: str) -> str:
-    return f"NSW_AGENCY_{agency.upper().replace('-', '_')}_{setting}"
-
-
-def _number(env: Mapping[str, str], agency: str, setting: str, default: float) -> float:
-    name = _env_name(agency, setting)
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise AdapterConfigError(f"{name}={raw!r} is not a number") from None
-
-
-def _whole(env: Mapping[str, str], agency: str, setting: str, default: int) -> int:
-    value = _number(env, agency, setting, default)
-    if value != int(value):
-        raise AdapterConfigError(f"{_env_name(agency, setting)} must be a whole number")
-    return int(value)
+CALLBACK_ENV: Final = c.CALLBACK_BASE_URL.name
 
 
 def bridge_config_from_env(agency: str, env: Mapping[str, str]) -> BridgeConfig:
     """The bridge settings of ``agency`` (see the module docstring for the variables)."""
-    url = env.get(_env_name(agency, "URL"), "").strip()
+    reader = Env(env)
+    config = read_bridge_config(agency, reader)
+    reader.check(AdapterConfigError)
+    assert config is not None
+    return config
+
+
+def read_bridge_config(agency: str, env: Env) -> BridgeConfig | None:
+    """The bridge settings of ``agency`` from ``env``; None (and a problem in ``env``) when they cannot be used."""
+    url = env.get(c.AGENCY_URL, agency)
     if not url:
-        raise AdapterConfigError(f"{_env_name(agency, 'MODE')}=http needs {_env_name(agency, 'URL')}")
-    token = env.get(_env_name(agency, "TOKEN"), "").strip()
-    callback = (env.get(_env_name(agency, "CALLBACK_BASE_URL")) or env.get(CALLBACK_ENV) or "").strip()
-    return BridgeConfig(
-        agency=agency,
-        url=url,
-        connect_timeout=_number(env, agency, "CONNECT_TIMEOUT", 2.0),
-        read_timeout=_number(env, agency, "READ_TIMEOUT", 10.0),
-        write_timeout=_number(env, agency, "WRITE_TIMEOUT", 5.0),
-        pool_timeout=_number(env, agency, "POOL_TIMEOUT", 2.0),
-        retries=_whole(env, agency, "RETRIES", 3),
-        backoff_base=_number(env, agency, "BACKOFF_BASE", 0.2),
-        backoff_max=_number(env, agency, "BACKOFF_MAX", 5.0),
-        budget=_number(env, agency, "BUDGET", 30.0),
-        breaker=BreakerConfig(
-            failures_to_open=_whole(env, agency, "BREAKER_FAILURES", 5),
-            open_seconds=_number(env, agency, "BREAKER_OPEN", 30.0),
-            half_open_probes=_whole(env, agency, "BREAKER_PROBES", 1),
-        ),
-        callback_base_url=callback or None,
-        headers={"authorization": f"Bearer {token}"} if token else {},
-    )
+        env.fail(f"{c.AGENCY_MODE.variable(agency)}=http needs {c.AGENCY_URL.variable(agency)}",
+                 f"set {c.AGENCY_URL.variable(agency)} to the agency's endpoint, or choose another mode")
+        return None
+    token = env.get(c.AGENCY_TOKEN, agency)
+    callback = env.get(c.AGENCY_CALLBACK_BASE_URL, agency) or env.get(c.CALLBACK_BASE_URL)
+    try:
+        return BridgeConfig(
+            agency=agency,
+            url=url,
+            connect_timeout=env.get(c.AGENCY_CONNECT_TIMEOUT, agency),
+            read_timeout=env.get(c.AGENCY_READ_TIMEOUT, agency),
+            write_timeout=env.get(c.AGENCY_WRITE_TIMEOUT, agency),
+            pool_timeout=env.get(c.AGENCY_POOL_TIMEOUT, agency),
+            retries=env.get(c.AGENCY_RETRIES, agency),
+            backoff_base=env.get(c.AGENCY_BACKOFF_BASE, agency),
+            backoff_max=env.get(c.AGENCY_BACKOFF_MAX, agency),
+            budget=env.get(c.AGENCY_BUDGET, agency),
+            breaker=BreakerConfig(
+                failures_to_open=env.get(c.AGENCY_BREAKER_FAILURES, agency),
+                open_seconds=env.get(c.AGENCY_BREAKER_OPEN, agency),
+                half_open_probes=env.get(c.AGENCY_BREAKER_PROBES, agency),
+            ),
+            callback_base_url=callback or None,
+            headers={"authorization": f"Bearer {token}"} if token else {},
+        )
+    except ValueError as exc:  # BridgeConfig's and BreakerConfig's own checks (a URL that is not http, ...)
+        env.adopt(exc)
+        return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,47 +118,41 @@ class AgencyModes:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, agencies: Collection[str] = AGENCIES
                  ) -> AgencyModes:
-        env = os.environ if environ is None else environ
+        env = Env(environ)
+        modes = cls.read(env, agencies=agencies)
+        env.check(AdapterConfigError)
+        return modes
+
+    @classmethod
+    def read(cls, env: Env, *, agencies: Collection[str] = AGENCIES) -> AgencyModes:
+        """The agencies' section from ``env``; problems are collected there (``env.check()`` raises them)."""
         modes: dict[str, Mode] = {}
         bridges: dict[str, BridgeConfig] = {}
         for agency in agencies:
-            name = _env_name(agency, "MODE")
-            raw = env.get(name, "embedded").strip().lower() or "embedded"
-            if raw not in MODES:
-                raise AdapterConfigError(f"{name}={raw!r}: choose embedded, topic or http")
-            mode: Mode = raw
-            modes[agency] = mode
+            mode = cast("Mode", env.get(c.AGENCY_MODE, agency))
             if mode == "http":
-                bridges[agency] = bridge_config_from_env(agency, env)
-        raw_rate = env.get("NSW_CUSTOMS_RANDOM_RATE", "").strip()
-        try:
-            rate = float(raw_rate) if raw_rate else None
-        except ValueError:
-            raise AdapterConfigError(f"NSW_CUSTOMS_RANDOM_RATE={raw_rate!r} is not a number") from None
-        if rate is not None and not 0 <= rate <= 1:
-            raise AdapterConfigError("NSW_CUSTOMS_RANDOM_RATE must be between 0 and 1")
-        return cls(modes=modes, bridges=bridges, ipr_clock=ipr_clock_from_env(env), customs_random_rate=rate)
+                bridge = read_bridge_config(agency, env)
+                if bridge is None:
+                    continue  # the problem is recorded; the agency stays embedded until it is fixed
+                bridges[agency] = bridge
+            modes[agency] = mode
+        return cls(modes=modes, bridges=bridges, ipr_clock=read_ipr_clock(env),
+                   customs_random_rate=env.get(c.CUSTOMS_RANDOM_RATE))
 
 
 def ipr_clock_from_env(env: Mapping[str, str]) -> ClockSettings:
     """The Art. 55 clock settings (see the module docstring)."""
-    def whole(name: str, default: int) -> int:
-        raw = env.get(name, "").strip()
-        if not raw:
-            return default
-        if not raw.isdigit():
-            raise AdapterConfigError(f"{name}={raw!r} must be a whole number of days")
-        return int(raw)
+    reader = Env(env)
+    settings = read_ipr_clock(reader)
+    reader.check(AdapterConfigError)
+    return settings
 
-    deadline = env.get("NSW_IPR_DEADLINE_SECONDS", "").strip()
-    try:
-        deadline_ms = int(float(deadline) * 1000) if deadline else None
-    except ValueError:
-        raise AdapterConfigError(f"NSW_IPR_DEADLINE_SECONDS={deadline!r} is not a number") from None
-    if deadline_ms is not None and deadline_ms <= 0:
-        raise AdapterConfigError("NSW_IPR_DEADLINE_SECONDS must be positive")
-    return ClockSettings(working_days=whole("NSW_IPR_PROCEEDINGS_WORKING_DAYS", 10),
-                         extension_working_days=whole("NSW_IPR_EXTENSION_WORKING_DAYS", 10), deadline_ms=deadline_ms)
+
+def read_ipr_clock(env: Env) -> ClockSettings:
+    deadline = env.get(c.IPR_DEADLINE_SECONDS)
+    return ClockSettings(working_days=env.get(c.IPR_PROCEEDINGS_WORKING_DAYS),
+                         extension_working_days=env.get(c.IPR_EXTENSION_WORKING_DAYS),
+                         deadline_ms=int(deadline * 1000) if deadline is not None else None)
 
 
 def adapter_handler(agency: str, modes: AgencyModes, *, bootstrap: str | None = None) -> Handler | None:

@@ -167,12 +167,17 @@ class RateLimiter:
         return (1 - bucket.tokens) / self._rate
 
 
-def client_auth_headers(key: str | None) -> dict[str, str]:
-    """``Authorization`` for the hub's own clients (CLI, bench): ``key``, else NSW_API_KEY, else the
-    development trader's key in the configured state directory."""
-    from broker._config import HubConfig  # noqa: PLC0415 - configuration is read only when a client needs it
+def client_auth_headers(key: str | None, *, api_key: str | None = None, state_dir: Path | None = None
+                        ) -> dict[str, str]:
+    """``Authorization`` for the hub's own clients (CLI, bench): ``key``, else ``api_key`` (NSW_API_KEY), else the
+    development trader's key in ``state_dir``. Without ``state_dir`` (a tool that was handed no settings) both are
+    read from the configuration now."""
+    if state_dir is None:
+        from broker._config import HubConfig  # noqa: PLC0415 - configuration is read only when a client needs it
+        from config import ClientSettings  # noqa: PLC0415
 
-    token = key or os.environ.get("NSW_API_KEY") or read_dev_key(HubConfig.from_env().state_dir)
+        api_key, state_dir = ClientSettings.from_env().api_key, HubConfig.from_env().state_dir
+    token = key or api_key or read_dev_key(state_dir)
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 

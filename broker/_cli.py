@@ -29,14 +29,15 @@ from broker._split import child_argv, child_env, run_child
 from broker._verify_cmd import add_verify_parser, run_verify
 from broker.errors import NSWError
 from bus import describe_processors
-from bus._auth import KEY_TOOL, OPS, KafkaAuthConfigError, acting_as, process_credentials
+from bus._auth import KEY_TOOL, OPS, KafkaAuthConfigError, acting_as, use_process_credentials
 from console._cli import add_officers_parser, run_officers
-from ops import LocalKafkaConfig, add_ops_parser, kafka_command, run_ops
+from ops import add_ops_parser, kafka_command, run_ops
 from ops._audit_cmd import run_audit
 from ops._bench_cli import add_bench_parser, run_bench
 from ops._conformance import add_conformance_parser, run_conformance
 from ops._kafka_tools import run_tool
 from ops._schemas_cmd import add_schemas_parser, run_schemas
+from ops._settings import Settings, add_config_parser, run_config, settings_of
 from routing._cli import add_route_parser, run_route
 from schemas import BundleSet, NSWSchemaError, validate_file_result
 
@@ -54,13 +55,13 @@ def sample_files() -> list[Path]:
     return sorted(p for p in folder.glob("*.xml") if "invalid" not in p.name)
 
 
-async def _post_samples(url: str, *, wait: float, status: str) -> None:
+async def _post_samples(url: str, *, wait: float, status: str, headers: dict[str, str]) -> None:
     """Originals first (concurrently), then amendments, which need their original lodged before them; their
     answers printed for people (broker/_ready.py), in one block."""
     files = sample_files()
     amendments = [p for p in files if b"<FunctionCode>13</FunctionCode>" in p.read_bytes()]
     originals = [p for p in files if p not in amendments]
-    async with httpx.AsyncClient(base_url=url, timeout=30, headers=client_auth_headers(None)) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as client:
         results = await asyncio.gather(*(submit_file(client, path, wait=wait) for path in originals))
         results += [await submit_file(client, path, wait=wait) for path in amendments]
     rows = [(path.name, result.status_code, result.body, result.response)
@@ -72,7 +73,7 @@ async def _post_samples(url: str, *, wait: float, status: str) -> None:
 async def _keys(args: argparse.Namespace) -> int:
     """Issue, list, rotate or revoke API keys of traders and agencies (written straight to the key topic on
     Kafka, as ``nsw-keys``)."""
-    config = HubConfig.from_env(bootstrap=args.bootstrap)
+    config = settings_of(args).hub_with(bootstrap=args.bootstrap)
     try:
         auth = config.kafka.auth_for(KEY_TOOL)
     except KafkaAuthConfigError as exc:
@@ -117,7 +118,7 @@ async def _keys_as_tool(args: argparse.Namespace, config: HubConfig) -> int:
 
 async def _provision(args: argparse.Namespace) -> int:
     """Make the keys every instance shares, once (see broker/_provision.py)."""
-    config = HubConfig.from_env(bootstrap=args.bootstrap)
+    config = settings_of(args).hub_with(bootstrap=args.bootstrap)
     if args.k8s_secret:
         _print_json(k8s_secret(config, args.k8s_secret))
         return 0
@@ -184,14 +185,15 @@ async def _serve(args: argparse.Namespace) -> int:
         sys.stderr.write("--split: services this process would run, but not the ingress (it holds the port)\n")
         return 2
     only -= split
-    config = HubConfig.from_env(bootstrap=args.bootstrap, host=args.host, port=args.port)
+    settings = settings_of(args)
+    config = settings.hub_with(bootstrap=args.bootstrap, host=args.host, port=args.port)
     configure_logging(fmt=config.log_format, level=config.log_level)
     try:
-        bundles = BundleSet.from_env(specs=args.bundle)
+        bundles = BundleSet.configured(settings.client.bundles, specs=args.bundle)
     except NSWSchemaError as exc:
         sys.stderr.write(f"nsw serve: {exc}\n")
         return 2
-    hub = Hub(config, only=only, bundles=bundles)
+    hub = Hub(config, only=only, bundles=bundles, modes=settings.agencies)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -209,7 +211,8 @@ async def _serve(args: argparse.Namespace) -> int:
         child = asyncio.create_task(run_child(argv, stop, env=child_env(config.admin_port)), name="split-child")
     await _announce(config, only)
     if args.post_samples and "ingress" in only:
-        await _post_samples(_local_url(config), wait=30.0, status=_client_command(config, "status"))
+        await _post_samples(_local_url(config), wait=30.0, status=_client_command(config, "status"),
+                            headers=_client_headers(args))
     waiter = asyncio.create_task(hub.wait())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -227,7 +230,7 @@ async def _serve(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     """One JSON line per file, with the same validator as the ingress; exit 1 when any is invalid."""
     try:
-        bundles = BundleSet.from_env(specs=args.bundle)
+        bundles = BundleSet.configured(settings_of(args).client.bundles, specs=args.bundle)
     except NSWSchemaError as exc:
         sys.stderr.write(f"nsw validate: {exc}\n")
         return 2
@@ -247,7 +250,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 async def _submit(args: argparse.Namespace) -> int:
-    async with httpx.AsyncClient(base_url=args.url, timeout=30, headers=client_auth_headers(args.key)) as client:
+    async with httpx.AsyncClient(base_url=args.url, timeout=30, headers=_client_headers(args)) as client:
         try:
             result = await submit_file(client, Path(args.file), wait=args.wait)
         except httpx.HTTPError as exc:
@@ -267,7 +270,7 @@ async def _submit(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    async with httpx.AsyncClient(base_url=args.url, timeout=30, headers=client_auth_headers(args.key)) as client:
+    async with httpx.AsyncClient(base_url=args.url, timeout=30, headers=_client_headers(args)) as client:
         try:
             answer = await client.get(f"/v1/submissions/{args.submission_id}")
         except httpx.HTTPError as exc:
@@ -279,11 +282,11 @@ async def _status(args: argparse.Namespace) -> int:
 
 def _kafka(args: argparse.Namespace) -> int:
     if args.action == "tool":
-        return run_tool(args.tool_args, LocalKafkaConfig.from_env())
+        return run_tool(args.tool_args, settings_of(args).local_kafka)
     if args.tool_args:
         sys.stderr.write(f"nsw kafka {args.action}: takes no arguments (got {' '.join(args.tool_args)})\n")
         return 2
-    return kafka_command(args.action, LocalKafkaConfig.from_env())
+    return kafka_command(args.action, settings_of(args).local_kafka)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -347,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_route_parser(sub)
     add_verify_parser(sub)
     add_openapi_parser(sub)
+    add_config_parser(sub)
     add_schemas_parser(sub)
     add_conformance_parser(sub)
     add_ops_parser(sub)
@@ -354,17 +358,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _client_headers(args: argparse.Namespace) -> dict[str, str]:
+    settings = settings_of(args)
+    key = getattr(args, "key", None)  # nsw serve --post-samples has no --key: the development key
+    return client_auth_headers(key, api_key=settings.client.api_key, state_dir=settings.hub.state_dir)
+
+
+def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> int:
+    """Run one command; the configuration is read and checked once, here, and handed to the command."""
     args = build_parser().parse_args(argv)
-    if args.command == "kafka":
-        return _kafka(args)
-    if args.command == "validate":
-        return _validate(args)
-    if args.command == "route":
-        return run_route(args)
+    args.settings = settings if settings is not None else Settings.from_env()  # ConfigError: every bad setting
+    use_process_credentials(args.settings.hub.kafka)
+    plain = {"config": run_config, "kafka": _kafka, "validate": _validate, "route": run_route}
+    if args.command in plain:
+        return plain[args.command](args)
     if args.command == "ops":
         try:
-            auth = process_credentials().auth_for(OPS)  # operators' tools act as nsw-ops
+            auth = args.settings.hub.kafka.auth_for(OPS)  # operators' tools act as nsw-ops
         except KafkaAuthConfigError as exc:
             sys.stderr.write(f"nsw ops: {exc}\n")
             return 2

@@ -2,55 +2,22 @@
 
 from __future__ import annotations
 
-import math
-import os
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from broker.errors import ConfigError
 from bus._auth import ServiceCredentials
 from bus._limits import MAX_MESSAGE_BYTES
+from config import Env, KafkaConnection
+from config import catalogue as c
 from refdata import agency_specs
 from schemas import AGENCIES
 
 #: Seconds an agency has to decide before the submission is escalated (TradeNet answers 90% in 10 minutes).
 #: Configured per agency in refdata/agencies.json.
 DEFAULT_DEADLINES: dict[str, int] = {spec.name: spec.deadline_seconds for spec in agency_specs()}
-
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
-
-
-def _int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{name}={value!r} is not a whole number", hint=f"unset {name} for its default, {default}") \
-            from None
-
-
-def _float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = float("nan")
-    if not math.isfinite(number):  # NaN or infinite: not a setting
-        raise ConfigError(f"{name}={value!r} is not a number", hint=f"unset {name} for its default, {default:g}")
-    return number
-
-
-def _commit_setting(name: str, default: int, *, least: int) -> int:
-    value = _int(name, default)
-    if value < least:
-        raise ConfigError(f"{name}={value} is below {least}", hint=f"unset {name} for its default, {default}")
-    return value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,57 +91,85 @@ class HubConfig:
     #: Route, decide (embedded engines) and aggregate in one transactional step when the router, the adapters
     #: and the aggregator run in this process (broker/_core.py); NSW_FUSED_CORE=0: the separate services.
     fused_core: bool = True
+    #: The response signing keys (JWKS) every instance must share (NSW_SIGNING_KEY_DIR); None: ``<state dir>/keys``.
+    signing_key_dir: Path | None = None
+
+    @property
+    def signing_dir(self) -> Path:
+        return self.signing_key_dir if self.signing_key_dir is not None else self.state_dir / "keys"
 
     def deadlines_ms(self) -> dict[str, int]:
         return {agency: seconds * 1000 for agency, seconds in self.deadlines.items()}
 
     @classmethod
-    def from_env(cls, **overrides: object) -> HubConfig:
-        """Read ``NSW_*`` variables; explicit ``overrides`` (from CLI flags) win when not None."""
+    def of(cls, args: object, **overrides: object) -> HubConfig:
+        """The hub's section ``nsw`` read at start-up (``args.settings``, see ``ops._settings``), with the command
+        line's flags (not None) over it; read from the environment now when a command is called directly."""
+        settings = getattr(args, "settings", None)
+        hub = getattr(settings, "hub", None)
+        if not isinstance(hub, HubConfig):
+            return cls.from_env(None, **overrides)
+        given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(hub, **given)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> HubConfig:
+        """Read ``NSW_*`` variables (config/_catalogue.py); explicit ``overrides`` (from CLI flags) win when not
+        None. Every bad setting is named in the one ``ConfigError`` raised."""
+        env = Env(environ)
+        config = cls.read(env, **overrides)
+        env.check()
+        return config
+
+    @classmethod
+    def read(cls, env: Env, **overrides: object) -> HubConfig:
+        """The hub's section from ``env``; problems are collected there (``env.check()`` raises them)."""
         d = cls()
         values: dict[str, object] = {
-            "bootstrap": _env("NSW_BOOTSTRAP", d.bootstrap),
-            "host": _env("NSW_HOST", d.host),
-            "port": _int("NSW_PORT", d.port),
-            "partitions": _int("NSW_PARTITIONS", d.partitions),
-            "replication": _int("NSW_REPLICATION", d.replication),
-            "instance": _env("NSW_INSTANCE", d.instance),
-            "max_body_bytes": _int("NSW_MAX_BODY_BYTES", d.max_body_bytes),
-            "max_message_bytes": _int("NSW_MAX_MESSAGE_BYTES", d.max_message_bytes),
-            "max_in_flight": _int("NSW_MAX_IN_FLIGHT", d.max_in_flight),
-            "max_backlog": _int("NSW_MAX_BACKLOG", d.max_backlog),
-            "rate_limit": _float("NSW_RATE_LIMIT", d.rate_limit),
-            "rate_burst": _float("NSW_RATE_BURST", d.rate_burst),
-            "max_in_flight_per_trader": _int("NSW_MAX_IN_FLIGHT_PER_TRADER", d.max_in_flight_per_trader),
-            "header_timeout": _float("NSW_HEADER_TIMEOUT", d.header_timeout),
-            "body_timeout": _float("NSW_BODY_TIMEOUT", d.body_timeout),
-            "max_header_bytes": _int("NSW_MAX_HEADER_BYTES", d.max_header_bytes),
-            "validation_workers": _int("NSW_VALIDATION_WORKERS", d.validation_workers),
-            "log_format": _env("NSW_LOG_FORMAT", d.log_format),
-            "log_level": _env("NSW_LOG_LEVEL", d.log_level),
-            "state_dir": Path(_env("NSW_STATE_DIR", str(d.state_dir))),
-            "webhook_allow_private": _env("NSW_WEBHOOK_ALLOW_PRIVATE", "0") == "1",
-            "webhook_allow_http": _env("NSW_WEBHOOK_ALLOW_HTTP", "0") == "1",
-            "webhook_attempt_seconds": _float("NSW_WEBHOOK_ATTEMPT_SECONDS", d.webhook_attempt_seconds),
-            "webhook_max_age_seconds": _float("NSW_WEBHOOK_MAX_AGE_SECONDS", d.webhook_max_age_seconds),
-            "webhook_per_trader": _int("NSW_WEBHOOK_PER_TRADER", d.webhook_per_trader),
-            "webhook_parallel": _int("NSW_WEBHOOK_PARALLEL", d.webhook_parallel),
-            "webhook_key": os.environ.get("NSW_WEBHOOK_KEY") or None,
-            "console_key": os.environ.get("NSW_CONSOLE_KEY") or None,
-            "console_secure_cookies": _env("NSW_CONSOLE_SECURE_COOKIES", "0") == "1",
-            "console_idle_minutes": _float("NSW_CONSOLE_IDLE_MINUTES", d.console_idle_minutes),
-            "console_session_hours": _float("NSW_CONSOLE_SESSION_HOURS", d.console_session_hours),
-            "admin_port": int(os.environ["NSW_ADMIN_PORT"]) if os.environ.get("NSW_ADMIN_PORT") else None,
-            "admin_host": _env("NSW_ADMIN_HOST", d.admin_host),
-            "dev_key": _env("NSW_DEV_KEY", "1") != "0",
-            "fused_core": _env("NSW_FUSED_CORE", "1") != "0",
-            "commit_interval_ms": _commit_setting("NSW_COMMIT_INTERVAL_MS", d.commit_interval_ms, least=0),
-            "commit_max_records": _commit_setting("NSW_COMMIT_MAX_RECORDS", d.commit_max_records, least=1),
-            "deadlines": {
-                agency: _int(f"NSW_DEADLINE_{agency.upper()}", seconds)
-                for agency, seconds in d.deadlines.items()
-            },
-            "kafka": ServiceCredentials.from_env(),
+            "bootstrap": env.get(c.BOOTSTRAP),
+            "host": env.get(c.HOST),
+            "port": env.get(c.PORT),
+            "partitions": env.get(c.PARTITIONS),
+            "replication": env.get(c.REPLICATION),
+            "instance": env.get(c.INSTANCE),
+            "max_body_bytes": env.get(c.MAX_BODY_BYTES),
+            "max_message_bytes": env.get(c.MAX_MESSAGE_BYTES),
+            "max_in_flight": env.get(c.MAX_IN_FLIGHT),
+            "max_backlog": env.get(c.MAX_BACKLOG),
+            "rate_limit": env.get(c.RATE_LIMIT),
+            "rate_burst": env.get(c.RATE_BURST),
+            "max_in_flight_per_trader": env.get(c.MAX_IN_FLIGHT_PER_TRADER),
+            "header_timeout": env.get(c.HEADER_TIMEOUT),
+            "body_timeout": env.get(c.BODY_TIMEOUT),
+            "max_header_bytes": env.get(c.MAX_HEADER_BYTES),
+            "validation_workers": env.get(c.VALIDATION_WORKERS),
+            "log_format": env.get(c.LOG_FORMAT),
+            "log_level": env.get(c.LOG_LEVEL),
+            "state_dir": env.get(c.STATE_DIR),
+            "signing_key_dir": env.get(c.SIGNING_KEY_DIR),
+            "webhook_allow_private": env.get(c.WEBHOOK_ALLOW_PRIVATE),
+            "webhook_allow_http": env.get(c.WEBHOOK_ALLOW_HTTP),
+            "webhook_attempt_seconds": env.get(c.WEBHOOK_ATTEMPT_SECONDS),
+            "webhook_max_age_seconds": env.get(c.WEBHOOK_MAX_AGE_SECONDS),
+            "webhook_per_trader": env.get(c.WEBHOOK_PER_TRADER),
+            "webhook_parallel": env.get(c.WEBHOOK_PARALLEL),
+            "webhook_key": env.get(c.WEBHOOK_KEY),
+            "console_key": env.get(c.CONSOLE_KEY),
+            "console_secure_cookies": env.get(c.CONSOLE_SECURE_COOKIES),
+            "console_idle_minutes": env.get(c.CONSOLE_IDLE_MINUTES),
+            "console_session_hours": env.get(c.CONSOLE_SESSION_HOURS),
+            "admin_port": env.get(c.ADMIN_PORT),
+            "admin_host": env.get(c.ADMIN_HOST),
+            "dev_key": env.get(c.DEV_KEY),
+            "commit_interval_ms": env.get(c.COMMIT_INTERVAL_MS),
+            "commit_max_records": env.get(c.COMMIT_MAX_RECORDS),
+            "fused_core": env.get(c.FUSED_CORE),
+            "deadlines": {agency: env.get(c.DEADLINE, agency, default=seconds)
+                          for agency, seconds in d.deadlines.items()},
         }
+        try:
+            values["kafka"] = ServiceCredentials.from_settings(KafkaConnection.read(env))
+        except ValueError as exc:  # the credentials file cannot be read, or two settings do not go together
+            env.adopt(exc)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -105,6 +105,8 @@ class Hub:
     config: HubConfig
     only: frozenset[str] = frozenset(SERVICES)
     bundles: BundleSet | None = None
+    #: The agencies' section of the settings (``nsw serve`` hands it over); None: read like the CLI reads it.
+    modes: AgencyModes | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _supervised: list[_Supervised] = field(default_factory=list)
     _handlers: list[Handler] = field(default_factory=list)
@@ -158,7 +160,7 @@ class Hub:
                 await bus.ensure_topics(topics)
                 await bus.align_size_limits(topics)  # topics created before their limit was declared
         specs: list[tuple[str, Callable[[], ProcessorSpec]]] = []
-        self.signer = ResponseSigner(SigningKeys(cfg.state_dir / "keys"))
+        self.signer = ResponseSigner(SigningKeys(cfg.signing_dir))
         specs += await self._pipeline(bus)
         if "ingress" in self.only or "notifier" in self.only:
             box = SecretBox(load_webhook_key(cfg.state_dir, cfg.webhook_key))
@@ -201,7 +203,7 @@ class Hub:
             specs.append(("router", lambda: router_spec(Router(bus=bus))))
         embedded: dict[str, Handler] = {}
         if "adapters" in self.only:
-            modes = AgencyModes.from_env(agencies=cfg.agencies)
+            modes = self.modes if self.modes is not None else AgencyModes.from_env(agencies=cfg.agencies)
             for agency in cfg.agencies:
                 handler = adapter_handler(agency, modes, bootstrap=cfg.bootstrap)
                 if handler is None:

@@ -54,7 +54,7 @@ def provision_files(config: HubConfig) -> dict[str, Any]:
     load_webhook_key(state, config.webhook_key)
     report["console_key"] = _state(state / CONSOLE_KEY_FILE, config.console_key, "NSW_CONSOLE_KEY")
     load_console_key(state, config.console_key)
-    signing = KeyStore(state / "keys")
+    signing = KeyStore(config.signing_dir)
     existing = signing.keys()
     before = {str(k["kid"]) for k in existing}
     kid = signing.current()["kid"]
@@ -87,7 +87,7 @@ def k8s_secret(config: HubConfig, name: str) -> dict[str, Any]:
     state = config.state_dir
     webhook = config.webhook_key or (state / WEBHOOK_KEY_FILE).read_text(encoding="ascii").strip()
     console = config.console_key or (state / CONSOLE_KEY_FILE).read_text(encoding="ascii").strip()
-    signing = KeyStore(state / "keys").current()
+    signing = KeyStore(config.signing_dir).current()
     return {
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "nsw-broker"}},

@@ -6,9 +6,9 @@
   ``kty`` OKP, ``crv`` Ed25519, ``x``), so a trader verifies a response with nothing from the hub but that
   key set; the private ``d`` never leaves the key directory. Keys made by earlier versions (HMAC-SHA256,
   ``HS256``, ``kty`` oct) still verify where their secret is held, and are never used to sign again.
-- Keys: one JSON Web Key per file in the key directory (default ``.nsw/keys``, env
-  ``NSW_SIGNING_KEY_DIR``), created on first use with mode 0600; the newest signs, all verify (rotation:
-  ``KeyStore.rotate()``; retire a key by deleting its file once nothing signed with it matters).
+- Keys: one JSON Web Key per file in the key directory (the hub's: ``HubConfig.signing_dir``, env
+  ``NSW_SIGNING_KEY_DIR``, default ``<state dir>/keys``), created on first use with mode 0600; the newest signs,
+  all verify (rotation: ``KeyStore.rotate()``; retire a key by deleting its file once nothing signed with it matters).
 
 ``verify`` refuses, with a ``SignatureError`` saying why: a malformed token, a header that is not ours
 (``typ``), an ``alg`` other than the key's (no ``none``, no algorithm confusion), ``crit`` extensions,
@@ -75,7 +75,7 @@ class KeyStore:
     """Signing keys as JWK files in a directory (``<kid>.jwk``, mode 0600), created on first use."""
 
     def __init__(self, directory: Path | None = None) -> None:
-        self.directory = directory if directory is not None else Path(os.environ.get(KEY_DIR_ENV) or DEFAULT_KEY_DIR)
+        self.directory = directory if directory is not None else DEFAULT_KEY_DIR
 
     def keys(self) -> list[dict[str, Any]]:
         """Every key (with its secret), oldest first."""

@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import httpx
 import orjson
 
+from broker._config import HubConfig
 from broker._signing import KeyStore, SignatureError, verify
 
 __all__ = ["add_verify_parser", "run_verify"]
@@ -48,6 +49,13 @@ def _read_token(source: str, stdin: TextIO) -> str:
     return text
 
 
+def _configured_key_dir(args: argparse.Namespace) -> Path:
+    """The hub's signing key folder (NSW_SIGNING_KEY_DIR, else ``<state dir>/keys``) from the settings."""
+    settings = getattr(args, "settings", None)  # built by ``nsw`` at start-up
+    hub = settings.hub if settings is not None else HubConfig.from_env()
+    return cast("Path", hub.signing_dir)
+
+
 def _keys(args: argparse.Namespace) -> dict[str, Any]:
     try:
         if args.jwks:
@@ -57,7 +65,7 @@ def _keys(args: argparse.Namespace) -> dict[str, Any]:
             answer.raise_for_status()
             loaded = orjson.loads(answer.content)
         else:
-            store = KeyStore(Path(args.key_dir) if args.key_dir else None)
+            store = KeyStore(Path(args.key_dir) if args.key_dir else _configured_key_dir(args))
             if not store.keys():
                 raise _CannotCheckError(f"no signing keys in {store.directory} (give --jwks FILE or --url URL)")
             loaded = store.jwks(private=True)
@@ -74,7 +82,7 @@ def add_verify_parser(subparsers: Any) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--jwks", help="a JSON Web Key Set file")
     source.add_argument("--url", help="where to fetch the key set, e.g. http://127.0.0.1:8080/.well-known/jwks.json")
-    source.add_argument("--key-dir", help="the hub's key directory (default NSW_SIGNING_KEY_DIR or .nsw/keys)")
+    source.add_argument("--key-dir", help="the hub's key directory (default NSW_SIGNING_KEY_DIR or <state dir>/keys)")
 
 
 def run_verify(args: argparse.Namespace, *, stdin: TextIO | None = None, stdout: TextIO | None = None,

@@ -5,6 +5,7 @@
     │   └── ProduceError                     retriable: a record could not be written
     ├── FencedError (RuntimeError)           not retriable: another instance took over our transactional id
     ├── ConfigError (ValueError)             not retriable: a setting (NSW_*) has a value the hub cannot use
+    │                                        (``config.errors.ConfigError``, re-exported here)
     └── MessageError (ValueError)            not retriable: a record cannot be decoded or handled
         ├── DecisionRefusedError             not retriable: a decision answers no outstanding request
         └── OutputTooLarge                   not retriable: an output exceeds its topic's size budget
@@ -17,17 +18,10 @@ into them once, in ``bus``, and nothing outside that package catches an aiokafka
 from __future__ import annotations
 
 from bus.errors import FencedError, MessageError, NSWError, OutputTooLarge, ProduceError, TransportError
+from config.errors import ConfigError
 
 __all__ = ["ConfigError", "DecisionRefusedError", "FencedError", "MessageError", "NSWError", "OutputTooLarge",
            "ProduceError", "TransportError"]
-
-
-class ConfigError(NSWError, ValueError):
-    """A setting has a value the hub cannot use; ``hint`` says what to do instead."""
-
-    def __init__(self, message: str, *, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
 
 
 class DecisionRefusedError(MessageError):

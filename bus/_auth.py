@@ -4,7 +4,8 @@ Why a separate module: every Kafka client the hub builds (producers, consumers, 
 same credentials, and the embedded broker's tooling (``ops``) needs them too. Keeping them in one frozen value,
 built once at start-up, means no client can be created half-authenticated.
 
-Where the values come from (:meth:`KafkaAuth.from_env`), first match wins:
+Where the values come from (:meth:`KafkaAuth.from_settings`, given the ``config.KafkaConnection`` section read
+once at start-up), first match wins:
 
 1. ``NSW_KAFKA_CREDENTIALS=<path>`` and ``NSW_KAFKA_PRINCIPAL=<name>``: the password of ``<name>`` in the
    credentials file written by ``nsw kafka start`` in sasl mode (``<home>/credentials.json``, mode 0600).
@@ -35,9 +36,7 @@ in the tasks it spawns) takes :func:`current_auth`. Code outside any such contex
 from __future__ import annotations
 
 import contextvars
-import functools
 import json
-import os
 import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, cast, get_args
 
+from config import Env, KafkaConnection
 from errors import NSWError
 
 __all__ = [
@@ -68,6 +68,7 @@ __all__ = [
     "context_acting_as",
     "current_auth",
     "process_credentials",
+    "use_process_credentials",
 ]
 
 SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
@@ -186,34 +187,46 @@ class KafkaAuth:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KafkaAuth:
         """Read ``NSW_KAFKA_*`` (see the module docstring); PLAINTEXT when nothing is set."""
-        e = os.environ if env is None else env
-        cafile = e.get("NSW_KAFKA_CA_FILE") or None
-        context = _ssl_context(cafile) if cafile else None
-        credentials, principal = e.get("NSW_KAFKA_CREDENTIALS"), e.get("NSW_KAFKA_PRINCIPAL")
-        user, password = e.get("NSW_KAFKA_USER"), e.get("NSW_KAFKA_PASSWORD")
+        return cls.from_settings(_connection(env))
+
+    @classmethod
+    def from_settings(cls, kafka: KafkaConnection) -> KafkaAuth:
+        """The one principal ``kafka`` configures (see the module docstring); PLAINTEXT when nothing is set."""
+        context = _ssl_context(kafka.ca_file) if kafka.ca_file else None
+        credentials, principal = kafka.credentials, kafka.principal
+        user, password = kafka.user, kafka.password
+        mechanism: str | None
         if credentials or principal:
             if not (credentials and principal):
                 raise KafkaAuthConfigError("NSW_KAFKA_CREDENTIALS and NSW_KAFKA_PRINCIPAL go together")
-            base = cls.from_credentials(Path(credentials).expanduser(), principal)
+            base = cls.from_credentials(credentials, principal)
             user, password, mechanism = base.username, base.password, base.sasl_mechanism
             default_protocol: str = base.security_protocol
         elif user or password:
             if not (user and password):
                 raise KafkaAuthConfigError("NSW_KAFKA_USER and NSW_KAFKA_PASSWORD go together")
-            mechanism = e.get("NSW_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512"  # type: ignore[assignment]
+            mechanism = kafka.sasl_mechanism
             default_protocol = "SASL_PLAINTEXT"
         else:
             mechanism, default_protocol = None, "PLAINTEXT"
         if context is not None:
             default_protocol = "SASL_SSL" if default_protocol.startswith("SASL_") else "SSL"
-        protocol = e.get("NSW_KAFKA_SECURITY_PROTOCOL") or default_protocol
+        protocol = kafka.security_protocol or default_protocol
         return cls(
             security_protocol=cast("SecurityProtocol", protocol),  # checked in __post_init__
-            sasl_mechanism=mechanism,
+            sasl_mechanism=cast("SaslMechanism | None", mechanism),
             username=user or None,
             password=password or None,
             ssl_context=context,
         )
+
+
+def _connection(env: Mapping[str, str] | None) -> KafkaConnection:
+    """The ``NSW_KAFKA_*`` settings of ``env`` (the process's when None), read by the config room."""
+    reader = Env(env)
+    connection = KafkaConnection.read(reader)
+    reader.check(KafkaAuthConfigError)
+    return connection
 
 
 def _ssl_context(cafile: str) -> ssl.SSLContext:
@@ -228,10 +241,19 @@ def _ssl_context(cafile: str) -> ssl.SSLContext:
 _ACTING: Final[contextvars.ContextVar[KafkaAuth | None]] = contextvars.ContextVar("nsw_kafka_auth", default=None)
 
 
-@functools.cache
+_PROCESS: Final[list[ServiceCredentials]] = []
+
+
+def use_process_credentials(credentials: ServiceCredentials) -> None:
+    """The credentials ``nsw`` read at start-up (``HubConfig.kafka``), for clients outside every service."""
+    _PROCESS[:] = [credentials]
+
+
 def process_credentials() -> ServiceCredentials:
-    """This process's :class:`ServiceCredentials`, read from the environment once."""
-    return ServiceCredentials.from_env()
+    """This process's :class:`ServiceCredentials`: those ``nsw`` handed over, else read from the environment once."""
+    if not _PROCESS:
+        _PROCESS.append(ServiceCredentials.from_env())
+    return _PROCESS[0]
 
 
 def _process_auth() -> KafkaAuth:
@@ -267,11 +289,11 @@ def context_acting_as(auth: KafkaAuth) -> contextvars.Context:
     return context
 
 
-def _default_credentials(e: Mapping[str, str]) -> str | None:
+def _default_credentials(kafka: KafkaConnection) -> Path | None:
     """``NSW_KAFKA_SECURITY=sasl`` alone: the file ``nsw kafka start`` writes (same rule as ``ops._kafka``)."""
-    if (e.get("NSW_KAFKA_SECURITY") or "").lower() != "sasl":
+    if kafka.security != "sasl":
         return None
-    return str(Path(e.get("NSW_KAFKA_HOME") or ".nsw/kafka-sasl").expanduser() / "credentials.json")
+    return (kafka.home or Path(".nsw/kafka-sasl")).expanduser() / "credentials.json"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -309,12 +331,14 @@ class ServiceCredentials:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceCredentials:
-        e = os.environ if env is None else env
-        single = e.get("NSW_KAFKA_PRINCIPAL") or e.get("NSW_KAFKA_USER") or e.get("NSW_KAFKA_PASSWORD")
-        file = e.get("NSW_KAFKA_CREDENTIALS") or (None if single else _default_credentials(e))
+        return cls.from_settings(_connection(env))
+
+    @classmethod
+    def from_settings(cls, kafka: KafkaConnection) -> ServiceCredentials:
+        single = kafka.principal or kafka.user or kafka.password
+        file = kafka.credentials or (None if single else _default_credentials(kafka))
         if file and not single:
-            path = Path(file).expanduser()
-            cafile = e.get("NSW_KAFKA_CA_FILE") or None
-            tls = KafkaAuth(security_protocol="SSL", ssl_context=_ssl_context(cafile)) if cafile else KafkaAuth()
-            return cls(file=path, single=tls)
-        return cls(single=KafkaAuth.from_env(e))
+            tls = KafkaAuth(security_protocol="SSL", ssl_context=_ssl_context(kafka.ca_file)) if kafka.ca_file \
+                else KafkaAuth()
+            return cls(file=file.expanduser(), single=tls)
+        return cls(single=KafkaAuth.from_settings(kafka))

@@ -33,6 +33,7 @@ COMMANDS: Final[dict[str, str]] = {
     "schemas": "the record schemas for other teams: export (and register)",
     "openapi": "write the API's OpenAPI 3.1 description (as GET /openapi.json serves)",
     "conformance": "a corpus of declarations through the pure pipeline",
+    "config": "the effective configuration, every setting checked (secrets redacted): config show [--json]",
     "bench": "benchmarks: the hub end to end, the Kafka floor, the generator",
     "completion": "print a shell completion script: eval \"$(nsw completion bash)\"",
 }
@@ -121,6 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except NSWError as exc:
+        problems = getattr(exc, "problems", ())
+        if len(problems) > 1:  # every bad setting at once, each with its hint
+            sys.stderr.write(f"nsw {command}: {len(problems)} settings cannot be used\n")
+            for problem in problems:
+                sys.stderr.write(f"  {problem.message}\n" + (f"    hint: {problem.hint}\n" if problem.hint else ""))
+            return EXIT_CODES["usage"]
         sys.stderr.write(f"nsw {command}: {exc}\n")
         hint = getattr(exc, "hint", "")
         if hint:

@@ -69,7 +69,7 @@ def add_officers_parser(sub: Any) -> None:  # argparse's _SubParsersAction is pr
 
 
 def run_officers(args: argparse.Namespace) -> int:
-    config = HubConfig.from_env(bootstrap=args.bootstrap)
+    config = HubConfig.of(args, bootstrap=args.bootstrap)
     problem = _create_problem(args, config) if args.officers_command == "create" else ""
     if problem:  # answered before anything is set up or read
         return _fail(args, problem, 2)

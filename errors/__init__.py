@@ -1,6 +1,7 @@
 """The project's one error root: every error the hub's packages raise is an ``NSWError``.
 
     NSWError (Exception)                       ``retriable``: whether trying the same thing again may help
+    ├── config.errors.ConfigError              (ValueError) a setting (NSW_*) cannot be used; never retriable
     ├── refdata.errors.ReferenceDataError      (ValueError) a shipped data file is wrong; never retriable
     ├── schemas.errors.NSWSchemaError          (ValueError) the input is wrong, said where; never retriable
     ├── routing.errors.RoutingError            (ValueError) a rule table is wrong; never retriable

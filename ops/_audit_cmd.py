@@ -111,7 +111,7 @@ async def audit_entries(bootstrap: str, submission_id: str, *, topic: str = AUDI
 def _bootstrap(args: argparse.Namespace) -> str:
     from broker._config import HubConfig  # noqa: PLC0415 - as the other ops commands: env + flag
 
-    return HubConfig.from_env(bootstrap=args.bootstrap).bootstrap
+    return HubConfig.of(args, bootstrap=args.bootstrap).bootstrap
 
 
 def _write(out: TextIO, args: argparse.Namespace, data: Any, text: str) -> None:

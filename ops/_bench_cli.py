@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,15 @@ from ops._bench_floor import FloorConfig, bench_floor
 from ops._bench_suite import SuiteConfig, bench_suite, render_suite
 from ops._bench_validate import accepted_documents, bench_validate
 from ops._httpload import generator_max_rate
+from ops._settings import settings_of
 from ops._soak import DEFAULT_MAX_SLOPE_MIB, SoakConfig, bench_soak
 from schemas import BundleSet, NSWSchemaError
 
 __all__ = ["add_bench_parser", "run_bench"]
 
 
-def _default_bootstrap() -> str:
-    return os.environ.get("NSW_BOOTSTRAP", "127.0.0.1:9092")
+def _default_bootstrap(args: argparse.Namespace) -> str:
+    return settings_of(args).hub.bootstrap
 
 
 def _load_options(parser: argparse.ArgumentParser, *, concurrency: int, rate_options: bool = True) -> None:
@@ -143,7 +143,7 @@ def _validate(args: argparse.Namespace) -> str | None:
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.bench_command == "generator":
         return await generator_max_rate(duration=args.duration, concurrency=args.concurrency)
-    bootstrap = args.bootstrap or _default_bootstrap()
+    bootstrap = args.bootstrap or _default_bootstrap(args)
     if args.bench_command == "soak":
         soak = SoakConfig(url=args.url, bootstrap=bootstrap, rate=args.rate, minutes=args.minutes,
                           interval=args.interval, concurrency=args.concurrency, hub_pids=tuple(args.hub_pid),
@@ -182,7 +182,7 @@ def _print_line(line: str) -> None:
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    bundles = BundleSet.from_env(specs=args.bundle)
+    bundles = BundleSet.configured(settings_of(args).client.bundles, specs=args.bundle)
     documents = accepted_documents(args.corpus, bundles)
     if not documents:
         sys.stderr.write(f"nsw bench validate: no accepted document under {args.corpus}\n")

@@ -93,7 +93,7 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _config(args: argparse.Namespace) -> HubConfig:
-    return HubConfig.from_env(bootstrap=args.bootstrap)
+    return HubConfig.of(args, bootstrap=args.bootstrap)
 
 
 # --- commands -------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import orjson
 
 from broker._aggregate import apply_decision, apply_plan, new_state
 from broker._router import plan_submission
+from config import ClientSettings
 from routing import load_rules, route
 from schemas import AgencyDecision, BundleSet, DocumentError, ReleaseResponse, read_submission
 
@@ -45,10 +46,10 @@ CORPUS_SOURCES: dict[str, str] = {
 }
 
 
-def corpus_dir(environ: Mapping[str, str] = os.environ) -> Path:
+def corpus_dir(environ: Mapping[str, str] | None = None) -> Path:
     """The external corpus ``make conformance`` reads: ``NSW_CORPUS``, else ``../shared/corpus`` beside the clone."""
-    configured = environ.get("NSW_CORPUS", "").strip()
-    return Path(configured).expanduser() if configured else _PROJECT_ROOT.parent / "shared" / "corpus"
+    configured = ClientSettings.from_env(environ).corpus
+    return configured if configured is not None else _PROJECT_ROOT.parent / "shared" / "corpus"
 
 
 def missing_corpus(corpus: Path) -> str | None:

@@ -59,6 +59,7 @@ from typing import Any, Final, Literal, cast, get_args
 
 from bus._auth import KafkaAuth
 from bus._limits import dlq_limit
+from config import Env, catalogue
 from ops._security import (
     ADMIN,
     SCRAM_MECHANISM,
@@ -97,24 +98,12 @@ def kafka_version() -> str:
     return match.group(1)
 
 
-def _env_port(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        port = int(raw)
-    except ValueError:
-        raise OpsConfigError(f"{name}={raw!r} is not a port number") from None
-    if not 0 < port < 65536:
-        raise OpsConfigError(f"{name}={port} is outside 1..65535")
-    return port
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LocalKafkaConfig:
     """Where the embedded broker keeps its state and jars, and where it listens.
 
-    Built once by :meth:`from_env`; every field has an ``NSW_KAFKA_*`` environment variable.
+    Built once at start-up (:meth:`read`, declared in config/_catalogue.py); every field has an ``NSW_KAFKA_*``
+    environment variable.
     """
 
     home: Path
@@ -147,22 +136,33 @@ class LocalKafkaConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LocalKafkaConfig:
-        e = os.environ if env is None else env
+        reader = Env(env)
+        config = cls.read(reader)
+        reader.check(OpsConfigError)
+        assert config is not None
+        return config
+
+    @classmethod
+    def read(cls, env: Env) -> LocalKafkaConfig | None:
+        """The embedded broker's section (config/_catalogue.py); None, with the problem in ``env``, if refused."""
         default_cache = Path.home() / ".cache" / "nsw-broker" / f"kafka-{kafka_version()}"
-        security = (e.get("NSW_KAFKA_SECURITY") or "plaintext").lower()
+        security = env.get(catalogue.KAFKA_SECURITY)
         # A separate default home per mode: a storage formatted without SCRAM credentials cannot take SASL.
-        default_home = ".nsw/kafka-sasl" if security == "sasl" else ".nsw/kafka"
-        agencies = tuple(a.strip() for a in (e.get("NSW_KAFKA_AGENCIES") or "").split(",") if a.strip())
-        return cls(
-            home=Path(e.get("NSW_KAFKA_HOME") or default_home).expanduser().absolute(),
-            cache=Path(e.get("NSW_KAFKA_CACHE") or default_cache).expanduser().absolute(),
-            host=e.get("NSW_KAFKA_HOST") or "127.0.0.1",
-            port=_env_port(e, "NSW_KAFKA_PORT", 9092),
-            controller_port=_env_port(e, "NSW_KAFKA_CONTROLLER_PORT", 9093),
-            heap=e.get("NSW_KAFKA_HEAP") or "1g",
-            security=cast("Security", security),  # checked in __post_init__
-            agencies=agencies or AGENCIES,
-        )
+        default_home = Path(".nsw/kafka-sasl" if security == "sasl" else ".nsw/kafka")
+        try:
+            return cls(
+                home=(env.get(catalogue.KAFKA_HOME) or default_home).expanduser().absolute(),
+                cache=(env.get(catalogue.KAFKA_CACHE) or default_cache).expanduser().absolute(),
+                host=env.get(catalogue.KAFKA_HOST),
+                port=env.get(catalogue.KAFKA_PORT),
+                controller_port=env.get(catalogue.KAFKA_CONTROLLER_PORT),
+                heap=env.get(catalogue.KAFKA_HEAP),
+                security=cast("Security", security),  # checked in __post_init__
+                agencies=env.get(catalogue.KAFKA_AGENCIES) or AGENCIES,
+            )
+        except OpsConfigError as exc:  # the two ports are the same
+            env.adopt(exc)
+            return None
 
     @property
     def bootstrap(self) -> str:

@@ -9,7 +9,6 @@ and counted; lag is then exact. A larger difference is reported as is (markers a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -20,6 +19,7 @@ from broker._core import CORE_GROUP, core_topics
 from broker._envelope import InMessage
 from broker._topics import ROUTING, SUBMISSIONS, decisions_topic, requests_topic
 from bus import existing_partition_counts, group_offsets, list_group_ids, offset_bounds, read_range
+from config import Env, catalogue
 from schemas import AGENCIES
 
 __all__ = ["LagRow", "consumer_lag", "hub_groups"]
@@ -45,7 +45,7 @@ class LagRow:
 def hub_groups(agencies: Sequence[str] = AGENCIES, *, fused: bool | None = None) -> dict[str, tuple[str, ...]]:
     """The hub's consumer groups and the topics each reads: with the fused core (``fused``, by default
     ``NSW_FUSED_CORE`` as the hub reads it) ``nsw-core`` and the adapters of the agencies in http mode."""
-    if fused if fused is not None else os.environ.get("NSW_FUSED_CORE", "1") != "0":
+    if fused if fused is not None else Env().get(catalogue.FUSED_CORE):
         try:
             modes = AgencyModes.from_env(agencies=agencies)
         except AdapterConfigError:

@@ -7,11 +7,12 @@ clock and a stream handed in; at most ten redraws a second.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
 from typing import TextIO
+
+from config import ClientSettings
 
 __all__ = ["Progress"]
 
@@ -24,7 +25,7 @@ class Progress:
         self.done = 0
         self._stream = stream if stream is not None else sys.stderr
         if enabled is None:
-            enabled = os.environ.get("NSW_PROGRESS") == "1" or self._stream.isatty()
+            enabled = ClientSettings.from_env().progress is True or self._stream.isatty()
         self.enabled = enabled
         self._clock = clock
         self._started = clock()

@@ -6,7 +6,7 @@ a ``Response`` child) and the business rules and mapping to the canonical Submis
 project's own profile is the built-in bundle ``nsw``; the UK CDS profile ``hmrc-cds`` is loaded
 from a schema directory given at run time (its XSD files are not part of the project)::
 
-    bundles = BundleSet.from_env(os.environ, specs=["hmrc-cds=../shared/corpus/hmrc-cds/schemas"])
+    bundles = BundleSet.from_env(specs=["hmrc-cds=../shared/corpus/hmrc-cds/schemas"])
     submission = read_submission(body, bundles=bundles, submission_id=..., received_at=..., max_bytes=...)
 
 The root element's namespace picks the bundle. Every document then goes the same way, so the
@@ -23,7 +23,6 @@ says ``"kind": "response"``) but is not a submission: :func:`read_submission` re
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import Final, Literal, Protocol, TypedDict
 
 from lxml import etree
 
+from config import ClientSettings
 from schemas import _hmrc, _mapping
 from schemas._document import DocumentError, ErrorDetail, limited
 from schemas._limits import limit_errors
@@ -331,9 +331,13 @@ class BundleSet:
     def from_env(cls, environ: Mapping[str, str] | None = None, specs: Iterable[str] = ()) -> BundleSet:
         """Bundles from ``NSW_BUNDLES`` (comma-separated specs), then ``specs`` (``--bundle``), which
         replace an environment spec of the same name."""
-        env = os.environ if environ is None else environ
+        return cls.configured(ClientSettings.from_env(environ).bundles, specs)
+
+    @classmethod
+    def configured(cls, configured: str | None, specs: Iterable[str] = ()) -> BundleSet:
+        """Bundles from the ``NSW_BUNDLES`` setting's value ``configured``, then ``specs`` (``--bundle``)."""
         chosen: dict[str, str] = {}
-        for spec in [part for part in env.get(BUNDLES_ENV, "").split(",") if part.strip()]:
+        for spec in [part for part in (configured or "").split(",") if part.strip()]:
             chosen[parse_bundle_spec(spec)[0]] = spec
         cli: dict[str, str] = {}
         for spec in specs:

@@ -719,11 +719,11 @@ def test_modes_from_env() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"NSW_AGENCY_SPS_MODE": "carrier-pigeon"}, "choose embedded, topic or http"),
+        ({"NSW_AGENCY_SPS_MODE": "carrier-pigeon"}, "is not one of embedded, topic, http"),
         ({"NSW_AGENCY_SPS_MODE": "http"}, "needs NSW_AGENCY_SPS_URL"),
         ({"NSW_AGENCY_SPS_MODE": "http", "NSW_AGENCY_SPS_URL": "ftp://x"}, "not an http"),
         ({"NSW_AGENCY_SPS_MODE": "http", "NSW_AGENCY_SPS_URL": "http://x", "NSW_AGENCY_SPS_RETRIES": "many"},
-         "not a number"),
+         "NSW_AGENCY_SPS_RETRIES='many' is not a whole number"),
         ({"NSW_AGENCY_SPS_MODE": "http", "NSW_AGENCY_SPS_URL": "http://x", "NSW_AGENCY_SPS_BREAKER_PROBES": "0"},
          "half_open_probes"),
     ],

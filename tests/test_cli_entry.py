@@ -50,6 +50,23 @@ def test_a_bad_setting_is_one_line_with_a_hint_and_exit_2() -> None:
         assert hint.strip().startswith(f"hint: unset {variable}")
 
 
+def test_every_bad_setting_is_named_at_once_each_with_its_hint() -> None:
+    done = _run("config", "show", env={"NSW_PORT": "abc", "NSW_KAFKA_PORT": "ninety", "NSW_DEV_KEY": "yes"})
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == "nsw config: 3 settings cannot be used"
+    assert lines[1:] == ["  NSW_PORT='abc' is not a whole number", "    hint: unset NSW_PORT for its default, 8080",
+                         "  NSW_DEV_KEY='yes' is not 0 or 1", "    hint: unset NSW_DEV_KEY for its default, 1",
+                         "  NSW_KAFKA_PORT='ninety' is not a port number",
+                         "    hint: unset NSW_KAFKA_PORT for its default, 9092"]
+
+
+def test_config_show_names_a_variable_no_setting_declares() -> None:
+    done = _run("config", "show", env={"NSW_PROT": "8081"})
+    assert done.returncode == 0, done.stderr
+    assert "NSW_PROT is set but no setting has that name" in done.stderr
+
+
 def test_completion_lists_commands_and_each_commands_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["completion", "bash"]) == 0
     script = capsys.readouterr().out

@@ -37,6 +37,8 @@ def hub_variables() -> tuple[frozenset[str], tuple[str, ...]]:
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Constant) and isinstance(node.value, str):
                     names.update(re.findall(r"^NSW_[A-Z0-9_]+$", node.value))
+                    # a setting declared per agency (config/_catalogue.py: "NSW_DEADLINE_<AGENCY>")
+                    prefixes.update(re.findall(r"^(NSW_[A-Z0-9_]*_)<[A-Z]+>", node.value))
                 if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
                     head = str(node.values[0].value)
                     if re.fullmatch(r"NSW_[A-Z0-9_]*_", head):

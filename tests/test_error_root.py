@@ -10,7 +10,7 @@ import pkgutil
 import errors
 from errors import NSWError
 
-PACKAGES = ("errors", "bus", "refdata", "schemas", "routing", "broker", "adapters", "ops", "console")
+PACKAGES = ("errors", "config", "bus", "refdata", "schemas", "routing", "broker", "adapters", "ops", "console")
 
 #: Exceptions used as control flow inside one module, caught there, never raised to a caller.
 INTERNAL_SIGNALS = {
@@ -19,6 +19,7 @@ INTERNAL_SIGNALS = {
     "console._app.FormError": "carries a console form's answer (an HTML page) to its route",
     "adapters._bridge._Retry": "tells the bridge's retry loop to try again, caught in the same function",
     "broker._verify_cmd._CannotCheckError": "ends `nsw verify` with its exit code, caught in the command",
+    "config._declare._BadValueError": "a kind's parser says why a text is refused, caught by the reader (a Problem)",
 }
 
 
