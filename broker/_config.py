@@ -121,6 +121,15 @@ class HubConfig:
     #: Create the development trader's key when the state dir has no active one (NSW_DEV_KEY=0: never, for
     #: production and for hub containers whose key an init job provisions once: ``nsw provision``).
     dev_key: bool = True
+    #: Bounded memory (broker/_view.py, broker/_state.py): a final submission stays in the status view this
+    #: many seconds after its final state, and at most this many final ones are kept; then only a compact
+    #: row remains and a request reads it back from Kafka (the last ``view_cache`` read back are cached).
+    view_retain_seconds: float = 300.0
+    view_max_final: int = 5_000
+    view_cache: int = 500
+    #: The same for the aggregator's changelog-backed state (an amendment or late decision reads it back).
+    state_retain_seconds: float = 60.0
+    state_max_final: int = 2_000
 
     def deadlines_ms(self) -> dict[str, int]:
         return {agency: seconds * 1000 for agency, seconds in self.deadlines.items()}
@@ -164,6 +173,11 @@ class HubConfig:
             "admin_port": int(os.environ["NSW_ADMIN_PORT"]) if os.environ.get("NSW_ADMIN_PORT") else None,
             "admin_host": _env("NSW_ADMIN_HOST", d.admin_host),
             "dev_key": _env("NSW_DEV_KEY", "1") != "0",
+            "view_retain_seconds": _float("NSW_VIEW_RETAIN_SECONDS", d.view_retain_seconds),
+            "view_max_final": _int("NSW_VIEW_MAX_FINAL", d.view_max_final),
+            "view_cache": _int("NSW_VIEW_CACHE", d.view_cache),
+            "state_retain_seconds": _float("NSW_STATE_RETAIN_SECONDS", d.state_retain_seconds),
+            "state_max_final": _int("NSW_STATE_MAX_FINAL", d.state_max_final),
             "commit_interval_ms": _commit_setting("NSW_COMMIT_INTERVAL_MS", d.commit_interval_ms, least=0),
             "commit_max_records": _commit_setting("NSW_COMMIT_MAX_RECORDS", d.commit_max_records, least=1),
             "deadlines": {

@@ -153,7 +153,8 @@ class Hub:
                 specs.append((f"adapter-{agency}", functools.partial(adapter_spec, agency, handler)))
         if "aggregator" in self.only:
             specs.append(("aggregator", lambda: aggregator_spec(
-                Aggregator(bootstrap=cfg.bootstrap, agencies=cfg.agencies, deadlines=cfg.deadlines_ms()),
+                Aggregator(bootstrap=cfg.bootstrap, agencies=cfg.agencies, deadlines=cfg.deadlines_ms(),
+                           retain_seconds=cfg.state_retain_seconds, max_final=cfg.state_max_final),
                 agencies=cfg.agencies)))
         if "ingress" in self.only or "notifier" in self.only:
             box = SecretBox(load_webhook_key(cfg.state_dir, cfg.webhook_key))
@@ -194,7 +195,9 @@ class Hub:
     async def _start_ingress(self) -> None:
         cfg = self.config
         self.officers = OfficerStore()
-        self.view = StatusView(cfg.bootstrap, extra={OFFICERS: self.officers.apply})
+        self.view = StatusView(cfg.bootstrap, extra={OFFICERS: self.officers.apply},
+                               retain_seconds=cfg.view_retain_seconds, max_final=cfg.view_max_final,
+                               cache_size=cfg.view_cache)
         self.workbench = Workbench(bootstrap=cfg.bootstrap, view=self.view, agencies=cfg.agencies)
         self.feedback = FeedbackFeed(bootstrap=cfg.bootstrap, agencies=cfg.agencies)
         await self.view.start()

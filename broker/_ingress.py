@@ -264,14 +264,15 @@ class Ingress:
         submission["trader"] = trader
         amends = submission.pop("amends_id", None)
         sid = submission_id_for(submission["declarant_id"], submission["trader_reference"], trader=trader)
-        if amends is not None and self._view.get(sid) is None:
+        if amends is not None and await self._view.find(sid) is None:
+            await self._view.find(amends)  # an evicted one is read back (and cached) for _amended
             found = self._amended(amends, submission, trader)
             if isinstance(found, Response):
                 return found
             sid = found
         digest = content_digest(submission)
         async with self._locks.hold(sid):  # decide-then-publish must not interleave for one submission
-            entry = self._view.get(sid)
+            entry = await self._view.find(sid)
             lodgement = decide_lodgement(entry.known if entry else None, submission["kind"], digest)
             if lodgement.action != "publish":
                 return self._not_published(sid, submission, lodgement)
@@ -351,7 +352,7 @@ class Ingress:
 
     async def status(self, request: Request) -> Response:
         sid = request.path_params["submission_id"]
-        entry = self._view.get(sid)
+        entry = await self._view.find(sid)
         if (refusal := _refuse_access(request, sid, entry)) is not None:
             return refusal
         assert entry is not None
@@ -359,7 +360,7 @@ class Ingress:
 
     async def timeline(self, request: Request) -> Response:
         sid = request.path_params["submission_id"]
-        entry = self._view.get(sid)
+        entry = await self._view.find(sid)
         if (refusal := _refuse_access(request, sid, entry)) is not None:
             return refusal
         assert entry is not None
@@ -373,7 +374,7 @@ class Ingress:
             return problem("bad-request", detail="wait is a number of seconds, 0 or more (at most "
                            f"{MAX_WAIT_SECONDS:g} are waited)", instance=request.url.path,
                            errors=[{"message": "not a finite number >= 0", "line": None, "path": "?wait"}])
-        if (refusal := _refuse_access(request, sid, self._view.get(sid))) is not None:
+        if (refusal := _refuse_access(request, sid, await self._view.find(sid))) is not None:
             return refusal
         entry = await self._view.wait_final(sid, wait)
         if entry is None:
