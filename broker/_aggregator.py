@@ -28,10 +28,9 @@ from broker._aggregate import (
 from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message, decode
 from broker._kafka import ProcessorSpec, dead_letter
-from broker._state import ChangelogStore
+from broker._state import ChangelogStore, Evicted
 from broker._topics import AGGREGATE_STATE, DLQ, RESPONSES, ROUTING, decisions_topic
 from broker.errors import DecisionRefusedError
-from errors import NSWError
 from schemas import AgencyDecision, ReleaseResponse, RoutingPlan
 
 log = structlog.get_logger("nsw.aggregator")
@@ -45,16 +44,6 @@ def refused_letter(decision: AgencyDecision, refusal: Refusal, *, topic: str, se
     message = InMessage(topic=topic, partition=partition, offset=offset, timestamp=timestamp, key=original.key,
                         value=original.value, headers=original.headers)
     return dead_letter(message, DecisionRefusedError(refusal), service=service, dlq=dlq)
-
-
-class _Evicted(NSWError):  # noqa: N818 - a signal inside this module, not an error anyone sees
-    """The state of this submission left memory: read it back before handling the record."""
-
-    retriable = True
-
-    def __init__(self, submission_id: str) -> None:
-        super().__init__(submission_id)
-        self.submission_id = submission_id
 
 
 class Aggregator:
@@ -94,7 +83,7 @@ class Aggregator:
             return self._load_then_handle(sid, message)
         try:
             return self.handle(message)
-        except _Evicted as evicted:  # keyed otherwise than by its submission id (an external agency's record)
+        except Evicted as evicted:  # keyed otherwise than by its submission id (an external agency's record)
             return self._load_then_handle(evicted.submission_id, message)
 
     async def _load_then_handle(self, sid: str, message: InMessage) -> Sequence[OutMessage]:
@@ -171,7 +160,7 @@ class Aggregator:
 
     def _state(self, submission_id: str) -> AggregateState:
         if self.store.needs_load(submission_id):
-            raise _Evicted(submission_id)  # before anything is changed: handle_loading reads it back first
+            raise Evicted(submission_id)  # before anything is changed: handle_loading reads it back first
         state = self.store.get(submission_id)
         return state if state is not None else new_state(submission_id)
 

@@ -124,10 +124,11 @@ class HubConfig:
     #: Bounded memory (broker/_view.py, broker/_state.py): a final submission stays in the status view this
     #: many seconds after its final state, and at most this many final ones are kept; then only a compact
     #: row remains and a request reads it back from Kafka (the last ``view_cache`` read back are cached).
-    view_retain_seconds: float = 300.0
-    view_max_final: int = 5_000
+    view_retain_seconds: float = 120.0
+    view_max_final: int = 2_000
     view_cache: int = 500
-    #: The same for the aggregator's changelog-backed state (an amendment or late decision reads it back).
+    #: The same for the aggregator's and the router's changelog-backed state (an amendment or a late decision
+    #: reads it back); the router keeps no timers, so each of its states leaves memory after the retention.
     state_retain_seconds: float = 60.0
     state_max_final: int = 2_000
 

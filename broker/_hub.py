@@ -104,6 +104,8 @@ class Hub:
     _supervised: list[_Supervised] = field(default_factory=list)
     _handlers: list[Handler] = field(default_factory=list)
     view: StatusView | None = None
+    #: The aggregator of the running processor (the latest one its supervisor started).
+    aggregator: Aggregator | None = None
     webhooks: WebhookRegistry | None = None
     signer: ResponseSigner | None = None
     notifier: Notifier | None = None
@@ -139,7 +141,8 @@ class Hub:
         specs: list[tuple[str, Callable[[], ProcessorSpec]]] = []
         self.signer = ResponseSigner(SigningKeys(cfg.state_dir / "keys"))
         if "router" in self.only:
-            specs.append(("router", lambda: router_spec(Router(bootstrap=cfg.bootstrap))))
+            specs.append(("router", lambda: router_spec(Router(
+                bootstrap=cfg.bootstrap, retain_seconds=cfg.state_retain_seconds, max_idle=cfg.state_max_final))))
         if "adapters" in self.only:
             modes = AgencyModes.from_env(agencies=cfg.agencies)
             for agency in cfg.agencies:
@@ -152,10 +155,13 @@ class Hub:
                     await start_handler(handler)  # the customs feedback reader
                 specs.append((f"adapter-{agency}", functools.partial(adapter_spec, agency, handler)))
         if "aggregator" in self.only:
-            specs.append(("aggregator", lambda: aggregator_spec(
-                Aggregator(bootstrap=cfg.bootstrap, agencies=cfg.agencies, deadlines=cfg.deadlines_ms(),
-                           retain_seconds=cfg.state_retain_seconds, max_final=cfg.state_max_final),
-                agencies=cfg.agencies)))
+            def aggregator() -> ProcessorSpec:
+                self.aggregator = Aggregator(bootstrap=cfg.bootstrap, agencies=cfg.agencies,
+                                             deadlines=cfg.deadlines_ms(), retain_seconds=cfg.state_retain_seconds,
+                                             max_final=cfg.state_max_final)
+                return aggregator_spec(self.aggregator, agencies=cfg.agencies)
+
+            specs.append(("aggregator", aggregator))
         if "ingress" in self.only or "notifier" in self.only:
             box = SecretBox(load_webhook_key(cfg.state_dir, cfg.webhook_key))
             with acting_as(self.principals.service("ingress" if "ingress" in self.only else "notifier")):

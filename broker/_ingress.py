@@ -265,8 +265,7 @@ class Ingress:
         amends = submission.pop("amends_id", None)
         sid = submission_id_for(submission["declarant_id"], submission["trader_reference"], trader=trader)
         if amends is not None and await self._view.find(sid) is None:
-            await self._view.find(amends)  # an evicted one is read back (and cached) for _amended
-            found = self._amended(amends, submission, trader)
+            found = self._amended(await self._view.find(amends), amends, submission, trader)
             if isinstance(found, Response):
                 return found
             sid = found
@@ -275,16 +274,15 @@ class Ingress:
             entry = await self._view.find(sid)
             lodgement = decide_lodgement(entry.known if entry else None, submission["kind"], digest)
             if lodgement.action != "publish":
-                return self._not_published(sid, submission, lodgement)
+                return self._not_published(sid, submission, lodgement, entry)
             submission["submission_id"] = sid
             submission["version"] = lodgement.version
             return await self._publish(submission, digest)
 
-    def _amended(self, amends: str, submission: Submission, trader: str) -> str | Response:
+    def _amended(self, target: Entry | None, amends: str, submission: Submission, trader: str) -> str | Response:
         """The submission an amendment or cancellation names by id (WCO DM Declaration/ID: the MRN in CDS,
-        here the hub's submission id), when its declarant and reference do not find one. A declarant it
-        leaves out is the original's."""
-        target = self._view.get(amends)
+        here the hub's submission id), ``target`` when found, when its declarant and reference do not find
+        one. A declarant it leaves out is the original's."""
         if target is None or target.trader != trader:  # another trader's id is as unknown as a wrong one
             self.rejected += 1
             verb = "amend" if submission["kind"] == "AMENDMENT" else "cancel"
@@ -295,11 +293,10 @@ class Ingress:
             submission["declarant_id"] = target.declarant
         return amends
 
-    def _not_published(self, sid: str, submission: Submission, lodgement: Lodgement) -> Response:
+    def _not_published(self, sid: str, submission: Submission, lodgement: Lodgement, entry: Entry | None) -> Response:
         links = _links(sid)
         if lodgement.action == "duplicate":
             self.duplicates += 1
-            entry = self._view.get(sid)
             log.info("duplicate", submission_id=sid, version=lodgement.version)
             return _json({"submission_id": sid, "status": entry.status if entry else "accepted",
                           "version": lodgement.version, "trader_reference": submission["trader_reference"],

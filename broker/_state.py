@@ -28,6 +28,7 @@ from broker._envelope import CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE, SUBMISSION_
 from broker._kafka import offsets_at, read_range, read_to_end
 from broker._tail import DeadLetters, guarded
 from broker.errors import MessageError
+from errors import NSWError
 
 log = structlog.get_logger("nsw.state")
 
@@ -39,6 +40,16 @@ MIN_AGE_MS: Final = 10_000
 LOAD_BEFORE_MS: Final = 30_000
 #: ...to this long after (a transaction retried, a slow commit).
 LOAD_AFTER_MS: Final = 300_000
+
+
+class Evicted(NSWError):  # noqa: N818 - a signal between a store's user and its handler, not an error anyone sees
+    """The value of this key left memory: read it back (``ChangelogStore.load``) before handling the record."""
+
+    retriable = True
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.submission_id = key
 
 
 class ChangelogStore(Generic[V]):
@@ -66,8 +77,8 @@ class ChangelogStore(Generic[V]):
         self._retain_ms = None if retain_seconds is None else int(retain_seconds * 1000)
         self._max_inactive = max_inactive
         self._clock = clock
-        #: Inactive keys in memory, by when their value was written (epoch ms), oldest first.
-        self._inactive: OrderedDict[str, int] = OrderedDict()
+        #: Inactive keys in memory: (when their retention started, when their value was written), epoch ms.
+        self._inactive: OrderedDict[str, tuple[int, int]] = OrderedDict()
         #: Evicted keys: (partition, when the value was written).
         self.archive = CompactIndex(width=2)
         self.evicted = 0
@@ -81,7 +92,10 @@ class ChangelogStore(Generic[V]):
         """Whether ``key`` was evicted: its value is in the changelog, and ``load`` brings it back."""
         return key not in self._values and key in self.archive
 
-    def _keep(self, key: str, value: V, partition: int, written_at: int | None = None) -> None:
+    def _keep(self, key: str, value: V, partition: int, written_at: int | None = None,
+              kept_at: int | None = None) -> None:
+        """``written_at``: the record's time (where ``load`` looks for it); ``kept_at``: when the retention
+        starts (a value read back stays its retention from then, not from when it was written)."""
         self._values[key] = value
         self._partition[key] = partition
         self.archive.discard(key)
@@ -92,7 +106,9 @@ class ChangelogStore(Generic[V]):
         else:
             self._open.get(partition, {}).pop(key, None)
             if bounded:
-                self._inactive[key] = int(self._clock() * 1000) if written_at is None else written_at
+                now = int(self._clock() * 1000)
+                written = now if written_at is None else written_at
+                self._inactive[key] = (written if kept_at is None else kept_at, written)
         if bounded:
             self._evict()
 
@@ -100,10 +116,10 @@ class ChangelogStore(Generic[V]):
         now = int(self._clock() * 1000)
         horizon = None if self._retain_ms is None else now - max(self._retain_ms, MIN_AGE_MS)
         while self._inactive:
-            key, written_at = next(iter(self._inactive.items()))
-            expired = horizon is not None and written_at <= horizon
+            key, (kept_at, written_at) = next(iter(self._inactive.items()))
+            expired = horizon is not None and kept_at <= horizon
             over = (self._max_inactive is not None and len(self._inactive) > self._max_inactive
-                    and written_at <= now - MIN_AGE_MS)
+                    and kept_at <= now - MIN_AGE_MS)
             if not (expired or over):
                 return
             del self._inactive[key]
@@ -147,7 +163,7 @@ class ChangelogStore(Generic[V]):
         value: Any = orjson.loads(found[-1][0])
         if not self._valid(value):
             raise MessageError(f"{self._name} changelog: a value of an unexpected shape ({type(value).__name__})")
-        self._keep(key, value, partition, written_at=found[-1][1])
+        self._keep(key, value, partition, written_at=found[-1][1], kept_at=int(self._clock() * 1000))
         self.loaded += 1
         return value  # type: ignore[no-any-return]
 
@@ -169,7 +185,10 @@ class ChangelogStore(Generic[V]):
         return OutMessage(topic=self.topic, key=raw, value=b"", headers=((SUBMISSION_HEADER, raw),))
 
     def in_partition(self, partition: int) -> Iterator[tuple[str, V]]:
-        """The active values of ``partition`` (a snapshot: the caller may put while iterating)."""
+        """The active values of ``partition`` (a snapshot: the caller may put while iterating); a timer's
+        walk is also when inactive values past their retention leave memory in a quiet spell."""
+        if self._retain_ms is not None or self._max_inactive is not None:
+            self._evict()
         for key in list(self._open.get(partition, ())):
             yield key, self._values[key]
 
