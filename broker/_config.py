@@ -131,6 +131,8 @@ class HubConfig:
     #: reads it back); the router keeps no timers, so each of its states leaves memory after the retention.
     state_retain_seconds: float = 60.0
     state_max_final: int = 2_000
+    #: Completed Idempotency-Key answers kept in memory (24 h each at most; the oldest go first beyond this).
+    idempotency_max_keys: int = 100_000
 
     def deadlines_ms(self) -> dict[str, int]:
         return {agency: seconds * 1000 for agency, seconds in self.deadlines.items()}
@@ -179,6 +181,7 @@ class HubConfig:
             "view_cache": _int("NSW_VIEW_CACHE", d.view_cache),
             "state_retain_seconds": _float("NSW_STATE_RETAIN_SECONDS", d.state_retain_seconds),
             "state_max_final": _int("NSW_STATE_MAX_FINAL", d.state_max_final),
+            "idempotency_max_keys": _int("NSW_IDEMPOTENCY_MAX_KEYS", d.idempotency_max_keys),
             "commit_interval_ms": _commit_setting("NSW_COMMIT_INTERVAL_MS", d.commit_interval_ms, least=0),
             "commit_max_records": _commit_setting("NSW_COMMIT_MAX_RECORDS", d.commit_max_records, least=1),
             "deadlines": {

@@ -31,6 +31,7 @@ from broker._audit import Auditor, AuditTopics, audit_processor, auditor_spec
 from broker._auth import DEV_TRADER, AuthMiddleware, RateLimiter, new_key, read_dev_key, write_dev_key
 from broker._config import HubConfig
 from broker._http import ProblemOnError, guarded_protocol
+from broker._idempotency import IdempotencyStore
 from broker._ingress import Ingress, create_app
 from broker._kafka import (
     Handler,
@@ -201,7 +202,8 @@ class Hub:
     async def _start_ingress(self) -> None:
         cfg = self.config
         self.officers = OfficerStore()
-        self.view = StatusView(cfg.bootstrap, extra={OFFICERS: self.officers.apply},
+        self.view = StatusView(cfg.bootstrap, IdempotencyStore(max_keys=cfg.idempotency_max_keys),
+                               extra={OFFICERS: self.officers.apply},
                                retain_seconds=cfg.view_retain_seconds, max_final=cfg.view_max_final,
                                cache_size=cfg.view_cache)
         self.workbench = Workbench(bootstrap=cfg.bootstrap, view=self.view, agencies=cfg.agencies)

@@ -76,7 +76,8 @@ async def test_an_evicted_submission_is_answered_as_before_and_lodging_it_again_
     again = await client.post("/v1/submissions", content=body, headers=XML)
     assert again.status_code == 200, again.text
     assert (again.json()["duplicate"], again.json()["status"]) == (True, "refused")
-    other = body.decode().replace('<NetNetWeightMeasure unitCode="KGM">640<', '<NetNetWeightMeasure unitCode="KGM">641<', 1)
+    other = body.decode().replace('<NetNetWeightMeasure unitCode="KGM">640<',
+                                  '<NetNetWeightMeasure unitCode="KGM">641<', 1)
     conflict = await client.post("/v1/submissions", content=other.encode(), headers=XML)
     assert conflict.status_code == 409, conflict.text
     assert len((await responses_on_topic({sid}))[sid]) == 1  # nothing was processed again

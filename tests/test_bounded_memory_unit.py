@@ -12,6 +12,7 @@ import pytest
 from broker._aggregate import AggregateState, new_state
 from broker._archive import LRU, RECENT_KEYS, CompactIndex
 from broker._envelope import InMessage
+from broker._idempotency import KEEP_MS, IdempotencyStore, Stored
 from broker._lodgement import Known, decide_lodgement, same_digest
 from broker._state import MIN_AGE_MS, ChangelogStore
 from broker._topics import AGGREGATE_STATE, SUBMISSIONS
@@ -120,7 +121,7 @@ def final_state(sid: str, *, version: int = 1, trader: str = "acme") -> Aggregat
     state["status"] = "released"
     state["plan"] = {"submission_id": sid, "version": version, "routed_at": NOW_MS - 10, "received_at": NOW_MS - 20,
                      "trader_reference": "R", "declarant_id": "D", "item_sequences": [1], "agencies": [],
-                     "trader": trader}  # type: ignore[typeddict-unknown-key]
+                     "trader": trader}
     return state
 
 
@@ -258,3 +259,20 @@ def test_without_a_retention_the_store_keeps_everything_as_before() -> None:
     clock[0] += 10**6
     s.put("x", {"status": "done"}, partition=0)
     assert (len(s), s.evicted, s.needs_load("done")) == (2, 0, False)
+
+
+# --------------------------------------------------------------------------- idempotency keys
+
+
+def test_idempotency_answers_expire_after_a_day_and_the_oldest_go_beyond_the_bound() -> None:
+    store = IdempotencyStore(max_keys=3)
+    now = NOW_MS
+    for n in range(5):
+        store._keep(("t", f"k{n}"), Stored("f", 202, b"{}", now - KEEP_MS + 1000 * n), now=now)
+    assert len(store) == 3  # k0 and k1 went: beyond the bound
+    verdicts = [store.check("t", f"k{n}", "f", now=now)[0] for n in range(5)]
+    assert verdicts == ["new", "new", "replay", "replay", "replay"]
+    later = now + 2500  # k2 is past its 24 h by then, k3 not yet
+    store._keep(("t", "k9"), Stored("f", 202, b"{}", later), now=later)
+    assert len(store) == 3
+    assert [store.check("t", k, "f", now=later)[0] for k in ("k2", "k3", "k9")] == ["new", "replay", "replay"]
