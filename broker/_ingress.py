@@ -349,7 +349,9 @@ class Ingress:
 
     async def status(self, request: Request) -> Response:
         sid = request.path_params["submission_id"]
-        entry = await self._view.find(sid)
+        entry = await self._find(sid)
+        if isinstance(entry, Response):
+            return entry
         if (refusal := _refuse_access(request, sid, entry)) is not None:
             return refusal
         assert entry is not None
@@ -357,7 +359,9 @@ class Ingress:
 
     async def timeline(self, request: Request) -> Response:
         sid = request.path_params["submission_id"]
-        entry = await self._view.find(sid)
+        entry = await self._find(sid)
+        if isinstance(entry, Response):
+            return entry
         if (refusal := _refuse_access(request, sid, entry)) is not None:
             return refusal
         assert entry is not None
@@ -371,9 +375,12 @@ class Ingress:
             return problem("bad-request", detail="wait is a number of seconds, 0 or more (at most "
                            f"{MAX_WAIT_SECONDS:g} are waited)", instance=request.url.path,
                            errors=[{"message": "not a finite number >= 0", "line": None, "path": "?wait"}])
-        if (refusal := _refuse_access(request, sid, await self._view.find(sid))) is not None:
+        found = await self._find(sid)
+        if isinstance(found, Response):
+            return found
+        if (refusal := _refuse_access(request, sid, found)) is not None:
             return refusal
-        entry = await self._view.wait_final(sid, wait)
+        entry = found if found is not None and found.status in FINAL else await self._view.wait_final(sid, wait)
         if entry is None:
             return problem("not-found", detail=f"no submission {sid}", instance=request.url.path)
         state = entry.state
@@ -390,6 +397,15 @@ class Ingress:
         if "application/jose" in accept:
             return Response(jws, media_type="application/jose")
         return _json(rendered, headers={"NSW-Response-JWS": jws})
+
+    async def _find(self, sid: str) -> Entry | Response | None:
+        """The submission (read back from Kafka when it left memory), or a 503 when Kafka cannot say now."""
+        try:
+            return await self._view.find(sid)
+        except TransportError as exc:
+            log.warning("read_back_failed", submission_id=sid, error=str(exc))
+            return problem("unavailable", detail="the submission's state could not be read from Kafka now",
+                           headers={"Retry-After": "5"})
 
     async def jwks(self, request: Request) -> Response:
         return _json(self._signer.jwks() if self._signer is not None else {"keys": []})

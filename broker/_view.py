@@ -409,13 +409,16 @@ class StatusView:
                 found.append(aggregate_state(message.value))
 
         await read_range(self._bootstrap, [(AGGREGATE_STATE, partition, offset, offset + 1)], take)
+        if not found:  # compacted away: a later state exists, which the view has not read yet
+            await read_range(self._bootstrap, [(AGGREGATE_STATE, partition, offset, None)], take)
+            del found[:-1]
         entry = self.get(submission_id)  # news may have brought it back while reading
         if entry is not None:
             return entry
         if not found or self.archive.get(submission_id) != row:
             log.warning("archived_state_missing", submission_id=submission_id, partition=partition, offset=offset)
             return None
-        entry = archived_entry(submission_id, row, found[0])
+        entry = archived_entry(submission_id, row, found[-1])
         self._cache.put(submission_id, entry)
         self.loaded += 1
         return entry
