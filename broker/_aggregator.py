@@ -7,7 +7,7 @@ partitions whenever partitions are assigned. Nothing exists only in memory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import structlog
 
@@ -27,7 +27,7 @@ from broker._aggregate import (
 )
 from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message, decode
-from broker._state import ChangelogStore
+from broker._state import ChangelogStore, Evicted
 from broker._topics import AGGREGATE_STATE, DLQ, RESPONSES, ROUTING, decisions_topic
 from broker.errors import DecisionRefusedError
 from bus import Bus, ProcessorSpec, dead_letter
@@ -55,6 +55,8 @@ class Aggregator:
         deadlines: Mapping[str, int] | None = None,
         documents_codes: frozenset[str] = DOCUMENT_HOLDS,
         clock: Callable[[], int] = now_ms,
+        retain_seconds: float | None = None,
+        max_final: int | None = None,
     ) -> None:
         #: The agency of a decision is the topic it came from, never the record's own field.
         self._decision_topics = {decisions_topic(a): a for a in agencies}
@@ -64,11 +66,29 @@ class Aggregator:
         self.store: ChangelogStore[AggregateState] = ChangelogStore(
             bus=bus, topic=AGGREGATE_STATE, name="aggregator",
             active=lambda state: state["status"] not in FINAL_STATUSES,  # only open ones have deadlines
+            retain_seconds=retain_seconds, max_inactive=max_final,  # final ones leave memory after a while
         )
 
     async def on_assign(self, assigned: set[tuple[str, int]]) -> None:
         """Rebuild the state of the assigned partitions from the changelog."""
         await self.store.restore({p for _, p in assigned})
+
+    def handle_loading(self, message: InMessage) -> Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]:
+        """``handle``, after reading back the state of an evicted submission (the processor's handler).
+
+        Routing plans and decisions are keyed by submission id; only a record for an evicted one waits
+        for a read of the changelog, every other is handled at once."""
+        sid = message.key.decode() if message.key is not None else None
+        if sid is not None and self.store.needs_load(sid):
+            return self._load_then_handle(sid, message)
+        try:
+            return self.handle(message)
+        except Evicted as evicted:  # keyed otherwise than by its submission id (an external agency's record)
+            return self._load_then_handle(evicted.submission_id, message)
+
+    async def _load_then_handle(self, sid: str, message: InMessage) -> Sequence[OutMessage]:
+        await self.store.load(sid)
+        return self.handle(message)
 
     def handle(self, message: InMessage) -> Sequence[OutMessage]:
         if message.topic == ROUTING:
@@ -155,6 +175,8 @@ class Aggregator:
         return out
 
     def _state(self, submission_id: str) -> AggregateState:
+        if self.store.needs_load(submission_id):
+            raise Evicted(submission_id)  # before anything is changed: handle_loading reads it back first
         state = self.store.get(submission_id)
         return state if state is not None else new_state(submission_id)
 
@@ -165,7 +187,7 @@ def aggregator_spec(aggregator: Aggregator, *, agencies: tuple[str, ...]) -> Pro
         group_id="nsw-aggregator",
         topics=(ROUTING, *(decisions_topic(a) for a in agencies)),
         transactional_prefix="nsw-aggregator",
-        handler=aggregator.handle,
+        handler=aggregator.handle_loading,
         dlq=DLQ,
         on_assign=aggregator.on_assign,
         on_tick=aggregator.tick,

@@ -94,6 +94,19 @@ class HubConfig:
     #: The response signing keys (JWKS) every instance must share (NSW_SIGNING_KEY_DIR); None: ``<state dir>/keys``.
     signing_key_dir: Path | None = None
 
+    #: Bounded memory (broker/_view.py, broker/_state.py): a final submission stays in the status view this
+    #: many seconds after its final state, and at most this many final ones are kept; then only a compact
+    #: row remains and a request reads it back from Kafka (the last ``view_cache`` read back are cached).
+    view_retain_seconds: float = 120.0
+    view_max_final: int = 2_000
+    view_cache: int = 500
+    #: The same for the aggregator's and the router's changelog-backed state (an amendment or a late decision
+    #: reads it back); the router keeps no timers, so each of its states leaves memory after the retention.
+    state_retain_seconds: float = 60.0
+    state_max_final: int = 2_000
+    #: Completed Idempotency-Key answers kept in memory (24 h each at most; the oldest go first beyond this).
+    idempotency_max_keys: int = 100_000
+
     @property
     def signing_dir(self) -> Path:
         return self.signing_key_dir if self.signing_key_dir is not None else self.state_dir / "keys"
@@ -164,6 +177,12 @@ class HubConfig:
             "commit_interval_ms": env.get(c.COMMIT_INTERVAL_MS),
             "commit_max_records": env.get(c.COMMIT_MAX_RECORDS),
             "fused_core": env.get(c.FUSED_CORE),
+            "view_retain_seconds": env.get(c.VIEW_RETAIN_SECONDS),
+            "view_max_final": env.get(c.VIEW_MAX_FINAL),
+            "view_cache": env.get(c.VIEW_CACHE),
+            "state_retain_seconds": env.get(c.STATE_RETAIN_SECONDS),
+            "state_max_final": env.get(c.STATE_MAX_FINAL),
+            "idempotency_max_keys": env.get(c.IDEMPOTENCY_MAX_KEYS),
             "deadlines": {agency: env.get(c.DEADLINE, agency, default=seconds)
                           for agency, seconds in d.deadlines.items()},
         }

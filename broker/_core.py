@@ -53,6 +53,7 @@ from broker._aggregator import Aggregator
 from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, decode
 from broker._router import Router
+from broker._state import Evicted
 from broker._topics import AGGREGATE_STATE, DLQ, ROUTER_STATE, ROUTING, SUBMISSIONS, decisions_topic, requests_topic
 from bus import Handler, ProcessorSpec, RetryPolicy, dead_letter
 from schemas import AgencyDecision
@@ -162,6 +163,22 @@ class FusedCore:
                              *(h.on_assign(assigned) for h in self._timed.values()))
 
     async def handle(self, message: InMessage) -> Sequence[OutMessage]:
+        """One record's step, after reading back the router's and the aggregation's state of its submission
+        when they left memory (``broker._state``: final work is evicted after a retention)."""
+        if message.key is not None:  # the hub's topics are keyed by submission id
+            await self._load(message.key.decode(errors="replace"))
+        try:
+            return await self._handle(message)
+        except Evicted as evicted:  # a record keyed otherwise (an outside agency's) for an evicted submission
+            await self._load(evicted.submission_id)
+            return await self._handle(message)
+
+    async def _load(self, submission_id: str) -> None:
+        for store in (self.router.store, self.aggregator.store):
+            if store.needs_load(submission_id):
+                await store.load(submission_id)
+
+    async def _handle(self, message: InMessage) -> Sequence[OutMessage]:
         topic = message.topic
         if topic == SUBMISSIONS:
             return await self._submission(message)
@@ -258,6 +275,8 @@ class FusedCore:
                 result = work(message)
                 if inspect.isawaitable(result):
                     result = await result
+            except Evicted:
+                raise  # not a failure: the state is read back and the record handled again (``handle``)
             except Exception as exc:  # noqa: BLE001 - whatever breaks on one record, that record is retried, then dead-lettered
                 first_failure = first_failure or now_ms()
                 if attempt < attempts and getattr(exc, "retriable", True):

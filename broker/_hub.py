@@ -32,6 +32,7 @@ from broker._auth import DEV_TRADER, AuthMiddleware, RateLimiter, new_key, read_
 from broker._config import HubConfig
 from broker._core import CORE_SERVICE, FusedCore, core_spec, skip_core_processed
 from broker._http import ProblemOnError, guarded_protocol
+from broker._idempotency import IdempotencyStore
 from broker._ingress import Ingress, create_app
 from broker._keys_io import publish_key
 from broker._router import Router, router_spec
@@ -111,6 +112,8 @@ class Hub:
     _supervised: list[_Supervised] = field(default_factory=list)
     _handlers: list[Handler] = field(default_factory=list)
     view: StatusView | None = None
+    #: The aggregator of the running processor (the latest one its supervisor started).
+    aggregator: Aggregator | None = None
     webhooks: WebhookRegistry | None = None
     signer: ResponseSigner | None = None
     notifier: Notifier | None = None
@@ -200,7 +203,7 @@ class Hub:
         specs: list[tuple[str, Callable[[], ProcessorSpec]]] = []
         fused = self.fused
         if "router" in self.only and not fused:
-            specs.append(("router", lambda: router_spec(Router(bus=bus))))
+            specs.append(("router", lambda: router_spec(self._router(bus))))
         embedded: dict[str, Handler] = {}
         if "adapters" in self.only:
             modes = self.modes if self.modes is not None else AgencyModes.from_env(agencies=cfg.agencies)
@@ -219,15 +222,24 @@ class Hub:
                     lambda a, h: skip_core_processed(adapter_spec(a, h)), agency, handler)))
         if "aggregator" in self.only and not fused:
             specs.append(("aggregator", lambda: skip_core_processed(aggregator_spec(
-                Aggregator(bus=bus, agencies=cfg.agencies, deadlines=cfg.deadlines_ms()),
-                agencies=cfg.agencies))))
+                self._aggregator(bus), agencies=cfg.agencies))))
         if fused:
             specs.append((CORE_SERVICE, lambda: core_spec(FusedCore(
-                router=Router(bus=bus),
-                aggregator=Aggregator(bus=bus, agencies=cfg.agencies, deadlines=cfg.deadlines_ms()),
-                agencies=cfg.agencies, engines=embedded))))
+                router=self._router(bus), aggregator=self._aggregator(bus), agencies=cfg.agencies,
+                engines=embedded))))
             log.info("fused_core", embedded=sorted(embedded))
         return specs
+
+    def _router(self, bus: Bus) -> Router:
+        cfg = self.config
+        return Router(bus=bus, retain_seconds=cfg.state_retain_seconds, max_idle=cfg.state_max_final)
+
+    def _aggregator(self, bus: Bus) -> Aggregator:
+        """A new aggregator (each start of its processor), kept as ``self.aggregator``."""
+        cfg = self.config
+        self.aggregator = Aggregator(bus=bus, agencies=cfg.agencies, deadlines=cfg.deadlines_ms(),
+                                     retain_seconds=cfg.state_retain_seconds, max_final=cfg.state_max_final)
+        return self.aggregator
 
     async def _start_admin(self) -> None:
         if self.config.admin_port is not None:
@@ -237,7 +249,10 @@ class Hub:
     async def _start_ingress(self) -> None:
         cfg = self.config
         self.officers = OfficerStore()
-        self.view = StatusView(cfg.bootstrap, extra={OFFICERS: self.officers.apply})
+        self.view = StatusView(cfg.bootstrap, IdempotencyStore(max_keys=cfg.idempotency_max_keys),
+                               extra={OFFICERS: self.officers.apply},
+                               retain_seconds=cfg.view_retain_seconds, max_final=cfg.view_max_final,
+                               cache_size=cfg.view_cache)
         self.workbench = Workbench(bootstrap=cfg.bootstrap, view=self.view, agencies=cfg.agencies)
         self.feedback = FeedbackFeed(bootstrap=cfg.bootstrap, agencies=cfg.agencies)
         await self.view.start()

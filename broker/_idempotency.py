@@ -42,9 +42,28 @@ def valid_key(key: str) -> bool:
 
 
 class IdempotencyStore:
-    def __init__(self) -> None:
+    """Completed answers for ``KEEP_MS``, at most ``max_keys`` of them (the oldest go first): memory stays
+    bounded at any rate. A key forgotten early costs only the replay; the lodgement itself is still
+    answered as a duplicate by its content (broker/_lodgement.py)."""
+
+    def __init__(self, *, max_keys: int = 100_000) -> None:
         self._done: dict[tuple[str, str], Stored] = {}
         self._in_flight: dict[tuple[str, str], str] = {}
+        self.max_keys = max(max_keys, 0)
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    def _keep(self, key: tuple[str, str], stored: Stored, *, now: int | None = None) -> None:
+        """Keep ``stored`` newest; let expired answers, and the oldest beyond ``max_keys``, go."""
+        self._done.pop(key, None)
+        self._done[key] = stored
+        now = int(time.time() * 1000) if now is None else now
+        while self._done:
+            oldest, first = next(iter(self._done.items()))
+            if len(self._done) <= self.max_keys and now - first.created_at < KEEP_MS:
+                return
+            del self._done[oldest]
 
     def check(self, trader: str, key: str, print_: str, *, now: int | None = None) -> tuple[Verdict, Stored | None]:
         now = int(time.time() * 1000) if now is None else now
@@ -65,7 +84,7 @@ class IdempotencyStore:
 
     def complete(self, trader: str, key: str, stored: Stored) -> OutMessage:
         self._in_flight.pop((trader, key), None)
-        self._done[(trader, key)] = stored
+        self._keep((trader, key), stored)
         value: dict[str, Any] = {
             "trader": trader, "key": key, "fingerprint": stored.fingerprint, "status": stored.status,
             "body": stored.body.decode(), "created_at": stored.created_at,
@@ -78,6 +97,6 @@ class IdempotencyStore:
         if not message.value:
             return
         value = orjson.loads(message.value)
-        self._done[(value["trader"], value["key"])] = Stored(
+        self._keep((value["trader"], value["key"]), Stored(
             value["fingerprint"], value["status"], value["body"].encode(), value["created_at"]
-        )
+        ))

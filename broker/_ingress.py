@@ -264,26 +264,25 @@ class Ingress:
         submission["trader"] = trader
         amends = submission.pop("amends_id", None)
         sid = submission_id_for(submission["declarant_id"], submission["trader_reference"], trader=trader)
-        if amends is not None and self._view.get(sid) is None:
-            found = self._amended(amends, submission, trader)
+        if amends is not None and await self._view.find(sid) is None:
+            found = self._amended(await self._view.find(amends), amends, submission, trader)
             if isinstance(found, Response):
                 return found
             sid = found
         digest = content_digest(submission)
         async with self._locks.hold(sid):  # decide-then-publish must not interleave for one submission
-            entry = self._view.get(sid)
+            entry = await self._view.find(sid)
             lodgement = decide_lodgement(entry.known if entry else None, submission["kind"], digest)
             if lodgement.action != "publish":
-                return self._not_published(sid, submission, lodgement)
+                return self._not_published(sid, submission, lodgement, entry)
             submission["submission_id"] = sid
             submission["version"] = lodgement.version
             return await self._publish(submission, digest)
 
-    def _amended(self, amends: str, submission: Submission, trader: str) -> str | Response:
+    def _amended(self, target: Entry | None, amends: str, submission: Submission, trader: str) -> str | Response:
         """The submission an amendment or cancellation names by id (WCO DM Declaration/ID: the MRN in CDS,
-        here the hub's submission id), when its declarant and reference do not find one. A declarant it
-        leaves out is the original's."""
-        target = self._view.get(amends)
+        here the hub's submission id), ``target`` when found, when its declarant and reference do not find
+        one. A declarant it leaves out is the original's."""
         if target is None or target.trader != trader:  # another trader's id is as unknown as a wrong one
             self.rejected += 1
             verb = "amend" if submission["kind"] == "AMENDMENT" else "cancel"
@@ -294,11 +293,10 @@ class Ingress:
             submission["declarant_id"] = target.declarant
         return amends
 
-    def _not_published(self, sid: str, submission: Submission, lodgement: Lodgement) -> Response:
+    def _not_published(self, sid: str, submission: Submission, lodgement: Lodgement, entry: Entry | None) -> Response:
         links = _links(sid)
         if lodgement.action == "duplicate":
             self.duplicates += 1
-            entry = self._view.get(sid)
             log.info("duplicate", submission_id=sid, version=lodgement.version)
             return _json({"submission_id": sid, "status": entry.status if entry else "accepted",
                           "version": lodgement.version, "trader_reference": submission["trader_reference"],
@@ -351,7 +349,9 @@ class Ingress:
 
     async def status(self, request: Request) -> Response:
         sid = request.path_params["submission_id"]
-        entry = self._view.get(sid)
+        entry = await self._find(sid)
+        if isinstance(entry, Response):
+            return entry
         if (refusal := _refuse_access(request, sid, entry)) is not None:
             return refusal
         assert entry is not None
@@ -359,7 +359,9 @@ class Ingress:
 
     async def timeline(self, request: Request) -> Response:
         sid = request.path_params["submission_id"]
-        entry = self._view.get(sid)
+        entry = await self._find(sid)
+        if isinstance(entry, Response):
+            return entry
         if (refusal := _refuse_access(request, sid, entry)) is not None:
             return refusal
         assert entry is not None
@@ -373,9 +375,12 @@ class Ingress:
             return problem("bad-request", detail="wait is a number of seconds, 0 or more (at most "
                            f"{MAX_WAIT_SECONDS:g} are waited)", instance=request.url.path,
                            errors=[{"message": "not a finite number >= 0", "line": None, "path": "?wait"}])
-        if (refusal := _refuse_access(request, sid, self._view.get(sid))) is not None:
+        found = await self._find(sid)
+        if isinstance(found, Response):
+            return found
+        if (refusal := _refuse_access(request, sid, found)) is not None:
             return refusal
-        entry = await self._view.wait_final(sid, wait)
+        entry = found if found is not None and found.status in FINAL else await self._view.wait_final(sid, wait)
         if entry is None:
             return problem("not-found", detail=f"no submission {sid}", instance=request.url.path)
         state = entry.state
@@ -392,6 +397,15 @@ class Ingress:
         if "application/jose" in accept:
             return Response(jws, media_type="application/jose")
         return _json(rendered, headers={"NSW-Response-JWS": jws})
+
+    async def _find(self, sid: str) -> Entry | Response | None:
+        """The submission (read back from Kafka when it left memory), or a 503 when Kafka cannot say now."""
+        try:
+            return await self._view.find(sid)
+        except TransportError as exc:
+            log.warning("read_back_failed", submission_id=sid, error=str(exc))
+            return problem("unavailable", detail="the submission's state could not be read from Kafka now",
+                           headers={"Retry-After": "5"})
 
     async def jwks(self, request: Request) -> Response:
         return _json(self._signer.jwks() if self._signer is not None else {"keys": []})

@@ -57,12 +57,20 @@ class Lodgement:
     reason: str = ""
 
 
+def same_digest(known: str | None, digest: str) -> bool:
+    """Whether a lodged digest is ``digest``; a submission evicted from memory keeps only a prefix of its
+    digests (broker/_view.py ``archive_row``), which must then match the start of it."""
+    if known is None:
+        return False
+    return known == digest or (0 < len(known) < len(digest) and digest.startswith(known))
+
+
 def decide_lodgement(known: Known | None, kind: SubmissionKind, digest: str) -> Lodgement:
     """Publish as a new version, answer as a duplicate, or refuse (conflict, unknown reference)."""
     if kind == "DECLARATION":
         if known is None:
             return Lodgement("publish", 1)
-        if known.digests.get(1) == digest:
+        if same_digest(known.digests.get(1), digest):
             return Lodgement("duplicate", known.version, "this declaration was already lodged")
         return Lodgement(
             "conflict", known.version,
@@ -76,6 +84,6 @@ def decide_lodgement(known: Known | None, kind: SubmissionKind, digest: str) -> 
         if kind == "CANCELLATION":
             return Lodgement("duplicate", known.version, "the declaration is already cancelled")
         return Lodgement("conflict", known.version, "the declaration was cancelled and cannot be amended")
-    if kind == "AMENDMENT" and known.digests.get(known.version) == digest:
+    if kind == "AMENDMENT" and same_digest(known.digests.get(known.version), digest):
         return Lodgement("duplicate", known.version, "this amendment was already lodged")
     return Lodgement("publish", known.version + 1)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import NotRequired, TypedDict
 
@@ -24,7 +24,7 @@ import structlog
 from broker import _metrics as metrics
 from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message, decode
-from broker._state import ChangelogStore
+from broker._state import ChangelogStore, Evicted
 from broker._topics import DLQ, ROUTER_STATE, ROUTING, SUBMISSIONS, requests_topic
 from bus import Bus, ProcessorSpec
 from routing import NoRuleSetError, RuleBook, RuleTable, load_rule_book, route
@@ -154,12 +154,16 @@ class Router:
     """
 
     def __init__(self, *, bus: Bus, rules: RuleTable | None = None, book: RuleBook | None = None,
-                 clock: Clock = now_ms) -> None:
+                 clock: Clock = now_ms, retain_seconds: float | None = None, max_idle: int | None = None) -> None:
         self._rules = rules
         self._book = book
         self._clock = clock
-        self.store: ChangelogStore[RouterState] = ChangelogStore(bus=bus, topic=ROUTER_STATE,
-                                                                 name="router")
+        bounded = retain_seconds is not None or max_idle is not None
+        # The router has no timers: with a retention every state is idle once written, and leaves memory
+        # after it (an amendment reads it back, ``handle_loading``).
+        self.store: ChangelogStore[RouterState] = ChangelogStore(
+            bus=bus, topic=ROUTER_STATE, name="router",
+            active=(lambda _state: False) if bounded else None, retain_seconds=retain_seconds, max_inactive=max_idle)
 
     def _table(self, received_at: int, now: int) -> RuleTable:
         if self._rules is not None:
@@ -177,6 +181,20 @@ class Router:
     async def on_assign(self, assigned: set[tuple[str, int]]) -> None:
         await self.store.restore({p for _, p in assigned})
 
+    def handle_loading(self, message: InMessage) -> Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]:
+        """``handle``, after reading back the state of a submission that left memory (the processor handler)."""
+        sid = message.key.decode() if message.key is not None else None
+        if sid is not None and self.store.needs_load(sid):
+            return self._load_then_handle(sid, message)
+        try:
+            return self.handle(message)
+        except Evicted as evicted:  # keyed otherwise than by its submission id
+            return self._load_then_handle(evicted.submission_id, message)
+
+    async def _load_then_handle(self, sid: str, message: InMessage) -> Sequence[OutMessage]:
+        await self.store.load(sid)
+        return self.handle(message)
+
     def handle(self, message: InMessage) -> Sequence[OutMessage]:
         return self.route_message(message)[0]
 
@@ -186,6 +204,8 @@ class Router:
         submission: Submission = decode(message, "Submission")  # type: ignore[assignment]
         sid, version = submission["submission_id"], submission["version"]
         structlog.contextvars.bind_contextvars(submission_id=sid, version=version)
+        if self.store.needs_load(sid):
+            raise Evicted(sid)  # before anything is changed: handle_loading reads it back first
         previous = self.store.get(sid)
         if previous is not None and (version <= previous["version"] or previous["cancelled"]):
             log.info("already_routed", known_version=previous["version"], cancelled=previous["cancelled"])
@@ -211,7 +231,7 @@ def router_spec(router: Router) -> ProcessorSpec:
         group_id="nsw-router",
         topics=(SUBMISSIONS,),
         transactional_prefix="nsw-router",
-        handler=router.handle,
+        handler=router.handle_loading,
         dlq=DLQ,
         on_assign=router.on_assign,
         latest_only=frozenset({ROUTER_STATE}),

@@ -4,7 +4,8 @@ The status view holds every submission of every trader in one dict; a trader's p
 100,000 of them to show its 50. This index keeps, per trader, the submission ids sorted by when their
 latest version was lodged, so a page is a slice. A submission moves when an amendment is lodged (it
 becomes the newest) or when its owner is learnt late (catching up, the aggregator's state can be read
-before the lodgement that names the trader). Pure: no I/O, no clock.
+before the lodgement that names the trader). It holds what the status view holds in memory: a submission
+evicted from the view leaves the index (``remove``) and comes back with it. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -35,6 +36,16 @@ class TraderIndex:
         insort(self._lists.setdefault(trader, []), key)
         self._keys[submission_id] = key
         self._owners[submission_id] = trader
+
+    def remove(self, submission_id: str) -> None:
+        """Forget ``submission_id`` (it left the status view's memory)."""
+        key = self._keys.pop(submission_id, None)
+        owner = self._owners.pop(submission_id, None)
+        if key is not None and owner is not None:
+            self._remove(owner, key)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
     def _remove(self, trader: str, key: tuple[int, str]) -> None:
         filed = self._lists[trader]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +20,7 @@ import orjson
 import structlog
 
 from broker._aggregate import FINAL_STATUSES, AggregateState, pending_agencies
+from broker._archive import LRU, CompactIndex
 from broker._auth import KeyStore
 from broker._envelope import DECLARANT_HEADER, DIGEST_HEADER, KIND_HEADER, TRADER_HEADER, VERSION_HEADER, InMessage
 from broker._idempotency import IdempotencyStore
@@ -51,6 +54,8 @@ class Entry:
     waiters: list[asyncio.Event] = field(default_factory=list)
     #: Webhook deliveries of this submission's responses by delivery id (from ``nsw.webhook.deliveries``).
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Where the latest aggregator state was read: ``place(partition, offset)`` (-1: not read from the topic).
+    state_at: int = -1
 
     @property
     def status(self) -> str:
@@ -176,11 +181,80 @@ def aggregate_state(value: bytes) -> AggregateState:
     return state  # type: ignore[return-value]
 
 
+#: Bits of a record's offset in a packed place; the partition takes the bits above.
+_OFFSET_BITS = 48
+_OFFSET_MASK = (1 << _OFFSET_BITS) - 1
+#: Hex characters of the first version's digest and of the latest one kept for an evicted submission.
+_FIRST_DIGEST_CHARS = 15
+_LATEST_DIGEST_CHARS = 12
+
+
+def place(partition: int, offset: int) -> int:
+    """A record's partition and offset in one unsigned 64-bit number (an archive field)."""
+    return partition << _OFFSET_BITS | offset
+
+
+def unplace(at: int) -> tuple[int, int]:
+    return at >> _OFFSET_BITS, at & _OFFSET_MASK
+
+
+def _hex_prefix(digest: str | None, chars: int) -> int:
+    try:
+        return int(digest[:chars], 16) if digest else 0
+    except ValueError:
+        return 0
+
+
+def archive_row(entry: Entry) -> tuple[int, int, int]:
+    """What the view keeps of an evicted submission: where its state is, and enough of its lodgements to
+    answer a lodgement again (its versions' digest prefixes, cancelled or not, its latest version)."""
+    known = entry.known
+    version = max(known.version, entry.state["version"] if entry.state is not None else 0)
+    first = _hex_prefix(known.digests.get(1), _FIRST_DIGEST_CHARS) << 1 | int(known.cancelled)
+    latest = _hex_prefix(known.digests.get(known.version), _LATEST_DIGEST_CHARS) << 16 | min(version, 0xFFFF)
+    return entry.state_at, first, latest
+
+
+def archived_known(row: tuple[int, ...]) -> Known:
+    """The lodgements of an evicted submission as ``decide_lodgement`` reads them (digest prefixes)."""
+    _, first, latest = row
+    version = latest & 0xFFFF
+    known = Known(version, cancelled=bool(first & 1))
+    if latest >> 16:
+        known.digests[version] = f"{latest >> 16:0{_LATEST_DIGEST_CHARS}x}"
+    if first >> 1:
+        known.digests[1] = f"{first >> 1:0{_FIRST_DIGEST_CHARS}x}"
+    return known
+
+
+def archived_entry(submission_id: str, row: tuple[int, ...], state: AggregateState) -> Entry:
+    """An evicted submission read back: its state from the topic, its lodgements from the archive row."""
+    known = archived_known(row)
+    plan = state["plan"]
+    return Entry(submission_id, max(known.version, state["version"]), plan["received_at"] if plan else 0, known,
+                 plan.get("trader", "anonymous") if plan else "anonymous", plan["declarant_id"] if plan else "",
+                 state=state, state_at=row[0])
+
+
 class StatusView:
     def __init__(self, bootstrap: str, idempotency: IdempotencyStore | None = None,
                  keys: KeyStore | None = None, *,
-                 extra: Mapping[str, Callable[[InMessage], None]] | None = None) -> None:
-        self._bootstrap = bootstrap
+                 extra: Mapping[str, Callable[[InMessage], None]] | None = None,
+                 retain_seconds: float = 120.0, max_final: int = 2_000, cache_size: int = 500,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._bus = KafkaBus(bootstrap)
+        #: Final submissions stay in memory ``retain_seconds`` after their final state, and at most
+        #: ``max_final`` of them; then only their ``archive`` row is kept, and a request reads them back.
+        self._retain_ms = int(retain_seconds * 1000)
+        self._max_final = max(max_final, 0)
+        self._clock = clock
+        #: Final submissions in memory, by when they became final (epoch ms), oldest first.
+        self._final: OrderedDict[str, int] = OrderedDict()
+        self.archive = CompactIndex(width=3)
+        #: Evicted submissions read back on demand (``find``).
+        self._cache: LRU[str, Entry] = LRU(cache_size)
+        self.evicted = 0
+        self.loaded = 0
         self.idempotency = idempotency if idempotency is not None else IdempotencyStore()
         self.keys = keys if keys is not None else KeyStore()
         self._entries: dict[str, Entry] = {}
@@ -194,7 +268,7 @@ class StatusView:
         #: Called with every entry whose aggregator state changed (the console's worklist index).
         self.watchers: list[Callable[[Entry], None]] = []
         #: Reads the topics; a record ``_apply`` cannot take is reported and skipped (broker/_tail.py).
-        self.tail = FollowedTail(name="status-view", bus=KafkaBus(bootstrap),
+        self.tail = FollowedTail(name="status-view", bus=self._bus,
                                  topics=(SUBMISSIONS, AGGREGATE_STATE, IDEMPOTENCY, API_KEYS, WEBHOOK_DELIVERIES,
                                          *self._extra),
                                  apply=self._apply)
@@ -205,6 +279,7 @@ class StatusView:
         self.by_trader = TraderIndex()
 
     def __len__(self) -> int:
+        """Submissions in memory (evicted ones are in ``archive``)."""
         return len(self._entries)
 
     async def start(self) -> None:
@@ -214,6 +289,7 @@ class StatusView:
         await self.tail.stop()
 
     def _apply(self, message: InMessage) -> None:
+        self._evict()
         if message.key is None:
             return
         taker = self._takers.get(message.topic)
@@ -235,7 +311,7 @@ class StatusView:
         if not message.value:
             return
         state = aggregate_state(message.value)
-        entry = self._entries.get(sid)
+        entry = self._entries.get(sid) or self._revive(sid)
         if entry is None and state["plan"] is None:
             return  # decisions waiting for a plan make no submission: only a lodgement or a routing does
         if entry is None:
@@ -246,15 +322,106 @@ class StatusView:
                                                plan["declarant_id"] if plan else "")
             entry.webhooks.update(self._early_webhooks.pop(sid, {}))
             self.by_trader.place(sid, entry.trader, entry.received_at)
+        if entry.received_at == 0 and state["plan"] is not None:  # revived from the archive
+            entry.received_at = state["plan"]["received_at"]
+            entry.trader = state["plan"].get("trader", entry.trader)
+            entry.declarant = entry.declarant or state["plan"]["declarant_id"]
+            self.by_trader.place(sid, entry.trader, entry.received_at)
         entry.state = state
+        entry.state_at = place(message.partition, message.offset)
         if state["version"] >= entry.known.version:
             self._unrouted.pop(sid, None)
         for watcher in self.watchers:
             watcher(entry)
+        self._final.pop(sid, None)
         if entry.status in FINAL:
             for event in entry.waiters:
                 event.set()
             entry.waiters.clear()
+            self._final[sid] = message.timestamp
+            self._evict()
+
+    def _evict(self) -> None:
+        """Let final submissions past their retention (or beyond the count bound) go to the archive."""
+        if not self._final:
+            return
+        horizon = int(self._clock() * 1000) - self._retain_ms
+        while self._final:
+            sid, final_at = next(iter(self._final.items()))
+            if len(self._final) <= self._max_final and final_at > horizon:
+                return
+            del self._final[sid]
+            entry = self._entries.get(sid)
+            if entry is None or entry.status not in FINAL or entry.waiters or entry.state_at < 0:
+                continue
+            self.archive.put(sid, *archive_row(entry))
+            del self._entries[sid]
+            self._unrouted.pop(sid, None)
+            self.by_trader.remove(sid)
+            self.evicted += 1
+
+    def _revive(self, sid: str) -> Entry | None:
+        """An evicted submission that has news (a new version, a new state) back in memory: the one read
+        back if cached, else what its archive row says (its state follows from the topic)."""
+        entry = self._cache.pop(sid)
+        if entry is None:
+            row = self.archive.get(sid)
+            if row is None:
+                return None
+            entry = Entry(sid, row[2] & 0xFFFF, 0, archived_known(row), state_at=row[0])
+        else:
+            self.by_trader.place(sid, entry.trader, entry.received_at)
+        self.archive.discard(sid)
+        self._entries[sid] = entry
+        return entry
+
+    def _archived_lodgement(self, sid: str, *, version: int, digest: str, cancelled: bool) -> bool:
+        """A lodgement an evicted submission already had (read while catching up): fold it into its row;
+        False when it is news (a later version) and the submission must come back."""
+        row = self.archive.get(sid)
+        if row is None or version > row[2] & 0xFFFF:
+            return False
+        known = archived_known(row)
+        known.digests.setdefault(version, digest)
+        known.cancelled = known.cancelled or cancelled
+        stub = Entry(sid, known.version, 0, known, state_at=row[0])
+        self.archive.put(sid, *archive_row(stub))
+        cached = self._cache.get(sid)
+        if cached is not None:
+            cached.known.digests.setdefault(version, digest)
+            cached.known.cancelled = known.cancelled
+        return True
+
+    async def find(self, submission_id: str) -> Entry | None:
+        """The submission, read back from ``nsw.aggregator.state`` (and cached) when it was evicted."""
+        self._evict()  # in a quiet spell no record comes to let the final ones past their retention go
+        entry = self.get(submission_id)
+        if entry is not None:
+            return entry
+        row = self.archive.get(submission_id)
+        if row is None:
+            return None
+        partition, offset = unplace(row[0])
+        found: list[AggregateState] = []
+
+        def take(message: InMessage) -> None:
+            if message.key is not None and message.key.decode() == submission_id and message.value:
+                found.append(aggregate_state(message.value))
+
+        await self._bus.read_range([(AGGREGATE_STATE, partition, offset, offset + 1)], take)
+        if not found:  # compacted away: a later state exists, which the view has not read yet
+            await self._bus.read_range([(AGGREGATE_STATE, partition, offset, None)], take)
+            del found[:-1]
+        entry = self.get(submission_id)  # news may have brought it back while reading
+        if entry is not None:
+            return entry
+        if not found or self.archive.get(submission_id) != row:
+            log.warning("archived_state_missing", submission_id=submission_id, partition=partition, offset=offset)
+            return None
+        entry = archived_entry(submission_id, row, found[-1])
+        self._cache.put(submission_id, entry)
+        self.loaded += 1
+        return entry
 
     def _delivery(self, message: InMessage) -> None:
         """A webhook delivery's latest state, shown with its submission (skipped when unreadable)."""
@@ -265,7 +432,9 @@ class StatusView:
         if summary is None:
             return
         sid, delivery = summary
-        entry = self._entries.get(sid)
+        entry = self._entries.get(sid) or self._cache.get(sid)
+        if entry is None and sid in self.archive:
+            return  # an evicted submission's deliveries are not shown (they settle well within its retention)
         # Catching up, the topics come in any order: a delivery read before its submission waits for it.
         webhooks = entry.webhooks if entry is not None else self._early_webhooks.setdefault(sid, {})
         webhooks[str(delivery["delivery_id"])] = delivery
@@ -274,6 +443,11 @@ class StatusView:
                  trader: str, declarant: str = "") -> None:
         """Record a lodged version (this process's own at once, others' when the topic brings them)."""
         entry = self._entries.get(submission_id)
+        if entry is None and self._archived_lodgement(submission_id, version=version, digest=digest,
+                                                      cancelled=kind == "CANCELLATION"):
+            return
+        if entry is None:
+            entry = self._revive(submission_id)
         if entry is None:
             entry = self._entries[submission_id] = Entry(submission_id, version, received_at, Known(version), trader)
             entry.webhooks.update(self._early_webhooks.pop(submission_id, {}))
@@ -289,6 +463,7 @@ class StatusView:
             entry.received_at = received_at
         self.by_trader.place(submission_id, entry.trader, entry.received_at)
         if entry.state is None or entry.state["version"] < known.version:
+            self._final.pop(submission_id, None)  # a new version is open work again
             self._unrouted.pop(submission_id, None)  # re-inserted: the dict stays in acceptance order
             self._unrouted[submission_id] = received_at
 
@@ -304,10 +479,11 @@ class StatusView:
         return len(self._unrouted)
 
     def get(self, submission_id: str) -> Entry | None:
-        return self._entries.get(submission_id)
+        """The submission if it is in memory (open, recently final, or read back lately); see ``find``."""
+        return self._entries.get(submission_id) or self._cache.get(submission_id)
 
     async def wait_final(self, submission_id: str, seconds: float) -> Entry | None:
-        entry = self._entries.get(submission_id)
+        entry = await self.find(submission_id)
         if entry is None or entry.status in FINAL or seconds <= 0:
             return entry
         event = asyncio.Event()

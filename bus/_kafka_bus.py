@@ -13,7 +13,7 @@ from bus._admin import TopicDeclaration, align_size_limits, ensure_topics, exist
 from bus._interfaces import Processor, Publisher, Tail
 from bus._processor import PinnedPartitionProcessor, ProcessorSpec, TransactionalProcessor
 from bus._producer import Producer
-from bus._readers import TopicTail, read_tail, read_to_end
+from bus._readers import TopicTail, offsets_at, read_range, read_tail, read_to_end
 from bus._records import InMessage
 
 __all__ = ["KafkaBus"]
@@ -38,6 +38,14 @@ class KafkaBus:
 
     async def read_tail(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], InMessage | None]:
         return await read_tail(self.bootstrap, partitions)
+
+    async def read_range(self, ranges: Iterable[tuple[str, int, int | None, int | None]],
+                         on_record: Callable[[InMessage], None]) -> int:
+        return await read_range(self.bootstrap, ranges, on_record)
+
+    async def offsets_at(self, partitions: Iterable[tuple[str, int]], timestamp_ms: int
+                         ) -> dict[tuple[str, int], int | None]:
+        return await offsets_at(self.bootstrap, partitions, timestamp_ms)
 
     def tail(self, topics: Sequence[str]) -> Tail:
         return TopicTail(self.bootstrap, topics)

@@ -132,6 +132,26 @@ class MemoryBus:
             result[(topic, number)] = records[-1] if records else None
         return result
 
+    async def read_range(self, ranges: Iterable[tuple[str, int, int | None, int | None]],
+                         on_record: Callable[[InMessage], None]) -> int:
+        count = 0
+        for topic, number, start, stop in ranges:
+            parts = self.partitions_of(topic)
+            records = parts[number] if number < len(parts) else []
+            for record in records[start or 0:stop]:  # offsets are list indexes here
+                on_record(record)
+                count += 1
+        return count
+
+    async def offsets_at(self, partitions: Iterable[tuple[str, int]], timestamp_ms: int
+                         ) -> dict[tuple[str, int], int | None]:
+        found: dict[tuple[str, int], int | None] = {}
+        for topic, number in partitions:
+            parts = self.partitions_of(topic)
+            records = parts[number] if number < len(parts) else []
+            found[(topic, number)] = next((r.offset for r in records if r.timestamp >= timestamp_ms), None)
+        return found
+
     def tail(self, topics: Sequence[str]) -> Tail:
         return _MemoryTail(self, tuple(topics))
 

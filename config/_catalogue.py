@@ -60,6 +60,19 @@ COMMIT_INTERVAL_MS: Final = Setting("NSW_COMMIT_INTERVAL_MS", whole(least=0), 50
                                     "milliseconds between one partition's transactions under load", "limits", "50")
 COMMIT_MAX_RECORDS: Final = Setting("NSW_COMMIT_MAX_RECORDS", whole(least=1), 500,
                                     "records one transaction takes at most", "limits", "500")
+VIEW_RETAIN_SECONDS: Final = Setting("NSW_VIEW_RETAIN_SECONDS", number(least=0), 120.0,
+                                     "seconds a final submission stays in the status view's memory", "limits", "120")
+VIEW_MAX_FINAL: Final = Setting("NSW_VIEW_MAX_FINAL", whole(least=0), 2_000,
+                                "final submissions the status view keeps in memory at most", "limits", "2000")
+VIEW_CACHE: Final = Setting("NSW_VIEW_CACHE", whole(least=0), 500,
+                            "submissions read back from Kafka that the status view caches", "limits", "500")
+STATE_RETAIN_SECONDS: Final = Setting("NSW_STATE_RETAIN_SECONDS", number(least=0), 60.0,
+                                      "seconds a final state stays in the router's and aggregator's memory",
+                                      "limits", "60")
+STATE_MAX_FINAL: Final = Setting("NSW_STATE_MAX_FINAL", whole(least=0), 2_000,
+                                 "final states the router and the aggregator keep in memory at most", "limits", "2000")
+IDEMPOTENCY_MAX_KEYS: Final = Setting("NSW_IDEMPOTENCY_MAX_KEYS", whole(least=1), 100_000,
+                                      "completed Idempotency-Key answers kept in memory", "limits", "100000")
 FUSED_CORE: Final = Setting("NSW_FUSED_CORE", flag(), True,
                             "route, decide (embedded agencies) and aggregate in one transactional step", "limits", "1")
 

@@ -77,6 +77,9 @@ class Workbench:
             return
         agency = self._agency_of[message.topic]
         entry = self._view.get(request["submission_id"])
+        if entry is None and request["submission_id"] in self._view.archive \
+                and self.worklist.get(agency, request["submission_id"]) is None:
+            return  # final, out of the view's memory, and no work open for this agency: nothing will open
         self.worklist.learn_request(agency, request["submission_id"], summary_of(request, message),
                                     state=entry.state if entry is not None else None,
                                     trader=entry.trader if entry is not None else "anonymous")

@@ -95,12 +95,13 @@ def overall_verdict(verdicts: Sequence[Verdict]) -> str:
 
 def render_verdicts(verdicts: Sequence[Verdict], *, max_slope: float) -> str:
     width = max([len("process"), *(len(v.role) for v in verdicts)])
-    lines = [f"{'process'.ljust(width)}  {'first MiB':>9}  {'last MiB':>9}  {'MiB/10min':>9}  verdict"]
+    lines = [f"{'process'.ljust(width)}  {'first MiB':>9}  {'last MiB':>9}  {'MiB/10min':>9}  {'MiB/min':>7}  verdict"]
     for v in verdicts:
         first = "-" if v.first_mib is None else f"{v.first_mib:.1f}"
         last = "-" if v.last_mib is None else f"{v.last_mib:.1f}"
         slope = "-" if v.slope_mib_per_10min is None else f"{v.slope_mib_per_10min:+.2f}"
-        lines.append(f"{v.role.ljust(width)}  {first:>9}  {last:>9}  {slope:>9}  {v.verdict}")
+        per_minute = "-" if v.slope_mib_per_10min is None else f"{v.slope_mib_per_10min / 10:+.2f}"
+        lines.append(f"{v.role.ljust(width)}  {first:>9}  {last:>9}  {slope:>9}  {per_minute:>7}  {v.verdict}")
     lines.append(f"verdict: {overall_verdict(verdicts)} (threshold {max_slope:g} MiB per 10 minutes, first "
                  f"{WARMUP_SHARE:.0%} of the run left out)")
     return "\n".join(lines)

@@ -325,7 +325,8 @@ def test_the_overall_verdict_is_growing_when_any_process_grows() -> None:
     assert overall_verdict([flat, short]) == "too short"
     assert overall_verdict([]) == "too short"
     text = render_verdicts([flat, growing], max_slope=5.0)
-    assert text.splitlines()[1].split() == ["hub", "100.0", "100.0", "+0.00", "flat"]
+    assert text.splitlines()[1].split() == ["hub", "100.0", "100.0", "+0.00", "+0.00", "flat"]
+    assert text.splitlines()[2].split()[3:5] == ["+50.00", "+5.00"]  # 5 MiB a minute: 50 per 10 minutes
     assert text.splitlines()[2].split()[-1] == "growing"
     assert text.splitlines()[-1].startswith("verdict: growing (threshold 5 MiB per 10 minutes")
 
