@@ -147,6 +147,7 @@ class FusedCore:
                  engines: Mapping[str, Handler], retry: RetryPolicy | None = None) -> None:
         self.router = router
         self.aggregator = aggregator
+        aggregator.defer_state()  # one aggregate-state record per step, written by ``handle`` and ``tick``
         self.engines = dict(engines)
         self._retry = retry if retry is not None else RetryPolicy()
         self._agencies = tuple(agencies)
@@ -174,6 +175,10 @@ class FusedCore:
                              *(h.on_assign(assigned) for h in self._timed.values()))
 
     async def handle(self, message: InMessage) -> Sequence[OutMessage]:
+        out = await self._handle(message)
+        return [*out, *self.aggregator.flush()]
+
+    async def _handle(self, message: InMessage) -> Sequence[OutMessage]:
         topic = message.topic
         if topic == SUBMISSIONS:
             return await self._submission(message)
@@ -252,6 +257,7 @@ class FusedCore:
         out: list[OutMessage] = []
         for agency, handler in self._timed.items():
             out += await self._aggregate_own(agency, handler.tick(partition, now), partition)
+        out += self.aggregator.flush()
         out += self.aggregator.tick(partition, now)
         return out
 
