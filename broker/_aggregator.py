@@ -63,6 +63,8 @@ class Aggregator:
         self._documents_codes = documents_codes
         self._deadlines = dict(deadlines or {})
         self._clock = clock
+        #: States changed but not yet written (``defer_state``); None: each output carries its state record.
+        self.deferred: dict[str, tuple[AggregateState, int]] | None = None
         self.store: ChangelogStore[AggregateState] = ChangelogStore(
             bus=bus, topic=AGGREGATE_STATE, name="aggregator",
             active=lambda state: state["status"] not in FINAL_STATUSES,  # only open ones have deadlines
@@ -128,7 +130,11 @@ class Aggregator:
     def _outputs(self, state: AggregateState, response: ReleaseResponse | None,
                  refused: list[tuple[EarlyDecision | AgencyDecision, Refusal]], *, partition: int, now: int
                  ) -> list[OutMessage]:
-        out = [self.store.put(state["submission_id"], state, partition=partition)]
+        if self.deferred is not None:  # the fused core writes it once, at the end of its step (flush)
+            self.deferred[state["submission_id"]] = (state, partition)
+            out: list[OutMessage] = []
+        else:
+            out = [self.store.put(state["submission_id"], state, partition=partition)]
         out += [self._refused(entry, refusal, partition=partition) for entry, refusal in refused]
         if response is not None:
             out.insert(0, avro_message(RESPONSES, "ReleaseResponse", response))
@@ -175,10 +181,25 @@ class Aggregator:
         return out
 
     def _state(self, submission_id: str) -> AggregateState:
+        if self.deferred is not None and (kept := self.deferred.get(submission_id)) is not None:
+            return kept[0]
         if self.store.needs_load(submission_id):
             raise Evicted(submission_id)  # before anything is changed: handle_loading reads it back first
         state = self.store.get(submission_id)
         return state if state is not None else new_state(submission_id)
+
+    def defer_state(self) -> None:
+        """Keep changed states unwritten until ``flush`` (one changelog record per submission and step, however
+        many plans and decisions the step took: the fused core, ``broker._core``)."""
+        self.deferred = {}
+
+    def flush(self) -> list[OutMessage]:
+        """The changelog records of the states changed since the last flush."""
+        if not self.deferred:
+            return []
+        out = [self.store.put(sid, state, partition=partition) for sid, (state, partition) in self.deferred.items()]
+        self.deferred.clear()
+        return out
 
 
 def aggregator_spec(aggregator: Aggregator, *, agencies: tuple[str, ...]) -> ProcessorSpec:

@@ -136,6 +136,7 @@ class FusedCore:
                  engines: Mapping[str, Handler], retry: RetryPolicy | None = None) -> None:
         self.router = router
         self.aggregator = aggregator
+        aggregator.defer_state()  # one aggregate-state record per step, written by ``handle`` and ``tick``
         self.engines = dict(engines)
         self._retry = retry if retry is not None else RetryPolicy()
         self._agencies = tuple(agencies)
@@ -168,10 +169,11 @@ class FusedCore:
         if message.key is not None:  # the hub's topics are keyed by submission id
             await self._load(message.key.decode(errors="replace"))
         try:
-            return await self._handle(message)
+            out = await self._handle(message)
         except Evicted as evicted:  # a record keyed otherwise (an outside agency's) for an evicted submission
             await self._load(evicted.submission_id)
-            return await self._handle(message)
+            out = await self._handle(message)
+        return [*out, *self.aggregator.flush()]
 
     async def _load(self, submission_id: str) -> None:
         for store in (self.router.store, self.aggregator.store):
@@ -257,6 +259,7 @@ class FusedCore:
         out: list[OutMessage] = []
         for agency, handler in self._timed.items():
             out += await self._aggregate_own(agency, handler.tick(partition, now), partition)
+        out += self.aggregator.flush()
         out += self.aggregator.tick(partition, now)
         return out
 
