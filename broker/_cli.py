@@ -35,6 +35,7 @@ from ops import LocalKafkaConfig, add_ops_parser, kafka_command, run_ops
 from ops._audit_cmd import run_audit
 from ops._bench_cli import add_bench_parser, run_bench
 from ops._conformance import add_conformance_parser, run_conformance
+from ops._kafka import NODE_ACTIONS as KAFKA_NODE_ACTIONS
 from ops._kafka_tools import run_tool
 from ops._schemas_cmd import add_schemas_parser, run_schemas
 from routing._cli import add_route_parser, run_route
@@ -280,10 +281,10 @@ async def _status(args: argparse.Namespace) -> int:
 def _kafka(args: argparse.Namespace) -> int:
     if args.action == "tool":
         return run_tool(args.tool_args, LocalKafkaConfig.from_env())
-    if args.tool_args:
+    if args.tool_args and args.action not in ("start", *KAFKA_NODE_ACTIONS):
         sys.stderr.write(f"nsw kafka {args.action}: takes no arguments (got {' '.join(args.tool_args)})\n")
         return 2
-    return kafka_command(args.action, LocalKafkaConfig.from_env())
+    return kafka_command(args.action, LocalKafkaConfig.from_env(), args.tool_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,8 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     kafka = sub.add_parser("kafka", help="the embedded local Apache Kafka broker")
-    kafka.add_argument("action", choices=["install", "start", "stop", "status", "tool"],
-                       help="install (the broker and Kafka's tools), start, stop, status, or tool NAME [ARGS...]")
+    kafka.add_argument("action", choices=["install", "start", "stop", "status", *KAFKA_NODE_ACTIONS, "tool"],
+                       help="install (the broker and Kafka's tools), start [--brokers N] (a local cluster of N), "
+                            "stop, status, kill|pause|resume|start-node|stop-node N (one node of a cluster, "
+                            "for fault tests), or tool NAME [ARGS...]")
     kafka.add_argument("tool_args", nargs=argparse.REMAINDER, metavar="NAME [ARGS...]",
                        help="for tool: one of Kafka's tools and its own arguments, e.g. consumer-groups --list "
                             "(the bootstrap of the embedded broker is filled in); `nsw kafka tool` lists them")
