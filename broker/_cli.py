@@ -34,6 +34,7 @@ from console._cli import add_officers_parser, run_officers
 from ops import LocalKafkaConfig, add_ops_parser, kafka_command, run_ops
 from ops._audit_cmd import run_audit
 from ops._bench_cli import add_bench_parser, run_bench
+from ops._chaos_cmd import add_chaos_parser, run_chaos_command
 from ops._conformance import add_conformance_parser, run_conformance
 from ops._kafka import NODE_ACTIONS as KAFKA_NODE_ACTIONS
 from ops._kafka_tools import run_tool
@@ -353,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_conformance_parser(sub)
     add_ops_parser(sub)
     add_bench_parser(sub)
+    add_chaos_parser(sub)
     return parser
 
 
@@ -372,8 +374,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         with acting_as(auth):
             return run_audit(args) if args.ops_command == "audit" else run_ops(args)
-    if args.command in ("verify", "openapi"):  # offline tools: no Kafka, no hub
-        return {"verify": run_verify, "openapi": run_openapi}[args.command](args)
+    if args.command in ("verify", "openapi", "chaos"):  # offline tools: no Kafka, no hub (chaos: its own)
+        return {"verify": run_verify, "openapi": run_openapi, "chaos": run_chaos_command}[args.command](args)
     if args.command == "schemas":
         return run_schemas(args)
     if args.command == "conformance":

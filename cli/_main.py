@@ -34,6 +34,7 @@ COMMANDS: Final[dict[str, str]] = {
     "openapi": "write the API's OpenAPI 3.1 description (as GET /openapi.json serves)",
     "conformance": "a corpus of declarations through the pure pipeline",
     "bench": "benchmarks: the hub end to end, the Kafka floor, the generator",
+    "chaos": "the fault campaign: 3 brokers, 2 hub instances, every kind of fault, then an exactly-once count",
     "completion": "print a shell completion script: eval \"$(nsw completion bash)\"",
 }
 
