@@ -850,7 +850,8 @@ class LocalKafka:
 
     def _check_size(self) -> None:
         wanted, recorded = self.config.brokers, self._recorded_size()
-        if wanted is not None and wanted != self.size:
+        single_home = recorded is None and (self.home / "data" / "meta.properties").exists()
+        if wanted is not None and (wanted != self.size or (single_home and wanted > 1)):
             found = f"a cluster of {recorded}" if recorded else "a single broker"
             raise OpsConfigError(
                 f"{self.home} holds {found}, not {wanted}: stop it and use another NSW_KAFKA_HOME for "

@@ -93,3 +93,10 @@ def test_a_plan_names_known_faults(tmp_path: Path) -> None:
     assert ChaosPlan(workdir=tmp_path).faults == FAULTS
     with pytest.raises(OpsError, match="unknown fault"):
         ChaosPlan(workdir=tmp_path, faults=("kill-everything",))
+
+
+def test_a_single_broker_home_is_not_turned_into_a_cluster(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "meta.properties").write_text("node.id=1\n")
+    with pytest.raises(OpsConfigError, match="holds a single broker, not 3"):
+        LocalKafka(config(tmp_path, brokers=3)).start()
