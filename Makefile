@@ -13,7 +13,7 @@ JAVA_AGENCY       := adapters/examples/java-agency
 JAVA_AGENCY_STAMP := $(JAVA_AGENCY)/target/.built
 
 .DEFAULT_GOAL := help
-.PHONY: help install chromium run test conformance lint typecheck pytest bench bench-validate soak kafka-start kafka-stop kafka-status clean distclean
+.PHONY: help install chromium run test conformance lint typecheck pytest bench bench-validate soak chaos kafka-start kafka-stop kafka-status clean distclean
 
 help:
 	@echo "make install      virtualenv + package + test tools + Kafka jars + Java example agency + Chromium (quick when done)"
@@ -21,6 +21,7 @@ help:
 	@echo "make test         start Kafka, then ruff, mypy and pytest"
 	@echo "make bench        start Kafka and a hub, print the benchmark table (50/s, 200/s, max, floor)"
 	@echo "make soak         a 30-minute run at 200/s printing RSS per process (SOAK_MINUTES, SOAK_RATE)"
+	@echo "make chaos        the fault campaign: 3 brokers, 2 hubs, 100,000 declarations, every fault (CHAOS_COUNT, CHAOS_RATE)"
 	@echo "make conformance  the shared UK CDS corpus: its tests (tests/conformance), each answer, the distribution"
 	@echo "make kafka-stop   stop the embedded Kafka broker"
 	@echo "make clean        stop Kafka, remove its state and the tool caches (distclean: also .venv)"
@@ -90,6 +91,13 @@ bench: kafka-start
 	@$(BENCH_HUB); \
 	$(NSW) bench suite --url http://127.0.0.1:$(BENCH_PORT) --hub-pid $$pid --duration $(BENCH_SECONDS) --report bench.json
 
+# The fault campaign (README "Fault campaign"): its own 3-broker cluster and 2 hub instances, CHAOS_COUNT
+# declarations at CHAOS_RATE/s while brokers and hubs are killed, paused and restarted; exit 4 unless all zeros.
+CHAOS_COUNT ?= 100000
+CHAOS_RATE  ?= 30
+chaos: install
+	$(NSW) chaos --count $(CHAOS_COUNT) --rate $(CHAOS_RATE) --report chaos.json
+
 # Validation and mapping throughput on the shared corpus beside bare lxml (no Kafka, no hub).
 bench-validate: install
 	$(NSW) bench validate --bundle hmrc-cds=$(NSW_CORPUS)/hmrc-cds/schemas --corpus $(NSW_CORPUS)/hmrc-cds/examples
@@ -111,7 +119,7 @@ conformance: install
 	$(NSW) conformance --bundle hmrc-cds=$(CORPUS)/schemas $(CORPUS)/examples
 
 clean: kafka-stop
-	rm -rf .nsw build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-*.json bench.json soak.json $(JAVA_AGENCY)/target
+	rm -rf .nsw build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-*.json bench.json soak.json chaos.json $(JAVA_AGENCY)/target
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

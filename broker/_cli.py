@@ -34,7 +34,9 @@ from console._cli import add_officers_parser, run_officers
 from ops import add_ops_parser, kafka_command, run_ops
 from ops._audit_cmd import run_audit
 from ops._bench_cli import add_bench_parser, run_bench
+from ops._chaos_cmd import add_chaos_parser, run_chaos_command
 from ops._conformance import add_conformance_parser, run_conformance
+from ops._kafka import NODE_ACTIONS as KAFKA_NODE_ACTIONS
 from ops._kafka_tools import run_tool
 from ops._schemas_cmd import add_schemas_parser, run_schemas
 from ops._settings import Settings, add_config_parser, run_config, settings_of
@@ -283,10 +285,10 @@ async def _status(args: argparse.Namespace) -> int:
 def _kafka(args: argparse.Namespace) -> int:
     if args.action == "tool":
         return run_tool(args.tool_args, settings_of(args).local_kafka)
-    if args.tool_args:
+    if args.tool_args and args.action not in ("start", *KAFKA_NODE_ACTIONS):
         sys.stderr.write(f"nsw kafka {args.action}: takes no arguments (got {' '.join(args.tool_args)})\n")
         return 2
-    return kafka_command(args.action, settings_of(args).local_kafka)
+    return kafka_command(args.action, settings_of(args).local_kafka, args.tool_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -294,8 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     kafka = sub.add_parser("kafka", help="the embedded local Apache Kafka broker")
-    kafka.add_argument("action", choices=["install", "start", "stop", "status", "tool"],
-                       help="install (the broker and Kafka's tools), start, stop, status, or tool NAME [ARGS...]")
+    kafka.add_argument("action", choices=["install", "start", "stop", "status", *KAFKA_NODE_ACTIONS, "tool"],
+                       help="install (the broker and Kafka's tools), start [--brokers N] (a local cluster of N), "
+                            "stop, status, kill|pause|resume|start-node|stop-node N (one node of a cluster, "
+                            "for fault tests), or tool NAME [ARGS...]")
     kafka.add_argument("tool_args", nargs=argparse.REMAINDER, metavar="NAME [ARGS...]",
                        help="for tool: one of Kafka's tools and its own arguments, e.g. consumer-groups --list "
                             "(the bootstrap of the embedded broker is filled in); `nsw kafka tool` lists them")
@@ -355,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_conformance_parser(sub)
     add_ops_parser(sub)
     add_bench_parser(sub)
+    add_chaos_parser(sub)
     return parser
 
 
@@ -380,8 +385,8 @@ def main(argv: list[str] | None = None, *, settings: Settings | None = None) -> 
             return 2
         with acting_as(auth):
             return run_audit(args) if args.ops_command == "audit" else run_ops(args)
-    if args.command in ("verify", "openapi"):  # offline tools: no Kafka, no hub
-        return {"verify": run_verify, "openapi": run_openapi}[args.command](args)
+    if args.command in ("verify", "openapi", "chaos"):  # offline tools: no Kafka, no hub (chaos: its own)
+        return {"verify": run_verify, "openapi": run_openapi, "chaos": run_chaos_command}[args.command](args)
     if args.command == "schemas":
         return run_schemas(args)
     if args.command == "conformance":

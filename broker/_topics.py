@@ -37,6 +37,8 @@ OFFICERS: Final = "nsw.officers"
 INSPECTIONS: Final = "nsw.inspections"
 RISK_TUNING: Final = "nsw.risk.tuning"
 
+#: From this replication factor on, topics are created with ``min.insync.replicas`` 2.
+MIN_ISR_REPLICATION: Final = 3
 _WEEK_MS: Final = 7 * 24 * 3600 * 1000
 _YEAR_MS: Final = 365 * 24 * 3600 * 1000
 #: Changelogs roll a segment an hour (Kafka's default is a week) so compaction, which never touches the
@@ -73,6 +75,10 @@ class TopicSpec:
             configs |= {"segment.ms": str(_CHANGELOG_SEGMENT_MS), "min.cleanable.dirty.ratio": "0.1"}
         if "delete" in self.cleanup_policy:  # -1: kept forever
             configs["retention.ms"] = str(self.retention_ms)
+        if self.replication >= MIN_ISR_REPLICATION:
+            # Kafka's recommendation at replication factor 3: an acks=all write needs two in-sync copies, so
+            # one broker may fail without losing a committed record or stopping the writers.
+            configs["min.insync.replicas"] = "2"
         return configs | self.extra
 
 

@@ -35,6 +35,7 @@ COMMANDS: Final[dict[str, str]] = {
     "conformance": "a corpus of declarations through the pure pipeline",
     "config": "the effective configuration, every setting checked (secrets redacted): config show [--json]",
     "bench": "benchmarks: the hub end to end, the Kafka floor, the generator",
+    "chaos": "the fault campaign: 3 brokers, 2 hub instances, every kind of fault, then an exactly-once count",
     "completion": "print a shell completion script: eval \"$(nsw completion bash)\"",
 }
 

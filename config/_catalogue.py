@@ -152,6 +152,17 @@ KAFKA_CONTROLLER_PORT: Final = Setting("NSW_KAFKA_CONTROLLER_PORT", port(), 9093
                                        "the embedded broker's KRaft controller port", "local-kafka", "9093")
 KAFKA_HEAP: Final = Setting("NSW_KAFKA_HEAP", text(r"[1-9][0-9]*[kKmMgG]?", expected="a JVM size such as 512m or 1g"),
                             "1g", "the embedded broker's -Xmx", "local-kafka", "`1g`")
+KAFKA_BROKERS: Final = Setting("NSW_KAFKA_BROKERS", whole(least=1, most=9), None,
+                               "nodes of a local cluster (nsw kafka start --brokers N)", "local-kafka",
+                               "as the home was started (1)")
+KAFKA_NODE_HEAP: Final = Setting("NSW_KAFKA_NODE_HEAP", text(r"[1-9][0-9]*[kKmMgG]?",
+                                                             expected="a JVM size such as 384m or 1g"),
+                                 "384m", "each node's -Xmx in a local cluster", "local-kafka", "`384m`")
+CHAOS_KAFKA_PORT: Final = Setting("NSW_CHAOS_KAFKA_PORT", port(), 9192,
+                                  "the fault campaign's first broker port (node i: this + 2(i-1))", "local-kafka",
+                                  "9192")
+CHAOS_HUB_PORT: Final = Setting("NSW_CHAOS_HUB_PORT", port(), 8180,
+                                "the fault campaign's first hub port (instance k: this + 2k)", "local-kafka", "8180")
 KAFKA_AGENCIES: Final = Setting("NSW_KAFKA_AGENCIES", words(_AGENCY_NAME, expected="lower-case agency names"), (),
                                 "agencies whose principals and ACLs the embedded broker creates in sasl mode",
                                 "local-kafka", "the configured agencies")

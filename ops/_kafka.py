@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -49,7 +50,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -75,11 +76,16 @@ from ops._security import (
 from ops.errors import KafkaRuntimeError, OpsConfigError
 from schemas import AGENCIES
 
-__all__ = ["KafkaStatus", "LocalKafka", "LocalKafkaConfig", "Security", "kafka_command", "kafka_version"]
+__all__ = ["KafkaNode", "KafkaStatus", "LocalKafka", "LocalKafkaConfig", "NodeStatus", "Security", "kafka_command",
+           "kafka_version"]
 
 Security = Literal["plaintext", "sasl"]
+#: A node's JVM: ``running``, ``paused`` (stopped by SIGSTOP: ``nsw kafka pause N``) or ``down``.
+NodeState = Literal["running", "paused", "down"]
 
 MIN_JAVA: Final = 17
+#: The largest local cluster ``nsw kafka start --brokers N`` runs (each node a JVM on this machine).
+MAX_BROKERS: Final = 9
 _MAIN_CLASS: Final = "kafka.Kafka"
 _MARKER: Final = "installed.json"
 _POLL_S: Final = 0.2
@@ -122,6 +128,13 @@ class LocalKafkaConfig:
     """``NSW_KAFKA_SECURITY``: ``plaintext`` (no authentication, loopback only) or ``sasl`` (SCRAM + ACLs)."""
     agencies: tuple[str, ...] = AGENCIES
     """``NSW_KAFKA_AGENCIES`` (comma-separated): one principal and its ACLs per agency in ``sasl`` mode."""
+    brokers: int | None = None
+    """``NSW_KAFKA_BROKERS`` (or ``nsw kafka start --brokers N``): nodes of a local cluster, each a combined
+    broker and controller (N controller voters); node ``i`` listens on ``port + 2(i-1)`` and ``controller_port +
+    2(i-1)``. None: as the home was started (one broker for a new home)."""
+    node_heap: str = "384m"
+    """``NSW_KAFKA_NODE_HEAP``: the ``-Xmx`` of each node of a multi-broker cluster (``heap`` is the single
+    broker's)."""
 
     def __post_init__(self) -> None:
         if self.security not in get_args(Security):
@@ -131,8 +144,18 @@ class LocalKafkaConfig:
                 raise OpsConfigError(f"agency {agency!r} is not a lower-case name such as sps or cwc")
         if self.port == self.controller_port:
             raise OpsConfigError(f"the client and controller ports are both {self.port}; they must differ")
-        if re.fullmatch(r"[1-9][0-9]*[kKmMgG]?", self.heap) is None:
-            raise OpsConfigError(f"heap {self.heap!r} is not a JVM size such as 512m or 1g")
+        for heap in (self.heap, self.node_heap):
+            if re.fullmatch(r"[1-9][0-9]*[kKmMgG]?", heap) is None:
+                raise OpsConfigError(f"heap {heap!r} is not a JVM size such as 512m or 1g")
+        if self.brokers is not None:
+            if not 1 <= self.brokers <= MAX_BROKERS:
+                raise OpsConfigError(f"brokers={self.brokers} is outside 1..{MAX_BROKERS}")
+            ports = [p for i in range(self.brokers) for p in (self.port + 2 * i, self.controller_port + 2 * i)]
+            if len(set(ports)) != len(ports) or max(ports) > 65535:
+                raise OpsConfigError(
+                    f"{self.brokers} nodes from ports {self.port}/{self.controller_port} overlap or pass 65535: node "
+                    "i listens on port + 2(i-1) and controller_port + 2(i-1); choose adjacent ports such as 9092/9093"
+                )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LocalKafkaConfig:
@@ -159,6 +182,8 @@ class LocalKafkaConfig:
                 heap=env.get(catalogue.KAFKA_HEAP),
                 security=cast("Security", security),  # checked in __post_init__
                 agencies=env.get(catalogue.KAFKA_AGENCIES) or AGENCIES,
+                brokers=env.get(catalogue.KAFKA_BROKERS),
+                node_heap=env.get(catalogue.KAFKA_NODE_HEAP),
             )
         except OpsConfigError as exc:  # the two ports are the same
             env.adopt(exc)
@@ -186,9 +211,12 @@ class KafkaStatus:
     security: Security = "plaintext"
     credentials: Path | None = None
     """``sasl`` mode: the file with every principal's password."""
+    nodes: tuple[NodeStatus, ...] = ()
+    """A multi-broker cluster: each node (``running`` then means all of them; ``pid`` and ``log`` are node 1's)."""
 
     def as_dict(self) -> dict[str, Any]:
         sasl = {"credentials": str(self.credentials)} if self.credentials else {}
+        cluster = {"brokers": len(self.nodes), "nodes": [n.as_dict() for n in self.nodes]} if self.nodes else {}
         return {
             "security": self.security,
             **sasl,
@@ -201,7 +229,29 @@ class KafkaStatus:
             "log": str(self.log),
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "uptime_s": round(self.uptime_s, 1) if self.uptime_s is not None else None,
+            **cluster,
         }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeStatus:
+    """One node of a local cluster."""
+
+    node: int
+    state: NodeState
+    pid: int | None
+    bootstrap: str
+    controller: str
+    home: Path
+    log: Path
+
+    @property
+    def running(self) -> bool:
+        return self.state != "down"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "state": self.state, "pid": self.pid, "bootstrap": self.bootstrap,
+                "controller": self.controller, "home": str(self.home), "log": str(self.log)}  # fmt: skip
 
 
 # --- process helpers -------------------------------------------------------------------------------------
@@ -248,6 +298,14 @@ def _is_our_broker(pid: int, server_properties: Path) -> bool:
     except OSError:
         return False
     return _MAIN_CLASS.encode() in args and os.fsencode(server_properties) in args
+
+
+def _stopped(pid: int) -> bool:
+    """The process is stopped by a signal (state T: ``nsw kafka pause``)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except (OSError, IndexError):
+        return False
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -337,22 +395,101 @@ def _cluster_id() -> str:
 # --- the runtime -----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KafkaNode:
+    """One KRaft node (broker and controller in one JVM): its id, ports and state folder.
+
+    The single broker's folder is the home itself; node ``i`` of a cluster has ``<home>/node-<i>``.
+    """
+
+    id: int
+    home: Path
+    host: str
+    port: int
+    controller_port: int
+    heap: str
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def server_properties(self) -> Path:
+        return self.home / "server.properties"
+
+    @property
+    def log4j_properties(self) -> Path:
+        return self.home / "log4j2.properties"
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "kafka.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "server.log"
+
+    @property
+    def out(self) -> Path:
+        return self.home / "server.out"
+
+
 class LocalKafka:
-    """Install, start, stop and inspect the embedded broker described by a :class:`LocalKafkaConfig`."""
+    """Install, start, stop and inspect the embedded broker (or local cluster) a :class:`LocalKafkaConfig`
+    describes.
+
+    A cluster's home holds ``cluster.json`` (its size), ``cluster.id`` and one folder per node; ``status`` and
+    ``stop`` read the size from there, so they cover every node without being told how many there are.
+    """
 
     def __init__(self, config: LocalKafkaConfig) -> None:
         self.config = config
         self.home = config.home.expanduser().absolute()
         self.cache = config.cache.expanduser().absolute()
         self.libs = self.cache / "libs"
-        self.server_properties = self.home / "server.properties"
-        self.log4j_properties = self.home / "log4j2.properties"
-        self.data = self.home / "data"
-        self.pid_file = self.home / "kafka.pid"
-        self.log = self.home / "server.log"
-        self.out = self.home / "server.out"
+        self.layout = self.home / "cluster.json"
+        self.size = self._recorded_size() or config.brokers or 1
+        self.nodes = tuple(self._node(i) for i in range(1, self.size + 1))
+        first = self.nodes[0]
+        self.server_properties = first.server_properties
+        self.log4j_properties = first.log4j_properties
+        self.data = first.data
+        self.pid_file = first.pid_file
+        self.log = first.log
+        self.out = first.out
         self.credentials = self.home / "credentials.json"
         self.admin_properties = self.home / "admin.properties"
+
+    def _recorded_size(self) -> int | None:
+        try:
+            return int(json.loads(self.layout.read_text())["brokers"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _node(self, number: int) -> KafkaNode:
+        c, step = self.config, 2 * (number - 1)
+        single = self.size == 1
+        return KafkaNode(id=number, home=self.home if single else self.home / f"node-{number}", host=c.host,
+                         port=c.port + step, controller_port=c.controller_port + step,
+                         heap=c.heap if single else c.node_heap)  # fmt: skip
+
+    @property
+    def cluster(self) -> bool:
+        return self.size > 1
+
+    @property
+    def bootstrap(self) -> str:
+        """Every node's client listener, comma-separated (as NSW_BOOTSTRAP takes it)."""
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    def node(self, number: int) -> KafkaNode:
+        if not 1 <= number <= self.size:
+            raise OpsConfigError(f"there is no node {number}: the cluster in {self.home} has nodes 1..{self.size}")
+        return self.nodes[number - 1]
 
     @property
     def sasl(self) -> bool:
@@ -429,11 +566,21 @@ class LocalKafka:
         except (OSError, ValueError):
             return None
 
-    def _running_pid(self) -> int | None:
-        pid = self._read_pid()
-        if pid is None or not _alive(pid) or not _is_our_broker(pid, self.server_properties):
+    def _running_pid(self, node: KafkaNode | None = None) -> int | None:
+        node = node or self.nodes[0]
+        try:
+            pid: int | None = int(node.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            pid = None
+        if pid is None or not _alive(pid) or not _is_our_broker(pid, node.server_properties):
             return None
         return pid
+
+    def node_status(self, node: KafkaNode) -> NodeStatus:
+        pid = self._running_pid(node)
+        state: NodeState = "down" if pid is None else "paused" if _stopped(pid) else "running"
+        return NodeStatus(node=node.id, state=state, pid=pid, bootstrap=node.bootstrap,
+                          controller=f"{node.host}:{node.controller_port}", home=node.home, log=node.log)  # fmt: skip
 
     def status(self) -> KafkaStatus:
         pid = self._running_pid()
@@ -441,11 +588,12 @@ class LocalKafka:
         if pid is not None:
             with contextlib.suppress(OSError):
                 started_at = datetime.fromtimestamp(self.pid_file.stat().st_mtime, UTC)
+        nodes = tuple(self.node_status(n) for n in self.nodes) if self.cluster else ()
         return KafkaStatus(
-            running=pid is not None,
-            listening=_listening(self.config.host, self.config.port),
+            running=all(n.running for n in nodes) if nodes else pid is not None,
+            listening=all(_listening(n.host, n.port) for n in self.nodes),
             pid=pid,
-            bootstrap=self.config.bootstrap,
+            bootstrap=self.bootstrap,
             version=kafka_version(),
             home=self.home,
             log=self.log,
@@ -453,6 +601,7 @@ class LocalKafka:
             uptime_s=(datetime.now(UTC) - started_at).total_seconds() if started_at else None,
             security=self.config.security,
             credentials=self.credentials if self.sasl else None,
+            nodes=nodes,
         )
 
     # start -----------------------------------------------------------------------------------------------
@@ -466,6 +615,10 @@ class LocalKafka:
         """
         if _in_event_loop():
             raise KafkaRuntimeError("LocalKafka.start() blocks; call it via asyncio.to_thread() in async code")
+        self._check_size()
+        if self.cluster:
+            with _locked(self.home / ".lock"):
+                return self._start_cluster(self.nodes, timeout=timeout)
         with _locked(self.home / ".lock"):
             pid = self._running_pid()
             if pid is not None:
@@ -483,10 +636,10 @@ class LocalKafka:
             java = _java()
             libs = self.install()
             self.home.mkdir(parents=True, exist_ok=True)
-            self._write_config()
-            self._format(java, libs)
+            self._write_config(self.nodes[0])
+            self._format(java, libs, self.nodes[0])
             log_offset = self.log.stat().st_size if self.log.exists() else 0
-            pid = self._spawn(java, libs)
+            pid = self._spawn(java, libs, self.nodes[0])
             try:
                 self._wait_ready(pid, time.monotonic() + timeout, log_offset=log_offset)
                 self._secure(java, libs)
@@ -534,8 +687,8 @@ class LocalKafka:
                 retriable=True,
             )
 
-    def _listener_props(self) -> dict[str, str]:
-        c = self.config
+    def _listener_props(self, node: KafkaNode) -> dict[str, str]:
+        c = node
         if not self.sasl:
             return {
                 "listeners": f"PLAINTEXT://{c.host}:{c.port},CONTROLLER://{c.host}:{c.controller_port}",
@@ -564,31 +717,41 @@ class LocalKafka:
             "super.users": f"User:{ADMIN}",
         }
 
-    def _write_config(self) -> None:
-        c = self.config
+    def _write_config(self, node: KafkaNode) -> None:
+        # Kafka's recommendation for a cluster of three: replication factor 3 and min.insync.replicas 2 for the
+        # internal topics (transaction state, offsets) and as the default of topics created elsewhere.
+        replicas, min_isr = (str(min(3, self.size)), "2" if self.size >= 3 else "1")
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{c.host}:{c.controller_port}",
+            "node.id": str(node.id),
+            "controller.quorum.voters": ",".join(f"{n.id}@{n.host}:{n.controller_port}" for n in self.nodes),
             "controller.listener.names": "CONTROLLER",
-            **self._listener_props(),
-            "log.dirs": str(self.data),
+            **self._listener_props(node),
+            "log.dirs": str(node.data),
             "num.partitions": "1",
-            "offsets.topic.replication.factor": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "offsets.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_isr,
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_isr,
             "group.initial.rebalance.delay.ms": "0",
             # The largest record batch the broker takes (topics the hub declares set their own limit): a
             # dead letter of a record of the full budget (bus/_limits.py), for topics created elsewhere.
             "message.max.bytes": str(dlq_limit()),
         }
+        if self.cluster:
+            # Several JVMs share the machine's cores: fewer request and replica threads than a server's defaults.
+            props |= {"default.replication.factor": replicas, "min.insync.replicas": min_isr,
+                      "num.network.threads": "2", "num.io.threads": "4", "num.replica.fetchers": "1",
+                      "background.threads": "4",
+                      # 50 partitions each (the defaults) times three replicas is what makes a first start slow.
+                      "offsets.topic.num.partitions": "12", "transaction.state.log.num.partitions": "12"}  # fmt: skip
         body = "".join(f"{k}={v}\n" for k, v in props.items())
         header = "# Written by `nsw kafka start` from LocalKafkaConfig at every start; edits are overwritten.\n"
+        node.home.mkdir(parents=True, exist_ok=True)
         # 0600 in both modes: in sasl mode it holds the admin password.
-        write_private(self.server_properties, header + body)
-        self.log4j_properties.write_text(_resource_text("log4j2.properties"), encoding="utf-8")
+        write_private(node.server_properties, header + body)
+        node.log4j_properties.write_text(_resource_text("log4j2.properties"), encoding="utf-8")
         if self.sasl:
             admin = self._users()[ADMIN]
             write_private(self.admin_properties, (
@@ -599,8 +762,8 @@ class LocalKafka:
                 f'username="{ADMIN}" password="{admin}";\n'
             ))  # fmt: skip
 
-    def _format(self, java: str, libs: Path) -> None:
-        if (self.data / "meta.properties").exists():
+    def _format(self, java: str, libs: Path, node: KafkaNode) -> None:
+        if (node.data / "meta.properties").exists():
             if self.sasl and ADMIN not in registered_users(self.credentials):
                 raise KafkaRuntimeError(
                     f"the Kafka storage in {self.data} was formatted without the SCRAM credentials of "
@@ -612,8 +775,8 @@ class LocalKafka:
         if not id_file.exists():
             id_file.write_text(_cluster_id() + "\n", encoding="utf-8")
         cluster_id = id_file.read_text().strip()
-        cmd = [java, *self._jvm_flags(), "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
-               "-t", cluster_id, "-c", str(self.server_properties)]  # fmt: skip
+        cmd = [java, *self._jvm_flags(node), "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
+               "-t", cluster_id, "-c", str(node.server_properties)]  # fmt: skip
         users = self._users() if self.sasl else {}
         for name, password in users.items():
             # KRaft keeps SCRAM credentials in the metadata log: bootstrapping them here means the admin can
@@ -625,60 +788,177 @@ class LocalKafka:
             for password in users.values():
                 output = output.replace(password, "***")
             raise KafkaRuntimeError(
-                f"formatting the Kafka storage in {self.data} failed (exit {done.returncode}):\n{output}"
+                f"formatting the Kafka storage in {node.data} failed (exit {done.returncode}):\n{output}"
             )
         if users:
             mark_registered(self.credentials, users)
 
-    def _jvm_flags(self) -> list[str]:
+    def _jvm_flags(self, node: KafkaNode) -> list[str]:
         return [
-            f"-Xmx{self.config.heap}",
+            f"-Xmx{node.heap}",
             "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
-            f"-Dkafka.logs.dir={self.home}",
-            f"-Dlog4j2.configurationFile={self.log4j_properties}",
+            f"-Dkafka.logs.dir={node.home}",
+            f"-Dlog4j2.configurationFile={node.log4j_properties}",
         ]
 
-    def _spawn(self, java: str, libs: Path) -> int:
+    def _spawn(self, java: str, libs: Path, node: KafkaNode) -> int:
         # posix_spawn rather than Popen: the JVM outlives this process (new session, no Popen object whose
         # finaliser would warn that it is still running); _alive() reaps it if we are still its parent.
-        argv = [java, *self._jvm_flags(), "-cp", f"{libs}/*", _MAIN_CLASS, str(self.server_properties)]
+        argv = [java, *self._jvm_flags(node), "-cp", f"{libs}/*", _MAIN_CLASS, str(node.server_properties)]
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, str(self.out), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+            (os.POSIX_SPAWN_OPEN, 1, str(node.out), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
             (os.POSIX_SPAWN_DUP2, 1, 2),
         ]
         try:
             pid = os.posix_spawn(java, argv, dict(os.environ), file_actions=actions, setsid=True)
         except OSError as exc:
             raise KafkaRuntimeError(f"cannot start {java}: {exc}") from exc
-        self.pid_file.write_text(f"{pid}\n", encoding="utf-8")
+        node.pid_file.write_text(f"{pid}\n", encoding="utf-8")
         return pid
 
-    def _wait_ready(self, pid: int, deadline: float, *, log_offset: int = 0) -> None:
+    def _wait_ready(self, pid: int, deadline: float, *, log_offset: int = 0, node: KafkaNode | None = None) -> None:
+        node = node or self.nodes[0]
         while True:
             if not _alive(pid):
-                tails = [(self.out, _tail(self.out)), (self.log, _tail(self.log, since=log_offset))]
+                tails = [(node.out, _tail(node.out)), (node.log, _tail(node.log, since=log_offset))]
                 shown = "".join(f"\n--- {path.name} ---\n{text}" for path, text in tails if text)
-                raise KafkaRuntimeError(f"the Kafka broker (pid {pid}) exited during start-up; see {self.log}{shown}")
-            ready = _listening(self.config.host, self.config.port) and _metadata_ok(
-                self.config.bootstrap, self.auth(ADMIN)
-            )
+                raise KafkaRuntimeError(f"the Kafka broker (pid {pid}) exited during start-up; see {node.log}{shown}")
+            ready = _listening(node.host, node.port) and _metadata_ok(node.bootstrap, self.auth(ADMIN))
             if ready:
                 return
             if time.monotonic() > deadline:
                 raise KafkaRuntimeError(
-                    f"the Kafka broker (pid {pid}) did not answer on {self.config.bootstrap} in time; "
-                    f"see {self.log}\n{_tail(self.log, since=log_offset)}",
+                    f"the Kafka broker (pid {pid}) did not answer on {node.bootstrap} in time; "
+                    f"see {node.log}\n{_tail(node.log, since=log_offset)}",
                     retriable=True,
                 )
             time.sleep(_POLL_S)
+
+    # cluster ---------------------------------------------------------------------------------------------
+
+    def _check_size(self) -> None:
+        wanted, recorded = self.config.brokers, self._recorded_size()
+        single_home = recorded is None and (self.home / "data" / "meta.properties").exists()
+        if wanted is not None and (wanted != self.size or (single_home and wanted > 1)):
+            found = f"a cluster of {recorded}" if recorded else "a single broker"
+            raise OpsConfigError(
+                f"{self.home} holds {found}, not {wanted}: stop it and use another NSW_KAFKA_HOME for "
+                f"{wanted} broker(s), or delete {self.home} (its topics are lost)"
+            )
+        if self.cluster and self.sasl:
+            raise OpsConfigError("a local multi-broker cluster runs in plaintext mode only (NSW_KAFKA_SECURITY)")
+
+    def _start_cluster(self, nodes: tuple[KafkaNode, ...], *, timeout: float) -> KafkaStatus:
+        """Spawn every node of ``nodes`` not running, then wait for each: a node answers only once a majority
+        of the controller voters elected a leader, so they must all be on their way before any is waited for."""
+        java, libs = _java(), self.install()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.layout.write_text(json.dumps({"brokers": self.size}) + "\n", encoding="utf-8")
+        spawned: list[tuple[KafkaNode, int, int]] = []
+        for node in nodes:
+            if self._running_pid(node) is not None:
+                continue
+            node.pid_file.unlink(missing_ok=True)  # stale
+            for port in (node.port, node.controller_port):
+                if not _port_free(node.host, port):
+                    raise KafkaRuntimeError(
+                        f"port {port} on {node.host} (node {node.id}) is already in use by another program; "
+                        f"choose other ports with NSW_KAFKA_PORT / NSW_KAFKA_CONTROLLER_PORT"
+                    )
+            self._write_config(node)
+            self._format(java, libs, node)
+            offset = node.log.stat().st_size if node.log.exists() else 0
+            spawned.append((node, self._spawn(java, libs, node), offset))
+        deadline = time.monotonic() + timeout
+        try:
+            for node, pid, offset in spawned:
+                self._wait_ready(pid, deadline, log_offset=offset, node=node)
+        except KafkaRuntimeError:
+            for node, pid, _ in spawned:
+                self._terminate(pid, timeout=10.0)
+                node.pid_file.unlink(missing_ok=True)
+            raise
+        return self.status()
+
+    def start_node(self, number: int, *, timeout: float = 60.0) -> NodeStatus:
+        """Start one node of the cluster (after ``kill`` or ``stop_node``); the others must form a quorum."""
+        node = self.node(number)
+        with _locked(self.home / ".lock"):
+            self._start_cluster((node,), timeout=timeout)
+        return self.node_status(node)
+
+    def stop_node(self, number: int, *, timeout: float = 30.0) -> bool:
+        """A clean stop (SIGTERM: controlled shutdown, leaders moved first) of one node; True if it ran."""
+        node = self.node(number)
+        with _locked(self.home / ".lock"):
+            pid = self._running_pid(node)
+            if pid is None:
+                return False
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)  # a paused JVM cannot shut down
+            self._terminate(pid, timeout=timeout)
+            node.pid_file.unlink(missing_ok=True)
+            return True
+
+    def kill(self, number: int) -> int:
+        """SIGKILL node ``number`` (a hard crash: no controlled shutdown); return the pid that was killed."""
+        node = self.node(number)
+        pid = self._running_pid(node)
+        if pid is None:
+            raise KafkaRuntimeError(f"node {number} is not running", retriable=False)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10.0
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                raise KafkaRuntimeError(f"node {number} (pid {pid}) survived SIGKILL", retriable=True)
+            time.sleep(0.05)
+        node.pid_file.unlink(missing_ok=True)
+        return pid
+
+    def pause(self, number: int) -> int:
+        """SIGSTOP node ``number``: alive but silent, as a JVM in a long GC pause or a frozen VM."""
+        return self._signal(number, signal.SIGSTOP)
+
+    def resume(self, number: int) -> int:
+        """SIGCONT node ``number`` after :meth:`pause`."""
+        return self._signal(number, signal.SIGCONT)
+
+    def _signal(self, number: int, sig: signal.Signals) -> int:
+        """Send ``sig`` and return once the kernel shows the JVM stopped (SIGSTOP) or running again (SIGCONT)."""
+        pid = self._running_pid(self.node(number))
+        if pid is None:
+            raise KafkaRuntimeError(f"node {number} is not running", retriable=False)
+        os.kill(pid, sig)
+        deadline = time.monotonic() + 5.0
+        while _stopped(pid) != (sig == signal.SIGSTOP) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return pid
+
+    def active_controller(self) -> int | None:
+        """The node id the KRaft quorum last elected leader (the active controller), from the nodes' own
+        ``quorum-state`` files (the highest epoch among running nodes wins); None if none is known."""
+        best: tuple[int, int] | None = None
+        for node in self.nodes:
+            if self._running_pid(node) is None:
+                continue
+            try:
+                state = json.loads((node.data / "__cluster_metadata-0" / "quorum-state").read_text())
+            except (OSError, ValueError):
+                continue
+            leader, epoch = int(state.get("leaderId", -1)), int(state.get("leaderEpoch", -1))
+            if leader > 0 and (best is None or epoch > best[1]):
+                best = (leader, epoch)
+        return best[0] if best else None
 
     # stop ------------------------------------------------------------------------------------------------
 
     def stop(self, *, timeout: float = 30.0) -> bool:
         """SIGTERM (controlled shutdown), SIGKILL after ``timeout``; True if a broker was running."""
         with _locked(self.home / ".lock"):
+            if self.cluster:
+                return self._stop_cluster(timeout=timeout)
             pid = self._running_pid()
             if pid is None:
                 self.pid_file.unlink(missing_ok=True)  # stale, if any
@@ -686,6 +966,21 @@ class LocalKafka:
             self._terminate(pid, timeout=timeout)
             self.pid_file.unlink(missing_ok=True)
             return True
+
+    def _stop_cluster(self, *, timeout: float) -> bool:
+        """SIGTERM every node at once (one by one, the last ones would wait for a quorum that has gone), then
+        SIGKILL whatever is left after ``timeout``."""
+        pids = {node: pid for node in self.nodes if (pid := self._running_pid(node)) is not None}
+        for pid in pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGTERM)
+        for node, pid in pids.items():
+            self._terminate(pid, timeout=timeout)
+            node.pid_file.unlink(missing_ok=True)
+        for node in self.nodes:
+            node.pid_file.unlink(missing_ok=True)  # stale, if any
+        return bool(pids)
 
     def _terminate(self, pid: int, *, timeout: float) -> None:
         for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
@@ -724,15 +1019,78 @@ async def _describe_cluster(bootstrap: str, auth: KafkaAuth, request_timeout_ms:
     return await cluster_answers(bootstrap, auth, request_timeout_ms)
 
 
+def _start(kafka: LocalKafka) -> dict[str, Any]:
+    doc = kafka.start().as_dict()
+    if kafka.sasl:
+        print(f"nsw: Kafka SASL/SCRAM credentials (mode 0600) are in {kafka.credentials}; "
+              f"a service uses them with NSW_KAFKA_CREDENTIALS={kafka.credentials} "
+              "NSW_KAFKA_PRINCIPAL=<name>", file=sys.stderr)  # fmt: skip
+    if kafka.cluster:
+        print(f"nsw: a {kafka.size}-broker cluster; the hub uses it with NSW_BOOTSTRAP={kafka.bootstrap} "
+              f"NSW_REPLICATION={min(3, kafka.size)}", file=sys.stderr)
+    return doc
+
+
+def _node_action(kafka: LocalKafka, action: str, number: int) -> dict[str, Any]:
+    match action:
+        case "kill":
+            return {"node": number, "killed": kafka.kill(number)}
+        case "pause":
+            return {"node": number, "paused": kafka.pause(number)}
+        case "resume":
+            return {"node": number, "resumed": kafka.resume(number)}
+        case "stop-node":
+            return {"node": number, "stopped": kafka.stop_node(number)}
+        case _:
+            return kafka.start_node(number).as_dict()
+
+
 # --- CLI entry -------------------------------------------------------------------------------------------
 
 
-def kafka_command(action: str, config: LocalKafkaConfig) -> int:
-    """Run ``nsw kafka <action>``: print a JSON document, return the process exit code.
+#: ``nsw kafka`` actions on one node of a local cluster: ``nsw kafka kill 2``.
+NODE_ACTIONS: Final = ("kill", "pause", "resume", "start-node", "stop-node")
+ACTIONS: Final = ("install", "start", "stop", "status", *NODE_ACTIONS)
+
+
+def _parse_args(action: str, args: Sequence[str]) -> tuple[int | None, int | None]:
+    """``start [--brokers N]`` and ``<node action> N``: (brokers, node)."""
+    rest = list(args)
+    brokers: int | None = None
+    node: int | None = None
+    if action == "start" and rest[:1] == ["--brokers"] and len(rest) >= 2:
+        brokers, rest = _number(rest[1], "--brokers"), rest[2:]
+    elif action == "start" and rest[:1] and rest[0].startswith("--brokers="):
+        brokers, rest = _number(rest[0].split("=", 1)[1], "--brokers"), rest[1:]
+    if action in NODE_ACTIONS and rest:
+        node, rest = _number(rest[0], "the node"), rest[1:]
+    elif action in NODE_ACTIONS:
+        raise OpsConfigError(f"nsw kafka {action} N: which node (1, 2, 3, ...)")
+    if rest:
+        raise OpsConfigError(f"nsw kafka {action}: unexpected arguments {' '.join(rest)}")
+    return brokers, node
+
+
+def _number(raw: str, what: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise OpsConfigError(f"{what} must be a number, not {raw!r}") from None
+
+
+def kafka_command(action: str, config: LocalKafkaConfig, args: Sequence[str] = ()) -> int:
+    """Run ``nsw kafka <action> [args]``: print a JSON document, return the process exit code.
 
     Exit codes: 0 done (``status``: running), 1 failed (the error is in the JSON, on stderr), 2 unknown
-    action, 3 ``status`` says not running (as LSB init scripts do).
+    action or bad arguments, 3 ``status`` says not running (as LSB init scripts do).
     """
+    try:
+        brokers, number = _parse_args(action, args)
+        if brokers is not None:
+            config = dataclasses.replace(config, brokers=brokers)
+    except OpsConfigError as exc:
+        print(json.dumps({"action": action, "error": str(exc), "actions": list(ACTIONS)}), file=sys.stderr)
+        return 2
     kafka = LocalKafka(config)
     began = time.monotonic()
     if action in {"install", "start"} and not kafka.installed():
@@ -743,18 +1101,16 @@ def kafka_command(action: str, config: LocalKafkaConfig) -> int:
                 libs = kafka.install()
                 doc: dict[str, Any] = {"installed": True, "libs": str(libs), "version": kafka_version()}
             case "start":
-                doc = kafka.start().as_dict()
-                if kafka.sasl:
-                    print(f"nsw: Kafka SASL/SCRAM credentials (mode 0600) are in {kafka.credentials}; "
-                          f"a service uses them with NSW_KAFKA_CREDENTIALS={kafka.credentials} "
-                          "NSW_KAFKA_PRINCIPAL=<name>", file=sys.stderr)  # fmt: skip
+                doc = _start(kafka)
             case "stop":
                 doc = {"stopped": kafka.stop(), **kafka.status().as_dict()}
             case "status":
                 doc = kafka.status().as_dict()
+                doc |= {"active_controller": kafka.active_controller()} if kafka.cluster else {}
+            case "kill" | "pause" | "resume" | "start-node" | "stop-node" if number is not None:
+                doc = _node_action(kafka, action, number)
             case _:
-                print(json.dumps({"error": f"unknown action {action!r}",
-                                  "actions": ["install", "start", "stop", "status"]}))  # fmt: skip
+                print(json.dumps({"error": f"unknown action {action!r}", "actions": list(ACTIONS)}))
                 return 2
     except (KafkaRuntimeError, OpsConfigError) as exc:
         first, *details = str(exc).splitlines() or [type(exc).__name__]

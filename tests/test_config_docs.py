@@ -41,6 +41,7 @@ CONSTANTS = frozenset({"NSW_NAMESPACE"})
 ENVIRON_USERS = {
     "ops/_kafka.py": "JAVA_HOME to find java, and the broker JVM's environment (a copy)",
     "broker/_split.py": "the --split child's environment: the parent's, with its admin port set",
+    "ops/_chaos.py": "the hub instances' environment in the fault campaign: the parent's, with their own settings",
 }
 
 
