@@ -19,7 +19,7 @@ import structlog
 from broker._auth import DEV_KEY_FILE, client_auth_headers, new_key
 from broker._client import submit_file
 from broker._config import HubConfig
-from broker._hub import SERVICES, Hub
+from broker._hub import SERVICES, Hub, service_names
 from broker._keys_io import load_keys, publish_key
 from broker._logging import configure_logging
 from broker._openapi_cmd import add_openapi_parser, run_openapi
@@ -171,7 +171,7 @@ async def _announce(config: HubConfig, only: frozenset[str]) -> None:
     structlog.get_logger("nsw.serve").info("hub_ready", url=url, waiting_for=waiting or None)
     if url is None:
         return  # a process without the ingress (--only, the --split child): the log line says it
-    write_block(ready_block(ReadyInfo(url=url, services=sorted(only), bootstrap=config.bootstrap,
+    write_block(ready_block(ReadyInfo(url=url, services=service_names(config, only), bootstrap=config.bootstrap,
                                       dev_key=dev_key if dev_key.exists() else None, waiting_for=waiting,
                                       command=_invoked(), client_url=DEFAULT_URL)))
 

@@ -11,8 +11,9 @@ import contextlib
 import dataclasses
 import functools
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Final
 
 import orjson
 import structlog
@@ -81,6 +82,24 @@ def _processor(spec: ProcessorSpec, bus: Bus) -> Processor:
     return bus.processor(spec)
 
 
+#: The services the fused core runs in one step when all of them are in the process.
+FUSED_SERVICES: Final = frozenset({"router", "adapters", "aggregator"})
+
+
+def fuses(config: HubConfig, only: Iterable[str]) -> bool:
+    """Whether a process running ``only`` runs the fused core: all of ``FUSED_SERVICES``, ``NSW_FUSED_CORE`` on,
+    and one Kafka principal for the process (per-service credentials keep the separate services)."""
+    return config.fused_core and set(only) >= FUSED_SERVICES and not config.kafka.per_service
+
+
+def service_names(config: HubConfig, only: Iterable[str]) -> list[str]:
+    """The services of a process as an operator reads them: the fused core in place of the three it runs."""
+    names = sorted(only)
+    if not fuses(config, names):
+        return names
+    return ["core (router, adapters, aggregator)", *(n for n in names if n not in FUSED_SERVICES)]
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the process owner (CLI, tests) decides when to stop."""
 
@@ -145,8 +164,7 @@ class Hub:
     @property
     def fused(self) -> bool:
         """Router, engines and aggregation in one step (broker/_core.py): all three here, one Kafka principal."""
-        return (self.config.fused_core and {"router", "adapters", "aggregator"} <= self.only
-                and not self.config.kafka.per_service)
+        return fuses(self.config, self.only)
 
     async def start(self) -> None:
         cfg = self.config

@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 import structlog
 
+from broker._config import HubConfig
+from broker._hub import service_names
 from broker._logging import TRANSIENT_KAFKA_ERRORS, configure_logging, use_json
 from broker._ready import READY_TITLE, ReadyInfo, ready_block, samples_report
 from ops import LocalKafka, LocalKafkaConfig
@@ -213,3 +215,12 @@ def test_first_run_is_quiet_and_clear(fresh_kafka: LocalKafka, tmp_path: Path) -
     samples = {name: case["outcome"] for name, case in expected.items()
                if case["outcome"] is not None and name.endswith(".xml")}
     assert answered == samples
+
+
+def test_the_ready_block_names_the_fused_core_in_place_of_the_three_services_it_runs() -> None:
+    every = ("ingress", "router", "adapters", "aggregator", "notifier", "auditor")
+    fused = HubConfig.from_env({})
+    assert service_names(fused, every) == ["core (router, adapters, aggregator)", "auditor", "ingress", "notifier"]
+    separate = HubConfig.from_env({"NSW_FUSED_CORE": "0"})
+    assert service_names(separate, every) == sorted(every)
+    assert service_names(fused, ("ingress", "router")) == ["ingress", "router"]  # split: nothing fused
