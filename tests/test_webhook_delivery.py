@@ -46,11 +46,15 @@ def pending(delivery_id: str, *, created_at: int) -> Delivery:
 
 
 async def settled(service: Notifier, delivery_id: str, *, timeout: float) -> dict[str, Any]:
-    """Tick until the delivery's record shows an attempt's outcome (or its failure)."""
+    """Tick until the delivery's record shows an attempt's outcome (or its failure).
+
+    One tick can write a delivery twice (an attempt's outcome, then its failure at the maximum age when the
+    clock passed it in between); the changelog keeps the last, and so does this.
+    """
 
     async def written() -> dict[str, Any] | None:
         outputs: list[OutMessage] = list(service.tick(0, int(time.time() * 1000)))
-        for out in outputs:
+        for out in reversed(outputs):
             value = orjson.loads(out.value or b"{}")
             if value["delivery_id"] == delivery_id and (value["attempts"] or value["status"] != "pending"):
                 return dict(value)
