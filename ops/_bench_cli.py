@@ -1,4 +1,4 @@
-"""``nsw bench e2e | suite | soak | floor | generator``: the benchmark from the command line.
+"""``nsw bench e2e | suite | soak | floor | step | validate | generator``: the benchmark from the command line.
 
 Wiring (in the ``nsw`` parser): ``add_bench_parser(subparsers)``, then ``run_bench(args)`` when the command
 is ``bench``. Each command prints a plain table, or with ``--json`` the report as one JSON document (as every
@@ -21,6 +21,7 @@ import orjson
 from broker.errors import NSWError
 from ops._bench import DEFAULT_URL, FANOUT_SAMPLE, E2EConfig, FloorRun, bench_e2e, render_report
 from ops._bench_floor import FloorConfig, bench_floor
+from ops._bench_step import StepConfig, bench_step, render_step
 from ops._bench_suite import SuiteConfig, bench_suite, render_suite
 from ops._bench_validate import accepted_documents, bench_validate
 from ops._httpload import generator_max_rate
@@ -107,6 +108,13 @@ def add_bench_parser(subparsers: Any) -> None:
     val.add_argument("--corpus", type=Path, required=True, help="a directory of XML documents")
     val.add_argument("--rounds", type=int, default=5, help="passes over the corpus (default 5)")
     _output_options(val)
+
+    step = sub.add_parser("step", help="CPU ms per submission of ingress mapping and the fused core, by stage "
+                          "(in memory: no Kafka, no HTTP)")
+    step.add_argument("--count", type=int, default=2000, help="submissions per measured pass (default 2000)")
+    step.add_argument("--samples", default=FANOUT_SAMPLE,
+                      help=f"comma-separated project samples, or 'all' (default {FANOUT_SAMPLE})")
+    _output_options(step)
 
     gen = sub.add_parser("generator", help="the load generator's own ceiling against a trivial local server")
     gen.add_argument("--duration", type=float, default=5.0, help="seconds (default 5)")
@@ -212,10 +220,26 @@ def _keep_report(args: argparse.Namespace, report: dict[str, Any]) -> bool:
     return True
 
 
+def _run_step(args: argparse.Namespace) -> int:
+    samples = () if args.samples == "all" else tuple(s for s in args.samples.split(",") if s)
+    try:
+        report = bench_step(StepConfig(count=args.count, samples=samples))
+    except ValueError as exc:
+        sys.stderr.write(f"nsw bench step: {exc}\n")
+        return 2
+    if args.json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(render_step(report) + "\n")
+    return 0 if _keep_report(args, report) else 2
+
+
 def run_bench(args: argparse.Namespace) -> int:
     """Run ``nsw bench ...``; print the table, write ``--json``; return the exit code."""
     if args.bench_command == "validate":
         return _run_validate(args)
+    if args.bench_command == "step":
+        return _run_step(args)
     if args.bench_command != "generator" and (problem := _validate(args)) is not None:
         sys.stderr.write(f"nsw bench: {problem}\n")
         return 2
