@@ -19,7 +19,7 @@ from broker._clock import now_ms
 from broker._envelope import InMessage, OutMessage, avro_message, decode
 from broker._topics import DLQ, decisions_topic, requests_topic
 from bus import Handler, ProcessorSpec
-from schemas import AgencyDecision, AgencyRequest
+from schemas import AgencyDecision, AgencyRequest, ItemDecision
 
 log = structlog.get_logger("nsw.adapter")
 
@@ -28,6 +28,25 @@ def reference_number(agency: str, request_id: str) -> str:
     """The reference engine's case number, e.g. ``IPR-5F2C09A1D3``: stable for a request, so a replay quotes
     the same number to the trader."""
     return f"{agency.upper()[:3]}-{hashlib.sha256(request_id.encode()).hexdigest()[:10].upper()}"
+
+
+def _item(item: ItemDecision) -> ItemDecision:
+    return {"sequence": item["sequence"], "outcome": item["outcome"], "code": item["code"], "reason": item["reason"],
+            "hold_reason": item.get("hold_reason"), "valid_until": item.get("valid_until"),
+            "selected_by": list(item.get("selected_by", ()))}
+
+
+def decision_message(agency: str, decision: AgencyDecision) -> OutMessage:
+    """``decision`` on the agency's decisions topic, kept decoded for the aggregation the fused core hands it to
+    in the same step (``broker._envelope``: decode once). Kept in the schema's form, every field in its order, as
+    decoding the bytes gives it; the bytes are those of ``decision`` itself (Avro writes an absent field's
+    default)."""
+    canonical: AgencyDecision = {
+        "decision_id": decision["decision_id"], "submission_id": decision["submission_id"],
+        "version": decision["version"], "agency": decision["agency"], "decided_at": decision["decided_at"],
+        "items": [_item(i) for i in decision["items"]], "agency_reference": decision.get("agency_reference"),
+        "request_id": decision.get("request_id"), "decided_by": decision.get("decided_by")}
+    return avro_message(decisions_topic(agency), "AgencyDecision", canonical, carry=True)
 
 
 class AdapterRunner:
@@ -57,7 +76,7 @@ class AdapterRunner:
             "request_id": request["request_id"],
         }
         log.info("decided", outcomes=sorted({i["outcome"] for i in items}), items=len(items))
-        return [avro_message(decisions_topic(self.engine.agency), "AgencyDecision", decision)]
+        return [decision_message(self.engine.agency, decision)]
 
 
 @runtime_checkable

@@ -97,9 +97,10 @@ def _engine_decision(decision: AgencyDecision) -> bool:
 
 
 def _as_input(out: OutMessage, partition: int) -> InMessage:
-    """An output handed on within the step, as the next stage would have read it (no offset yet)."""
+    """An output handed on within the step, as the next stage would have read it (no offset yet), with what
+    its value decodes to when the stage that wrote it kept that (``broker._envelope``: decode once)."""
     return InMessage(topic=out.topic, partition=partition, offset=-1, timestamp=now_ms(), key=out.key,
-                     value=out.value, headers=out.headers)
+                     value=out.value, headers=out.headers, decoded=out.decoded)
 
 
 def stage_of(topic: str) -> str:

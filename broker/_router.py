@@ -214,7 +214,8 @@ class Router:
         table = self._table(submission["received_at"], now)
         routes = {} if submission["kind"] == "CANCELLATION" else route(submission, table)
         plan, requests, state = plan_submission(submission, routes, now=now, previous=previous)
-        out = [avro_message(requests_topic(r["agency"]), "AgencyRequest", r) for r in requests]
+        # Each request kept decoded for the embedded engine the fused core hands it to (decode once).
+        out = [avro_message(requests_topic(r["agency"]), "AgencyRequest", r, carry=True) for r in requests]
         for r in requests:
             metrics.ROUTED.inc(r["agency"])
         out.append(avro_message(ROUTING, "RoutingPlan", plan))

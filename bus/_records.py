@@ -7,7 +7,7 @@ every implementation of the bus speak these two.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["Headers", "InMessage", "OutMessage", "header"]
 
@@ -20,6 +20,9 @@ class OutMessage:
     key: bytes
     value: bytes
     headers: Headers = ()
+    #: What ``value`` decodes to, kept by the stage that encoded it for a stage of the same process that reads it
+    #: next (``broker._envelope``: decode once). Never written, never compared; None once read from a topic.
+    decoded: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,8 @@ class InMessage:
     key: bytes | None
     value: bytes
     headers: Headers
+    #: As ``OutMessage.decoded``: set only on a record handed on within a process, never by a bus.
+    decoded: object = field(default=None, compare=False, repr=False)
 
     def header(self, name: str) -> bytes | None:
         return header(self.headers, name)

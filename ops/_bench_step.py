@@ -58,6 +58,7 @@ STAGES: Final = ("ingress", "routing", "engines", "aggregation", "avro-encode", 
 WARMUP: Final = 200
 #: An unused address: the IPR and customs adapters name a bootstrap for what they read besides their requests
 #: (the suspensions changelog on assignment, the feedback topics once started), which the bench never does.
+#: Their changelog records are made, never written; nothing leaves memory, so nothing is ever read back.
 _NO_KAFKA: Final = "127.0.0.1:9"
 
 T = TypeVar("T")
@@ -161,10 +162,6 @@ def build_core(config: HubConfig) -> FusedCore:
         if handler is not None:
             engines[agency] = handler
     bus = MemoryBus()
-    for engine in engines.values():
-        store = getattr(engine, "store", None)
-        if isinstance(store, ChangelogStore):
-            store._bus = bus  # noqa: SLF001 - the IPR clock's changelog: in memory too (never read here)
     router = Router(bus=bus, retain_seconds=config.state_retain_seconds, max_idle=config.state_max_final)
     aggregator = Aggregator(bus=bus, agencies=config.agencies, deadlines=config.deadlines_ms(),
                             retain_seconds=config.state_retain_seconds, max_final=config.state_max_final)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import orjson
 import structlog
 
-from adapters._runner import reference_number
+from adapters._runner import decision_message, reference_number
 from adapters.ipr._clock import (
     ClockSettings,
     Suspensions,
@@ -39,7 +39,6 @@ from broker._envelope import (
     SUBMISSION_HEADER,
     InMessage,
     OutMessage,
-    avro_message,
     decode,
 )
 from broker._state import ChangelogStore
@@ -98,7 +97,7 @@ class IPRAdapter:
             "agency": AGENCY, "decided_at": now, "items": items,
             "agency_reference": reference_number(AGENCY, request["request_id"]),
             "request_id": request["request_id"]}
-        out = [avro_message(decisions_topic(AGENCY), "AgencyDecision", decision)]
+        out = [decision_message(AGENCY, decision)]
         record = open_suspensions(decision, suspended, now=now, settings=self.settings)
         if record is not None:
             for seq in record["clocks"]:
@@ -137,7 +136,7 @@ class IPRAdapter:
                 continue
             log.info("art55_released", submission_id=sid, version=record["version"],
                      decision_id=decision["decision_id"])
-            out.append(avro_message(decisions_topic(AGENCY), "AgencyDecision", decision))
+            out.append(decision_message(AGENCY, decision))
             out.append(self._keep(sid, record, partition=partition))
         return out
 
