@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, generate_latest
@@ -48,9 +48,19 @@ class Counter:
             raise ValueError(f"a counter's exported name ends in _total: {name}")
         self.name, self.doc, self.labels = name, doc, labels
         self._counter = prometheus_client.Counter(name, doc, labels, registry=REGISTRY)
+        #: The series by label values, looked up once: the library's ``labels`` checks, locks and builds a key
+        #: on every call, and the hot path counts several times per submission. Label values are few (agencies,
+        #: outcomes, kinds, problem types), and series are never removed.
+        self._series: dict[tuple[str, ...], Any] = {}
 
     def inc(self, *values: str, by: float = 1.0) -> None:
-        (self._counter.labels(*values) if self.labels else self._counter).inc(by)
+        if not self.labels:
+            self._counter.inc(by)
+            return
+        series = self._series.get(values)
+        if series is None:
+            series = self._series[values] = self._counter.labels(*values)
+        series.inc(by)
 
     def value(self, *values: str) -> float:
         """The count for these label values (0 when never counted; reading creates no series)."""

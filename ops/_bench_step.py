@@ -25,7 +25,6 @@ the fused step's own glue).
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -206,36 +205,45 @@ def _instrument(core: FusedCore, clock: StageClock) -> Callable[[], None]:
     return restore
 
 
-def _configure_logging(clock: StageClock | None) -> None:
-    """structlog as the hub configures it (JSON lines, info), to a null sink; timed as ``logging``."""
-    sink = io.StringIO() if clock is None else _NullSink()
+class _LogTimer:
+    """structlog as the hub configures it (JSON lines, info, loggers cached on first use), to a null sink, timed
+    as ``logging`` while ``clock`` is set: from the first processor to the line written."""
 
-    def enter(_logger: Any, _name: str, event: Any) -> Any:
-        if clock is not None:
-            clock.enter("logging")
+    def __init__(self) -> None:
+        self.clock: StageClock | None = None
+
+    def enter(self, _logger: Any, _name: str, event: Any) -> Any:
+        if self.clock is not None:
+            self.clock.enter("logging")
         return event
 
-    class Logger:
-        def msg(self, message: str) -> None:
-            sink.write(message)
-            if clock is not None:
-                clock.leave()
+    def configure(self) -> None:
+        timer = self
 
-        info = warning = error = debug = exception = msg
+        class Logger:
+            def msg(self, message: str) -> None:
+                _SINK.write(message)
+                if timer.clock is not None:
+                    timer.clock.leave()
 
-    structlog.configure(
-        processors=[enter, structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
-                    structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.processors.format_exc_info,
-                    structlog.processors.JSONRenderer()],
-        wrapper_class=structlog.make_filtering_bound_logger(20),
-        logger_factory=lambda *_args: Logger(),
-        cache_logger_on_first_use=False,
-    )
+            info = warning = error = debug = exception = critical = msg
+
+        structlog.configure(
+            processors=[self.enter, structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+                        structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.processors.format_exc_info,
+                        structlog.processors.JSONRenderer()],
+            wrapper_class=structlog.make_filtering_bound_logger(20),
+            logger_factory=lambda *_args: Logger(),
+            cache_logger_on_first_use=True,
+        )
 
 
 class _NullSink:
     def write(self, _text: str) -> int:
         return 0
+
+
+_SINK: Final = _NullSink()
 
 
 async def _drive(core: FusedCore, lodger: Lodger, indices: range, clock: StageClock | None) -> int:
@@ -256,8 +264,9 @@ def bench_step(config: StepConfig, *, hub: HubConfig | None = None) -> dict[str,
     lodger = Lodger(sample_files(config.samples), os.urandom(4).hex())
     core = build_core(hub)
     saved = structlog.get_config()
+    logs = _LogTimer()
     try:
-        _configure_logging(None)
+        logs.configure()
         asyncio.run(_drive(core, lodger, range(config.warmup), None))
         start = config.warmup
         cpu = time.process_time_ns()
@@ -266,7 +275,7 @@ def bench_step(config: StepConfig, *, hub: HubConfig | None = None) -> dict[str,
         cpu_ns = time.process_time_ns() - cpu
         wall_s = time.perf_counter() - wall
         clock = StageClock()
-        _configure_logging(clock)
+        logs.clock = clock
         undo = _instrument(core, clock)
         try:
             start += config.count
@@ -274,6 +283,7 @@ def bench_step(config: StepConfig, *, hub: HubConfig | None = None) -> dict[str,
             staged_answered = asyncio.run(_drive(core, lodger, range(start, start + config.count), clock))
             clock.leave()  # the outermost ("core") charged up to now
         finally:
+            logs.clock = None
             undo()
     finally:
         structlog.configure(**saved)

@@ -42,6 +42,8 @@ CHEMICAL_CHAPTERS = ("28", "29", "38")
 def normalise(text: str) -> str:
     """``text`` in matching form: accents dropped, Greek letters spelt out, lower case, one space between
     alphanumeric runs."""
+    if text.isascii():  # most descriptions: nothing to decompose, no accent, no Greek letter; the same result
+        return " ".join(_TOKEN.findall(text.lower()))
     decomposed = unicodedata.normalize("NFKD", text)
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     spelt = "".join(f" {GREEK[c]} " if c in GREEK else c for c in plain.casefold())
