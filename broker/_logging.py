@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Final, TextIO
+from typing import Any, Final, TextIO
 
+import orjson
 import structlog
 
-__all__ = ["TRANSIENT_KAFKA_ERRORS", "configure_logging", "use_json"]
+__all__ = ["TRANSIENT_KAFKA_ERRORS", "configure_logging", "json_renderer", "use_json"]
 
 #: What aiokafka says when it retries something that settles by itself while the cluster starts.
 TRANSIENT_KAFKA_ERRORS: Final = (
@@ -63,10 +64,21 @@ class _LibraryLevels(logging.Filter):
         return record.levelno >= self.threshold
 
 
+def _orjson_text(value: Any, **options: Any) -> str:
+    """``json.dumps`` for structlog's JSONRenderer, by orjson (several lines per submission: a few times faster);
+    what JSON has no form for is written as the renderer's fallback gives it (its repr)."""
+    return orjson.dumps(value, default=options.get("default"), option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def json_renderer() -> structlog.typing.Processor:
+    """The hub's JSON lines (``nsw bench step`` renders its lines with it too)."""
+    return structlog.processors.JSONRenderer(serializer=_orjson_text)
+
+
 def configure_logging(*, fmt: str = "auto", level: str = "info") -> None:
     threshold = logging.getLevelNamesMapping()[level.upper()]
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if use_json(fmt, sys.stderr)
+        json_renderer() if use_json(fmt, sys.stderr)
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     shared: list[structlog.typing.Processor] = [

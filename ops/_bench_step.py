@@ -40,6 +40,7 @@ from broker._aggregator import Aggregator
 from broker._config import HubConfig
 from broker._core import FusedCore
 from broker._envelope import DECLARANT_HEADER, DIGEST_HEADER, KIND_HEADER, TRADER_HEADER, InMessage, avro_message
+from broker._logging import json_renderer
 from broker._lodgement import content_digest, submission_id_for
 from broker._router import Router
 from broker._state import ChangelogStore
@@ -231,7 +232,7 @@ class _LogTimer:
         structlog.configure(
             processors=[self.enter, structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
                         structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.processors.format_exc_info,
-                        structlog.processors.JSONRenderer()],
+                        json_renderer()],
             wrapper_class=structlog.make_filtering_bound_logger(20),
             logger_factory=lambda *_args: Logger(),
             cache_logger_on_first_use=True,
