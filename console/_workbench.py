@@ -14,13 +14,13 @@ from typing import Final
 
 import structlog
 
-from broker._envelope import InMessage, decode
+from broker._envelope import SUBMISSION_HEADER, VERSION_HEADER, InMessage, decode
 from broker._tail import FollowedTail
 from broker._topics import requests_topic
 from broker._view import Entry, StatusView
 from broker.errors import MessageError, NSWError
 from bus import KafkaBus, read_range
-from console._worklist import RequestSummary, Worklist
+from console._worklist import RequestSummary, Worklist, settled
 from refdata import officer_actions
 from schemas import AgencyRequest, NSWSchemaError
 
@@ -67,7 +67,7 @@ class Workbench:
             self.worklist.update(entry.state, trader=entry.trader)
 
     def _request(self, message: InMessage) -> None:
-        if not message.value:
+        if not message.value or self._no_work(message):
             return
         try:
             request: AgencyRequest = decode(message, "AgencyRequest")  # type: ignore[assignment]
@@ -83,6 +83,26 @@ class Workbench:
         self.worklist.learn_request(agency, request["submission_id"], summary_of(request, message),
                                     state=entry.state if entry is not None else None,
                                     trader=entry.trader if entry is not None else "anonymous")
+
+    def _no_work(self, message: InMessage) -> bool:
+        """Whether a request, by its headers alone (submission id, version), can open no work, so it need not be
+        decoded: what ``_request`` and ``Worklist.learn_request`` would skip after decoding it. Most requests of
+        embedded agencies are decided before the console reads them. Without those headers: decode."""
+        sid_raw, version_raw = message.header(SUBMISSION_HEADER), message.header(VERSION_HEADER)
+        if sid_raw is None or version_raw is None:
+            return False
+        try:
+            sid, version = sid_raw.decode(), int(version_raw)
+        except ValueError:  # UnicodeDecodeError is one
+            return False
+        agency = self._agency_of[message.topic]
+        known = self.worklist.request(agency, sid)
+        if known is not None and known.version > version:
+            return True
+        entry = self._view.get(sid)
+        if entry is None:
+            return sid in self._view.archive and self.worklist.get(agency, sid) is None
+        return settled(entry.state, version)
 
     async def full_request(self, agency: str, submission_id: str) -> AgencyRequest | None:
         """The whole request ``agency`` was last sent about ``submission_id``, read from its topic (None when the

@@ -31,7 +31,7 @@ import orjson
 from broker._aggregate import AggregateState
 from schemas import AgencyDecision, AgencyRoute
 
-__all__ = ["FILTERS", "Filters", "Page", "RequestSummary", "WorkItem", "Worklist", "open_work"]
+__all__ = ["FILTERS", "Filters", "Page", "RequestSummary", "WorkItem", "Worklist", "open_work", "settled"]
 
 FILTERS: Final = ("lane", "reason", "origin", "chapter", "trader")
 #: Customs lanes from its decision codes (adapters/customs/_engine.py); other agencies' holds take a lane from
@@ -41,6 +41,12 @@ REASON_LANES: Final = {"INSPECTION": "red", "DOCUMENTS_REQUIRED": "yellow"}
 DEFAULT_REVIEW_MS: Final = 24 * 3600 * 1000
 
 Key = tuple[int, int, str]
+
+
+def settled(state: AggregateState | None, version: int) -> bool:
+    """Whether a request of ``version`` can open no work: its submission is decided at that version or a later
+    one with nothing left to do."""
+    return state is not None and state["status"] in ("released", "refused", "cancelled") and state["version"] >= version
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,8 +312,7 @@ class Worklist:
         known = self._requests.get((agency, submission_id))
         if known is not None and known.version > summary.version:
             return
-        if state is not None and state["status"] in ("released", "refused", "cancelled") \
-                and state["version"] >= summary.version:
+        if settled(state, summary.version):
             return  # decided with nothing left to do: no work will open for it
         self._requests[(agency, submission_id)] = summary
         work = self._lists.get(agency)

@@ -40,8 +40,8 @@ from broker._aggregator import Aggregator
 from broker._config import HubConfig
 from broker._core import FusedCore
 from broker._envelope import DECLARANT_HEADER, DIGEST_HEADER, KIND_HEADER, TRADER_HEADER, InMessage, avro_message
-from broker._logging import json_renderer
 from broker._lodgement import content_digest, submission_id_for
+from broker._logging import json_renderer
 from broker._router import Router
 from broker._state import ChangelogStore
 from broker._topics import RESPONSES, SUBMISSIONS
