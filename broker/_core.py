@@ -85,8 +85,12 @@ def _redriven(message: InMessage) -> bool:
     return message.header(REDRIVEN_HEADER) is not None or message.header(REPLAYED_HEADER) is not None
 
 
+_STAMP: Final = (CORE_HEADER, b"1")
+
+
 def _stamped(out: OutMessage) -> OutMessage:
-    return dataclasses.replace(out, headers=(*out.headers, (CORE_HEADER, b"1")))
+    # Built directly: ``dataclasses.replace`` walks the fields on every call, and the step stamps ~9 records.
+    return OutMessage(out.topic, out.key, out.value, (*out.headers, _STAMP), decoded=out.decoded)
 
 
 def _engine_decision(decision: AgencyDecision) -> bool:

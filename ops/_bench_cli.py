@@ -227,10 +227,7 @@ def _run_step(args: argparse.Namespace) -> int:
     except ValueError as exc:
         sys.stderr.write(f"nsw bench step: {exc}\n")
         return 2
-    if args.json:
-        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        sys.stdout.write(render_step(report) + "\n")
+    _print_report("step", report, as_json=args.json)
     return 0 if _keep_report(args, report) else 2
 
 
@@ -257,18 +254,19 @@ def run_bench(args: argparse.Namespace) -> int:
     except NSWError as exc:
         sys.stderr.write(f"nsw bench: {exc}\n")
         return 3
-    if args.json:
-        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
-    else:
-        _print_report(args.bench_command, report)
+    _print_report(args.bench_command, report, as_json=args.json)
     if not _keep_report(args, report):
         return 2
     sys.stdout.flush()
     return _exit_code(args.bench_command, report)
 
 
-def _print_report(command: str, report: dict[str, Any]) -> None:
-    if command == "suite":
+def _print_report(command: str, report: dict[str, Any], *, as_json: bool = False) -> None:
+    if as_json:
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif command == "step":
+        sys.stdout.write(render_step(report) + "\n")
+    elif command == "suite":
         sys.stdout.write(render_suite(report) + "\n")
     elif command == "generator":
         sys.stdout.write(f"generator: {report['requests_per_s']:.0f} requests/s with {report['concurrency']} "

@@ -44,6 +44,11 @@ def normalise(text: str) -> str:
     alphanumeric runs."""
     if text.isascii():  # most descriptions: nothing to decompose, no accent, no Greek letter; the same result
         return " ".join(_TOKEN.findall(text.lower()))
+    return _normalised(text)
+
+
+def _normalised(text: str) -> str:
+    """``normalise`` character by character: any text."""
     decomposed = unicodedata.normalize("NFKD", text)
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     spelt = "".join(f" {GREEK[c]} " if c in GREEK else c for c in plain.casefold())

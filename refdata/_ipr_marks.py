@@ -65,8 +65,11 @@ class Token:
 
 def tokens(text: str) -> list[Token]:
     """The folded words of ``text``: runs of characters that fold to letters or digits."""
-    if text.isascii():
-        return _ascii_tokens(text)
+    return _ascii_tokens(text) if text.isascii() else _folded_tokens(text)
+
+
+def _folded_tokens(text: str) -> list[Token]:
+    """``tokens`` character by character: any text."""
     found: list[Token] = []
     current: list[str] = []
     start = 0

@@ -62,6 +62,21 @@ def step(fused: FusedCore, message: InMessage) -> list[OutMessage]:
     return list(asyncio.run(fused.handle(message)))
 
 
+def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The schema of every record decoded from bytes from now on (not those handed on decoded)."""
+    reg = registry()
+    decoding = reg.decode
+    seen: list[str] = []
+
+    def counted(data: bytes, expected: str | None = None) -> tuple[str, dict[str, Any]]:
+        found = decoding(data, expected)
+        seen.append(found[0])
+        return found
+
+    monkeypatch.setattr(reg, "decode", counted)
+    return seen
+
+
 def request_record(agency: str = "sps") -> AgencyRequest:
     submission = read_submission(sample("plants-sps.xml"), bundles=BundleSet.default(), submission_id="DECREQ",
                                  received_at=NOW)
@@ -78,16 +93,7 @@ def request_record(agency: str = "sps") -> AgencyRequest:
 def test_the_step_writes_the_same_records_with_and_without_the_carried_values(
         name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(secrets, "token_hex", lambda n: "0" * (2 * n))  # request ids: the same in both runs
-    reg = registry()
-    decoding = reg.decode
-    schemas: list[str] = []
-
-    def counted(data: bytes, expected: str | None = None) -> tuple[str, dict[str, Any]]:
-        found = decoding(data, expected)
-        schemas.append(found[0])
-        return found
-
-    monkeypatch.setattr(reg, "decode", counted)
+    schemas = count_decodes(monkeypatch)
     reference = uuid.uuid4().hex[:16].upper()
     carried = step(fixed_core(), lodged(name, reference))
     assert schemas == ["nsw.v1.Submission"]  # the only record of the step read from a topic

@@ -1,41 +1,15 @@
 """The ASCII fast paths of description matching (refdata/_ipr_marks.py ``tokens``, refdata/_cwc_names.py
-``normalise``) give what the character-by-character folding gives; the reference implementations here are the
-general paths as they were before the fast paths."""
+``normalise``) give what the general paths (character by character, as before the fast paths) give."""
 
 from __future__ import annotations
-
-import unicodedata
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refdata._cwc_names import _TOKEN, GREEK, normalise
-from refdata._ipr_marks import Token, _fold_char, _pairs, tokens
-
-
-def folded_tokens(text: str) -> list[Token]:
-    found: list[Token] = []
-    current: list[str] = []
-    start = 0
-    for index, char in enumerate(text):
-        folded = _fold_char(char)
-        if folded:
-            if not current:
-                start = index
-            current.append(folded)
-        elif current:
-            found.append(Token(_pairs("".join(current)), start, index))
-            current = []
-    if current:
-        found.append(Token(_pairs("".join(current)), start, len(text)))
-    return found
-
-
-def normalised(text: str) -> str:
-    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    spelt = "".join(f" {GREEK[c]} " if c in GREEK else c for c in plain.casefold())
-    return " ".join(_TOKEN.findall(spelt))
-
+from refdata._cwc_names import _normalised as normalised
+from refdata._cwc_names import normalise
+from refdata._ipr_marks import _folded_tokens as folded_tokens
+from refdata._ipr_marks import tokens
 
 ASCII = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=60)
 

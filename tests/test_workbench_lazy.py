@@ -4,7 +4,7 @@ the reader are fed by hand."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 import pytest
 
@@ -13,25 +13,15 @@ from broker._envelope import InMessage, avro_message
 from broker._topics import requests_topic
 from broker._view import StatusView
 from console._workbench import Workbench
-from schemas import AGENCIES, registry
-from tests.test_decode_once import NOW, request_record
+from schemas import AGENCIES
+from tests.test_decode_once import NOW, count_decodes, request_record
 
 NO_KAFKA = "127.0.0.1:9"
 
 
 @pytest.fixture
 def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    reg = registry()
-    decoding = reg.decode
-    seen: list[str] = []
-
-    def counted(data: bytes, expected: str | None = None) -> tuple[str, dict[str, Any]]:
-        found = decoding(data, expected)
-        seen.append(found[0])
-        return found
-
-    monkeypatch.setattr(reg, "decode", counted)
-    return seen
+    return count_decodes(monkeypatch)
 
 
 def request(version: int = 1, *, headers: bool = True) -> InMessage:
@@ -46,14 +36,19 @@ def decided(version: int) -> AggregateState:
     return cast("AggregateState", {"status": "released", "version": version})
 
 
-def bench() -> tuple[StatusView, Workbench]:
+def bench(*, decided_at: int | None = None, version: int = 1) -> tuple[StatusView, Workbench]:
+    """A view that knows submission DECREQ up to ``version``, decided at ``decided_at`` (None: undecided)."""
     view = StatusView(NO_KAFKA)
+    view.accepted("DECREQ", version=version, received_at=NOW, digest="d", kind="DECLARATION", trader="t")
+    if decided_at is not None:
+        entry = view.get("DECREQ")
+        assert entry is not None
+        entry.state = decided(decided_at)
     return view, Workbench(bootstrap=NO_KAFKA, view=view, agencies=AGENCIES)
 
 
 def test_an_open_request_is_decoded_and_summarised(decodes: list[str]) -> None:
-    view, workbench = bench()
-    view.accepted("DECREQ", version=1, received_at=NOW, digest="d", kind="DECLARATION", trader="t")
+    _, workbench = bench()
     workbench._request(request())
     assert decodes == ["nsw.v1.AgencyRequest"]
     summary = workbench.worklist.request("sps", "DECREQ")
@@ -63,11 +58,7 @@ def test_an_open_request_is_decoded_and_summarised(decodes: list[str]) -> None:
 
 
 def test_a_request_of_a_decided_submission_is_not_decoded(decodes: list[str]) -> None:
-    view, workbench = bench()
-    view.accepted("DECREQ", version=2, received_at=NOW, digest="d", kind="DECLARATION", trader="t")
-    entry = view.get("DECREQ")
-    assert entry is not None
-    entry.state = decided(2)
+    _, workbench = bench(decided_at=2, version=2)
     workbench._request(request(1))
     workbench._request(request(2))
     assert decodes == []
@@ -77,8 +68,7 @@ def test_a_request_of_a_decided_submission_is_not_decoded(decodes: list[str]) ->
 
 
 def test_a_request_superseded_by_a_later_one_is_not_decoded(decodes: list[str]) -> None:
-    view, workbench = bench()
-    view.accepted("DECREQ", version=2, received_at=NOW, digest="d", kind="DECLARATION", trader="t")
+    _, workbench = bench(version=2)
     workbench._request(request(2))
     workbench._request(request(1))
     assert decodes == ["nsw.v1.AgencyRequest"]
@@ -88,11 +78,7 @@ def test_a_request_superseded_by_a_later_one_is_not_decoded(decodes: list[str]) 
 
 
 def test_a_request_without_the_hub_s_headers_is_decoded(decodes: list[str]) -> None:
-    view, workbench = bench()
-    view.accepted("DECREQ", version=1, received_at=NOW, digest="d", kind="DECLARATION", trader="t")
-    entry = view.get("DECREQ")
-    assert entry is not None
-    entry.state = decided(1)
+    _, workbench = bench(decided_at=1)
     workbench._request(request(headers=False))
     assert decodes == ["nsw.v1.AgencyRequest"]  # decoded, then skipped as before
     assert workbench.worklist.request("sps", "DECREQ") is None
