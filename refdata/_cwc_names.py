@@ -75,7 +75,7 @@ T = TypeVar("T")
 class NameIndex(Generic[T]):
     """Names to values (schedule rows); ``find`` returns the values named in a text, in text order."""
 
-    __slots__ = ("_codes", "_keys", "_longest", "_short_codes")
+    __slots__ = ("_codes", "_keys", "_prefixes", "_short_codes")
 
     def __init__(self, named: Iterable[tuple[str, T]]) -> None:
         keys: dict[str, tuple[str, T]] = {}
@@ -90,7 +90,8 @@ class NameIndex(Generic[T]):
         self._keys = keys
         self._codes = codes
         self._short_codes = frozenset(c for c in codes if len(c) == 2)
-        self._longest = max((len(k) for k in keys), default=0)
+        #: Every prefix of every key: a run of words that is none of them names nothing, however it goes on.
+        self._prefixes = frozenset(key[:end] for key in keys for end in range(1, len(key) + 1))
 
     def find(self, text: str, *, commodity_code: str = "") -> list[tuple[str, T]]:
         """(name, value) for every name in ``text``; whole words only, each value once."""
@@ -100,7 +101,7 @@ class NameIndex(Generic[T]):
             joined = ""
             for token in tokens[i:]:
                 joined += token
-                if len(joined) > self._longest:
+                if joined not in self._prefixes:
                     break
                 hit = self._keys.get(joined)
                 if hit is not None and all(hit[1] is not v for _, v in found):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -103,18 +104,26 @@ def mark_key(mark: str) -> str:
     return _pairs("".join(_fold_char(c) for c in mark))
 
 
-def find_marks(keys: dict[str, list[int]], text: str) -> list[tuple[int, str]]:
+def key_prefixes(keys: Iterable[str]) -> frozenset[str]:
+    """Every non-empty prefix of every key: a run of words whose folded text is none of them starts no mark, so
+    ``find_marks`` stops extending it (build once per set of keys)."""
+    return frozenset(key[:end] for key in keys for end in range(1, len(key) + 1))
+
+
+def find_marks(keys: dict[str, list[int]], text: str, *, prefixes: frozenset[str] | None = None
+               ) -> list[tuple[int, str]]:
     """(index, text as written) for every key of ``keys`` spelt by a run of whole words of ``text``; ``keys``
-    maps a folded mark to the indexes it stands for."""
+    maps a folded mark to the indexes it stands for; ``prefixes`` is ``key_prefixes(keys)`` (made here when not
+    given)."""
     words = tokens(text)
-    longest = max((len(k) for k in keys), default=0)
+    starts = prefixes if prefixes is not None else key_prefixes(keys)
     found: list[tuple[int, str]] = []
     for i, first in enumerate(words):
         joined = ""
         for word in words[i:]:
             joined += word.folded
-            if len(joined) > longest:
-                break
+            if joined not in starts:
+                break  # no key begins so: no longer run of words spells one
             for index in keys.get(joined, ()):
                 found.append((index, text[first.start : word.end]))
     return found

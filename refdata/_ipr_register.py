@@ -16,7 +16,7 @@ from datetime import date
 from importlib import resources
 from typing import Any
 
-from refdata._ipr_marks import find_marks, mark_key
+from refdata._ipr_marks import find_marks, key_prefixes, mark_key
 from refdata.errors import ReferenceDataError
 
 _WORD = re.compile(r"[^\W_]+")
@@ -49,7 +49,7 @@ class RecordedRight:
 class BrandIndex:
     """Finds the recorded rights whose brand occurs in a description; built once, used per item."""
 
-    __slots__ = ("_keys", "_rights")
+    __slots__ = ("_keys", "_prefixes", "_rights")
 
     def __init__(self, rights: Iterable[RecordedRight]) -> None:
         self._rights = tuple(rights)
@@ -60,12 +60,13 @@ class BrandIndex:
                 raise ReferenceDataError(f"right {right.right_id}: brand {right.brand!r} has no letters")
             keys.setdefault(key, []).append(index)
         self._keys = keys
+        self._prefixes = key_prefixes(keys)
 
     def matches(self, description: str) -> list[tuple[RecordedRight, str]]:
         """(right, the mark as the description writes it) for the rights named in ``description``, in register
         order, each once."""
         first: dict[int, str] = {}
-        for index, written in find_marks(self._keys, description):
+        for index, written in find_marks(self._keys, description, prefixes=self._prefixes):
             first.setdefault(index, written)
         return [(self._rights[index], first[index]) for index in sorted(first)]
 
