@@ -62,6 +62,10 @@ class BrandIndex:
         self._keys = keys
         self._prefixes = key_prefixes(keys)
 
+    @property
+    def rights(self) -> tuple[RecordedRight, ...]:
+        return self._rights
+
     def matches(self, description: str) -> list[tuple[RecordedRight, str]]:
         """(right, the mark as the description writes it) for the rights named in ``description``, in register
         order, each once."""

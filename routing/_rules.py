@@ -298,8 +298,13 @@ def _terms(where: str, terms: list[str]) -> Condition:
 
 
 def _ipr(index: BrandIndex) -> Condition:
+    #: The chapters some recorded right covers: goods of any other chapter match no right, whatever they say.
+    chapters = frozenset().union(*(right.hs_chapters for right in index.rights))
+
     def condition(ctx: Context, item: Item) -> Facts | None:
         chapter = item["commodity_code"][:2]
+        if chapter not in chapters:
+            return None
         for right in index.find(item["description"]):
             if chapter in right.hs_chapters:
                 return {"brand": right.brand, "holder": right.holder_name}
