@@ -225,7 +225,8 @@ async def prime(producer: Producer, topics: FloorTopics, completions: Completion
     await completions.wait_for(keys, within=60.0)
     missing = [k for k in keys if k not in completions.first_seen]
     if missing:
-        raise NSWError(f"the pipeline on {topics.prefix}.* did not answer {len(missing)} priming submissions within 60 s")
+        raise NSWError(f"the pipeline on {topics.prefix}.* did not answer {len(missing)} priming submissions "
+                       "within 60 s")
 
 
 async def bench_floor(config: FloorConfig) -> dict[str, Any]:

@@ -134,7 +134,7 @@ def sample_payloads(names: Sequence[str] = ()) -> dict[str, bytes]:
 def payload_for(templates: Sequence[bytes]) -> Callable[[str], bytes]:
     """Submission ``key`` as JSON: the templates in turn (by the key's trailing number), its id spliced in."""
     parts = [t.split(orjson.dumps(PLACEHOLDER_ID)) for t in templates]
-    if any(len(p) != 2 for p in parts):  # noqa: PLR2004 - one id: a head and a tail
+    if any(len(p) != 2 for p in parts):  # one id: a head and a tail
         raise ValueError("a template must hold the placeholder id exactly once")
 
     def payload(key: str) -> bytes:
@@ -186,7 +186,8 @@ class StreamsApp:
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         except OSError as exc:
             raise NSWError(f"cannot start the Kafka Streams application: {exc}") from exc
-        assert self._process.stdout is not None and self._process.stderr is not None
+        assert self._process.stdout is not None
+        assert self._process.stderr is not None
         self._stderr = asyncio.create_task(self._process.stderr.read(), name="streams-stderr")
         try:
             async with asyncio.timeout(within):
