@@ -163,6 +163,8 @@ def _validate(args: argparse.Namespace) -> str | None:
         return None
     if args.duration <= 0 or args.concurrency < 1 or (getattr(args, "rate", None) or 1) <= 0:
         return "--duration, --concurrency and --rate must be positive"
+    if getattr(args, "threads", 1) < 1 or getattr(args, "heap_mb", 384) < 64:
+        return "--threads must be positive and --heap-mb at least 64"
     if getattr(args, "corpus", None) is not None and not args.corpus.is_dir():
         return f"--corpus {args.corpus} is not a directory"
     return None

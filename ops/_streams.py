@@ -247,10 +247,10 @@ async def bench_streams(config: StreamsBenchConfig) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
     topics = FloorTopics(f"bench.streams.{run_id}", STREAMS_AGENCIES)
     payload = payload_for(list((await asyncio.to_thread(sample_payloads, config.samples)).values()))
+    app = StreamsApp(bootstrap=config.bootstrap, prefix=topics.prefix, commit_interval_ms=config.commit_interval_ms,
+                     threads=config.threads, heap_mb=config.heap_mb, app_dir=config.app_dir)  # built, or says so
     await ensure_topics(config.bootstrap, [TopicSpec(name=name, partitions=config.partitions, replication=1,
                                                      retention_ms=3600 * 1000) for name in topics.all()])
-    app = StreamsApp(bootstrap=config.bootstrap, prefix=topics.prefix, commit_interval_ms=config.commit_interval_ms,
-                     threads=config.threads, heap_mb=config.heap_mb, app_dir=config.app_dir)
     producer = Producer(config.bootstrap)
     completions = Completions(config.bootstrap, topics.responses)
     phases: dict[str, Any] = {}

@@ -8,9 +8,11 @@ into measuring a pipeline that does less than the hub's.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,10 +20,19 @@ import pytest
 import pytest_asyncio
 
 from broker._topics import TopicSpec
+from broker.errors import NSWError
 from bus import InMessage, OutMessage, TopicFollower, delete_topics, ensure_topics, read_range
 from ops._bench_floor import FloorTopics
 from ops._bench_suite import render_streams, render_suite
-from ops._streams import STREAMS_AGENCIES, StreamsApp, changelog_topic, payload_for, sample_payloads
+from ops._streams import (
+    APP_DIR,
+    STREAMS_AGENCIES,
+    StreamsApp,
+    changelog_topic,
+    classpath,
+    payload_for,
+    sample_payloads,
+)
 from tests.conftest import bootstrap, expected_outcomes, poll, publish
 
 pytestmark = pytest.mark.integration
@@ -103,3 +114,18 @@ def test_the_suite_table_puts_the_streams_figures_under_the_phase_of_the_same_na
     alone = render_streams(streams).splitlines()
     assert alone[0].split() == ["50/s", "max"]
     assert alone[2].split()[-2:] == ["50.0", "400.0"]
+
+
+def test_an_unbuilt_application_is_named_with_the_command_that_builds_it(tmp_path: Path) -> None:
+    with pytest.raises(NSWError, match="make install"):
+        StreamsApp(bootstrap=bootstrap(), prefix="unused", app_dir=tmp_path)
+    assert classpath().endswith(f"{os.pathsep}{APP_DIR / 'target' / 'dependency' / '*'}")
+
+
+def test_each_submission_gets_its_own_id_in_its_samples_turn() -> None:
+    template = b'{"submission_id":"\\u0000id\\u0000","n":%d}'
+    payload = payload_for([template % 0, template % 1])
+    assert orjson.loads(payload("run-000003")) == {"submission_id": "run-000003", "n": 1}
+    assert orjson.loads(payload("prime-0004")) == {"submission_id": "prime-0004", "n": 0}
+    with pytest.raises(ValueError, match="exactly once"):
+        payload_for([b"{}"])
