@@ -1,6 +1,6 @@
 # nsw-broker: the two commands a developer needs are `make run` and `make test`.
 # Prerequisites on PATH: python3.11 (with venv), a Java 17+ JDK (java, javac), make, curl, mvn (Maven fetches the pinned Kafka jars and
-# the Java example agency's libraries once).
+# the libraries of the Java example agency and of the Kafka Streams comparison once).
 # The embedded Kafka broker listens on 127.0.0.1:9092 (NSW_KAFKA_PORT) with state in .nsw/kafka (NSW_KAFKA_HOME).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
