@@ -198,18 +198,19 @@ class StreamsApp:
             raise NSWError(f"the Kafka Streams application did not reach RUNNING within {within:g} s") from None
         if not line:
             await self.stop()
-            raise NSWError(f"the Kafka Streams application ended: {await self.errors()}")
+            raise NSWError(f"the Kafka Streams application ended: {self.errors()}")
 
-    async def errors(self) -> str:
+    def errors(self) -> str:
         """What the application said on stderr (once it has ended), last 500 characters."""
-        if self._stderr is None or not self._stderr.done():
-            return "(still running)"
+        if self._stderr is None or not self._stderr.done() or self._stderr.cancelled():
+            return "(stderr not read yet)"
         return self._stderr.result().decode(errors="replace").strip()[-500:] or "(nothing on stderr)"
 
     def check(self) -> None:
         """NSWError when the application has ended (it never ends by itself)."""
         if self._process is not None and self._process.returncode is not None:
-            raise NSWError(f"the Kafka Streams application exited with {self._process.returncode}")
+            said = self.errors()
+            raise NSWError(f"the Kafka Streams application exited with {self._process.returncode}: {said}")
 
     async def stop(self, *, within: float = 30.0) -> None:
         process, self._process = self._process, None

@@ -69,7 +69,7 @@ public final class StreamsPipeline {
         Serde<Out> out = Serdes.serdeFrom((topic, record) -> record.value(), (topic, data) -> new Out(topic, data));
 
         builder.stream(prefix + ".submissions", Consumed.with(keys, bytes))
-                .flatMapValues(value -> route(prefix, rules, value))
+                .flatMapValues((key, value) -> route(prefix, rules, key, value))
                 .to((key, record, context) -> record.topic(), Produced.with(keys, out));
 
         List<String> decisions = new ArrayList<>();
@@ -91,9 +91,12 @@ public final class StreamsPipeline {
         return builder.build();
     }
 
-    static List<Out> route(String prefix, Rules rules, byte[] value) {
+    static List<Out> route(String prefix, Rules rules, String key, byte[] value) {
         List<Out> records = new ArrayList<>();
         try {
+            if (key == null) { // the aggregation is keyed by submission id
+                throw new Rules.BadInput("a submission needs its submission id as key");
+            }
             JsonNode submission = rules.parse(value);
             Map<String, List<JsonNode>> routes = rules.route(submission);
             for (Map.Entry<String, List<JsonNode>> route : routes.entrySet()) {
