@@ -22,8 +22,9 @@ import pytest_asyncio
 from broker._topics import TopicSpec
 from broker.errors import NSWError
 from bus import InMessage, OutMessage, TopicFollower, delete_topics, ensure_topics, read_range
+from ops._bench import E2EConfig
 from ops._bench_floor import FloorTopics
-from ops._bench_suite import render_streams, render_suite
+from ops._bench_suite import SuiteConfig, bench_suite, render_streams, render_suite
 from ops._streams import (
     APP_DIR,
     STREAMS_AGENCIES,
@@ -131,3 +132,20 @@ def test_each_submission_gets_its_own_id_in_its_samples_turn() -> None:
     assert orjson.loads(payload("prime-0004")) == {"submission_id": "prime-0004", "n": 0}
     with pytest.raises(ValueError, match="exactly once"):
         payload_for([b"{}"])
+
+
+async def test_a_failed_comparison_keeps_the_hubs_figures_and_says_why() -> None:
+    async def hub_phase(config: E2EConfig, *, floor: Any = None) -> dict[str, Any]:
+        return {"completed_per_s": 50.0, "completed": 10, "latency_ms": {"p50": 30.0}, "errors": {}}
+
+    async def unbuilt() -> dict[str, Any]:
+        raise NSWError("the Kafka Streams application is not built: run `make install`")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("ops._bench_suite.bench_e2e", hub_phase)
+        report = await bench_suite(SuiteConfig(e2e=E2EConfig(), rates=(50.0,), max=False), streams=unbuilt)
+    assert report["phases"]["50/s"]["completed_per_s"] == 50.0
+    table = render_suite(report)
+    assert "completed/s" in table
+    assert table.endswith("Kafka Streams (exactly_once_v2): not measured: the Kafka Streams application is not "
+                          "built: run `make install`")

@@ -40,7 +40,7 @@ import org.apache.kafka.streams.state.Stores;
  *     → route        → PREFIX.agency.A.requests (one per agency that must decide) + PREFIX.routing (the plan)
  *     → engine A     → PREFIX.agency.A.decisions
  *     → aggregate    (state store "pending" keyed by submission id, changelogged) → PREFIX.responses
- *   a value the router cannot read → PREFIX.dlq (with the reason), the application goes on
+ *   a submission the router cannot read (no key, not JSON, no items) → PREFIX.dlq (with the reason); it goes on
  * </pre>
  *
  * <p>Every hop goes through its topic, as in the hub, so each is a sub-topology of its own and a record is
