@@ -58,7 +58,8 @@ def _front() -> argparse.ArgumentParser:
         prog="nsw", description="National Single Window message hub: lodge once, every agency decides, one answer.",
         epilog="`nsw COMMAND --help` describes a command and its options. Exit codes: 0 done, 1 the answer is no "
                "(an invalid document, a refusal), 2 a usage or configuration mistake, 3 the hub or Kafka "
-               "cannot be reached, 141 the reader of the output went away.", formatter_class=argparse.RawDescriptionHelpFormatter)
+               "cannot be reached, 141 the reader of the output went away.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"nsw-broker {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name, text in COMMANDS.items():
