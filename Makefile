@@ -1,6 +1,6 @@
 # nsw-broker: the two commands a developer needs are `make run` and `make test`.
 # Prerequisites on PATH: python3.11 (with venv), a Java 17+ JDK (java, javac), make, curl, mvn (Maven fetches the pinned Kafka jars and
-# the Java example agency's libraries once).
+# the libraries of the Java example agency and of the Kafka Streams comparison once).
 # The embedded Kafka broker listens on 127.0.0.1:9092 (NSW_KAFKA_PORT) with state in .nsw/kafka (NSW_KAFKA_HOME).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -11,22 +11,26 @@ NSW    := $(BIN)/nsw
 # The Java example agency (tests/test_java_agency.py runs it): classes in target/classes, jars in target/lib.
 JAVA_AGENCY       := adapters/examples/java-agency
 JAVA_AGENCY_STAMP := $(JAVA_AGENCY)/target/.built
+# The Kafka Streams (exactly_once_v2) comparison `make bench` runs (ops/_streams.py, tests/test_streams_bench.py):
+# classes in target/classes, jars in target/dependency.
+STREAMS_APP       := ops/streams
+STREAMS_APP_STAMP := $(STREAMS_APP)/target/.built
 
 .DEFAULT_GOAL := help
 .PHONY: help install chromium run test conformance lint typecheck pytest bench bench-validate soak chaos kafka-start kafka-stop kafka-status clean distclean
 
 help:
-	@echo "make install      virtualenv + package + test tools + Kafka jars + Java example agency + Chromium (quick when done)"
+	@echo "make install      virtualenv + package + test tools + Kafka jars + Java example agency + Kafka Streams app + Chromium (quick when done)"
 	@echo "make run          start Kafka, serve the hub and post the sample declarations"
 	@echo "make test         start Kafka, then ruff, mypy and pytest"
-	@echo "make bench        start Kafka and a hub, print the benchmark table (50/s, 200/s, max, floor)"
+	@echo "make bench        start Kafka and a hub, print the benchmark table (50/s, 200/s, max, floor, Kafka Streams)"
 	@echo "make soak         a 30-minute run at 200/s printing RSS per process (SOAK_MINUTES, SOAK_RATE)"
 	@echo "make chaos        the fault campaign: 3 brokers, 2 hubs, 100,000 declarations, every fault (CHAOS_COUNT, CHAOS_RATE)"
 	@echo "make conformance  the shared UK CDS corpus: its tests (tests/conformance), each answer, the distribution"
 	@echo "make kafka-stop   stop the embedded Kafka broker"
 	@echo "make clean        stop Kafka, remove its state and the tool caches (distclean: also .venv)"
 
-install: $(STAMP) $(JAVA_AGENCY_STAMP)
+install: $(STAMP) $(JAVA_AGENCY_STAMP) $(STREAMS_APP_STAMP)
 
 # The browser tests drive Debian's Chromium (NSW_CHROMIUM: another build); installed with apt-get when missing
 # (by `make test`: serving the hub does not need it).
@@ -46,6 +50,10 @@ $(STAMP): $(BIN)/python pyproject.toml ops/kafka/pom.xml
 # Rebuilt only when its pom or sources change.
 $(JAVA_AGENCY_STAMP): $(JAVA_AGENCY)/pom.xml $(wildcard $(JAVA_AGENCY)/src/main/java/org/nsw/example/*.java)
 	mvn -B -q -f $(JAVA_AGENCY)/pom.xml compile dependency:copy-dependencies
+	@touch $@
+
+$(STREAMS_APP_STAMP): $(STREAMS_APP)/pom.xml $(wildcard $(STREAMS_APP)/src/main/java/org/nsw/streams/*.java)
+	mvn -B -q -f $(STREAMS_APP)/pom.xml compile dependency:copy-dependencies
 	@touch $@
 
 kafka-start: install
@@ -77,7 +85,8 @@ test: kafka-start chromium
 # Starts a hub of its own on BENCH_PORT (the auditor in a second process; per-trader rate and concurrency
 # limits lifted, as the load comes from one trader) and measures it in one run, printed as one table
 # (README "Benchmarks"): at 50/s (within its capacity here), at 200/s, at its maximum beside the Kafka floor,
-# with CPU per submission, RSS per process and transactions. The report is also written to bench.json.
+# with CPU per submission, RSS per process and transactions; then the same phases for the pipeline written as a
+# Kafka Streams application (exactly_once_v2) on the same broker, in the same table. The report is also written to bench.json.
 # The hub gets up to 2 minutes to answer /healthz (it first reads its state back from Kafka).
 BENCH_PORT    ?= 8090
 BENCH_SECONDS ?= 20
@@ -119,7 +128,7 @@ conformance: install
 	$(NSW) conformance --bundle hmrc-cds=$(CORPUS)/schemas $(CORPUS)/examples
 
 clean: kafka-stop
-	rm -rf .nsw build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-*.json bench.json soak.json chaos.json $(JAVA_AGENCY)/target
+	rm -rf .nsw build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache bench-*.json bench.json soak.json chaos.json $(JAVA_AGENCY)/target $(STREAMS_APP)/target
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean

@@ -9,6 +9,7 @@ as one line with its class's hint and exit code, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -40,8 +41,9 @@ COMMANDS: Final[dict[str, str]] = {
 }
 
 #: Exit codes: 0 done, 1 the answer is "no" (invalid document, refused), 2 a usage or configuration mistake,
-#: 3 a dependency is unreachable (the hub, Kafka), 4 a check found a problem (soak, conformance corpus absent).
-EXIT_CODES: Final = {"usage": 2, "unreachable": 3}
+#: 3 a dependency is unreachable (the hub, Kafka), 4 a check found a problem (soak, conformance corpus absent),
+#: 141 the reader of stdout went away (128 + SIGPIPE, as a tool the signal ended).
+EXIT_CODES: Final = {"usage": 2, "unreachable": 3, "closed_pipe": 141}
 
 
 def version() -> str:
@@ -56,7 +58,8 @@ def _front() -> argparse.ArgumentParser:
         prog="nsw", description="National Single Window message hub: lodge once, every agency decides, one answer.",
         epilog="`nsw COMMAND --help` describes a command and its options. Exit codes: 0 done, 1 the answer is no "
                "(an invalid document, a refusal), 2 a usage or configuration mistake, 3 the hub or Kafka "
-               "cannot be reached.", formatter_class=argparse.RawDescriptionHelpFormatter)
+               "cannot be reached, 141 the reader of the output went away.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"nsw-broker {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name, text in COMMANDS.items():
@@ -104,6 +107,19 @@ def _command(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nsw``; a reader that stops reading (``nsw config show | head``) ends it quietly, as SIGPIPE would."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # inside the guard: a closed pipe found by the final flush is no traceback either
+    except BrokenPipeError:
+        # Python's advice for a closed stdout: point it at /dev/null so the interpreter's flush at exit is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_CODES["closed_pipe"]
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = _command(args)
     if command is None or command not in COMMANDS:

@@ -1,4 +1,4 @@
-"""``nsw bench e2e | suite | soak | floor | step | validate | generator``: the benchmark from the command line.
+"""``nsw bench e2e | suite | soak | floor | streams | step | validate | generator``: benchmarks, command line.
 
 Wiring (in the ``nsw`` parser): ``add_bench_parser(subparsers)``, then ``run_bench(args)`` when the command
 is ``bench``. Each command prints a plain table, or with ``--json`` the report as one JSON document (as every
@@ -22,11 +22,12 @@ from broker.errors import NSWError
 from ops._bench import DEFAULT_URL, FANOUT_SAMPLE, E2EConfig, FloorRun, bench_e2e, render_report
 from ops._bench_floor import FloorConfig, bench_floor
 from ops._bench_step import StepConfig, bench_step, render_step
-from ops._bench_suite import SuiteConfig, bench_suite, render_suite
+from ops._bench_suite import SuiteConfig, bench_suite, render_streams, render_suite
 from ops._bench_validate import accepted_documents, bench_validate
 from ops._httpload import generator_max_rate
 from ops._settings import settings_of
 from ops._soak import DEFAULT_MAX_SLOPE_MIB, SoakConfig, bench_soak
+from ops._streams import StreamsBenchConfig, StreamsRun, bench_streams
 from schemas import BundleSet, NSWSchemaError
 
 __all__ = ["add_bench_parser", "run_bench"]
@@ -77,6 +78,8 @@ def add_bench_parser(subparsers: Any) -> None:
     suite.add_argument("--rates", default="50,200", help="open-loop phases, submissions/s (default 50,200)")
     suite.add_argument("--no-max", action="store_true", help="leave out the closed-loop maximum (and the floor)")
     suite.add_argument("--no-floor", action="store_true", help="leave out the Kafka floor")
+    suite.add_argument("--no-streams", action="store_true",
+                       help="leave out the Kafka Streams (exactly_once_v2) comparison")
     suite.add_argument("--samples", default=FANOUT_SAMPLE, help=f"as for e2e (default {FANOUT_SAMPLE})")
     suite.add_argument("--hub-pid", type=int, action="append", default=[], metavar="PID",
                        help="hub serve process(es); their children (the --split auditor) are measured too")
@@ -102,6 +105,8 @@ def add_bench_parser(subparsers: Any) -> None:
                        help="partitions of the floor's topics (default 6, as the hub's)")
     floor.add_argument("--keep-topics", action="store_true", help="leave the bench.<run-id>.* topics")
 
+    _add_streams_parser(sub)
+
     val = sub.add_parser("validate", help="validate+map throughput beside bare lxml on a corpus (no Kafka)")
     val.add_argument("--bundle", action="append", default=[], metavar="NAME=DIR",
                      help="an extra schema bundle, e.g. hmrc-cds=DIR; repeatable")
@@ -122,11 +127,34 @@ def add_bench_parser(subparsers: Any) -> None:
     _output_options(gen)
 
 
+def _add_streams_parser(sub: Any) -> None:
+    streams = sub.add_parser("streams", help="the same pipeline as a Kafka Streams application (exactly_once_v2), "
+                             "at 50/s, 200/s and its maximum, on fresh bench.streams.* topics")
+    _load_options(streams, concurrency=64, rate_options=False)
+    streams.add_argument("--rates", default="50,200", help="open-loop phases, submissions/s (default 50,200)")
+    streams.add_argument("--no-max", action="store_true", help="leave out the closed-loop maximum")
+    streams.add_argument("--samples", default=FANOUT_SAMPLE, help=f"as for e2e (default {FANOUT_SAMPLE})")
+    streams.add_argument("--threads", type=int, default=1, help="Kafka Streams num.stream.threads (default 1)")
+    streams.add_argument("--heap-mb", type=int, default=384, help="the application's -Xmx in MiB (default 384)")
+    streams.add_argument("--keep-topics", action="store_true", help="leave the bench.streams.<run-id>.* topics")
+
+
 def _floor_config(args: argparse.Namespace, bootstrap: str, rate: float | None) -> FloorConfig:
     return FloorConfig(bootstrap=bootstrap, rate=rate, duration=args.duration, warmup=args.warmup,
                        concurrency=args.concurrency, drain=args.drain,
                        payload_bytes=getattr(args, "payload_bytes", 1200),
                        partitions=getattr(args, "partitions", 6), keep_topics=getattr(args, "keep_topics", False))
+
+
+def _streams_config(args: argparse.Namespace, bootstrap: str) -> StreamsBenchConfig:
+    """The comparison with the hub's partitions and commit interval (NSW_PARTITIONS, NSW_COMMIT_INTERVAL_MS)."""
+    hub = settings_of(args).hub
+    samples = () if args.samples == "all" else tuple(s for s in args.samples.split(",") if s)
+    return StreamsBenchConfig(bootstrap=bootstrap, rates=_rates(args.rates), max=not args.no_max,
+                              duration=args.duration, warmup=args.warmup, concurrency=args.concurrency,
+                              drain=args.drain, partitions=hub.partitions, commit_interval_ms=hub.commit_interval_ms,
+                              threads=getattr(args, "threads", 1), heap_mb=getattr(args, "heap_mb", 384),
+                              samples=samples, keep_topics=getattr(args, "keep_topics", False))
 
 
 def _rate(args: argparse.Namespace) -> float | None:
@@ -143,6 +171,8 @@ def _validate(args: argparse.Namespace) -> str | None:
         return None
     if args.duration <= 0 or args.concurrency < 1 or (getattr(args, "rate", None) or 1) <= 0:
         return "--duration, --concurrency and --rate must be positive"
+    if getattr(args, "threads", 1) < 1 or getattr(args, "heap_mb", 384) < 64:
+        return "--threads must be positive and --heap-mb at least 64"
     if getattr(args, "corpus", None) is not None and not args.corpus.is_dir():
         return f"--corpus {args.corpus} is not a directory"
     return None
@@ -157,6 +187,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                           interval=args.interval, concurrency=args.concurrency, hub_pids=tuple(args.hub_pid),
                           max_slope=args.max_slope)
         return await bench_soak(soak, out=_print_line)
+    if args.bench_command == "streams":
+        return await bench_streams(_streams_config(args, bootstrap))
     rate = _rate(args)
     if args.bench_command == "floor":
         return await bench_floor(_floor_config(args, bootstrap, rate))
@@ -168,8 +200,10 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                        hub_pids=tuple(args.hub_pid), with_floor=getattr(args, "with_floor", False))
     if args.bench_command == "suite":
         floor_max: FloorRun = functools.partial(bench_floor, _floor_config(args, bootstrap, None))
+        streams: StreamsRun = functools.partial(bench_streams, _streams_config(args, bootstrap))
         return await bench_suite(SuiteConfig(e2e=config, rates=_rates(args.rates), max=not args.no_max,
-                                             floor=not args.no_floor), floor=floor_max)
+                                             floor=not args.no_floor, streams=not args.no_streams),
+                                 floor=floor_max, streams=streams)
     floor: FloorRun = functools.partial(bench_floor, _floor_config(args, bootstrap, rate))
     return await bench_e2e(config, floor=floor)
 
@@ -268,6 +302,8 @@ def _print_report(command: str, report: dict[str, Any], *, as_json: bool = False
         sys.stdout.write(render_step(report) + "\n")
     elif command == "suite":
         sys.stdout.write(render_suite(report) + "\n")
+    elif command == "streams":
+        sys.stdout.write(render_streams(report) + "\n")
     elif command == "generator":
         sys.stdout.write(f"generator: {report['requests_per_s']:.0f} requests/s with {report['concurrency']} "
                          f"connections (p50 {report['p50_ms']} ms, errors {report['errors']})\n")
@@ -278,7 +314,7 @@ def _print_report(command: str, report: dict[str, Any], *, as_json: bool = False
 def _exit_code(command: str, report: dict[str, Any]) -> int:
     if command == "generator":
         return 0
-    if command == "suite":
+    if command in {"suite", "streams"}:
         return 0 if all(p.get("completed", 0) > 0 for p in report["phases"].values()) else 1
     if command == "soak":
         return 1 if report.get("completed", 0) == 0 else (4 if report.get("verdict") == "growing" else 0)

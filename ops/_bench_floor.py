@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,7 @@ from ops._bench import (
 from ops._bench_cost import CostMeter
 from schemas import AGENCIES
 
-__all__ = ["FloorConfig", "FloorTopics", "bench_floor"]
+__all__ = ["Backlog", "FloorConfig", "FloorTopics", "ProducerLane", "bench_floor", "prime"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,7 +139,7 @@ class _Handlers:
 
 
 @dataclass(slots=True)
-class _Backlog:
+class Backlog:
     """Written minus answered, shared by the lanes (the floor's counterpart of the hub's unrouted backlog)."""
 
     completions: Completions
@@ -150,10 +151,12 @@ class _Backlog:
         return self.written - (len(self.completions.first_seen) - self.already_answered) >= self.limit
 
 
-class _ProducerLane(Lane):
-    """The floor's ingress: one shared idempotent producer, one send_and_wait per submission."""
+class ProducerLane(Lane):
+    """The floor's ingress: one shared idempotent producer, one send_and_wait per submission; ``payload``
+    gives the value for a submission id (the floor's: the same random bytes; ``nsw bench streams``: JSON)."""
 
-    def __init__(self, producer: Producer, topic: str, run_id: str, payload: bytes, backlog: _Backlog) -> None:
+    def __init__(self, producer: Producer, topic: str, run_id: str, payload: Callable[[str], bytes],
+                 backlog: Backlog) -> None:
         self._producer, self._topic, self._run_id, self._payload = producer, topic, run_id, payload
         self._backlog = backlog
 
@@ -163,7 +166,7 @@ class _ProducerLane(Lane):
         key = f"{self._run_id}-{index:012d}"
         encoded = key.encode()
         try:
-            await self._producer.send(OutMessage(self._topic, encoded, self._payload,
+            await self._producer.send(OutMessage(self._topic, encoded, self._payload(key),
                                                  _headers("Submission", encoded)))
         except ProduceError:
             return Answer(503, retry_after=0.2)
@@ -208,7 +211,8 @@ class _Pipeline:
             await processor.stop()
 
 
-async def _prime(producer: Producer, topics: FloorTopics, completions: Completions, partitions: int) -> None:
+async def prime(producer: Producer, topics: FloorTopics, completions: Completions, partitions: int,
+                payload: Callable[[str], bytes] = lambda _key: b"") -> None:
     """A few submissions end to end before the clock starts: leaders elected, transactions initialised.
 
     Freshly created topics answer NotLeaderForPartition and NotEnoughReplicas for a moment; the floor must
@@ -216,11 +220,13 @@ async def _prime(producer: Producer, topics: FloorTopics, completions: Completio
     """
     keys = [f"prime-{i:04d}" for i in range(partitions * 8)]
     for key in keys:
-        await producer.send(OutMessage(topics.submissions, key.encode(), b"", _headers("Submission", key.encode())))
+        await producer.send(OutMessage(topics.submissions, key.encode(), payload(key),
+                                       _headers("Submission", key.encode())))
     await completions.wait_for(keys, within=60.0)
     missing = [k for k in keys if k not in completions.first_seen]
     if missing:
-        raise NSWError(f"the floor pipeline did not answer {len(missing)} priming submissions within 60 s")
+        raise NSWError(f"the pipeline on {topics.prefix}.* did not answer {len(missing)} priming submissions "
+                       "within 60 s")
 
 
 async def bench_floor(config: FloorConfig) -> dict[str, Any]:
@@ -242,12 +248,12 @@ async def bench_floor(config: FloorConfig) -> dict[str, Any]:
         await pipeline.start()
         await producer.start()
         await completions.start()
-        await _prime(producer, topics, completions, config.partitions)
+        await prime(producer, topics, completions, config.partitions)
         plan = LoadPlan(rate=config.rate, duration=config.duration, warmup=config.warmup,
                         concurrency=config.concurrency)
         payload = os.urandom(config.payload_bytes)
-        backlog = _Backlog(completions, config.max_backlog, already_answered=len(completions.first_seen))
-        lanes = [_ProducerLane(producer, topics.submissions, run_id, payload, backlog)
+        backlog = Backlog(completions, config.max_backlog, already_answered=len(completions.first_seen))
+        lanes = [ProducerLane(producer, topics.submissions, run_id, lambda _key: payload, backlog)
                  for _ in range(config.concurrency)]
         await meter.start()
         result = await measure(plan, lanes, completions, sampler, drain=config.drain)

@@ -2,7 +2,9 @@
 
 The same running hub is driven at each open-loop rate (default 50/s, within its capacity, and 200/s), then
 in a closed loop at its maximum; the Kafka floor then runs on the same broker with the maximum's load, so
-the hub's maximum stands beside what Kafka itself allows. Each phase reports what ``nsw bench e2e``
+the hub's maximum stands beside what Kafka itself allows; last, the same pipeline written as a Kafka Streams
+application with exactly_once_v2 (``ops._streams``) runs the same phases on the same broker, and its figures
+stand under the hub's in each phase's column. Each phase reports what ``nsw bench e2e``
 reports (``ops._bench``) plus its cost (``ops._bench_cost``); :func:`render_suite` lays the phases out as
 columns of one table, the table the README's "Benchmarks" section shows.
 """
@@ -15,33 +17,39 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from broker.errors import NSWError
 from ops._bench import E2EConfig, FloorRun, bench_e2e
 from ops._bench_cost import HUB_TOTAL
+from ops._streams import StreamsRun
 
-__all__ = ["SuiteConfig", "bench_suite", "render_suite"]
+__all__ = ["STREAMS_TITLE", "SuiteConfig", "bench_suite", "render_streams", "render_suite"]
 
 DEFAULT_RATES: Final = (50.0, 200.0)
 #: Probe submissions per partition before the first phase: with random keys, 8 per partition leave a
 #: partition unprimed with a probability of about 1 in 1,000.
 PRIME_PER_PARTITION: Final = 8
+STREAMS_TITLE: Final = "Kafka Streams (exactly_once_v2)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SuiteConfig:
-    """The phases: ``rates`` (open loop) then, with ``max``, the closed loop and (``floor``) the Kafka floor."""
+    """The phases: ``rates`` (open loop) then, with ``max``, the closed loop and (``floor``) the Kafka floor;
+    with ``streams``, the Kafka Streams comparison's phases after them."""
 
     e2e: E2EConfig
     rates: tuple[float, ...] = DEFAULT_RATES
     max: bool = True
     floor: bool = True
+    streams: bool = True
 
 
 def phase_name(rate: float | None) -> str:
     return "max" if rate is None else f"{rate:g}/s"
 
 
-async def bench_suite(config: SuiteConfig, *, floor: FloorRun | None = None) -> dict[str, Any]:
-    """Every phase against the same hub, one after the other; the floor after the maximum."""
+async def bench_suite(config: SuiteConfig, *, floor: FloorRun | None = None,
+                      streams: StreamsRun | None = None) -> dict[str, Any]:
+    """Every phase against the same hub, one after the other; the floor after the maximum; then ``streams``."""
     started = time.time()
     phases: dict[str, Any] = {}
     plan: list[float | None] = [*config.rates, *([None] if config.max else [])]
@@ -55,8 +63,17 @@ async def bench_suite(config: SuiteConfig, *, floor: FloorRun | None = None) -> 
         phases[phase_name(rate)] = report
     order = [phase_name(r) for r in plan] + (["floor"] if "floor" in phases else [])
     top = phases.get("max", {})
-    return {"kind": "suite", "started_at": int(started), "phases": {name: phases[name] for name in order},
-            "max_completed_per_s": top.get("completed_per_s"), "floor_ratio": top.get("floor_ratio")}
+    suite: dict[str, Any] = {"kind": "suite", "started_at": int(started),
+                             "phases": {name: phases[name] for name in order},
+                             "max_completed_per_s": top.get("completed_per_s"), "floor_ratio": top.get("floor_ratio")}
+    if config.streams and streams is not None:
+        try:
+            suite["streams"] = await streams()
+        except NSWError as exc:  # the comparison failing must not cost the hub's figures
+            suite["streams"] = {"error": str(exc), "phases": {}}
+        top_streams = suite["streams"]["phases"].get("max", {}).get("completed_per_s")
+        suite["streams_ratio"] = round(top["completed_per_s"] / top_streams, 3) if top and top_streams else None
+    return suite
 
 
 # --------------------------------------------------------------------------- the table
@@ -115,7 +132,47 @@ def render_suite(report: dict[str, Any]) -> str:
                                         for p in phases]))
     rows.append(("transactions/s", [_transactions(p, "per_s") for p in phases]))
     rows.append(("transactions aborted", [_transactions(p, "aborted") for p in phases]))
-    return _layout(["", *names], rows)
+    streams = report.get("streams")
+    if isinstance(streams, dict) and streams.get("phases"):
+        rows += _streams_rows(streams, names, hub=report["phases"])
+    table = _layout(["", *names], rows)
+    if isinstance(streams, dict) and streams.get("error"):
+        table += f"\n{STREAMS_TITLE}: not measured: {streams['error']}"
+    return table
+
+
+def _streams_rows(streams: dict[str, Any], names: Sequence[str], *,
+                  hub: dict[str, Any] | None = None) -> list[tuple[str, list[str]]]:
+    """The Kafka Streams comparison's figures, one row each, in the columns of the phases of the same name
+    (the floor's column stays empty); with ``hub``, the hub's maximum over the application's."""
+    phases = [streams["phases"].get(name, {}) for name in names]
+
+    def cells(figure: Any) -> list[str]:
+        return [figure(p) if p else "" for p in phases]
+
+    rows: list[tuple[str, list[str]]] = [(STREAMS_TITLE, ["" for _ in names])]
+    rows.append(("streams completed/s", cells(lambda p: _num(p.get("completed_per_s")))))
+    for pct in ("p50", "p90", "p99"):
+        rows.append((f"streams latency {pct} ms",
+                     cells(lambda p, pct=pct: _num(p.get("latency_ms", {}).get(pct)))))
+    rows.append(("streams not completed", cells(lambda p: str(p.get("errors", {}).get("not_completed", 0)))))
+    if hub is not None:  # at the maximum, as hub / floor: at a rate both keep up, the ratio says nothing
+        rows.append(("hub / streams", [
+            _num(h["completed_per_s"] / p["completed_per_s"], 3)
+            if name == "max" and p.get("completed_per_s") and (h := hub.get(name)) and h.get("completed_per_s")
+            is not None else "" for name, p in zip(names, phases, strict=True)]))
+    for role in ("streams", "kafka"):
+        rows.append((f"cpu ms/sub {role} (streams run)",
+                     cells(lambda p, role=role: _num(p.get("cpu_ms_per_submission", {}).get(role), 2))))
+    rows.append(("rss MiB streams max/end", cells(lambda p: _rss(p.get("rss_mb", {}).get("streams")))))
+    rows.append(("transactions/s (streams run)", cells(lambda p: _transactions(p, "per_s"))))
+    return rows
+
+
+def render_streams(report: dict[str, Any]) -> str:
+    """``nsw bench streams`` alone: the comparison's rows, one column per phase."""
+    names = list(report["phases"])
+    return _layout(["", *names], _streams_rows(report, names))
 
 
 def _layout(headers: list[str], rows: list[tuple[str, list[str]]]) -> str:

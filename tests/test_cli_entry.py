@@ -107,3 +107,19 @@ def test_json_is_the_same_flag_in_every_command_and_every_option_is_described() 
                 undescribed.append(f"{prog} {action.option_strings[0]}")
     assert len(_parsers(build_parser())) > 30
     assert undescribed == [], f"options without a description: {undescribed}"
+
+
+def test_a_reader_that_stops_reading_ends_nsw_quietly() -> None:
+    """``nsw config show --all | head -1`` once ``head`` has gone: every write meets a closed pipe; nsw ends
+    with the SIGPIPE exit code and no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before nsw writes anything: deterministic, whatever the timing
+    try:
+        done = subprocess.run([sys.executable, "-c", "import sys, cli; sys.exit(cli.main(sys.argv[1:]))",
+                               "config", "show", "--all"], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr
+    assert "BrokenPipeError" not in done.stderr
+    assert done.returncode == 141
