@@ -91,8 +91,13 @@ async def test_embedded_agencies_answer_in_one_core_step() -> None:
 
         # The separate services' groups consumed nothing meanwhile; the core's did, and owns the producers.
         assert await group_offsets(bootstrap(), SEPARATE_GROUPS) == before
-        core = (await group_offsets(bootstrap(), [CORE_GROUP]))[CORE_GROUP]
-        assert any(topic == ROUTING for topic, _ in core)
+        async def routing_committed() -> bool | None:
+            # The core reads its own plan back and commits that read with its next transaction, or by the
+            # timer after a second of quiet (``defer_empty``): poll for it.
+            core = (await group_offsets(bootstrap(), [CORE_GROUP]))[CORE_GROUP]
+            return True if any(topic == ROUTING for topic, _ in core) else None
+
+        await poll(routing_committed, timeout=30, what="the core group's offset on nsw.routing")
         producers = {labels[0]: count for labels, count in transactional_producers()}
         assert not set(producers) & set(SEPARATE)
         assert 1 <= producers[CORE_SERVICE] <= hub.config.partitions
