@@ -46,8 +46,9 @@ from broker._auth import read_dev_key
 from broker._config import HubConfig
 from broker._provision import provision, provision_files
 from broker._topics import RESPONSES, SUBMISSIONS
-from bus import InMessage, KafkaBus, existing_partition_counts, read_range
+from bus import InMessage, KafkaBus, broker_count, existing_partition_counts, read_range, topic_configs
 from ops._bench import Template, percentiles, rss_mb, sample_files, split_request, with_placeholder
+from ops._chaos_console import COUNTS, console_check
 from ops._cluster import busiest_leader, describe_partitions, fully_replicated
 from ops._httpload import HttpConnection, HttpError, build_request
 from ops._kafka import LocalKafka, LocalKafkaConfig
@@ -545,10 +546,11 @@ async def _start_hubs(plan: ChaosPlan, kafka: LocalKafka, hubs: list[HubInstance
                       progress: Callable[[str], None]) -> str:
     """Provision the shared keys once, start the instances into ``hubs``; return the trader's key."""
     shared = plan.workdir / "shared"
-    base = replace(HubConfig(), bootstrap=kafka.bootstrap, replication=3, partitions=plan.partitions,
+    # Replication 0: the hub takes it from the cluster's size (bus.replication_for), as a deployment does.
+    base = replace(HubConfig(), bootstrap=kafka.bootstrap, replication=0, partitions=plan.partitions,
                    state_dir=shared)  # fmt: skip
     provision_files(base)
-    env = shared_env(shared, bootstrap=kafka.bootstrap, replication=3, partitions=plan.partitions)
+    env = shared_env(shared, bootstrap=kafka.bootstrap, replication=0, partitions=plan.partitions)
     hubs += [HubInstance(name=name, port=plan.hub_port + 2 * k, admin_port=plan.hub_port + 2 * k + 1,
                          state_dir=plan.workdir / f"hub-{name}", env=env, log=plan.workdir / f"hub-{name}.log",
                          shared=shared)
@@ -563,6 +565,17 @@ async def _start_hubs(plan: ChaosPlan, kafka: LocalKafka, hubs: list[HubInstance
     for hub in hubs:
         await _key_known(hub, token)
     return token
+
+
+async def _replication_found(bootstrap: str) -> dict[str, int]:
+    """Replication of ``nsw.submissions`` as the cluster has it (the hub chose it from the cluster's size), and
+    the rule's ``min.insync.replicas`` for it, beside the cluster's size."""
+    brokers = await broker_count(bootstrap)
+    states = await describe_partitions(bootstrap, [SUBMISSIONS])
+    replication = min(len(p.replicas) for p in states)
+    configs = await topic_configs(bootstrap, [SUBMISSIONS])
+    min_insync = int(configs[SUBMISSIONS]["min.insync.replicas"][0])
+    return {"brokers": brokers, "replication": replication, "min_insync": min_insync}
 
 
 async def _key_known(hub: HubInstance, token: str, *, within: float = 60.0) -> None:
@@ -625,11 +638,14 @@ async def run_chaos(plan: ChaosPlan, *, progress: Callable[[str], None] = lambda
         await live.stop()
         progress("reading nsw.responses and nsw.submissions from the start (read_committed)")
         check = await check_topics(kafka.bootstrap, sorted(loader.accepted))
+        progress("reading them again with Kafka's own kafka-console-consumer (read_committed) and counting again")
+        console = await console_check(kafka, sorted(loader.accepted), plan.workdir)
+        replication = await _replication_found(kafka.bootstrap)
         lodging_s = load_ended - load_started
         return {
-            "plan": {"count": plan.count, "rate": plan.rate, "faults": list(plan.faults), "brokers": 3,
-                     "instances": len(hubs), "partitions": plan.partitions, "replication": 3, "min_insync": 2},
-            "check": check,
+            "plan": {"count": plan.count, "rate": plan.rate, "faults": list(plan.faults),
+                     "instances": len(hubs), "partitions": plan.partitions, **replication},
+            "check": check, "console": console,
             "refused": dict(loader.refused), "retries": loader.retries,
             "lodging_s": round(lodging_s, 1), "faults_ended_before_lodging": faults_done <= load_ended,
             "sustained_per_s": round(len(loader.accepted) / lodging_s, 1) if lodging_s else None,
@@ -646,10 +662,27 @@ async def run_chaos(plan: ChaosPlan, *, progress: Callable[[str], None] = lambda
         await asyncio.to_thread(kafka.stop)
 
 
+def readers_agree(report: dict[str, Any]) -> bool:
+    """The project's reader and Kafka's console consumer give the same counts, and every record parsed."""
+    c, k = report["check"], report["console"]
+    return all(c[name] == k[name] for name in COUNTS) and not k["malformed"]
+
+
 def passed(report: dict[str, Any]) -> bool:
     c = report["check"]
-    return bool(c["accepted"]) and not any(c[k] for k in ("lost", "duplicate", "contradictory", "out_of_order",
-                                                          "missing_from_submissions"))
+    return bool(c["accepted"]) and readers_agree(report) and not any(
+        c[k] for k in ("lost", "duplicate", "contradictory", "out_of_order", "missing_from_submissions"))
+
+
+def _readers(report: dict[str, Any]) -> list[str]:
+    """The two readers' counts side by side."""
+    c, k = report["check"], report["console"]
+    rows = [f"  {'':<26} {'own reader':>11} {'console':>9}"]
+    rows += [f"  {name.replace('_', ' '):<26} {c[name]:>11} {k[name]:>9}{'' if c[name] == k[name] else '  DIFFER'}"
+             for name in COUNTS]  # fmt: skip
+    rows.append(f"  readers {'agree' if readers_agree(report) else 'DISAGREE'} ({k['response_records']} response "
+                f"records printed by kafka-console-consumer, {k['malformed']} malformed)")
+    return rows
 
 
 def _ms(value: float | None) -> str:
@@ -659,11 +692,13 @@ def _ms(value: float | None) -> str:
 def render_chaos(report: dict[str, Any]) -> str:
     """The report as text: the verdict first, then each fault's figures, then memory."""
     c, plan = report["check"], report["plan"]
-    lines = [f"chaos: {plan['count']} declarations at {plan['rate']:g}/s, 3 brokers (RF 3, min ISR 2), "
+    lines = [f"chaos: {plan['count']} declarations at {plan['rate']:g}/s, {plan['brokers']} brokers (RF "
+             f"{plan['replication']}, min ISR {plan['min_insync']}, read from the topics), "
              f"{plan['instances']} hub instances, {report['elapsed_s']:.0f} s",
              f"  accepted {c['accepted']}  completed {c['completed']}  lost {c['lost']}  duplicate {c['duplicate']}  "
              f"contradictory {c['contradictory']}  out of order {c['out_of_order']}  "
              f"missing from nsw.submissions {c['missing_from_submissions']}  -> {'PASS' if passed(report) else 'FAIL'}",
+             *_readers(report),
              f"  sustained {report['sustained_per_s']}/s over {report['lodging_s']} s of lodging "
              f"(retries {report['retries']}, by instance {report['by_instance']}); "
              f"100,000 at this rate: ~{report['projected_100k_minutes']} min", "",

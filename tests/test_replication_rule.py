@@ -60,7 +60,7 @@ def test_the_hub_declares_its_topics_from_the_cluster_size_by_default() -> None:
 
 def _props(kafka: LocalKafka) -> dict[str, str]:
     node = kafka.nodes[0]
-    kafka._write_config(node)  # noqa: SLF001 - the properties a start writes, without starting
+    kafka._write_config(node)
     return dict(line.split("=", 1) for line in node.server_properties.read_text().splitlines()
                 if "=" in line and not line.startswith("#"))  # fmt: skip
 
