@@ -74,8 +74,8 @@ class ChaosPlan:
 
     workdir: Path
     count: int = 100_000
-    rate: float = 30.0
-    """Declarations lodged per second, sustained (both instances together)."""
+    rate: float = 38.0
+    """Declarations lodged per second, sustained (both instances together): 100,000 in 44 minutes."""
     faults: tuple[str, ...] = FAULTS
     kafka_port: int = 9092
     """Node ``i`` listens on ``kafka_port + 2(i-1)`` and its controller on the next port."""
