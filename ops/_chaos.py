@@ -597,13 +597,18 @@ def shared_env(shared: Path, *, bootstrap: str, replication: int, partitions: in
             "NSW_CONSOLE_KEY": (shared / "console.key").read_text().strip(),
             "NSW_SIGNING_KEY_DIR": str(shared / "keys"), "NSW_DEV_KEY": "0", "NSW_LOG_FORMAT": "json",
             "NSW_LOG_LEVEL": "warning", "NSW_CUSTOMS_RANDOM_RATE": "0", "NSW_RATE_LIMIT": "100000",
-            "NSW_RATE_BURST": "100000", "NSW_MAX_IN_FLIGHT_PER_TRADER": "100000",
-            # A backlog of a few minutes at the campaign's rate may build up while a fault lasts (the hub answers
-            # 503 beyond it): the campaign holds the rate through the fault and the hub catches up after.
-            "NSW_MAX_BACKLOG": "20000",
-            # One transaction per partition at most every 250 ms (the default 50 ms gives nearly one per record
-            # at this rate): fewer transactions, and their markers on three replicas, for the brokers to write.
-            "NSW_COMMIT_INTERVAL_MS": "250"}  # fmt: skip
+            "NSW_RATE_BURST": "100000", "NSW_MAX_IN_FLIGHT_PER_TRADER": "100000"}  # fmt: skip
+
+
+#: What the campaign's instances run with beside :func:`shared_env` (README "Fault campaign").
+CAMPAIGN_ENV: Final = {
+    # A backlog of minutes at the campaign's rate may build up while a fault lasts (the hub answers 503 beyond
+    # it): the campaign holds the rate through the fault and the hub catches up after.
+    "NSW_MAX_BACKLOG": "20000",
+    # One transaction per partition at most every 250 ms (the default 50 ms gives nearly one per record at this
+    # rate): fewer transactions, and their markers on three replicas, for the brokers to write.
+    "NSW_COMMIT_INTERVAL_MS": "250",
+}
 
 
 async def _start_hubs(plan: ChaosPlan, kafka: LocalKafka, hubs: list[HubInstance],
@@ -614,7 +619,7 @@ async def _start_hubs(plan: ChaosPlan, kafka: LocalKafka, hubs: list[HubInstance
     base = replace(HubConfig(), bootstrap=kafka.bootstrap, replication=0, partitions=plan.partitions,
                    state_dir=shared)  # fmt: skip
     provision_files(base)
-    env = shared_env(shared, bootstrap=kafka.bootstrap, replication=0, partitions=plan.partitions)
+    env = shared_env(shared, bootstrap=kafka.bootstrap, replication=0, partitions=plan.partitions) | CAMPAIGN_ENV
     hubs += [HubInstance(name=name, port=plan.hub_port + 2 * k, admin_port=plan.hub_port + 2 * k + 1,
                          state_dir=plan.workdir / f"hub-{name}", env=env, log=plan.workdir / f"hub-{name}.log",
                          shared=shared)
