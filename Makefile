@@ -103,7 +103,7 @@ bench: kafka-start
 # The fault campaign (README "Fault campaign"): its own 3-broker cluster and 2 hub instances, CHAOS_COUNT
 # declarations at CHAOS_RATE/s while brokers and hubs are killed, paused and restarted; exit 4 unless all zeros.
 CHAOS_COUNT ?= 100000
-CHAOS_RATE  ?= 30
+CHAOS_RATE  ?= 38
 chaos: install
 	$(NSW) chaos --count $(CHAOS_COUNT) --rate $(CHAOS_RATE) --report chaos.json
 

@@ -28,7 +28,8 @@ class HubConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     partitions: int = 6
-    replication: int = 1
+    replication: int = 0
+    """0: from the cluster's size (``bus.replication_for``) when the topics are created."""
     instance: str = "0"
     agencies: tuple[str, ...] = AGENCIES
     max_body_bytes: int = 5_000_000

@@ -171,7 +171,7 @@ class FusedCore:
     async def handle(self, message: InMessage) -> Sequence[OutMessage]:
         """One record's step, after reading back the router's and the aggregation's state of its submission
         when they left memory (``broker._state``: final work is evicted after a retention)."""
-        if message.key is not None:  # the hub's topics are keyed by submission id
+        if message.key is not None and not self._read_back(message):  # the hub's topics: keyed by submission id
             await self._load(message.key.decode(errors="replace"))
         try:
             out = await self._handle(message)
@@ -179,6 +179,16 @@ class FusedCore:
             await self._load(evicted.submission_id)
             out = await self._handle(message)
         return [*out, *self.aggregator.flush()]
+
+    def _read_back(self, message: InMessage) -> bool:
+        """A record :meth:`_handle` skips (the core's own, or a router's not redriven): no state to read back for
+        it. A restarted instance reads many of them again, of submissions long final and evicted; reading each
+        one's state back from the changelog made one batch outlast its transaction's timeout, again and again."""
+        if message.topic == SUBMISSIONS:
+            return False
+        if core_processed(message):
+            return True
+        return (message.topic == ROUTING or message.topic in self._requests) and not _redriven(message)
 
     async def _load(self, submission_id: str) -> None:
         for store in (self.router.store, self.aggregator.store):

@@ -18,7 +18,7 @@ log = structlog.get_logger("nsw.keys")
 async def publish_registry_record(bootstrap: str, message: OutMessage) -> None:
     """Write one record of a compacted one-partition registry (API keys, console accounts) from a tool, creating
     the topic when the hub has not yet."""
-    await ensure_topics(bootstrap, [TopicSpec(name=message.topic, partitions=1, replication=1,
+    await ensure_topics(bootstrap, [TopicSpec(name=message.topic, partitions=1, replication=0,
                                               cleanup_policy="compact")])
     producer = Producer(bootstrap)
     await producer.start()

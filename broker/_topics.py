@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+from bus._cluster import min_insync_for
 from bus._limits import MAX_MESSAGE_BYTES, dlq_limit
 
 SUBMISSIONS: Final = "nsw.submissions"
@@ -37,8 +38,6 @@ OFFICERS: Final = "nsw.officers"
 INSPECTIONS: Final = "nsw.inspections"
 RISK_TUNING: Final = "nsw.risk.tuning"
 
-#: From this replication factor on, topics are created with ``min.insync.replicas`` 2.
-MIN_ISR_REPLICATION: Final = 3
 _WEEK_MS: Final = 7 * 24 * 3600 * 1000
 _YEAR_MS: Final = 365 * 24 * 3600 * 1000
 #: Changelogs roll a segment an hour (Kafka's default is a week) so compaction, which never touches the
@@ -59,6 +58,7 @@ class TopicSpec:
     name: str
     partitions: int
     replication: int
+    """Copies of every record; 0: as many as the cluster's size gives (``bus.replication_for``, at creation)."""
     cleanup_policy: str = "delete"
     retention_ms: int = _WEEK_MS
     public: bool = True
@@ -75,10 +75,9 @@ class TopicSpec:
             configs |= {"segment.ms": str(_CHANGELOG_SEGMENT_MS), "min.cleanable.dirty.ratio": "0.1"}
         if "delete" in self.cleanup_policy:  # -1: kept forever
             configs["retention.ms"] = str(self.retention_ms)
-        if self.replication >= MIN_ISR_REPLICATION:
-            # Kafka's recommendation at replication factor 3: an acks=all write needs two in-sync copies, so
-            # one broker may fail without losing a committed record or stopping the writers.
-            configs["min.insync.replicas"] = "2"
+        if self.replication >= 1 and min_insync_for(self.replication) > 1:
+            # bus._cluster's rule (a replication of 0 is resolved, and this set, when the topic is created).
+            configs["min.insync.replicas"] = str(min_insync_for(self.replication))
         return configs | self.extra
 
 

@@ -21,6 +21,7 @@ from bus._admin import (
     topic_configs,
 )
 from bus._clients import Partition, bounded, client_auth, key_partition
+from bus._cluster import broker_count, min_insync_for, replication_for
 from bus._interfaces import Admin, Bus, Processor, Publisher, Reader, Tail
 from bus._kafka_bus import KafkaBus
 from bus._letters import VALUE_OMITTED_HEADER, dead_letter, fit_dead_letter, out_size
@@ -71,6 +72,7 @@ __all__ = [
     "TransportError",
     "align_size_limits",
     "bounded",
+    "broker_count",
     "client_auth",
     "commit_batch",
     "consumer_lag",
@@ -85,6 +87,7 @@ __all__ = [
     "key_partition",
     "list_group_ids",
     "list_topic_names",
+    "min_insync_for",
     "offset_bounds",
     "offsets_at",
     "out_size",
@@ -92,6 +95,7 @@ __all__ = [
     "read_range",
     "read_tail",
     "read_to_end",
+    "replication_for",
     "send_all",
     "send_confirmed",
     "topic_configs",

@@ -11,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from bus._clients import Partition, client_auth
+from bus._cluster import min_insync_for, replication_for
 from bus._errors import kafka_errors
 from bus.errors import NSWError
 
@@ -36,8 +37,21 @@ class TopicDeclaration(Protocol):
     def configs(self) -> dict[str, str]: ...
 
 
+def _new_topic(spec: TopicDeclaration, brokers: int) -> NewTopic:
+    """The topic to create: a declared replication of 0 becomes :func:`replication_for` the cluster's size, and
+    ``min.insync.replicas`` is :func:`min_insync_for` the replication (the one rule, ``bus._cluster``) unless
+    the declaration sets it."""
+    replication = spec.replication if spec.replication >= 1 else replication_for(brokers)
+    configs = spec.configs()
+    min_insync = min_insync_for(replication)
+    if min_insync > 1:
+        configs.setdefault("min.insync.replicas", str(min_insync))
+    return NewTopic(spec.name, spec.partitions, replication, topic_configs=configs)
+
+
 async def ensure_topics(bootstrap: str, specs: Iterable[TopicDeclaration]) -> list[str]:
-    """Create the declared topics that do not exist yet; return the names created."""
+    """Create the declared topics that do not exist yet; return the names created. A declared replication of 0
+    means "from the cluster's size" (``NSW_REPLICATION`` 0, the default): min(3, brokers)."""
     specs = list(specs)
     async with kafka_errors("create topics"):
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **client_auth())
@@ -46,7 +60,10 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicDeclaration]) -> li
             existing = set(await admin.list_topics())
             missing = [s for s in specs if s.name not in existing]
             if missing:
-                new = [NewTopic(s.name, s.partitions, s.replication, topic_configs=s.configs()) for s in missing]
+                brokers = 0
+                if any(s.replication < 1 for s in missing):  # 0: as many copies as the cluster's size gives
+                    brokers = len((await admin.describe_cluster()).get("brokers") or ())
+                new = [_new_topic(s, brokers) for s in missing]
                 # Another process may win the race: the topics are there then, which is all we want.
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(new)

@@ -501,6 +501,8 @@ class TransactionalProcessor:
             self._lost_since = 0.0
         waiting = []
         for tp in self._consumer.assignment():
+            if tp not in self._consumer.assignment():  # revoked while an earlier partition's position was awaited
+                continue
             stable = self._consumer.last_stable_offset(tp)
             if stable is None:
                 stable = self._consumer.highwater(tp)  # an open transaction may make this a false alarm: a restart

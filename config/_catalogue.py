@@ -24,8 +24,9 @@ HOST: Final = Setting("NSW_HOST", text(r"\S+", expected="a host name or address"
                       "the ingress's listening address", "hub", "`127.0.0.1`")
 PORT: Final = Setting("NSW_PORT", whole(), 8080, "the ingress's port", "hub", "8080")
 PARTITIONS: Final = Setting("NSW_PARTITIONS", whole(), 6, "partitions of the topics the hub creates", "hub", "6")
-REPLICATION: Final = Setting("NSW_REPLICATION", whole(), 1, "replication factor of the topics the hub creates",
-                             "hub", "1")
+REPLICATION: Final = Setting("NSW_REPLICATION", whole(least=0), 0,
+                             "replication factor of the topics the hub creates; 0: from the cluster's size, "
+                             "min(3, brokers), with min.insync.replicas 2 at three", "hub", "0")
 INSTANCE: Final = Setting("NSW_INSTANCE", text(), "0", "this instance's name in logs and client ids", "hub", "0")
 STATE_DIR: Final = Setting("NSW_STATE_DIR", path(), Path(".nsw"), "the process's own files", "hub", "`.nsw`")
 SIGNING_KEY_DIR: Final = Setting("NSW_SIGNING_KEY_DIR", path(), None,

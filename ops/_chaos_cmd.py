@@ -31,7 +31,7 @@ def add_chaos_parser(sub: Any) -> None:
         "declarations at RATE/s through both while brokers and hubs are killed, paused and restarted, then reads "
         "nsw.responses (read_committed) and counts lost, duplicate and contradictory answers. Stops all it started."))
     chaos.add_argument("--count", type=int, default=100_000, help="declarations to lodge (default 100000)")
-    chaos.add_argument("--rate", type=float, default=30.0, help="declarations per second (default 30)")
+    chaos.add_argument("--rate", type=float, default=38.0, help="declarations per second (default 38)")
     chaos.add_argument("--faults", default=",".join(FAULTS),
                        help=f"comma-separated, in order (default all: {','.join(FAULTS)})")
     chaos.add_argument("--short", action="store_true",

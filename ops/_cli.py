@@ -210,7 +210,7 @@ async def _topics(args: argparse.Namespace) -> int:
         for t in found:
             block = [f"{t.spec.name}  ({'exists' if t.exists else 'MISSING'})", f"  {t.spec.doc}",
                      f"  partitions: {t.partitions if t.exists else '-'} (declared {t.spec.partitions}), "
-                     f"replication declared {t.spec.replication}"]
+                     f"replication declared {t.spec.replication or 'from the cluster size'}"]
             block += [f"  {name} = {value}" for name, value in sorted(t.configs.items())]
             block += [f"  MISMATCH {m}" for m in t.mismatches]
             blocks.append("\n".join(block))

@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, cast, get_args
 
 from bus._auth import KafkaAuth
+from bus._cluster import min_insync_for, replication_for
 from bus._limits import dlq_limit
 from config import Env, catalogue
 from ops._security import (
@@ -720,7 +721,8 @@ class LocalKafka:
     def _write_config(self, node: KafkaNode) -> None:
         # Kafka's recommendation for a cluster of three: replication factor 3 and min.insync.replicas 2 for the
         # internal topics (transaction state, offsets) and as the default of topics created elsewhere.
-        replicas, min_isr = (str(min(3, self.size)), "2" if self.size >= 3 else "1")
+        replication = replication_for(self.size)
+        replicas, min_isr = str(replication), str(min_insync_for(replication))
         props = {
             "process.roles": "broker,controller",
             "node.id": str(node.id),

@@ -1,7 +1,8 @@
 """The short fault campaign (``nsw chaos --short``) in ``make test``: 1,500 declarations through two hub instances
 on a three-broker cluster while the leader of most ``nsw.submissions`` partitions is SIGKILLed and brought back,
 then one hub instance is SIGKILLed and restarted. A reader of its own then finds every accepted submission with
-exactly one response, none contradictory, all in ``nsw.submissions``. ``make chaos`` is the full campaign.
+exactly one response, none contradictory, all in ``nsw.submissions``; Kafka's console consumer finds the same.
+``make chaos`` is the full campaign.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ops._chaos import SHORT_FAULTS, ChaosPlan, passed, render_chaos, run_chaos
+from ops._chaos_console import COUNTS
 from tests.test_kafka_cluster import port_block
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -31,6 +33,10 @@ async def test_short_campaign_loses_nothing_and_answers_once(tmp_path: Path) -> 
     assert (check["lost"], check["duplicate"], check["contradictory"], check["out_of_order"],
             check["missing_from_submissions"]) == (0, 0, 0, 0, 0), check
     assert check["completed"] == COUNT
+    console = report["console"]  # Kafka's own console consumer, counted without the project's code
+    assert {name: console[name] for name in COUNTS} == {name: check[name] for name in COUNTS}
+    assert (console["malformed"], console["response_records"]) == (0, COUNT)
+    assert (report["plan"]["replication"], report["plan"]["min_insync"]) == (3, 2)  # from the cluster's size
     assert passed(report)
     assert [f["fault"] for f in report["faults"]] == ["kill-leader", "kill-hub-a"]
     assert report["faults"][0]["target"].startswith("broker ")

@@ -140,3 +140,29 @@ def test_the_core_reads_every_decisions_topic_and_only_the_embedded_requests() -
     assert requests_topic("customs") in read
     assert requests_topic("sps") not in read
     assert {decisions_topic(a) for a in AGENCIES} <= set(read)
+
+
+def test_own_records_read_back_do_not_read_an_evicted_state_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A restarted instance reads the core's own records again, of submissions long final and evicted: reading
+    # each one's state back from the changelog made a batch outlast its transaction (the fault campaign's stall).
+    fused = core()
+    outputs = step(fused, lodged())
+    loads: list[str] = []
+    evicted = {outputs[0].key.decode()} if outputs[0].key else set()
+
+    async def load(key: str) -> None:
+        loads.append(key)
+        evicted.discard(key)  # as read back
+
+    for store in (fused.router.store, fused.aggregator.store):
+        monkeypatch.setattr(store, "needs_load", lambda key: key in evicted)
+        monkeypatch.setattr(store, "load", load)
+    own = [as_read(out) for out in outputs if out.topic in {ROUTING, requests_topic("sps"), decisions_topic("sps")}]
+    assert own
+    for message in own:
+        assert step(fused, message) == [], message.topic
+    assert loads == []
+    replayed = as_read(next(o for o in outputs if o.topic == requests_topic("sps")),
+                       extra=(("nsw-replayed-from", b"nsw.agency.sps.requests/3/0"),))  # fmt: skip
+    step(fused, replayed)
+    assert loads  # new work still reads its state back first
