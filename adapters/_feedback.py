@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from broker._archive import key_hash
 from schemas import InspectionResult
 
 __all__ = ["DAY_MS", "HOUR_MS", "Bucket", "Counts", "FeedbackStats", "SeriesPoint"]
@@ -95,8 +96,13 @@ class FeedbackStats:
         self._max_ids = max_ids
         self._remember = remember
         self._entries: dict[tuple[str, str], _Entry] = {}
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        #: What was counted already: 64-bit hashes of the keys (a few words each, not the strings), oldest first.
+        self._seen: OrderedDict[int, None] = OrderedDict()
         self.ignored_ids = 0  # ids not kept because max_ids was reached
+
+    def sizes(self) -> dict[str, int]:
+        """Entries per structure (the memory diagnostic)."""
+        return {"ids": len(self._entries), "seen": len(self._seen)}
 
     def _entry(self, agency: str, id_: str) -> _Entry | None:
         key = (agency, id_)
@@ -112,10 +118,11 @@ class FeedbackStats:
         """Whether ``key`` was counted already (and remember it)."""
         if key is None:
             return False
-        if key in self._seen:
-            self._seen.move_to_end(key)
+        hashed = key_hash(key)
+        if hashed in self._seen:
+            self._seen.move_to_end(hashed)
             return True
-        self._seen[key] = None
+        self._seen[hashed] = None
         if len(self._seen) > self._remember:
             self._seen.popitem(last=False)
         return False

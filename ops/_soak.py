@@ -14,7 +14,6 @@ remembered (forgotten, and counted as not completed, after ``drain`` seconds).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -23,13 +22,13 @@ from typing import Any, Final
 
 from broker._topics import RESPONSES
 from broker.errors import NSWError
-from bus import TopicFollower
 from ops._bench import (
     DEFAULT_URL,
     FANOUT_SAMPLE,
     PROBE_INDEX,
     HttpLane,
     RequestFactory,
+    ResponseFollower,
     bench_processes,
     percentiles,
     rss_mb,
@@ -134,23 +133,19 @@ class _Minute:
     latencies: list[float] = field(default_factory=list)
 
 
-class _Tracker:
+class _Tracker(ResponseFollower):
     """Release responses for the submissions still waiting; the latency of each, per interval."""
 
+    name = "soak-responses"
+
     def __init__(self, bootstrap: str, drain: float) -> None:
-        self._follower = TopicFollower(bootstrap, [RESPONSES])
+        super().__init__(bootstrap, RESPONSES)
         self._drain = drain
         self.pending: dict[str, float] = {}
         self._early: dict[str, float] = {}  # answered on Kafka before the POST's answer arrived
         self.completed = 0
         self.lost = 0
         self.minute = _Minute()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    async def start(self) -> None:
-        await self._follower.start()
-        self._task = asyncio.create_task(self._follow(), name="soak-responses")
 
     def accepted(self, sid: str, started: float) -> None:
         seen = self._early.pop(sid, None)
@@ -163,20 +158,14 @@ class _Tracker:
         self.completed += 1
         self.minute.latencies.append(seconds * 1000)
 
-    async def _follow(self) -> None:
-        while not self._stopping:
-            messages = await self._follower.fetch(timeout_ms=100)
-            now = time.perf_counter()
-            for message in messages:
-                if message.key is None:
-                    continue
-                sid = message.key.decode()
-                started = self.pending.pop(sid, None)
-                if started is not None:
-                    self._complete(now - started)
-                else:
-                    self._early.setdefault(sid, now)
-            self._forget(now)
+    def on_batch(self, keys: Sequence[str], now: float) -> None:
+        for sid in keys:
+            started = self.pending.pop(sid, None)
+            if started is not None:
+                self._complete(now - started)
+            else:
+                self._early.setdefault(sid, now)
+        self._forget(now)
 
     def _forget(self, now: float) -> None:
         """Bounded memory: waiting longer than ``drain`` counts as lost; unmatched responses are dropped."""
@@ -188,18 +177,6 @@ class _Tracker:
             self.lost += len(stale)
         if self._early and next(iter(self._early.values())) < now - 60:
             self._early = {sid: t for sid, t in self._early.items() if t >= now - 60}
-
-    def check(self) -> None:
-        if self._task is not None and self._task.done():
-            self._task.result()  # the follower failed: say why
-
-    async def stop(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            with contextlib.suppress(NSWError):
-                await asyncio.wait_for(self._task, timeout=5)
-        with contextlib.suppress(NSWError, TimeoutError):
-            await self._follower.stop()
 
 
 def _ms(value: float | None) -> str:
