@@ -107,7 +107,7 @@ class HubConfig:
     #: Completed Idempotency-Key answers kept in memory (24 h each at most; the oldest go first beyond this).
     idempotency_max_keys: int = 100_000
     #: Entries each compact index of evicted keys (broker/_archive.py) keeps in memory; older ones on disk.
-    archive_memory_keys: int = 100_000
+    archive_memory_keys: int = 20_000
     #: Diagnostic (broker/_memtrace.py): every this many seconds, log the allocation sites that grew most; 0: off.
     memory_trace_seconds: float = 0.0
 

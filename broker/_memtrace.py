@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import linecache
 import os
 import tracemalloc
@@ -22,7 +24,7 @@ from typing import Final
 
 import structlog
 
-__all__ = ["MemoryTrace", "growth", "rss_kib"]
+__all__ = ["MemoryTrace", "growth", "malloc_mib", "rss_kib"]
 
 log = structlog.get_logger("nsw.memory")
 
@@ -37,6 +39,25 @@ def rss_kib() -> int | None:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
+    return None
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def malloc_mib() -> dict[str, float] | None:
+    """glibc's view of the C heap (``mallinfo2``): what it holds from the system, what is in use, what is free
+    inside it (held but unused: fragmentation or high-water marks); None off glibc."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+        mib = 2**20
+        return {"held": round((info.arena + info.hblkhd) / mib, 1),
+                "in_use": round((info.uordblks + info.hblkhd) / mib, 1), "free": round(info.fordblks / mib, 1)}
     return None
 
 
@@ -102,7 +123,7 @@ class MemoryTrace:
             recent = {s.where: s.grew_kib for s in growth(previous, now, top=self.top * 4, frames=self.frames)}
             traced, _peak = tracemalloc.get_traced_memory()
             log.warning("memory_growth", pid=os.getpid(), traced_mib=round(traced / 2**20, 1),
-                        sizes=self._sizes() if self._sizes is not None else None,
+                        sizes=self._sizes() if self._sizes is not None else None, malloc_mib=malloc_mib(),
                         rss_mib=None if (rss := rss_kib()) is None else round(rss / 1024, 1),
                         sites=[{"where": s.where, "kib": s.size_kib, "blocks": s.count, "grew_kib": s.grew_kib,
                                 "grew_blocks": s.grew_count, "last_interval_kib": recent.get(s.where, 0.0)}

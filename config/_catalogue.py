@@ -73,9 +73,9 @@ STATE_MAX_FINAL: Final = Setting("NSW_STATE_MAX_FINAL", whole(least=0), 2_000,
                                  "final states the router and the aggregator keep in memory at most", "limits", "2000")
 IDEMPOTENCY_MAX_KEYS: Final = Setting("NSW_IDEMPOTENCY_MAX_KEYS", whole(least=1), 100_000,
                                       "completed Idempotency-Key answers kept in memory", "limits", "100000")
-ARCHIVE_MEMORY_KEYS: Final = Setting("NSW_ARCHIVE_MEMORY_KEYS", whole(least=0), 100_000,
+ARCHIVE_MEMORY_KEYS: Final = Setting("NSW_ARCHIVE_MEMORY_KEYS", whole(least=0), 20_000,
                                      "evicted keys each compact index keeps in memory (older ones on disk)",
-                                     "limits", "100000")
+                                     "limits", "20000")
 MEMORY_TRACE_SECONDS: Final = Setting("NSW_MEMORY_TRACE_SECONDS", number(least=0), 0.0,
                                       "diagnostic: every this many seconds, log the allocation sites that grew "
                                       "most (tracemalloc; 0: off)", "limits", "0 (off)")

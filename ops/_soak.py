@@ -41,8 +41,9 @@ __all__ = ["SoakConfig", "Verdict", "bench_soak", "overall_verdict", "render_ver
 
 #: Growth above this many MiB per 10 minutes (after the warm-up) is "growing".
 DEFAULT_MAX_SLOPE_MIB: Final = 5.0
-#: The first share of the run is left out of the slope: caches fill, the JVM grows its heap.
-WARMUP_SHARE: Final = 0.2
+#: The first half of the run is left out of the slope: bounded structures fill to their bounds (the status
+#: view, the state stores, the indexes' memory part, the feedback memory), the JVM grows its heap.
+WARMUP_SHARE: Final = 0.5
 
 
 # --------------------------------------------------------------------------- the verdict (pure)

@@ -128,6 +128,7 @@ async def test_the_trace_logs_growth_and_sizes_each_interval_and_stops_tracing()
     [event, *_] = [e for e in logs if e["event"] == "memory_growth"]
     assert event["sizes"]["kept"] > 0
     assert event["traced_mib"] >= 0
+    assert event["malloc_mib"] is None or event["malloc_mib"]["held"] >= event["malloc_mib"]["in_use"] > 0
     assert any(site["where"].startswith("tests/test_memory_bounds.py:") for site in event["sites"])
     assert not tracemalloc.is_tracing()
 
