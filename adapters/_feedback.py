@@ -12,12 +12,11 @@ selection, or a routing rule id. Counting units:
 
 ``hit_rate`` is hits / inspections (None before the first inspection). ``series`` gives the counts per day or
 per hour for charts. Memory is bounded: the last ``days`` days and ``hours`` hours of buckets per id (counted
-back from the newest bucket seen), at most ``max_ids`` ids, and the last ``remember`` keys for repeats.
+back from the newest bucket seen), at most ``max_ids`` ids, and the last ``remember`` keys for repeats (64-bit hashes, in two generations).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -96,13 +95,15 @@ class FeedbackStats:
         self._max_ids = max_ids
         self._remember = remember
         self._entries: dict[tuple[str, str], _Entry] = {}
-        #: What was counted already: 64-bit hashes of the keys (a few words each, not the strings), oldest first.
-        self._seen: OrderedDict[int, None] = OrderedDict()
+        #: What was counted already: 64-bit hashes of the keys (a few words each, not the strings), in two
+        #: generations of at most ``remember / 2`` each: when the newer is full it becomes the older one.
+        self._seen: set[int] = set()
+        self._seen_before: set[int] = set()
         self.ignored_ids = 0  # ids not kept because max_ids was reached
 
     def sizes(self) -> dict[str, int]:
         """Entries per structure (the memory diagnostic)."""
-        return {"ids": len(self._entries), "seen": len(self._seen)}
+        return {"ids": len(self._entries), "seen": len(self._seen) + len(self._seen_before)}
 
     def _entry(self, agency: str, id_: str) -> _Entry | None:
         key = (agency, id_)
@@ -119,12 +120,11 @@ class FeedbackStats:
         if key is None:
             return False
         hashed = key_hash(key)
-        if hashed in self._seen:
-            self._seen.move_to_end(hashed)
+        if hashed in self._seen or hashed in self._seen_before:
             return True
-        self._seen[hashed] = None
-        if len(self._seen) > self._remember:
-            self._seen.popitem(last=False)
+        if len(self._seen) >= max(self._remember // 2, 1):
+            self._seen_before, self._seen = self._seen, set()
+        self._seen.add(hashed)
         return False
 
     def _add(self, agency: str, ids: Iterable[str], at_ms: int, **counts: int) -> None:

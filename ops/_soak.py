@@ -3,8 +3,9 @@
 The hub is driven at a constant rate (``make soak``: 200/s for 30 minutes) while the resident set of each
 process is sampled: the hub's serve process and its children (the ``--split`` auditor), the Kafka broker
 and the load generator itself. At the end each process gets a verdict from the least-squares slope of its
-samples, in MiB per 10 minutes, after a warm-up share of the run (caches filling, the JVM growing its
-heap): **flat** at or below the threshold, **growing** above it.
+samples over the second half of the run, in MiB per 10 minutes (the first half is warm-up: the bounded
+structures fill to their bounds, the JVM grows its heap): **flat** at or below the threshold, **growing**
+above it.
 
 The generator keeps constant memory of its own so that it can be judged too: requests are built as they
 are sent (no prebuilt list), and only submissions still waiting for their release response are
