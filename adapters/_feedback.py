@@ -12,7 +12,7 @@ selection, or a routing rule id. Counting units:
 
 ``hit_rate`` is hits / inspections (None before the first inspection). ``series`` gives the counts per day or
 per hour for charts. Memory is bounded: the last ``days`` days and ``hours`` hours of buckets per id (counted
-back from the newest bucket seen), at most ``max_ids`` ids, and the last ``remember`` keys for repeats (64-bit hashes, in two generations).
+back from the newest bucket seen), at most ``max_ids`` ids, and the last ``remember`` keys for repeats.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from broker._http import ProblemOnError, guarded_protocol
 from broker._idempotency import IdempotencyStore
 from broker._ingress import Ingress, create_app
 from broker._keys_io import publish_key
-from broker._memtrace import MemoryTrace
+from broker._memtrace import MallocTrim, MemoryTrace
 from broker._router import Router, router_spec
 from broker._service_auth import AgencyPublisher, HubPrincipals
 from broker._signing import KeyStore as SigningKeys
@@ -154,6 +154,8 @@ class Hub:
     bus: Bus | None = None
     #: The opt-in allocation trace (NSW_MEMORY_TRACE_SECONDS > 0).
     memory_trace: MemoryTrace | None = None
+    #: glibc's free heap memory given back every NSW_MALLOC_TRIM_SECONDS.
+    malloc_trim: MallocTrim | None = None
 
     @property
     def kafka(self) -> Bus:
@@ -177,6 +179,9 @@ class Hub:
         if cfg.memory_trace_seconds > 0:
             self.memory_trace = MemoryTrace(cfg.memory_trace_seconds, sizes=self.structure_sizes)
             self.memory_trace.start()
+        if cfg.malloc_trim_seconds > 0:
+            self.malloc_trim = MallocTrim(cfg.malloc_trim_seconds)
+            self.malloc_trim.start()
         bus = self.kafka
         creator = self.principals.optional(OPS)
         if creator is None:
@@ -498,8 +503,9 @@ class Hub:
             self.ingress.close()
         if self.admin is not None:
             await self.admin.stop()
-        if self.memory_trace is not None:
-            await self.memory_trace.stop()
+        for housekeeping in (self.memory_trace, self.malloc_trim):
+            if housekeeping is not None:
+                await housekeeping.stop()
 
     async def stop(self) -> None:
         self._stopping.set()

@@ -24,7 +24,7 @@ from typing import Final
 
 import structlog
 
-__all__ = ["MemoryTrace", "growth", "malloc_mib", "rss_kib"]
+__all__ = ["MallocTrim", "MemoryTrace", "growth", "malloc_mib", "rss_kib"]
 
 log = structlog.get_logger("nsw.memory")
 
@@ -51,14 +51,54 @@ class _MallInfo2(ctypes.Structure):
 def malloc_mib() -> dict[str, float] | None:
     """glibc's view of the C heap (``mallinfo2``): what it holds from the system, what is in use, what is free
     inside it (held but unused: fragmentation or high-water marks); None off glibc."""
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc = _libc()
+    with contextlib.suppress(AttributeError, TypeError):
+        assert libc is not None
         libc.mallinfo2.restype = _MallInfo2
         info = libc.mallinfo2()
         mib = 2**20
         return {"held": round((info.arena + info.hblkhd) / mib, 1),
                 "in_use": round((info.uordblks + info.hblkhd) / mib, 1), "free": round(info.fordblks / mib, 1)}
     return None
+
+
+def _libc() -> ctypes.CDLL | None:
+    with contextlib.suppress(OSError):
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    return None
+
+
+class MallocTrim:
+    """Every ``interval`` seconds, glibc's ``malloc_trim(0)``: the free memory inside the C heap (left by large
+    transient buffers: records, JSON states, fetch responses) goes back to the system. A no-op off glibc."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.trims = 0
+        self._task: asyncio.Task[None] | None = None
+        libc = _libc()
+        self._trim = getattr(libc, "malloc_trim", None) if libc is not None else None
+
+    def start(self) -> None:
+        if self._trim is not None:
+            self._task = asyncio.create_task(self._loop(), name="malloc-trim")
+
+    def trim(self) -> None:
+        if self._trim is not None:
+            self._trim(0)
+            self.trims += 1
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.trim()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 @dataclass(frozen=True, slots=True)

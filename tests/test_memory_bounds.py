@@ -16,7 +16,7 @@ import structlog
 from adapters._feedback import FeedbackStats
 from broker._archive import RECENT_KEYS, CompactIndex
 from broker._envelope import InMessage, OutMessage, avro_message
-from broker._memtrace import MemoryTrace, growth
+from broker._memtrace import MallocTrim, MemoryTrace, growth, malloc_mib
 from broker._state import MIN_AGE_MS, ChangelogStore
 from broker._topics import RESPONSES, WEBHOOK_DELIVERIES
 from broker._view import unplace
@@ -24,6 +24,7 @@ from broker._webhook_guard import UrlPolicy
 from broker._webhook_secrets import SecretBox, load_webhook_key
 from broker._webhooks import Delivery, DeliverySettings, Notifier, WebhookRegistry
 from bus.memory import MemoryBus
+from tests.conftest import poll
 from tests.test_bounded_memory_unit import final_state, lodgement, state_record, view_at
 
 NOW_S = 2_000_000_000.0
@@ -131,6 +132,25 @@ async def test_the_trace_logs_growth_and_sizes_each_interval_and_stops_tracing()
     assert event["malloc_mib"] is None or event["malloc_mib"]["held"] >= event["malloc_mib"]["in_use"] > 0
     assert any(site["where"].startswith("tests/test_memory_bounds.py:") for site in event["sites"])
     assert not tracemalloc.is_tracing()
+
+
+@pytest.mark.asyncio
+async def test_the_heap_is_trimmed_each_interval_until_stopped() -> None:
+    trim = MallocTrim(0.01)
+    if malloc_mib() is None:  # not glibc: nothing to trim, and nothing started
+        trim.start()
+        assert trim.trims == 0
+        return
+    trim.start()
+
+    async def trimmed() -> int | None:
+        return trim.trims if trim.trims >= 3 else None
+
+    await poll(trimmed, timeout=10, what="three trims")
+    await trim.stop()
+    done = trim.trims
+    await asyncio.sleep(0.05)  # three intervals more: none runs after stop
+    assert trim.trims == done
 
 
 # --------------------------------------------------------------------------- the feedback statistics
