@@ -1,6 +1,7 @@
 """Every structure that holds per-submission state stays bounded past its bound, and still answers (read-back
-where the data must stay available): the notifier's deliveries, the feedback statistics' memory of what
-was counted, the console's request summaries, the memory diagnostic. No broker: ``MemoryBus`` and fake clocks."""
+where the data must stay available): the notifier's deliveries, the compact indexes past their memory
+bound (on disk), the feedback statistics' memory of what was counted; and the memory diagnostic and the
+heap trim. No broker: ``MemoryBus`` and fake clocks."""
 
 from __future__ import annotations
 
