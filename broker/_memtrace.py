@@ -62,6 +62,13 @@ def malloc_mib() -> dict[str, float] | None:
     return None
 
 
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def _libc() -> ctypes.CDLL | None:
     with contextlib.suppress(OSError):
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -94,11 +101,8 @@ class MallocTrim:
             self.trim()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await _cancel(self._task)
+        self._task = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +175,6 @@ class MemoryTrace:
             previous = now
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await _cancel(self._task)
+        self._task = None
         tracemalloc.stop()
