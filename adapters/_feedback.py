@@ -17,11 +17,11 @@ back from the newest bucket seen), at most ``max_ids`` ids, and the last ``remem
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from broker._archive import key_hash
 from schemas import InspectionResult
 
 __all__ = ["DAY_MS", "HOUR_MS", "Bucket", "Counts", "FeedbackStats", "SeriesPoint"]
@@ -95,8 +95,15 @@ class FeedbackStats:
         self._max_ids = max_ids
         self._remember = remember
         self._entries: dict[tuple[str, str], _Entry] = {}
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        #: What was counted already: 64-bit hashes of the keys (a few words each, not the strings), in two
+        #: generations of at most ``remember / 2`` each: when the newer is full it becomes the older one.
+        self._seen: set[int] = set()
+        self._seen_before: set[int] = set()
         self.ignored_ids = 0  # ids not kept because max_ids was reached
+
+    def sizes(self) -> dict[str, int]:
+        """Entries per structure (the memory diagnostic)."""
+        return {"ids": len(self._entries), "seen": len(self._seen) + len(self._seen_before)}
 
     def _entry(self, agency: str, id_: str) -> _Entry | None:
         key = (agency, id_)
@@ -112,12 +119,12 @@ class FeedbackStats:
         """Whether ``key`` was counted already (and remember it)."""
         if key is None:
             return False
-        if key in self._seen:
-            self._seen.move_to_end(key)
+        hashed = key_hash(key)
+        if hashed in self._seen or hashed in self._seen_before:
             return True
-        self._seen[key] = None
-        if len(self._seen) > self._remember:
-            self._seen.popitem(last=False)
+        if len(self._seen) >= max(self._remember // 2, 1):
+            self._seen_before, self._seen = self._seen, set()
+        self._seen.add(hashed)
         return False
 
     def _add(self, agency: str, ids: Iterable[str], at_ms: int, **counts: int) -> None:

@@ -7,12 +7,19 @@ know that it existed and where to read it. ``CompactIndex`` keeps that per key i
 key: about ``8 * (width + 1)`` bytes a key, against kilobytes for the value itself. A hash collision (odds
 about n²/2⁶⁵) only makes the caller read a record that turns out to be another key's, which it checks.
 
-``LRU`` is the small cache of values read back on demand. Pure: no I/O, no clock.
+Past ``memory_keys`` entries (None: never) the oldest sorted run goes to disk: a private temporary SQLite
+database (``sqlite3.connect("")``: in SQLite's temporary directory, ``SQLITE_TMPDIR`` or ``TMPDIR``, deleted
+when the process ends) with a small page cache, so the memory of an index stays bounded however many
+keys it has seen; a look-up that misses the runs in memory asks the database (one B-tree probe). The index
+is rebuilt from Kafka at every start (restore, catching up), so nothing on disk needs to survive.
+
+``LRU`` is the small cache of values read back on demand. Pure: no network, no clock.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict
@@ -26,6 +33,9 @@ V = TypeVar("V")
 
 #: Keys gathered in a dict before they are sorted into a run.
 RECENT_KEYS: Final = 4096
+#: Pages (KiB, negative: SQLite's unit) of the on-disk part's cache.
+DISK_CACHE_KIB: Final = 1024
+_SIGN: Final = 1 << 63
 _GONE: Final[tuple[int, ...]] = ()
 
 
@@ -71,13 +81,22 @@ class CompactIndex:
     bisection per run (a handful).
     """
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, *, memory_keys: int | None = None) -> None:
         self.width = width
+        #: Entries kept in memory at most (the oldest runs go to disk beyond); None: all in memory.
+        self.memory_keys = memory_keys
         self._recent: dict[int, tuple[int, ...]] = {}
         self._runs: list[_Run] = []  # oldest (largest) first
+        self._disk: sqlite3.Connection | None = None
+        #: Rows written to disk (an upper bound of the keys there: rewritten and deleted ones count too).
+        self.spilled = 0
 
     def __len__(self) -> int:
         """Entries held, counting superseded and deleted ones not merged away yet (an upper bound)."""
+        return self.in_memory + self.spilled
+
+    @property
+    def in_memory(self) -> int:
         return len(self._recent) + sum(len(run) for run in self._runs)
 
     def put(self, key: str, *fields: int) -> None:
@@ -97,6 +116,9 @@ class CompactIndex:
                 row = run.find(hashed)
                 if row is not None:
                     break
+        if row is None and self._disk is not None:
+            found = self._disk.execute("SELECT * FROM keys WHERE h = ?", (hashed - _SIGN,)).fetchone()
+            row = None if found is None else tuple(v + _SIGN for v in found[1:])
         return row or None
 
     def __contains__(self, key: object) -> bool:
@@ -116,7 +138,32 @@ class CompactIndex:
         while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
             newer = self._runs.pop()
             older = self._runs.pop()
-            self._runs.append(self._merge(older, newer, last=not self._runs))
+            self._runs.append(self._merge(older, newer, last=not self._runs and self._disk is None))
+        while self.memory_keys is not None and self._runs and self.in_memory > self.memory_keys:
+            self._spill(self._runs.pop(0))
+
+    def _spill(self, run: _Run) -> None:
+        """The oldest run to disk (older than every run left in memory, so those still win)."""
+        if self._disk is None:
+            self._disk = sqlite3.connect("")  # private, temporary, on disk: deleted when closed
+            self._disk.execute(f"PRAGMA cache_size = -{DISK_CACHE_KIB}")
+            self._disk.execute("PRAGMA journal_mode = OFF")
+            self._disk.execute("PRAGMA synchronous = OFF")
+            columns = "".join(f", f{n} INTEGER" for n in range(self.width))
+            self._disk.execute(f"CREATE TABLE keys (h INTEGER PRIMARY KEY{columns})")
+        kept = [(hashed - _SIGN, *(v - _SIGN for v in row)) for hashed, row in run.rows() if row]
+        gone = [(hashed - _SIGN,) for hashed, row in run.rows() if not row]
+        with self._disk:
+            marks = ", ".join("?" * (self.width + 1))
+            self._disk.executemany(f"INSERT OR REPLACE INTO keys VALUES ({marks})", kept)  # noqa: S608 - our columns
+            self._disk.executemany("DELETE FROM keys WHERE h = ?", gone)
+        self.spilled += len(kept)
+
+    def close(self) -> None:
+        """Let the on-disk part go (its file is deleted)."""
+        if self._disk is not None:
+            self._disk.close()
+            self._disk = None
 
     def _merge(self, older: _Run, newer: _Run, *, last: bool) -> _Run:
         """One run of both; the newer row of a key wins; deletions are dropped once nothing older is left."""

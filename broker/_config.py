@@ -107,6 +107,12 @@ class HubConfig:
     state_max_final: int = 2_000
     #: Completed Idempotency-Key answers kept in memory (24 h each at most; the oldest go first beyond this).
     idempotency_max_keys: int = 100_000
+    #: Entries each compact index of evicted keys (broker/_archive.py) keeps in memory; older ones on disk.
+    archive_memory_keys: int = 20_000
+    #: Seconds between glibc ``malloc_trim(0)`` calls (broker/_memtrace.py); 0: never.
+    malloc_trim_seconds: float = 60.0
+    #: Diagnostic (broker/_memtrace.py): every this many seconds, log the allocation sites that grew most; 0: off.
+    memory_trace_seconds: float = 0.0
 
     @property
     def signing_dir(self) -> Path:
@@ -184,6 +190,9 @@ class HubConfig:
             "state_retain_seconds": env.get(c.STATE_RETAIN_SECONDS),
             "state_max_final": env.get(c.STATE_MAX_FINAL),
             "idempotency_max_keys": env.get(c.IDEMPOTENCY_MAX_KEYS),
+            "memory_trace_seconds": env.get(c.MEMORY_TRACE_SECONDS),
+            "archive_memory_keys": env.get(c.ARCHIVE_MEMORY_KEYS),
+            "malloc_trim_seconds": env.get(c.MALLOC_TRIM_SECONDS),
             "deadlines": {agency: env.get(c.DEADLINE, agency, default=seconds)
                           for agency, seconds in d.deadlines.items()},
         }

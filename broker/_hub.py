@@ -36,6 +36,7 @@ from broker._http import ProblemOnError, guarded_protocol
 from broker._idempotency import IdempotencyStore
 from broker._ingress import Ingress, create_app
 from broker._keys_io import publish_key
+from broker._memtrace import MallocTrim, MemoryTrace
 from broker._router import Router, router_spec
 from broker._service_auth import AgencyPublisher, HubPrincipals
 from broker._signing import KeyStore as SigningKeys
@@ -133,6 +134,8 @@ class Hub:
     view: StatusView | None = None
     #: The aggregator of the running processor (the latest one its supervisor started).
     aggregator: Aggregator | None = None
+    #: The router of the running processor (the latest one its supervisor started).
+    router: Router | None = None
     webhooks: WebhookRegistry | None = None
     signer: ResponseSigner | None = None
     notifier: Notifier | None = None
@@ -149,6 +152,10 @@ class Hub:
     admin: AdminServer | None = None
     #: The Kafka layer every service receives, built once from the configuration (``KafkaBus``) unless given.
     bus: Bus | None = None
+    #: The opt-in allocation trace (NSW_MEMORY_TRACE_SECONDS > 0).
+    memory_trace: MemoryTrace | None = None
+    #: glibc's free heap memory given back every NSW_MALLOC_TRIM_SECONDS.
+    malloc_trim: MallocTrim | None = None
 
     @property
     def kafka(self) -> Bus:
@@ -169,6 +176,12 @@ class Hub:
     async def start(self) -> None:
         cfg = self.config
         await self._start_admin()  # first: a platform probing /healthz sees the process while it starts
+        if cfg.memory_trace_seconds > 0:
+            self.memory_trace = MemoryTrace(cfg.memory_trace_seconds, sizes=self.structure_sizes)
+            self.memory_trace.start()
+        if cfg.malloc_trim_seconds > 0:
+            self.malloc_trim = MallocTrim(cfg.malloc_trim_seconds)
+            self.malloc_trim.start()
         bus = self.kafka
         creator = self.principals.optional(OPS)
         if creator is None:
@@ -196,7 +209,9 @@ class Hub:
                     signer=self.signer, settings=DeliverySettings(
                         attempt_seconds=cfg.webhook_attempt_seconds,
                         max_age_ms=int(cfg.webhook_max_age_seconds * 1000),
-                        per_trader=cfg.webhook_per_trader, parallel=cfg.webhook_parallel))
+                        per_trader=cfg.webhook_per_trader, parallel=cfg.webhook_parallel,
+                        retain_seconds=cfg.state_retain_seconds, max_settled=cfg.state_max_final))
+                notifier.store.archive.memory_keys = cfg.archive_memory_keys
             specs.append(("notifier", lambda: notifier_spec(notifier)))
         audit_topics = AuditTopics.hub(cfg.agencies)
         builders: dict[str, Callable[[ProcessorSpec, Bus], Processor]] = {
@@ -250,14 +265,34 @@ class Hub:
 
     def _router(self, bus: Bus) -> Router:
         cfg = self.config
-        return Router(bus=bus, retain_seconds=cfg.state_retain_seconds, max_idle=cfg.state_max_final)
+        self.router = Router(bus=bus, retain_seconds=cfg.state_retain_seconds, max_idle=cfg.state_max_final)
+        self.router.store.archive.memory_keys = cfg.archive_memory_keys
+        return self.router
 
     def _aggregator(self, bus: Bus) -> Aggregator:
         """A new aggregator (each start of its processor), kept as ``self.aggregator``."""
         cfg = self.config
         self.aggregator = Aggregator(bus=bus, agencies=cfg.agencies, deadlines=cfg.deadlines_ms(),
                                      retain_seconds=cfg.state_retain_seconds, max_final=cfg.state_max_final)
+        self.aggregator.store.archive.memory_keys = cfg.archive_memory_keys
         return self.aggregator
+
+    def structure_sizes(self) -> dict[str, int]:
+        """Entries held per structure that keeps per-submission state (the memory diagnostic logs them)."""
+        sizes: dict[str, int] = {}
+        if self.view is not None:
+            sizes |= self.view.sizes()
+        stores = {"router": self.router.store if self.router is not None else None,
+                  "aggregator": self.aggregator.store if self.aggregator is not None else None,
+                  "notifier": self.notifier.store if self.notifier is not None else None}
+        for name, store in stores.items():
+            if store is not None:
+                sizes |= {f"{name}.{k}": v for k, v in store.sizes().items()}
+        if self.workbench is not None:
+            sizes |= {f"workbench.{k}": v for k, v in self.workbench.worklist.sizes().items()}
+        if self.feedback is not None:
+            sizes |= {f"feedback.{k}": v for k, v in self.feedback.stats.sizes().items()}
+        return sizes
 
     async def _start_admin(self) -> None:
         if self.config.admin_port is not None:
@@ -271,6 +306,7 @@ class Hub:
                                extra={OFFICERS: self.officers.apply},
                                retain_seconds=cfg.view_retain_seconds, max_final=cfg.view_max_final,
                                cache_size=cfg.view_cache)
+        self.view.archive.memory_keys = cfg.archive_memory_keys
         self.workbench = Workbench(bootstrap=cfg.bootstrap, view=self.view, agencies=cfg.agencies)
         self.feedback = FeedbackFeed(bootstrap=cfg.bootstrap, agencies=cfg.agencies)
         await self.view.start()
@@ -467,6 +503,9 @@ class Hub:
             self.ingress.close()
         if self.admin is not None:
             await self.admin.stop()
+        for housekeeping in (self.memory_trace, self.malloc_trim):
+            if housekeeping is not None:
+                await housekeeping.stop()
 
     async def stop(self) -> None:
         self._stopping.set()

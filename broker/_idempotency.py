@@ -54,6 +54,10 @@ class IdempotencyStore:
     def __len__(self) -> int:
         return len(self._done)
 
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
     def _keep(self, key: tuple[str, str], stored: Stored, *, now: int | None = None) -> None:
         """Keep ``stored`` newest; let expired answers, and the oldest beyond ``max_keys``, go."""
         self._done.pop(key, None)

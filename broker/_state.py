@@ -192,6 +192,11 @@ class ChangelogStore(Generic[V]):
         for key in list(self._open.get(partition, ())):
             yield key, self._values[key]
 
+    def sizes(self) -> dict[str, int]:
+        """Entries per structure (the memory diagnostic)."""
+        return {"values": len(self._values), "inactive": len(self._inactive), "archive": len(self.archive),
+                "open": sum(len(keys) for keys in self._open.values())}
+
     def __len__(self) -> int:
         """Values in memory (evicted ones are in ``archive``)."""
         return len(self._values)

@@ -278,6 +278,13 @@ class StatusView:
         #: Each trader's submissions, newest first (the trader's console page).
         self.by_trader = TraderIndex()
 
+    def sizes(self) -> dict[str, int]:
+        """Entries per structure (the memory diagnostic)."""
+        return {"view.entries": len(self._entries), "view.final": len(self._final), "view.archive": len(self.archive),
+                "view.cache": len(self._cache), "view.unrouted": len(self._unrouted),
+                "view.early_webhooks": len(self._early_webhooks), "view.by_trader": len(self.by_trader),
+                "idempotency": len(self.idempotency), "idempotency.in_flight": self.idempotency.in_flight}
+
     def __len__(self) -> int:
         """Submissions in memory (evicted ones are in ``archive``)."""
         return len(self._entries)

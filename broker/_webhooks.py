@@ -124,6 +124,11 @@ class DeliverySettings:
     max_age_ms: int = 24 * 3600 * 1000
     per_trader: int = 4
     parallel: int = 64
+    #: Bounded memory (broker/_state.py): a settled delivery (delivered or failed) leaves memory this many
+    #: seconds after it settled, or sooner beyond ``max_settled`` of them (HubConfig's ``state_*`` fields);
+    #: None for both: every delivery stays in memory.
+    retain_seconds: float | None = None
+    max_settled: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +306,8 @@ def _created_at(delivery: Delivery) -> int:
 class Notifier:
     def __init__(self, *, bus: Bus, registry: WebhookRegistry, policy: UrlPolicy | None = None,
                  settings: DeliverySettings | None = None, xml: Callable[[ReleaseResponse], bytes] | None = None,
-                 signer: ResponseSigner | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 signer: ResponseSigner | None = None, transport: httpx.AsyncBaseTransport | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._registry = registry
         self._xml = xml
         self._signer = signer
@@ -309,7 +315,9 @@ class Notifier:
         self.settings = settings if settings is not None else DeliverySettings()
         self.store: ChangelogStore[Delivery] = ChangelogStore(bus=bus, topic=WEBHOOK_DELIVERIES,
                                                               name="notifier",
-                                                              active=lambda delivery: delivery["status"] == "pending")
+                                                              active=lambda delivery: delivery["status"] == "pending",
+                                                              retain_seconds=self.settings.retain_seconds,
+                                                              max_inactive=self.settings.max_settled, clock=clock)
         self._client = httpx.AsyncClient(
             transport=transport if transport is not None else guarded_transport(
                 self._policy, max_connections=self.settings.parallel),
@@ -330,8 +338,9 @@ class Notifier:
     def handle(self, message: InMessage) -> Sequence[OutMessage]:
         response: ReleaseResponse = decode(message, "ReleaseResponse")  # type: ignore[assignment]
         trader = response.get("trader", "anonymous")
-        if self._registry.get(trader) is None or self.store.get(response["response_id"]) is not None:
-            return []
+        did = response["response_id"]
+        if self._registry.get(trader) is None or self.store.get(did) is not None or self.store.needs_load(did):
+            return []  # known already: pending, settled, or settled and evicted (its record is in the changelog)
         delivery: Delivery = {
             "delivery_id": response["response_id"], "trader": trader, "response": response, "status": "pending",
             "attempts": 0, "next_at": 0, "last_error": None, "delivered_at": None,

@@ -74,6 +74,15 @@ STATE_MAX_FINAL: Final = Setting("NSW_STATE_MAX_FINAL", whole(least=0), 2_000,
                                  "final states the router and the aggregator keep in memory at most", "limits", "2000")
 IDEMPOTENCY_MAX_KEYS: Final = Setting("NSW_IDEMPOTENCY_MAX_KEYS", whole(least=1), 100_000,
                                       "completed Idempotency-Key answers kept in memory", "limits", "100000")
+ARCHIVE_MEMORY_KEYS: Final = Setting("NSW_ARCHIVE_MEMORY_KEYS", whole(least=0), 20_000,
+                                     "evicted keys each compact index keeps in memory (older ones on disk)",
+                                     "limits", "20000")
+MALLOC_TRIM_SECONDS: Final = Setting("NSW_MALLOC_TRIM_SECONDS", number(least=0), 60.0,
+                                     "every this many seconds, give the C heap's free memory back (glibc "
+                                     "malloc_trim; 0: never)", "limits", "60")
+MEMORY_TRACE_SECONDS: Final = Setting("NSW_MEMORY_TRACE_SECONDS", number(least=0), 0.0,
+                                      "diagnostic: every this many seconds, log the allocation sites that grew "
+                                      "most (tracemalloc; 0: off)", "limits", "0 (off)")
 FUSED_CORE: Final = Setting("NSW_FUSED_CORE", flag(), True,
                             "route, decide (embedded agencies) and aggregate in one transactional step", "limits", "1")
 

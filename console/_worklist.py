@@ -275,6 +275,10 @@ class Worklist:
     def __len__(self) -> int:
         return sum(len(x.items) for x in self._lists.values())
 
+    def sizes(self) -> dict[str, int]:
+        """Entries per structure (the memory diagnostic)."""
+        return {"items": len(self), "requests": len(self._requests)}
+
     def open_count(self, agency: str) -> int:
         return len(self._lists[agency].items) if agency in self._lists else 0
 

@@ -437,39 +437,32 @@ async def drive(plan: LoadPlan, lanes: Sequence[Lane]) -> LoadResult:
     return result
 
 
-class Completions:
-    """Follows a responses topic; remembers when each key was first seen (perf_counter)."""
+class ResponseFollower:
+    """Follows a responses topic in a task of its own: ``start``, ``on_batch`` for what each fetch brings
+    (the keys and when they arrived, perf_counter), ``check`` (the follower failed: say why), ``stop``."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    name = "bench-responses"
+
+    def __init__(self, bootstrap: str, topic: str = RESPONSES) -> None:
         self._follower = TopicFollower(bootstrap, [topic])
-        self.first_seen: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
     async def start(self) -> None:
         await self._follower.start()
-        self._task = asyncio.create_task(self._follow(), name="bench-completions")
+        self._task = asyncio.create_task(self._follow(), name=self.name)
 
     async def _follow(self) -> None:
-        seen = self.first_seen
         while not self._stopping:
             messages = await self._follower.fetch(timeout_ms=100)
-            now = time.perf_counter()
-            for message in messages:
-                if message.key is not None:
-                    seen.setdefault(message.key.decode(), now)
+            self.on_batch([m.key.decode() for m in messages if m.key is not None], time.perf_counter())
 
-    async def wait_for(self, ids: Iterable[str | None], *, within: float) -> None:
-        """Until every id has been seen or ``within`` seconds have passed (the caller counts what is missing)."""
-        wanted = {i for i in ids if i is not None}
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if self._task is not None and self._task.done():
-                await self._task  # the follower failed: say why
-            if wanted.issubset(self.first_seen.keys()):
-                return
-            wanted.difference_update(self.first_seen.keys())
-            await asyncio.sleep(0.1)
+    def on_batch(self, keys: Sequence[str], now: float) -> None:
+        raise NotImplementedError
+
+    def check(self) -> None:
+        if self._task is not None and self._task.done():
+            self._task.result()  # the follower failed: say why
 
     async def stop(self) -> None:
         self._stopping = True
@@ -478,6 +471,31 @@ class Completions:
                 await asyncio.wait_for(self._task, timeout=5)
         with contextlib.suppress(NSWError, TimeoutError):
             await self._follower.stop()
+
+
+class Completions(ResponseFollower):
+    """Remembers when each key of a responses topic was first seen (perf_counter)."""
+
+    name = "bench-completions"
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        super().__init__(bootstrap, topic)
+        self.first_seen: dict[str, float] = {}
+
+    def on_batch(self, keys: Sequence[str], now: float) -> None:
+        for key in keys:
+            self.first_seen.setdefault(key, now)
+
+    async def wait_for(self, ids: Iterable[str | None], *, within: float) -> None:
+        """Until every id has been seen or ``within`` seconds have passed (the caller counts what is missing)."""
+        wanted = {i for i in ids if i is not None}
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            self.check()
+            if wanted.issubset(self.first_seen.keys()):
+                return
+            wanted.difference_update(self.first_seen.keys())
+            await asyncio.sleep(0.1)
 
 
 def summarise(result: LoadResult, completions: dict[str, float]) -> dict[str, Any]:

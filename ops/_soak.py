@@ -3,8 +3,9 @@
 The hub is driven at a constant rate (``make soak``: 200/s for 30 minutes) while the resident set of each
 process is sampled: the hub's serve process and its children (the ``--split`` auditor), the Kafka broker
 and the load generator itself. At the end each process gets a verdict from the least-squares slope of its
-samples, in MiB per 10 minutes, after a warm-up share of the run (caches filling, the JVM growing its
-heap): **flat** at or below the threshold, **growing** above it.
+samples over the second half of the run, in MiB per 10 minutes (the first half is warm-up: the bounded
+structures fill to their bounds, the JVM grows its heap): **flat** at or below the threshold, **growing**
+above it.
 
 The generator keeps constant memory of its own so that it can be judged too: requests are built as they
 are sent (no prebuilt list), and only submissions still waiting for their release response are
@@ -14,7 +15,6 @@ remembered (forgotten, and counted as not completed, after ``drain`` seconds).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -23,13 +23,13 @@ from typing import Any, Final
 
 from broker._topics import RESPONSES
 from broker.errors import NSWError
-from bus import TopicFollower
 from ops._bench import (
     DEFAULT_URL,
     FANOUT_SAMPLE,
     PROBE_INDEX,
     HttpLane,
     RequestFactory,
+    ResponseFollower,
     bench_processes,
     percentiles,
     rss_mb,
@@ -42,8 +42,9 @@ __all__ = ["SoakConfig", "Verdict", "bench_soak", "overall_verdict", "render_ver
 
 #: Growth above this many MiB per 10 minutes (after the warm-up) is "growing".
 DEFAULT_MAX_SLOPE_MIB: Final = 5.0
-#: The first share of the run is left out of the slope: caches fill, the JVM grows its heap.
-WARMUP_SHARE: Final = 0.2
+#: The first half of the run is left out of the slope: bounded structures fill to their bounds (the status
+#: view, the state stores, the indexes' memory part, the feedback memory), the JVM grows its heap.
+WARMUP_SHARE: Final = 0.5
 
 
 # --------------------------------------------------------------------------- the verdict (pure)
@@ -134,23 +135,19 @@ class _Minute:
     latencies: list[float] = field(default_factory=list)
 
 
-class _Tracker:
+class _Tracker(ResponseFollower):
     """Release responses for the submissions still waiting; the latency of each, per interval."""
 
+    name = "soak-responses"
+
     def __init__(self, bootstrap: str, drain: float) -> None:
-        self._follower = TopicFollower(bootstrap, [RESPONSES])
+        super().__init__(bootstrap, RESPONSES)
         self._drain = drain
         self.pending: dict[str, float] = {}
         self._early: dict[str, float] = {}  # answered on Kafka before the POST's answer arrived
         self.completed = 0
         self.lost = 0
         self.minute = _Minute()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    async def start(self) -> None:
-        await self._follower.start()
-        self._task = asyncio.create_task(self._follow(), name="soak-responses")
 
     def accepted(self, sid: str, started: float) -> None:
         seen = self._early.pop(sid, None)
@@ -163,20 +160,14 @@ class _Tracker:
         self.completed += 1
         self.minute.latencies.append(seconds * 1000)
 
-    async def _follow(self) -> None:
-        while not self._stopping:
-            messages = await self._follower.fetch(timeout_ms=100)
-            now = time.perf_counter()
-            for message in messages:
-                if message.key is None:
-                    continue
-                sid = message.key.decode()
-                started = self.pending.pop(sid, None)
-                if started is not None:
-                    self._complete(now - started)
-                else:
-                    self._early.setdefault(sid, now)
-            self._forget(now)
+    def on_batch(self, keys: Sequence[str], now: float) -> None:
+        for sid in keys:
+            started = self.pending.pop(sid, None)
+            if started is not None:
+                self._complete(now - started)
+            else:
+                self._early.setdefault(sid, now)
+        self._forget(now)
 
     def _forget(self, now: float) -> None:
         """Bounded memory: waiting longer than ``drain`` counts as lost; unmatched responses are dropped."""
@@ -188,18 +179,6 @@ class _Tracker:
             self.lost += len(stale)
         if self._early and next(iter(self._early.values())) < now - 60:
             self._early = {sid: t for sid, t in self._early.items() if t >= now - 60}
-
-    def check(self) -> None:
-        if self._task is not None and self._task.done():
-            self._task.result()  # the follower failed: say why
-
-    async def stop(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            with contextlib.suppress(NSWError):
-                await asyncio.wait_for(self._task, timeout=5)
-        with contextlib.suppress(NSWError, TimeoutError):
-            await self._follower.stop()
 
 
 def _ms(value: float | None) -> str:

@@ -299,7 +299,7 @@ def test_a_process_that_grows_after_the_warm_up_is_growing() -> None:
     verdict = rss_verdict("hub", points, max_slope=5.0)
     assert verdict.verdict == "growing"
     assert verdict.slope_mib_per_10min == 10.0
-    assert verdict.samples == 25  # the first 20 % (6 minutes) left out
+    assert verdict.samples == 16  # the first half (15 minutes) left out
     assert verdict.last_mib == 130.0
 
 
@@ -309,6 +309,13 @@ def test_growth_during_the_warm_up_alone_is_flat() -> None:
     assert verdict.verdict == "flat"
     assert verdict.slope_mib_per_10min is not None
     assert abs(verdict.slope_mib_per_10min) < 1.0
+
+
+def test_structures_filling_to_their_bounds_in_the_first_half_are_flat_and_a_slow_leak_is_not() -> None:
+    bounded = [(60.0 * m, 300.0 - 200.0 * 0.6 ** m) for m in range(31)]  # fills fast, then stays
+    assert rss_verdict("hub", bounded, max_slope=5.0).verdict == "flat"
+    leak = [(t, v + 0.6 * t / 60) for t, v in bounded]  # the same plus 6 MiB per 10 minutes
+    assert rss_verdict("hub", leak, max_slope=5.0).verdict == "growing"
 
 
 def test_too_few_samples_give_no_verdict() -> None:
