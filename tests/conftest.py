@@ -64,6 +64,26 @@ def sample(name: str, *, reference: str | None = None, function_code: str | None
     return text.encode("utf-8")
 
 
+def weight_amendment(original: bytes, *, net_kg: str = "650") -> bytes:
+    """``original`` (a declaration whose first item weighs 640 kg net) amended (function code 13) to ``net_kg``:
+    a new version in which only a customs fact changes, so the other agencies' decisions carry over."""
+    text = original.decode().replace('<NetNetWeightMeasure unitCode="KGM">640<',
+                                     f'<NetNetWeightMeasure unitCode="KGM">{net_kg}<', 1)
+    return text.replace("<FunctionCode>9</FunctionCode>", "<FunctionCode>13</FunctionCode>", 1).encode()
+
+
+async def response_of_version(client: httpx.AsyncClient, sid: str, version: int, *, timeout: float
+                              ) -> dict[str, Any]:
+    """The status of ``sid`` once its release response is the one for ``version``."""
+
+    async def answered() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await client.get(f"/v1/submissions/{sid}")).json()
+        ok = body["version"] == version and body["response"] and body["response"]["version"] == version
+        return body if ok else None
+
+    return await poll(answered, timeout=timeout, what=f"the release response of version {version}")
+
+
 def expected_outcomes() -> dict[str, dict[str, Any]]:
     loaded: dict[str, dict[str, Any]] = json.loads((SAMPLES / "expected.json").read_text())
     return loaded

@@ -14,7 +14,16 @@ import pytest
 import pytest_asyncio
 
 from broker._hub import Hub
-from tests.conftest import client_of, hub_bundles, hub_config, poll, sample, started
+from tests.conftest import (
+    client_of,
+    hub_bundles,
+    hub_config,
+    poll,
+    response_of_version,
+    sample,
+    started,
+    weight_amendment,
+)
 from tests.test_hub_e2e import responses_on_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -106,19 +115,12 @@ async def test_an_amendment_after_eviction_reads_the_state_back_and_carries_earl
     assert small_hub.aggregator is not None
     loaded = small_hub.aggregator.store.loaded
 
-    amended = original.decode().replace('<NetNetWeightMeasure unitCode="KGM">640<',
-                                        '<NetNetWeightMeasure unitCode="KGM">650<', 1)
-    amended = amended.replace("<FunctionCode>9</FunctionCode>", "<FunctionCode>13</FunctionCode>", 1)
-    second = await client.post("/v1/submissions", content=amended.encode(), headers=XML)
+    amended = weight_amendment(original)
+    second = await client.post("/v1/submissions", content=amended, headers=XML)
     assert second.status_code == 202, second.text
     assert second.json()["version"] == 2
 
-    async def answered_v2() -> dict[str, Any] | None:
-        body: dict[str, Any] = (await client.get(f"/v1/submissions/{sid}")).json()
-        ok = body["version"] == 2 and body["response"] and body["response"]["version"] == 2
-        return body if ok else None
-
-    v2 = await poll(answered_v2, timeout=60, what="the release response of version 2")
+    v2 = await response_of_version(client, sid, 2, timeout=60)
     carried = {a["agency"]: a["carried_from_version"] for a in v2["response"]["agencies"]}
     assert carried == {"customs": None, "sps": 1, "cwc": 1, "ipr": 1}  # version 1's decisions came back
     assert small_hub.aggregator.store.loaded == loaded + 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import httpx
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from broker import requests_topic
 from broker._envelope import InMessage
 from bus import read_to_end
-from tests.conftest import CDS_EXAMPLES, bootstrap, poll, sample
+from tests.conftest import CDS_EXAMPLES, bootstrap, response_of_version, sample, weight_amendment
 from tests.test_hub_e2e import final_status, responses_on_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -73,19 +72,12 @@ async def test_amendment_asks_only_agencies_whose_items_changed(client: httpx.As
     v1 = await final_status(client, sid)
     assert v1["response"]["outcome"] == "REFUSE"
 
-    amended = original.decode().replace('<NetNetWeightMeasure unitCode="KGM">640<',
-                                        '<NetNetWeightMeasure unitCode="KGM">650<', 1)
-    amended = amended.replace("<FunctionCode>9</FunctionCode>", "<FunctionCode>13</FunctionCode>", 1)
-    second = await post(client, amended.encode())
+    amended = weight_amendment(original)
+    second = await post(client, amended)
     assert second.status_code == 202, second.text
     assert second.json()["version"] == 2
 
-    async def answered_v2() -> dict[str, Any] | None:
-        body: dict[str, Any] = (await client.get(f"/v1/submissions/{sid}")).json()
-        ok = body["version"] == 2 and body["response"] and body["response"]["version"] == 2
-        return body if ok else None
-
-    v2 = await poll(answered_v2, timeout=30, what="the release response of version 2")
+    v2 = await response_of_version(client, sid, 2, timeout=30)
     carried = {a["agency"]: a["carried_from_version"] for a in v2["response"]["agencies"]}
     assert carried == {"customs": None, "sps": 1, "cwc": 1, "ipr": 1}
     assert v2["response"]["outcome"] == "REFUSE"
@@ -95,7 +87,7 @@ async def test_amendment_asks_only_agencies_whose_items_changed(client: httpx.As
     responses = (await responses_on_topic({sid}))[sid]
     assert sorted((r["version"], r["response_version"]) for r in responses) == [(1, 1), (2, 1)]
 
-    again = await post(client, amended.encode())
+    again = await post(client, amended)
     assert again.status_code == 200
     assert again.json()["duplicate"] is True
 
