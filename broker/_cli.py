@@ -19,6 +19,8 @@ import structlog
 from broker._auth import DEV_KEY_FILE, client_auth_headers, new_key
 from broker._client import submit_file
 from broker._config import HubConfig
+from broker._gc import GcPauses
+from broker._gc import tune as tune_gc
 from broker._hub import SERVICES, Hub, service_names
 from broker._keys_io import load_keys, publish_key
 from broker._logging import configure_logging
@@ -201,12 +203,15 @@ async def _serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # `kill -USR1 <pid>`: where is every task waiting?
+    pauses = GcPauses()
+    pauses.install()
     try:
         await hub.start()
     except NSWError as exc:
         sys.stderr.write(f"nsw serve: {exc}\n")
         await hub.stop()
         return 1
+    tune_gc(threshold=config.gc_threshold, freeze=config.gc_freeze)  # the process's own: broker/_gc.py
     child = None
     if split:
         argv = child_argv(sorted(split), bootstrap=args.bootstrap, bundles=args.bundle)

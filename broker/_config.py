@@ -113,6 +113,10 @@ class HubConfig:
     malloc_trim_seconds: float = 60.0
     #: Diagnostic (broker/_memtrace.py): every this many seconds, log the allocation sites that grew most; 0: off.
     memory_trace_seconds: float = 0.0
+    #: The garbage collector (broker/_gc.py): the young generation's threshold (0: Python's), and whether what
+    #: start-up built is frozen out of its reach.
+    gc_threshold: int = 50_000
+    gc_freeze: bool = True
 
     @property
     def signing_dir(self) -> Path:
@@ -193,6 +197,8 @@ class HubConfig:
             "memory_trace_seconds": env.get(c.MEMORY_TRACE_SECONDS),
             "archive_memory_keys": env.get(c.ARCHIVE_MEMORY_KEYS),
             "malloc_trim_seconds": env.get(c.MALLOC_TRIM_SECONDS),
+            "gc_threshold": env.get(c.GC_THRESHOLD),
+            "gc_freeze": env.get(c.GC_FREEZE),
             "deadlines": {agency: env.get(c.DEADLINE, agency, default=seconds)
                           for agency, seconds in d.deadlines.items()},
         }

@@ -108,6 +108,11 @@ TAIL_BAD_RECORDS: Final = Counter("nsw_tail_bad_records_total",
                                   ("topic",))
 TAIL_RESTARTS: Final = Counter("nsw_tail_restarts_total", "Topic readers restarted after failing or stalling.",
                                ("tail",))
+GC_PAUSE_SECONDS: Final = Counter("nsw_gc_pause_seconds_total",
+                                  "Seconds the cyclic garbage collector held the process, by generation.",
+                                  ("generation",))
+GC_COLLECTIONS: Final = Counter("nsw_gc_collections_total", "Cyclic garbage collections, by generation.",
+                                ("generation",))
 
 TRANSACTIONS: Final = Counter("nsw_transactions_total", "Kafka transactions committed, by service.", ("service",))
 # The Kafka layer counts its commits and dead letters; the exported counters are these.
@@ -127,7 +132,7 @@ def exported() -> list[Counter | Histogram | Gauge]:
     """Every hub metric ``/metrics`` renders (the Grafana dashboard in ops/grafana is checked against them);
     the standard ``process_*`` and ``python_*`` metrics come on top."""
     return [SUBMISSIONS_ACCEPTED, SUBMISSIONS_REJECTED, ROUTED, DECISIONS, RESPONSES, DEAD_LETTERS, LATENCY,
-            TAIL_BAD_RECORDS, TAIL_RESTARTS, TRANSACTIONS, *_EXTRA]
+            TAIL_BAD_RECORDS, TAIL_RESTARTS, GC_PAUSE_SECONDS, GC_COLLECTIONS, TRANSACTIONS, *_EXTRA]
 
 
 def render() -> str:

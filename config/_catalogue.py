@@ -83,6 +83,12 @@ MALLOC_TRIM_SECONDS: Final = Setting("NSW_MALLOC_TRIM_SECONDS", number(least=0),
 MEMORY_TRACE_SECONDS: Final = Setting("NSW_MEMORY_TRACE_SECONDS", number(least=0), 0.0,
                                       "diagnostic: every this many seconds, log the allocation sites that grew "
                                       "most (tracemalloc; 0: off)", "limits", "0 (off)")
+GC_THRESHOLD: Final = Setting("NSW_GC_THRESHOLD", whole(least=0), 50_000,
+                              "the garbage collector's young-generation threshold (allocations between young "
+                              "collections; 0: Python's 700)", "limits", "50000")
+GC_FREEZE: Final = Setting("NSW_GC_FREEZE", flag(), True,
+                           "after start-up, move what start-up built out of the collector's reach (gc.freeze)",
+                           "limits", "1")
 FUSED_CORE: Final = Setting("NSW_FUSED_CORE", flag(), True,
                             "route, decide (embedded agencies) and aggregate in one transactional step", "limits", "1")
 

@@ -679,6 +679,9 @@ def cost_report(cost: dict[str, Any], result: LoadResult, completions: dict[str,
     """The phase's cost beside its figures: CPU per submission completed in the phase (warm-up, window
     and drain: the CPU was spent on all of them), transactions, the hub's own metrics."""
     completed = len({sid for sid in result.ids if sid is not None and sid in completions})
+    metrics = cost.get("hub_metrics")
+    if metrics and metrics.get("gc_pause_ms") is not None and completed > 0:
+        metrics["gc_ms_per_submission"] = round(metrics["gc_pause_ms"] / completed, 3)
     return {"phase": {"seconds": cost["seconds"], "completed": completed},
             "cpu_ms": cost["cpu_ms"], "cpu_ms_by_pid": cost["cpu_ms_by_pid"],
             "cpu_ms_per_submission": per_submission(cost["cpu_ms"], completed),

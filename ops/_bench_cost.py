@@ -304,6 +304,10 @@ def _metrics_delta(before: str | None, after: str | None, seconds: float) -> dic
     committed = metric_sum(after, "nsw_transactions_total")
     earlier = metric_sum(before, "nsw_transactions_total") if before is not None else None
     delta = committed - (earlier or 0.0) if committed is not None else None
+    paused = metric_sum(after, "nsw_gc_pause_seconds_total")
+    paused_before = metric_sum(before, "nsw_gc_pause_seconds_total") if before is not None else None
+    gc_ms = round((paused - (paused_before or 0.0)) * 1000, 1) if paused is not None else None
     return {"transactional_producers": metric_sum(after, "nsw_transactional_producers"),
+            "gc_pause_ms": gc_ms,
             "transactions": delta,
             "transactions_per_s": round(delta / seconds, 1) if delta is not None and seconds > 0 else None}

@@ -123,6 +123,8 @@ def render_suite(report: dict[str, Any]) -> str:
     for role in roles:
         if role.startswith("hub") and sum(r.startswith("hub") for r in roles) > 1:
             rows.append((f"cpu ms/sub {role}", [_num(c.get(role), 2) for c in per_sub]))
+    rows.append(("gc ms/sub hub", [_num((p.get("hub_metrics") or {}).get("gc_ms_per_submission"), 3)
+                                   for p in phases]))
     rows.append(("cpu ms/sub kafka", [_num(c.get("kafka"), 2) for c in per_sub]))
     rows.append(("cpu ms/sub bench", [_num(c.get("bench"), 2) for c in per_sub]))
     for role in roles:
