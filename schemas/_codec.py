@@ -60,7 +60,7 @@ def _read_varint(data: bytes, pos: int, first: int) -> tuple[int, int]:
     shift = 7
     byte = first
     while byte & 0x80:
-        if shift > 63:  # noqa: PLR2004 - the last bit of a 64-bit varint
+        if shift > 63:  # past the last bit of a 64-bit varint
             raise _Slow
         byte = data[pos]
         pos += 1
@@ -169,7 +169,7 @@ class _Writer:
         self.lines += [*enc, "", *dec, ""]
         return suffix
 
-    def encode(self, schema: Any, v: str, ind: str, out: list[str]) -> None:  # noqa: C901 - one branch per type
+    def encode(self, schema: Any, v: str, ind: str, out: list[str]) -> None:
         schema = self.resolve(schema)
         if schema == "string":
             out += [f"{ind}if type({v}) is not str: raise _Slow",
@@ -212,7 +212,7 @@ class _Writer:
         else:
             out.append(f"{ind}_e{self.record(schema)}({v}, b)")
 
-    def decode(self, schema: Any, v: str, ind: str, out: list[str]) -> None:  # noqa: C901 - one branch per type
+    def decode(self, schema: Any, v: str, ind: str, out: list[str]) -> None:
         schema = self.resolve(schema)
         if schema == "string":
             n = self._varint(ind, out)
@@ -270,7 +270,7 @@ class _Writer:
         return n
 
     def _nullable(self, union: list[Any]) -> Any:
-        if len(union) != 2 or union[0] != "null" or union[1] == "null" or isinstance(self.resolve(union[1]), list):  # noqa: PLR2004
+        if len(union) != 2 or union[0] != "null" or union[1] == "null" or isinstance(self.resolve(union[1]), list):
             raise _Unsupported(str(union))
         return union[1]
 

@@ -128,7 +128,7 @@ def test_every_current_schema_is_compiled_and_earlier_versions_are_not() -> None
 INT_EDGES = {"int": (-(1 << 31), (1 << 31) - 1), "long": (-(1 << 63), (1 << 63) - 1)}
 
 
-def values(schema: Any, named: Mapping[str, Any]) -> st.SearchStrategy[Any]:  # noqa: C901 - one branch per type
+def values(schema: Any, named: Mapping[str, Any]) -> st.SearchStrategy[Any]:
     """Values of an Avro type as the hub holds them (plain dicts, lists, str, int, float, bool, None)."""
     if isinstance(schema, str) and schema in named:
         return values(named[schema], named)
@@ -352,8 +352,8 @@ def test_a_schema_with_a_type_the_codec_does_not_handle_stays_with_fastavro(case
     assert compile_codec(parsed) is None
     reg = Registry()
     schema = RecordSchema(name="test.Odd", parsed=parsed, fingerprint=b"\x01" * 8, canonical_json="{}")
-    reg._by_name["test.Odd"] = schema  # noqa: SLF001 - a synthetic schema beside the hub's, for this test only
-    reg._by_fingerprint[schema.fingerprint] = schema  # noqa: SLF001
+    reg._by_name["test.Odd"] = schema  # a synthetic schema beside the hub's, for this test only
+    reg._by_fingerprint[schema.fingerprint] = schema
     record = {"id": "x", "odd": ODD_VALUES[case]}
     data = reg.encode("test.Odd", record)
     body = io.BytesIO()
