@@ -4,6 +4,7 @@ corrupt or crafted body) the registry's answer is still fastavro's, and a hostil
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import io
 import math
@@ -18,7 +19,9 @@ import pytest
 from fastavro.schema import parse_schema
 from hypothesis import strategies as st
 
-from ops._bench_step import StepConfig, bench_step
+from broker._config import HubConfig
+from ops._bench import sample_files
+from ops._bench_step import Lodger, build_core
 from schemas import TOP_LEVEL, Registry, registry
 from schemas._avro import HEADER_LEN, MAGIC, RecordSchema
 from schemas._codec import compile_codec
@@ -74,8 +77,16 @@ def same(a: Any, b: Any) -> bool:
 
 @pytest.fixture(scope="module")
 def hub_records() -> list[tuple[str, dict[str, Any]]]:
-    """Every record the in-memory step of ``nsw bench step`` encodes for the project samples."""
+    """Every record the in-memory step of ``nsw bench step`` (ingress, then the fused core with every engine
+    embedded, on the memory bus) encodes for the project samples."""
     seen: list[tuple[str, dict[str, Any]]] = []
+    lodger = Lodger(sample_files(SAMPLE_FILES), "codec")
+    core = build_core(HubConfig())
+
+    async def drive() -> None:
+        for index in range(len(SAMPLE_FILES)):
+            await core.handle(lodger.lodge(index, received_at=1_767_225_600_000 + index))
+
     original = Registry.encode
 
     def capture(self: Registry, name: str, record: Mapping[str, Any]) -> bytes:
@@ -84,7 +95,7 @@ def hub_records() -> list[tuple[str, dict[str, Any]]]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Registry, "encode", capture)
-        bench_step(StepConfig(count=len(SAMPLE_FILES), warmup=1, samples=SAMPLE_FILES))
+        asyncio.run(drive())
     return seen
 
 
