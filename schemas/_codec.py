@@ -97,6 +97,8 @@ class Codec:
     def decode(self, data: bytes, start: int = 0) -> dict[str, Any] | None:
         """The record whose body starts at ``start`` in ``data`` (bytes after it are ignored, as fastavro
         does), or None (fastavro must read it: it may be corrupt, or written in a way the fast path leaves)."""
+        if not isinstance(data, bytes):  # a memoryview or bytearray: fastavro reads those its own way
+            return None
         try:
             record, _ = self._decode(data, start, len(data))
         except _GIVE_UP:
