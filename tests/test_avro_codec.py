@@ -276,10 +276,9 @@ def test_every_single_byte_mutation_decodes_as_with_fastavro(bodies: list[bytes]
             assert_as_fastavro(mutated)
 
 
-def test_a_body_in_a_memoryview_or_bytearray_reads_as_before(bodies: list[bytes]) -> None:
+def test_a_body_in_a_memoryview_reads_as_before(bodies: list[bytes]) -> None:
     for data in bodies:
-        assert same(registry().decode(memoryview(data))[1], fastavro_decode(data))
-        assert same(registry().decode(bytearray(data))[1], fastavro_decode(data))
+        assert same(registry().decode(memoryview(data))[1], fastavro_decode(data))  # type: ignore[arg-type]
 
 
 def test_trailing_bytes_are_ignored_as_fastavro_does(bodies: list[bytes]) -> None:
