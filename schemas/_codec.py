@@ -218,11 +218,10 @@ class _Writer:
         schema = self.resolve(schema)
         if schema == "string":
             n = self._varint(ind, out)
-            out += [f"{ind}if {n} & 1: raise _Slow",
-                    f"{ind}{n} >>= 1",
-                    f"{ind}if {n} > L - p: raise _Slow",
-                    f"{ind}{v} = d[p:p + {n}].decode()",
-                    f"{ind}p += {n}"]
+            out += [f"{ind}q = p + ({n} >> 1)",
+                    f"{ind}if {n} & 1 or q > L: raise _Slow",  # a negative length, or more than the bytes left
+                    f"{ind}{v} = d[p:q].decode()",
+                    f"{ind}p = q"]
         elif isinstance(schema, str) and schema in _INT_RANGE:
             n = self._varint(ind, out)
             out.append(f"{ind}{v} = ({n} >> 1) ^ -({n} & 1)")
