@@ -72,6 +72,9 @@ def _read_varint(data: bytes, pos: int, first: int) -> tuple[int, int]:
 
 
 _DOUBLE: Final = struct.Struct("<d")
+#: The encodings of the longs 0 to _SMALL_COUNT - 1 (string lengths, most ints), looked up instead of computed.
+_SMALL_COUNT: Final = 8192
+_SMALL: Final = tuple(_long(n) for n in range(_SMALL_COUNT))
 #: What the compiled code may raise when the fast path meets an input it does not take.
 _GIVE_UP: Final = (_Slow, KeyError, IndexError, TypeError, ValueError, OverflowError, struct.error)
 
@@ -177,14 +180,12 @@ class _Writer:
             out += [f"{ind}if type({v}) is not str: raise _Slow",
                     f"{ind}e = {v}.encode()",
                     f"{ind}n = len(e)",
-                    f"{ind}if n < 64: b.append(n << 1)",
-                    f"{ind}else: b += _zigzag(n << 1)",
+                    f"{ind}b += _SMALL[n] if n < {_SMALL_COUNT} else _zigzag(n << 1)",
                     f"{ind}b += e"]
         elif isinstance(schema, str) and schema in _INT_RANGE:
             low, high = _INT_RANGE[schema]
             out += [f"{ind}if type({v}) is not int or not {low} <= {v} <= {high}: raise _Slow",
-                    f"{ind}if 0 <= {v} < 64: b.append({v} << 1)",
-                    f"{ind}else: b += _long({v})"]
+                    f"{ind}b += _SMALL[{v}] if 0 <= {v} < {_SMALL_COUNT} else _long({v})"]
         elif schema == "double":
             out += [f"{ind}if type({v}) is not float: raise _Slow",
                     f"{ind}b += _pack_double({v})"]
@@ -207,7 +208,7 @@ class _Writer:
             item = self.var("x")
             out += [f"{ind}if type({v}) is not list: raise _Slow",
                     f"{ind}if {v}:",
-                    f"{ind}    b += _zigzag(len({v}) << 1)",
+                    f"{ind}    b += _long(len({v}))",
                     f"{ind}    for {item} in {v}:"]
             self.encode(schema["items"], item, ind + "        ", out)
             out.append(f"{ind}b.append(0)")
@@ -299,7 +300,7 @@ def compile_codec(parsed: Any) -> Codec | None:
     except _Unsupported:
         return None
     source = "\n".join(writer.lines)
-    namespace: dict[str, Any] = {"_Slow": _Slow, "_zigzag": _zigzag, "_long": _long, "_read_varint": _read_varint,
+    namespace: dict[str, Any] = {"_Slow": _Slow, "_SMALL": _SMALL, "_zigzag": _zigzag, "_long": _long, "_read_varint": _read_varint,
                                  "_pack_double": _DOUBLE.pack, "_unpack_double": _DOUBLE.unpack_from,
                                  **writer.consts}
     exec(compile(source, f"<avro codec {parsed['name']}>", "exec"), namespace)  # noqa: S102 - our own generated source
