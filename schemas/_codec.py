@@ -300,9 +300,9 @@ def compile_codec(parsed: Any) -> Codec | None:
     except _Unsupported:
         return None
     source = "\n".join(writer.lines)
-    namespace: dict[str, Any] = {"_Slow": _Slow, "_SMALL": _SMALL, "_zigzag": _zigzag, "_long": _long, "_read_varint": _read_varint,
-                                 "_pack_double": _DOUBLE.pack, "_unpack_double": _DOUBLE.unpack_from,
-                                 **writer.consts}
+    namespace: dict[str, Any] = {"_Slow": _Slow, "_SMALL": _SMALL, "_zigzag": _zigzag, "_long": _long,
+                                 "_read_varint": _read_varint, "_pack_double": _DOUBLE.pack,
+                                 "_unpack_double": _DOUBLE.unpack_from, **writer.consts}
     exec(compile(source, f"<avro codec {parsed['name']}>", "exec"), namespace)  # noqa: S102 - our own generated source
     return Codec(name=str(parsed["name"]), source=source, _encode=namespace[f"_e{suffix}"],
                  _decode=namespace[f"_d{suffix}"])
