@@ -19,6 +19,7 @@ import fastavro
 from fastavro.schema import fingerprint, parse_schema
 
 from schemas._canonical import canonical_form, named_types, self_contained
+from schemas._codec import Codec, compile_codec
 from schemas.errors import AvroDecodeError, UnknownSchemaError
 
 MAGIC: Final = b"\xc3\x01"
@@ -60,6 +61,9 @@ class RecordSchema:
     #: For an earlier version of a record: the current schema its records are read as (Avro schema
     #: resolution: fields added since get their defaults). None for the current versions.
     reader: Any = None
+    #: The encoder and decoder compiled for this schema (schemas._codec), for the current versions whose types
+    #: it handles; None: fastavro only.
+    codec: Codec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +142,7 @@ class Registry:
                 parsed=parsed,
                 fingerprint=bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")),  # little-endian
                 canonical_json=canonical,
+                codec=compile_codec(parsed),
             )
             self._by_name[full] = record
             self._by_name[short] = record
@@ -178,6 +183,10 @@ class Registry:
     def encode(self, name: str, record: Mapping[str, Any]) -> bytes:
         """Single-object encoding of ``record`` with the schema called ``name``."""
         schema = self.get(name)
+        if schema.codec is not None:
+            encoded = schema.codec.encode(record, MAGIC + schema.fingerprint)
+            if encoded is not None:
+                return encoded
         buf = io.BytesIO()
         buf.write(MAGIC)
         buf.write(schema.fingerprint)
@@ -191,6 +200,10 @@ class Registry:
         schema = self.by_fingerprint(data[2:HEADER_LEN])
         if expected is not None and schema.name != self.get(expected).name:
             raise AvroDecodeError(f"expected {self.get(expected).name}, got {schema.name}")
+        if schema.codec is not None:
+            fast = schema.codec.decode(data, HEADER_LEN)
+            if fast is not None:
+                return schema.name, fast
         try:
             record = fastavro.schemaless_reader(io.BytesIO(data[HEADER_LEN:]), schema.parsed, schema.reader)
         except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
