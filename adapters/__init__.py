@@ -27,6 +27,7 @@ from adapters._inspections import (
 from adapters._modes import (
     AgencyModes,
     Mode,
+    StateBounds,
     adapter_handler,
     bridge_config_from_env,
     close_handler,
@@ -67,6 +68,7 @@ __all__ = [
     "HttpBridge",
     "Mode",
     "ReferenceDataError",
+    "StateBounds",
     "TuningRecord",
     "adapter_handler",
     "agency_message",

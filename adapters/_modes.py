@@ -95,6 +95,16 @@ def read_bridge_config(agency: str, env: Env) -> BridgeConfig | None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StateBounds:
+    """How long an embedded engine's open state stays in memory (the hub's NSW_STATE_* settings; None: always)."""
+
+    retain_seconds: float | None = None
+    max_in_memory: int | None = None
+    #: Keys of values that left memory kept in memory by the compact index (older ones on disk).
+    memory_keys: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgencyModes:
     """Each agency's delivery mode, and the bridge settings of those in ``http`` mode."""
 
@@ -155,7 +165,8 @@ def read_ipr_clock(env: Env) -> ClockSettings:
                          deadline_ms=int(deadline * 1000) if deadline is not None else None)
 
 
-def adapter_handler(agency: str, modes: AgencyModes, *, bootstrap: str | None = None) -> Handler | None:
+def adapter_handler(agency: str, modes: AgencyModes, *, bootstrap: str | None = None,
+                    state: StateBounds | None = None) -> Handler | None:
     """The handler the hub runs on ``nsw.agency.<agency>.requests``; None in topic mode.
 
     The embedded IPR engine runs with its Art. 55 timer and changelog when ``bootstrap`` is given (the hub
@@ -174,7 +185,9 @@ def adapter_handler(agency: str, modes: AgencyModes, *, bootstrap: str | None = 
     if agency == "ipr" and bootstrap is not None:
         from adapters.ipr._service import IPRAdapter  # noqa: PLC0415 - the Kafka edge, only when running
 
-        return IPRAdapter(bootstrap=bootstrap, settings=modes.ipr_clock)
+        bounds = state if state is not None else StateBounds()
+        return IPRAdapter(bootstrap=bootstrap, settings=modes.ipr_clock, retain_seconds=bounds.retain_seconds,
+                          max_resting=bounds.max_in_memory, memory_keys=bounds.memory_keys)
     if agency == "customs" and bootstrap is not None:
         from adapters.customs._service import CustomsAdapter  # noqa: PLC0415 - the Kafka edge, only when running
 

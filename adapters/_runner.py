@@ -8,7 +8,7 @@ system replaces the engine by consuming ``nsw.agency.<agency>.requests`` itself 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
@@ -87,11 +87,11 @@ class TimedHandler(Protocol):
     extra_topics: tuple[str, ...]
     latest_only: frozenset[str]
 
-    def __call__(self, message: InMessage) -> Sequence[OutMessage]: ...
+    def __call__(self, message: InMessage) -> Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]: ...
 
     async def on_assign(self, assigned: set[tuple[str, int]]) -> None: ...
 
-    def tick(self, partition: int, now: int) -> Sequence[OutMessage]: ...
+    def tick(self, partition: int, now: int) -> Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]: ...
 
 
 def adapter_spec(agency: str, handler: Handler) -> ProcessorSpec:

@@ -13,6 +13,10 @@ when the process ends) with a small page cache, so the memory of an index stays 
 keys it has seen; a look-up that misses the runs in memory asks the database (one B-tree probe). The index
 is rebuilt from Kafka at every start (restore, catching up), so nothing on disk needs to survive.
 
+``TimerIndex`` is the same idea for open values that left memory while a timer still needs them (an IPR
+suspension whose Art. 55 time-limit runs for ten working days): key, partition and due time on disk, so a
+timer asks for the keys due now and reads only those back.
+
 ``LRU`` is the small cache of values read back on demand. Pure: no network, no clock.
 """
 
@@ -26,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Final, Generic, TypeVar
 
-__all__ = ["LRU", "CompactIndex", "key_hash"]
+__all__ = ["LRU", "CompactIndex", "TimerIndex", "key_hash"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -145,10 +149,7 @@ class CompactIndex:
     def _spill(self, run: _Run) -> None:
         """The oldest run to disk (older than every run left in memory, so those still win)."""
         if self._disk is None:
-            self._disk = sqlite3.connect("")  # private, temporary, on disk: deleted when closed
-            self._disk.execute(f"PRAGMA cache_size = -{DISK_CACHE_KIB}")
-            self._disk.execute("PRAGMA journal_mode = OFF")
-            self._disk.execute("PRAGMA synchronous = OFF")
+            self._disk = _temporary_database()  # private, temporary, on disk: deleted when closed
             columns = "".join(f", f{n} INTEGER" for n in range(self.width))
             self._disk.execute(f"CREATE TABLE keys (h INTEGER PRIMARY KEY{columns})")
         kept = [(hashed - _SIGN, *(v - _SIGN for v in row)) for hashed, row in run.rows() if row]
@@ -181,6 +182,72 @@ class CompactIndex:
             if pick[1] or not last:
                 merged.append(*pick)
         return merged
+
+
+def _temporary_database() -> sqlite3.Connection:
+    """A private temporary SQLite database on disk (deleted when closed), with a small page cache."""
+    disk = sqlite3.connect("")
+    disk.execute(f"PRAGMA cache_size = -{DISK_CACHE_KIB}")
+    disk.execute("PRAGMA journal_mode = OFF")
+    disk.execute("PRAGMA synchronous = OFF")
+    return disk
+
+
+class TimerIndex:
+    """Key -> (partition, due time in epoch ms) of values that left memory while a timer still needs them.
+
+    On disk from the first entry (a private temporary SQLite database, as ``CompactIndex``'s spilled part):
+    memory stays the same however many values wait, for however long. ``due`` gives a partition's keys whose
+    time has come, the earliest first.
+    """
+
+    def __init__(self) -> None:
+        self._disk: sqlite3.Connection | None = None
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _db(self) -> sqlite3.Connection:
+        if self._disk is None:
+            self._disk = _temporary_database()
+            self._disk.execute("CREATE TABLE timers (k TEXT PRIMARY KEY, p INTEGER NOT NULL, due INTEGER NOT NULL)")
+            self._disk.execute("CREATE INDEX by_due ON timers (p, due)")
+        return self._disk
+
+    def put(self, key: str, partition: int, due: int) -> None:
+        db = self._db()
+        with db:
+            replaced = db.execute("DELETE FROM timers WHERE k = ?", (key,)).rowcount
+            db.execute("INSERT INTO timers VALUES (?, ?, ?)", (key, partition, due))
+        self._count += 1 - replaced
+
+    def discard(self, key: str) -> None:
+        if self._count and self._disk is not None:
+            with self._disk:
+                self._count -= self._disk.execute("DELETE FROM timers WHERE k = ?", (key,)).rowcount
+
+    def due(self, partition: int, now: int, *, limit: int = 500) -> list[str]:
+        """Keys of ``partition`` due at ``now`` or before, earliest first, at most ``limit``."""
+        if not self._count or self._disk is None:
+            return []
+        rows = self._disk.execute("SELECT k FROM timers WHERE p = ? AND due <= ? ORDER BY due LIMIT ?",
+                                  (partition, now, limit)).fetchall()
+        return [key for (key,) in rows]
+
+    def drop(self, partitions: set[int]) -> None:
+        """Forget the keys of ``partitions``."""
+        if self._count and self._disk is not None and partitions:
+            marks = ", ".join("?" * len(partitions))
+            with self._disk:
+                self._count -= self._disk.execute(f"DELETE FROM timers WHERE p IN ({marks})",  # noqa: S608
+                                                  sorted(partitions)).rowcount
+
+    def close(self) -> None:
+        if self._disk is not None:
+            self._disk.close()
+            self._disk = None
+            self._count = 0
 
 
 class LRU(Generic[K, V]):

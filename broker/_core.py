@@ -273,7 +273,10 @@ class FusedCore:
         """The timed engines' timers (their decisions aggregated at once), then the deadlines."""
         out: list[OutMessage] = []
         for agency, handler in self._timed.items():
-            out += await self._aggregate_own(agency, handler.tick(partition, now), partition)
+            ticked = handler.tick(partition, now)
+            if inspect.isawaitable(ticked):  # it reads back what left memory first
+                ticked = await ticked
+            out += await self._aggregate_own(agency, ticked, partition)
         out += self.aggregator.flush()
         out += self.aggregator.tick(partition, now)
         return out

@@ -22,7 +22,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from adapters import AgencyModes, DecisionCallback, FeedbackFeed, adapter_handler, close_handler, start_handler
+from adapters import (
+    AgencyModes,
+    DecisionCallback,
+    FeedbackFeed,
+    StateBounds,
+    adapter_handler,
+    close_handler,
+    start_handler,
+)
 from adapters._runner import adapter_spec
 from broker import _metrics as metrics
 from broker._admin import AdminServer
@@ -241,7 +249,9 @@ class Hub:
         if "adapters" in self.only:
             modes = self.modes if self.modes is not None else AgencyModes.from_env(agencies=cfg.agencies)
             for agency in cfg.agencies:
-                handler = adapter_handler(agency, modes, bootstrap=cfg.bootstrap)
+                handler = adapter_handler(agency, modes, bootstrap=cfg.bootstrap, state=StateBounds(
+                    retain_seconds=cfg.state_retain_seconds, max_in_memory=cfg.state_max_final,
+                    memory_keys=cfg.archive_memory_keys))
                 if handler is None:
                     log.info("agency_in_topic_mode", agency=agency)  # the agency's own system consumes
                     continue

@@ -11,6 +11,12 @@ Memory holds the open work: a value its store no longer calls active (a final su
 partition and when it was written, broker/_archive.py); ``needs_load`` says a key is such, and ``load``
 reads its value back from the changelog around that time, before a handler uses it (an amendment, a late
 decision).
+
+A store given ``due`` (the time a timer next needs a value) lets active values go too, after the same
+retention: open work that waits long on a clock (an IPR suspension runs ten working days) would otherwise
+hold memory for every open case. Such a value leaves its due time in ``timers`` (on disk,
+broker/_archive.py); ``due_keys`` gives a timer the keys due now, to read back before it walks
+``in_partition``.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any, Final, Generic, TypeVar
 import orjson
 import structlog
 
-from broker._archive import CompactIndex
+from broker._archive import CompactIndex, TimerIndex
 from broker._envelope import CONTENT_TYPE_HEADER, JSON_CONTENT_TYPE, SUBMISSION_HEADER, InMessage, OutMessage
 from broker._tail import DeadLetters, guarded
 from broker.errors import MessageError
@@ -62,7 +68,7 @@ class ChangelogStore(Generic[V]):
     def __init__(self, *, bus: Bus, topic: str, name: str, active: Callable[[V], bool] | None = None,
                  valid: Callable[[Any], bool] = lambda value: isinstance(value, dict),
                  retain_seconds: float | None = None, max_inactive: int | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 due: Callable[[V], int | None] | None = None, clock: Callable[[], float] = time.time) -> None:
         self._bus = bus
         #: Whether a value read back is one this store holds; anything else is a bad record, reported and skipped.
         self._valid = valid
@@ -79,6 +85,11 @@ class ChangelogStore(Generic[V]):
         self._clock = clock
         #: Inactive keys in memory: (when their retention started, when their value was written), epoch ms.
         self._inactive: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        #: With ``due``: active keys in memory that may leave it too, as ``_inactive``; and the due times of those
+        #: that left (a timer reads them back when due).
+        self._due = due
+        self._resting: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self.timers = TimerIndex()
         #: Evicted keys: (partition, when the value was written).
         self.archive = CompactIndex(width=2)
         self.evicted = 0
@@ -100,37 +111,51 @@ class ChangelogStore(Generic[V]):
         self._partition[key] = partition
         self.archive.discard(key)
         self._inactive.pop(key, None)
+        self._resting.pop(key, None)
+        self.timers.discard(key)
         bounded = self._retain_ms is not None or self._max_inactive is not None
+        if bounded:
+            now = int(self._clock() * 1000)
+            written = now if written_at is None else written_at
+            kept = (written if kept_at is None else kept_at, written)
         if self._active(value):
             self._open.setdefault(partition, {})[key] = None
+            if bounded and self._due is not None:
+                self._resting[key] = kept
         else:
             self._open.get(partition, {}).pop(key, None)
             if bounded:
-                now = int(self._clock() * 1000)
-                written = now if written_at is None else written_at
-                self._inactive[key] = (written if kept_at is None else kept_at, written)
+                self._inactive[key] = kept
         if bounded:
             self._evict()
 
     def _evict(self) -> None:
         now = int(self._clock() * 1000)
         horizon = None if self._retain_ms is None else now - max(self._retain_ms, MIN_AGE_MS)
-        while self._inactive:
-            key, (kept_at, written_at) = next(iter(self._inactive.items()))
-            expired = horizon is not None and kept_at <= horizon
-            over = (self._max_inactive is not None and len(self._inactive) > self._max_inactive
-                    and kept_at <= now - MIN_AGE_MS)
-            if not (expired or over):
-                return
-            del self._inactive[key]
-            partition = self._partition.pop(key)
-            del self._values[key]
-            self.archive.put(key, partition, written_at)
-            self.evicted += 1
+        for waiting in (self._inactive, self._resting):
+            while waiting:
+                key, (kept_at, written_at) = next(iter(waiting.items()))
+                expired = horizon is not None and kept_at <= horizon
+                over = (self._max_inactive is not None and len(waiting) > self._max_inactive
+                        and kept_at <= now - MIN_AGE_MS)
+                if not (expired or over):
+                    break
+                del waiting[key]
+                partition = self._partition.pop(key)
+                value = self._values.pop(key)
+                if waiting is self._resting:  # open work leaving memory: its timer finds it on disk
+                    self._open.get(partition, {}).pop(key, None)
+                    when = self._due(value) if self._due is not None else None
+                    if when is not None:
+                        self.timers.put(key, partition, when)
+                self.archive.put(key, partition, written_at)
+                self.evicted += 1
 
     def _forget(self, key: str) -> None:
         self._values.pop(key, None)
         self._inactive.pop(key, None)
+        self._resting.pop(key, None)
+        self.timers.discard(key)
         self.archive.discard(key)
         partition = self._partition.pop(key, None)
         if partition is not None:
@@ -190,12 +215,20 @@ class ChangelogStore(Generic[V]):
         if self._retain_ms is not None or self._max_inactive is not None:
             self._evict()
         for key in list(self._open.get(partition, ())):
-            yield key, self._values[key]
+            value = self._values.get(key)
+            if value is not None:  # else it left memory meanwhile: ``due_keys`` finds it when its time comes
+                yield key, value
+
+    def due_keys(self, partition: int, now: int) -> list[str]:
+        """Keys of ``partition`` whose values left memory and whose timer is due at ``now``: read each back
+        (``load``) before walking ``in_partition``."""
+        return self.timers.due(partition, now)
 
     def sizes(self) -> dict[str, int]:
         """Entries per structure (the memory diagnostic)."""
         return {"values": len(self._values), "inactive": len(self._inactive), "archive": len(self.archive),
-                "open": sum(len(keys) for keys in self._open.values())}
+                "open": sum(len(keys) for keys in self._open.values()), "resting": len(self._resting),
+                "timers": len(self.timers)}
 
     def __len__(self) -> int:
         """Values in memory (evicted ones are in ``archive``)."""
@@ -207,6 +240,7 @@ class ChangelogStore(Generic[V]):
             self._forget(key)
         for partition in partitions:
             self._open.pop(partition, None)
+        self.timers.drop(partitions)
 
     async def restore(self, partitions: set[int]) -> int:
         """Re-read the changelog for ``partitions``, replacing what was known of them."""

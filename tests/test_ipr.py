@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,6 +27,7 @@ from adapters.ipr._service import IPRAdapter
 from broker._aggregate import apply_decision, apply_plan, check_decision, new_state
 from broker._envelope import InMessage, OutMessage, avro_message
 from broker._topics import IPR_NOTIFICATIONS, IPR_SUSPENSIONS, decisions_topic, requests_topic
+from bus.memory import MemoryBus
 from ops._security import Operation, ResourceType, acl_bindings, allows, principals
 from routing import load_rules, route
 from schemas import AGENCIES, AgencyDecision, AgencyRequest, Item, ItemDecision, RoutingPlan, Submission, registry
@@ -239,6 +242,12 @@ class Clock:
         return self.now
 
 
+def synchronous(result: Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]) -> Sequence[OutMessage]:
+    """The adapter's answer when all it needs is in memory: given at once, not awaited."""
+    assert not inspect.isawaitable(result)
+    return result
+
+
 def message(out: OutMessage, *, partition: int = 0) -> InMessage:
     return InMessage(topic=out.topic, partition=partition, offset=0, timestamp=0, key=out.key, value=out.value,
                      headers=out.headers)
@@ -253,37 +262,37 @@ def test_adapter_writes_decision_notice_and_changelog_together_and_the_timer_rel
     clock = Clock(ms(THURSDAY))
     adapter = IPRAdapter(bootstrap="127.0.0.1:1", clock=clock)
     req = ipr_request(TWO_ITEMS)
-    out = adapter(message(avro_message(requests_topic("ipr"), "AgencyRequest", req)))
+    out = synchronous(adapter(message(avro_message(requests_topic("ipr"), "AgencyRequest", req))))
     assert [o.topic for o in out] == [decisions_topic("ipr"), IPR_NOTIFICATIONS, IPR_SUSPENSIONS]
     notice = orjson.loads(out[1].value)
     assert (notice["right_id"], notice["holder_id"], notice["submission_id"], notice["item"]) == (
         "TM-2021-0001", "CH-ZEN-0001", "sub-ipr", 1)
     assert (notice["deadline"], notice["extendable_to"]) == ("2026-12-10", "2026-12-24")
-    assert adapter.tick(0, ms(date(2026, 12, 10))) == []
+    assert synchronous(adapter.tick(0, ms(date(2026, 12, 10)))) == []
     # its own decision coming back on the decisions topic changes nothing
-    assert adapter(message(out[0])) == []
-    ticked = adapter.tick(0, ms(date(2026, 12, 11), 1))
+    assert synchronous(adapter(message(out[0]))) == []
+    ticked = synchronous(adapter.tick(0, ms(date(2026, 12, 11), 1)))
     assert [(o.topic, bool(o.value)) for o in ticked] == [(decisions_topic("ipr"), True), (IPR_SUSPENSIONS, False)]
     assert adapter.store.get("sub-ipr") is None  # settled: forgotten
     release = decoded(ticked[0])
     assert (release["request_id"], [i["code"] for i in release["items"]]) == ("sub-ipr:1:ipr", ["C04", "C01"])
-    assert adapter.tick(0, ms(date(2026, 12, 12))) == []
+    assert synchronous(adapter.tick(0, ms(date(2026, 12, 12)))) == []
 
 
 def test_adapter_takes_an_extension_from_the_decisions_topic_and_forgets_on_cancellation() -> None:
     adapter = IPRAdapter(bootstrap="127.0.0.1:1", clock=Clock(ms(THURSDAY)))
-    adapter(message(avro_message(requests_topic("ipr"), "AgencyRequest", ipr_request(TWO_ITEMS))))
+    synchronous(adapter(message(avro_message(requests_topic("ipr"), "AgencyRequest", ipr_request(TWO_ITEMS)))))
     record = adapter.store.get("sub-ipr")
     assert record is not None
     extension = officer(record, hold("H03", "2026-12-24"))
-    assert [o.topic for o in adapter(message(avro_message(decisions_topic("ipr"), "AgencyDecision", extension)))] \
-        == [IPR_SUSPENSIONS]
-    assert adapter.tick(0, ms(date(2026, 12, 11), 1)) == []
+    extended = synchronous(adapter(message(avro_message(decisions_topic("ipr"), "AgencyDecision", extension))))
+    assert [o.topic for o in extended] == [IPR_SUSPENSIONS]
+    assert synchronous(adapter.tick(0, ms(date(2026, 12, 11), 1))) == []
     cancel = ipr_request(TWO_ITEMS)
     cancel["kind"] = "CANCELLATION"
-    gone = adapter(message(avro_message(requests_topic("ipr"), "AgencyRequest", cancel)))
+    gone = synchronous(adapter(message(avro_message(requests_topic("ipr"), "AgencyRequest", cancel))))
     assert [(o.topic, o.value) for o in gone] == [(IPR_SUSPENSIONS, b"")]
-    assert adapter.tick(0, ms(date(2027, 1, 30))) == []
+    assert synchronous(adapter.tick(0, ms(date(2027, 1, 30)))) == []
 
 
 def test_short_deadline_by_configuration() -> None:
@@ -309,3 +318,68 @@ def test_only_the_ipr_adapter_writes_notices_and_suspensions_and_only_the_ipr_au
     assert who(Operation.READ, IPR_SUSPENSIONS) == {"nsw-adapter-ipr", "nsw-ops"}
     assert "nsw-adapter-ipr" in who(Operation.READ, decisions_topic("ipr"))
     assert "nsw-adapter-sps" not in who(Operation.READ, decisions_topic("sps"))
+
+
+# --- open suspensions leave memory after the retention; the timer reads them back when due ---------------
+
+
+def _written(bus: MemoryBus, out: OutMessage) -> InMessage:
+    """``out`` as committed and read back from the bus (the changelog a read-back finds)."""
+    bus.commit([(out, 0)])
+    return bus.partitions_of(out.topic)[0][-1]
+
+
+async def _answer(result: Any) -> Any:
+    return await result if inspect.isawaitable(result) else result
+
+
+def _bounded_adapter(clock: Clock, bus: MemoryBus) -> IPRAdapter:
+    return IPRAdapter(bootstrap="127.0.0.1:1", clock=clock, bus=bus, retain_seconds=60, max_resting=1000)
+
+
+@pytest.mark.asyncio
+async def test_open_suspensions_leave_memory_and_the_timer_reads_each_back_when_due() -> None:
+    clock = Clock(ms(THURSDAY))
+    bus = MemoryBus(clock=clock)
+    adapter = _bounded_adapter(clock, bus)
+    for n in range(30):
+        req = ipr_request(TWO_ITEMS, sid=f"sub-{n}")
+        for out in synchronous(adapter(message(avro_message(requests_topic("ipr"), "AgencyRequest", req)))):
+            if out.topic == IPR_SUSPENSIONS:
+                _written(bus, out)
+    assert (len(adapter.store), len(adapter.store.timers)) == (30, 0)  # younger than the retention: in memory
+    clock.now += 61_000
+    assert list(adapter.store.in_partition(0)) == []  # the walk lets them go: open, but past the retention
+    assert (len(adapter.store), len(adapter.store.timers), adapter.store.evicted) == (0, 30, 30)
+    assert synchronous(adapter.tick(0, ms(date(2026, 12, 10)))) == []  # not due yet: nothing read back, synchronous
+    assert len(bus.partitions_of(IPR_SUSPENSIONS)[0]) == 30  # nothing written by evicting
+    ticked = await _answer(adapter.tick(0, ms(date(2026, 12, 11), 1)))
+    releases = [decoded(o) for o in ticked if o.topic == decisions_topic("ipr")]
+    assert sorted(r["submission_id"] for r in releases) == sorted(f"sub-{n}" for n in range(30))
+    assert {tuple(i["code"] for i in r["items"]) for r in releases} == {("C04", "C01")}
+    assert [o.value for o in ticked if o.topic == IPR_SUSPENSIONS] == [b""] * 30  # settled: tombstones
+    assert (len(adapter.store), len(adapter.store.timers)) == (0, 0)
+    assert await _answer(adapter.tick(0, ms(date(2026, 12, 12)))) == []
+
+
+@pytest.mark.asyncio
+async def test_a_follow_up_for_a_suspension_out_of_memory_reads_it_back_first() -> None:
+    clock = Clock(ms(THURSDAY))
+    bus = MemoryBus(clock=clock)
+    adapter = _bounded_adapter(clock, bus)
+    out = synchronous(adapter(message(avro_message(requests_topic("ipr"), "AgencyRequest", ipr_request(TWO_ITEMS)))))
+    record = adapter.store.get("sub-ipr")
+    assert record is not None
+    _written(bus, next(o for o in out if o.topic == IPR_SUSPENSIONS))
+    clock.now += 61_000
+    list(adapter.store.in_partition(0))
+    assert (adapter.store.get("sub-ipr"), adapter.store.needs_load("sub-ipr")) == (None, True)
+    extension = officer(record, hold("H03", "2026-12-24"))
+    answered = adapter(message(avro_message(decisions_topic("ipr"), "AgencyDecision", extension)))
+    assert inspect.isawaitable(answered)  # the suspension is read back before the decision is applied
+    assert [o.topic for o in await answered] == [IPR_SUSPENSIONS]
+    kept = adapter.store.get("sub-ipr")
+    assert kept is not None
+    assert kept["clocks"]["1"]["extended"] is True
+    assert len(adapter.store.timers) == 0  # in memory again: its timer is walked, not looked up
+    assert await _answer(adapter.tick(0, ms(date(2026, 12, 11), 1))) == []  # extended: not due any more

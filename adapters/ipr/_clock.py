@@ -132,6 +132,11 @@ def open_suspensions(decision: AgencyDecision, suspended: Sequence[Suspended], *
             "items": [ItemDecision(**item) for item in decision["items"]], "clocks": clocks, "followups": 0}
 
 
+def next_due(record: Suspensions) -> int | None:
+    """When the timer next needs ``record``: the earliest time-limit of a running clock (None: none runs)."""
+    return min((clock["due_at"] for clock in record["clocks"].values() if clock["state"] == "RUNNING"), default=None)
+
+
 def running(record: Suspensions) -> bool:
     """Does the timer still care about this record?"""
     return any(clock["state"] == "RUNNING" for clock in record["clocks"].values())

@@ -10,11 +10,17 @@ transaction of the input or tick that caused them: the decision, a notice per su
 The timer (``tick``, about once a second per owned partition) issues the agency's own follow-up when a
 time-limit has passed: a release of that item (C04) with every other item's current decision, quoting the same
 ``request_id``, on the decisions topic like any decision, so the aggregator checks it as it checks all others.
+
+A suspension runs for ten working days, so open suspensions are most of what this adapter holds. Given
+``retain_seconds`` / ``max_resting`` (the hub gives its state retention), a suspension leaves memory after that
+retention like final work does (broker/_state.py): its next time-limit stays on disk, and the record is read back
+from the changelog when a request or follow-up for its submission arrives, or when the time-limit is due. Then
+the handler and the timer answer asynchronously; otherwise synchronously, as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
 import structlog
@@ -26,6 +32,7 @@ from adapters.ipr._clock import (
     day_of,
     due,
     follow_up,
+    next_due,
     notification,
     open_suspensions,
     running,
@@ -43,7 +50,7 @@ from broker._envelope import (
 )
 from broker._state import ChangelogStore
 from broker._topics import IPR_NOTIFICATIONS, IPR_SUSPENSIONS, decisions_topic, requests_topic
-from bus import KafkaBus
+from bus import Bus, KafkaBus
 from schemas import AgencyDecision, AgencyRequest
 
 log = structlog.get_logger("nsw.adapter.ipr")
@@ -65,22 +72,37 @@ class IPRAdapter:
     latest_only: frozenset[str] = frozenset({IPR_SUSPENSIONS})
 
     def __init__(self, *, bootstrap: str, engine: IPREngine | None = None, settings: ClockSettings | None = None,
-                 clock: Callable[[], int] = now_ms) -> None:
+                 clock: Callable[[], int] = now_ms, retain_seconds: float | None = None,
+                 max_resting: int | None = None, memory_keys: int | None = None, bus: Bus | None = None) -> None:
         self.settings = settings if settings is not None else ClockSettings()
         self.engine = engine if engine is not None else IPREngine(working_days=self.settings.working_days)
         self._clock = clock
         self.store: ChangelogStore[Suspensions] = ChangelogStore(
-            bus=KafkaBus(bootstrap), topic=IPR_SUSPENSIONS, name="ipr-suspensions", active=running)
+            bus=bus if bus is not None else KafkaBus(bootstrap), topic=IPR_SUSPENSIONS, name="ipr-suspensions",
+            active=running, due=next_due, retain_seconds=retain_seconds, max_inactive=max_resting,
+            clock=lambda: clock() / 1000)
+        self.store.archive.memory_keys = memory_keys
 
     async def on_assign(self, assigned: set[tuple[str, int]]) -> None:
         await self.store.restore({p for _, p in assigned})
 
-    def __call__(self, message: InMessage) -> Sequence[OutMessage]:
+    def __call__(self, message: InMessage) -> Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]:
+        if message.topic not in (decisions_topic(AGENCY), requests_topic(AGENCY)):
+            raise ValueError(f"the IPR adapter does not read {message.topic}")
+        sid = message.key.decode(errors="replace") if message.key is not None else None
+        if sid is not None and self.store.needs_load(sid):  # its suspension left memory: read it back first
+            return self._after_load([sid], lambda: self._handle(message))
+        return self._handle(message)
+
+    def _handle(self, message: InMessage) -> Sequence[OutMessage]:
         if message.topic == decisions_topic(AGENCY):
             return self._follow_up(message)
-        if message.topic != requests_topic(AGENCY):
-            raise ValueError(f"the IPR adapter does not read {message.topic}")
         return self._request(message)
+
+    async def _after_load(self, keys: Sequence[str], then: Callable[[], Sequence[OutMessage]]) -> Sequence[OutMessage]:
+        for key in keys:
+            await self.store.load(key)
+        return then()
 
     def _request(self, message: InMessage) -> Sequence[OutMessage]:
         request: AgencyRequest = decode(message, "AgencyRequest")  # type: ignore[assignment]
@@ -127,8 +149,15 @@ class IPRAdapter:
             return self.store.delete(sid, partition=partition)
         return self.store.put(sid, record, partition=partition)
 
-    def tick(self, partition: int, now: int) -> Sequence[OutMessage]:
-        """Release the items whose Art. 55 time-limit has passed, for the submissions of one partition."""
+    def tick(self, partition: int, now: int) -> Sequence[OutMessage] | Awaitable[Sequence[OutMessage]]:
+        """Release the items whose Art. 55 time-limit has passed, for the submissions of one partition (reading
+        back first the suspensions due now that left memory)."""
+        waiting = self.store.due_keys(partition, now)
+        if waiting:
+            return self._after_load(waiting, lambda: self._tick(partition, now))
+        return self._tick(partition, now)
+
+    def _tick(self, partition: int, now: int) -> Sequence[OutMessage]:
         out: list[OutMessage] = []
         for sid, record in self.store.in_partition(partition):
             decision = due(record, now=now)
