@@ -796,8 +796,13 @@ class LocalKafka:
             mark_registered(self.credentials, users)
 
     def _jvm_flags(self, node: KafkaNode) -> list[str]:
+        """The broker's JVM: its heap committed whole at start (``-Xms`` = ``-Xmx``, as Kafka's own
+        kafka-server-start.sh sets them, and every page touched once), so the broker's RSS is its ceiling from
+        the first minute instead of creeping up to it as the collector spreads into the heap."""
         return [
             f"-Xmx{node.heap}",
+            f"-Xms{node.heap}",
+            "-XX:+AlwaysPreTouch",
             "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
             f"-Dkafka.logs.dir={node.home}",

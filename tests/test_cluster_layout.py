@@ -100,3 +100,10 @@ def test_a_single_broker_home_is_not_turned_into_a_cluster(tmp_path: Path) -> No
     (tmp_path / "data" / "meta.properties").write_text("node.id=1\n")
     with pytest.raises(OpsConfigError, match="holds a single broker, not 3"):
         LocalKafka(config(tmp_path, brokers=3)).start()
+
+
+def test_the_embedded_brokers_heap_is_committed_whole_at_start(tmp_path: Path) -> None:
+    """Its RSS is then flat from the start (make soak's verdict), bounded by the heap setting."""
+    local = LocalKafka(config(tmp_path, heap="768m"))
+    flags = local._jvm_flags(local.nodes[0])
+    assert {"-Xmx768m", "-Xms768m", "-XX:+AlwaysPreTouch"} <= set(flags)

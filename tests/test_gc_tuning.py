@@ -80,3 +80,4 @@ def test_the_hub_tunes_the_collector_by_default_and_the_environment_can_undo_it(
     assert (default.gc_threshold, default.gc_freeze) == (50_000, True)
     python = HubConfig.from_env({"NSW_GC_THRESHOLD": "0", "NSW_GC_FREEZE": "0"})
     assert (python.gc_threshold, python.gc_freeze) == (0, False)
+
