@@ -20,6 +20,8 @@ INTERNAL_SIGNALS = {
     "adapters._bridge._Retry": "tells the bridge's retry loop to try again, caught in the same function",
     "broker._verify_cmd._CannotCheckError": "ends `nsw verify` with its exit code, caught in the command",
     "config._declare._BadValueError": "a kind's parser says why a text is refused, caught by the reader (a Problem)",
+    "schemas._codec._Slow": "the compiled Avro code hands an input to fastavro, caught in the same module",
+    "schemas._codec._Unsupported": "a schema the codec does not compile, caught while the registry is built",
 }
 
 
