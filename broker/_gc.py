@@ -36,9 +36,11 @@ __all__ = ["GcPauses", "GcTuning", "tune"]
 
 log = structlog.get_logger("nsw.gc")
 
+
 @dataclass(slots=True)
 class GcPauses:
-    """Times every collection (``gc.callbacks``) and counts it in the two counters above."""
+    """Times every collection (``gc.callbacks``) and counts it in ``nsw_gc_pause_seconds_total`` and
+    ``nsw_gc_collections_total`` (broker/_metrics.py)."""
 
     _started: float = 0.0
     _installed: bool = field(default=False, init=False)
