@@ -108,9 +108,12 @@ class CompactIndex:
             raise ValueError(f"an entry of this index has {self.width} fields, not {len(fields)}")
         self._add(key_hash(key), tuple(fields))
 
-    def discard(self, key: str) -> None:
-        if self.get(key) is not None:
-            self._add(key_hash(key), _GONE)
+    def discard(self, key: str) -> bool:
+        """Forget ``key``; whether it was there."""
+        if self.get(key) is None:
+            return False
+        self._add(key_hash(key), _GONE)
+        return True
 
     def get(self, key: str) -> tuple[int, ...] | None:
         hashed = key_hash(key)

@@ -109,10 +109,10 @@ class ChangelogStore(Generic[V]):
         starts (a value read back stays its retention from then, not from when it was written)."""
         self._values[key] = value
         self._partition[key] = partition
-        self.archive.discard(key)
+        if self.archive.discard(key):  # it had left memory: its timer, if any, waits no more (timers are evicted keys)
+            self.timers.discard(key)
         self._inactive.pop(key, None)
         self._resting.pop(key, None)
-        self.timers.discard(key)
         bounded = self._retain_ms is not None or self._max_inactive is not None
         if bounded:
             now = int(self._clock() * 1000)
@@ -155,8 +155,8 @@ class ChangelogStore(Generic[V]):
         self._values.pop(key, None)
         self._inactive.pop(key, None)
         self._resting.pop(key, None)
-        self.timers.discard(key)
-        self.archive.discard(key)
+        if self.archive.discard(key):
+            self.timers.discard(key)
         partition = self._partition.pop(key, None)
         if partition is not None:
             self._open.get(partition, {}).pop(key, None)
