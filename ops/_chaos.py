@@ -142,13 +142,21 @@ class HubInstance:
             self._proc = subprocess.Popen([sys.executable, "-m", "broker._cli", "serve"], env=self._env,
                                           stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the instance's log, for an error that has to say why it stopped."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError as exc:
+            return f"(the log cannot be read: {exc.strerror})"
+
     async def start(self, *, within: float = 180.0) -> None:
         await asyncio.to_thread(self._spawn)
         deadline = time.monotonic() + within
         async with httpx.AsyncClient(timeout=2) as client:
             while time.monotonic() < deadline:
                 if self._proc is None or self._proc.poll() is not None:
-                    raise OpsError(f"hub {self.name} exited during start-up; see {self.log}")
+                    raise OpsError(f"hub {self.name} exited during start-up; the end of {self.log}:\n"
+                                   f"{self.log_tail()}")
                 with contextlib.suppress(httpx.HTTPError):
                     if (await client.get(f"{self.url}/healthz")).status_code == 200:
                         return

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit
 
+from ops._ports import free_port
 from ops.errors import OpsError
 
 __all__ = ["HttpAnswer", "HttpConnection", "HttpError", "build_request", "generator_max_rate", "parse_url"]
@@ -199,13 +200,6 @@ async def serve_trivial(port: int) -> None:
         await server.serve_forever()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass(slots=True)
 class _Count:
     done: int = 0
@@ -220,7 +214,7 @@ async def generator_max_rate(
 
     The figure is the generator's own ceiling on this machine: the hub cannot be measured above it.
     """
-    port = _free_port()
+    port = free_port()
     child = subprocess.Popen([sys.executable, "-m", "ops._httpload", "serve", str(port)])  # noqa: ASYNC220 - started once, before timing
     try:
         deadline = time.monotonic() + 15

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from broker._hub import service_names
 from broker._logging import TRANSIENT_KAFKA_ERRORS, configure_logging, use_json
 from broker._ready import READY_TITLE, ReadyInfo, ready_block, samples_report
 from ops import LocalKafka, LocalKafkaConfig
+from ops._ports import free_ports
 from tests.conftest import HMRC_SCHEMAS, expected_outcomes, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,10 +147,8 @@ def test_licence_metadata_is_an_spdx_expression() -> None:
 
 
 def _two_free_ports() -> tuple[int, int]:
-    with socket.socket() as first, socket.socket() as second:
-        first.bind(("127.0.0.1", 0))
-        second.bind(("127.0.0.1", 0))
-        return int(first.getsockname()[1]), int(second.getsockname()[1])
+    first, second = free_ports(2)
+    return first, second
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import random
-import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -25,6 +23,7 @@ from broker._topics import declared_topics
 from bus import ensure_topics, topic_configs
 from ops import LocalKafka, LocalKafkaConfig
 from ops._cluster import PartitionState, busiest_leader, describe_partitions, fully_replicated
+from ops._ports import free_ports
 from ops.errors import KafkaRuntimeError, OpsConfigError
 from tests.conftest import auth, expected_outcomes, hub_bundles, hub_config, poll, sample
 
@@ -44,17 +43,7 @@ def port_block(count: int) -> int:
     """A first port of ``count`` consecutive free ones (NSW_TEST_CLUSTER_PORT chooses it)."""
     if os.environ.get("NSW_TEST_CLUSTER_PORT"):
         return int(os.environ["NSW_TEST_CLUSTER_PORT"])
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20_000, 60_000)
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise AssertionError(f"no {count} consecutive free ports")
+    return free_ports(count, consecutive=True)[0]
 
 
 @pytest.fixture(scope="module")

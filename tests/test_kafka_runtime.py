@@ -23,17 +23,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 import ops
 from ops import KafkaRuntimeError, LocalKafka, LocalKafkaConfig, OpsConfigError, kafka_command, kafka_version
+from ops._ports import free_ports
 
 
 def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    return free_ports(n)
 
 
 def _config(home: Path) -> LocalKafkaConfig:
