@@ -113,6 +113,7 @@ class HubConfig:
     malloc_trim_seconds: float = 60.0
     #: Diagnostic (broker/_memtrace.py): every this many seconds, log the allocation sites that grew most; 0: off.
     memory_trace_seconds: float = 0.0
+    memory_trace_frames: int = 1
     #: The garbage collector (broker/_gc.py): the young generation's threshold (0: Python's), and whether what
     #: start-up built is frozen out of its reach.
     gc_threshold: int = 50_000
@@ -195,6 +196,7 @@ class HubConfig:
             "state_max_final": env.get(c.STATE_MAX_FINAL),
             "idempotency_max_keys": env.get(c.IDEMPOTENCY_MAX_KEYS),
             "memory_trace_seconds": env.get(c.MEMORY_TRACE_SECONDS),
+            "memory_trace_frames": env.get(c.MEMORY_TRACE_FRAMES),
             "archive_memory_keys": env.get(c.ARCHIVE_MEMORY_KEYS),
             "malloc_trim_seconds": env.get(c.MALLOC_TRIM_SECONDS),
             "gc_threshold": env.get(c.GC_THRESHOLD),

@@ -138,7 +138,7 @@ class Hub:
     modes: AgencyModes | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _supervised: list[_Supervised] = field(default_factory=list)
-    _handlers: list[Handler] = field(default_factory=list)
+    _handlers: dict[str, Handler] = field(default_factory=dict)  # agency -> the handler this process runs
     view: StatusView | None = None
     #: The aggregator of the running processor (the latest one its supervisor started).
     aggregator: Aggregator | None = None
@@ -185,7 +185,8 @@ class Hub:
         cfg = self.config
         await self._start_admin()  # first: a platform probing /healthz sees the process while it starts
         if cfg.memory_trace_seconds > 0:
-            self.memory_trace = MemoryTrace(cfg.memory_trace_seconds, sizes=self.structure_sizes)
+            self.memory_trace = MemoryTrace(cfg.memory_trace_seconds, frames=cfg.memory_trace_frames,
+                                            sizes=self.structure_sizes)
             self.memory_trace.start()
         if cfg.malloc_trim_seconds > 0:
             self.malloc_trim = MallocTrim(cfg.malloc_trim_seconds)
@@ -255,7 +256,7 @@ class Hub:
                 if handler is None:
                     log.info("agency_in_topic_mode", agency=agency)  # the agency's own system consumes
                     continue
-                self._handlers.append(handler)
+                self._handlers[agency] = handler
                 with acting_as(self.principals.service(f"adapter-{agency}")):
                     await start_handler(handler)  # the customs feedback reader
                 if fused and modes.mode(agency) == "embedded":
@@ -302,6 +303,10 @@ class Hub:
             sizes |= {f"workbench.{k}": v for k, v in self.workbench.worklist.sizes().items()}
         if self.feedback is not None:
             sizes |= {f"feedback.{k}": v for k, v in self.feedback.stats.sizes().items()}
+        for agency, handler in self._handlers.items():  # the adapters' own state (the IPR suspensions, ...)
+            held = getattr(handler, "sizes", None)
+            if callable(held):
+                sizes |= {f"{agency}.{k}": v for k, v in held().items()}
         return sizes
 
     async def _start_admin(self) -> None:
@@ -394,7 +399,7 @@ class Hub:
         tail = getattr(self.webhooks, "tail", None)
         if isinstance(tail, FollowedTail):
             found.append(tail)
-        found += [t for t in (getattr(h, "tail", None) for h in self._handlers) if isinstance(t, FollowedTail)]
+        found += [t for t in (getattr(h, "tail", None) for h in self._handlers.values()) if isinstance(t, FollowedTail)]
         return found
 
     def webhook_policy(self) -> UrlPolicy:
@@ -532,7 +537,7 @@ class Hub:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
-        for handler in self._handlers:
+        for handler in self._handlers.values():
             await close_handler(handler)
         if self.notifier is not None:
             await self.notifier.close()

@@ -139,7 +139,7 @@ def _short(filename: str) -> str:
 class MemoryTrace:
     """Traces allocations and logs the growing sites every ``interval`` seconds (``start`` / ``stop``)."""
 
-    def __init__(self, interval: float, *, top: int = 12, frames: int = 3,
+    def __init__(self, interval: float, *, top: int = 12, frames: int = 1,
                  sizes: Callable[[], dict[str, int]] | None = None) -> None:
         self.interval = interval
         #: Entries per structure that holds per-submission state (the hub's ``structure_sizes``), logged too.

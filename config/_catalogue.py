@@ -83,6 +83,9 @@ MALLOC_TRIM_SECONDS: Final = Setting("NSW_MALLOC_TRIM_SECONDS", number(least=0),
 MEMORY_TRACE_SECONDS: Final = Setting("NSW_MEMORY_TRACE_SECONDS", number(least=0), 0.0,
                                       "diagnostic: every this many seconds, log the allocation sites that grew "
                                       "most (tracemalloc; 0: off)", "limits", "0 (off)")
+MEMORY_TRACE_FRAMES: Final = Setting("NSW_MEMORY_TRACE_FRAMES", whole(least=1), 1,
+                                     "diagnostic: frames of the allocating stack that name a site (more: "
+                                     "slower)", "limits", "1")
 GC_THRESHOLD: Final = Setting("NSW_GC_THRESHOLD", whole(least=0), 50_000,
                               "the garbage collector's young-generation threshold (allocations between young "
                               "collections; 0: Python's 700)", "limits", "50000")

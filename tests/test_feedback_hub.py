@@ -40,7 +40,7 @@ def fireworks() -> bytes:
 
 
 def adapter_of(hub: Hub) -> CustomsAdapter:
-    found = [h for h in hub._handlers if isinstance(h, CustomsAdapter)]
+    found = [h for h in hub._handlers.values() if isinstance(h, CustomsAdapter)]
     assert len(found) == 1
     return found[0]
 

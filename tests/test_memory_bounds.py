@@ -15,6 +15,8 @@ import pytest
 import structlog
 
 from adapters._feedback import FeedbackStats
+from adapters.customs._service import CustomsAdapter
+from adapters.ipr._service import IPRAdapter
 from broker._archive import RECENT_KEYS, CompactIndex
 from broker._envelope import InMessage, OutMessage, avro_message
 from broker._memtrace import MallocTrim, MemoryTrace, growth, malloc_mib
@@ -228,3 +230,12 @@ def test_the_store_and_the_view_keep_their_index_within_its_memory_bound() -> No
     assert unplace(row[0]) == (4, 0)  # where its state is: read back on demand
     view._apply(lodgement("S0", version=1, digest=f"{0:032x}"))  # lodged again: known from the row on disk
     assert (view.get("S0"), len(view)) == (None, 0)
+
+
+def test_the_embedded_adapters_report_their_state_to_the_memory_diagnostic() -> None:
+    """The hub's ``structure_sizes`` lists each adapter's state under its agency (broker/_hub.py)."""
+    ipr = IPRAdapter(bootstrap="127.0.0.1:1")
+    assert set(ipr.sizes()) >= {"values", "archive", "resting", "timers"}
+    assert ipr.sizes()["values"] == 0
+    customs = CustomsAdapter(bootstrap="127.0.0.1:1")
+    assert set(customs.sizes()) == {"feedback.ids", "feedback.seen"}

@@ -49,6 +49,10 @@ class CustomsAdapter:
     def __call__(self, message: InMessage) -> Sequence[OutMessage]:
         return self._runner.handle(message)
 
+    def sizes(self) -> dict[str, int]:
+        """Entries held per structure (the hub's memory diagnostic)."""
+        return {f"feedback.{k}": v for k, v in self.feedback.stats.sizes().items()}
+
     def apply(self, message: InMessage) -> None:
         """Learn one feedback record; raises FeedbackRecordError for a malformed one (the tail skips it)."""
         if message.topic == INSPECTIONS:

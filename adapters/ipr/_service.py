@@ -83,6 +83,10 @@ class IPRAdapter:
             clock=lambda: clock() / 1000)
         self.store.archive.memory_keys = memory_keys
 
+    def sizes(self) -> dict[str, int]:
+        """Entries held per structure (the hub's memory diagnostic)."""
+        return self.store.sizes()
+
     async def on_assign(self, assigned: set[tuple[str, int]]) -> None:
         await self.store.restore({p for _, p in assigned})
 
