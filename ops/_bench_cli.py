@@ -22,7 +22,7 @@ from broker.errors import NSWError
 from ops._bench import DEFAULT_URL, FANOUT_SAMPLE, E2EConfig, FloorRun, bench_e2e, render_report
 from ops._bench_floor import FloorConfig, bench_floor
 from ops._bench_step import StepConfig, bench_step, render_step
-from ops._bench_suite import SuiteConfig, bench_suite, render_streams, render_suite
+from ops._bench_suite import DEFAULT_SETTLE_S, SuiteConfig, bench_suite, render_streams, render_suite
 from ops._bench_validate import accepted_documents, bench_validate
 from ops._httpload import generator_max_rate
 from ops._settings import settings_of
@@ -72,17 +72,7 @@ def add_bench_parser(subparsers: Any) -> None:
                      help="hub process(es) for RSS (default: the process listening on the URL's port)")
     e2e.add_argument("--with-floor", action="store_true", help="then run the floor on the same broker and compare")
 
-    suite = sub.add_parser("suite", help="make bench: 50/s, 200/s, the maximum and the floor in one table")
-    _load_options(suite, concurrency=64, rate_options=False)
-    suite.add_argument("--url", default=DEFAULT_URL, help=f"the running hub (default {DEFAULT_URL})")
-    suite.add_argument("--rates", default="50,200", help="open-loop phases, submissions/s (default 50,200)")
-    suite.add_argument("--no-max", action="store_true", help="leave out the closed-loop maximum (and the floor)")
-    suite.add_argument("--no-floor", action="store_true", help="leave out the Kafka floor")
-    suite.add_argument("--no-streams", action="store_true",
-                       help="leave out the Kafka Streams (exactly_once_v2) comparison")
-    suite.add_argument("--samples", default=FANOUT_SAMPLE, help=f"as for e2e (default {FANOUT_SAMPLE})")
-    suite.add_argument("--hub-pid", type=int, action="append", default=[], metavar="PID",
-                       help="hub serve process(es); their children (the --split auditor) are measured too")
+    _add_suite_parser(sub)
 
     soak = sub.add_parser("soak", help="make soak: a long run at a steady rate; RSS per process every minute")
     soak.add_argument("--url", default=DEFAULT_URL, help=f"the running hub (default {DEFAULT_URL})")
@@ -127,12 +117,35 @@ def add_bench_parser(subparsers: Any) -> None:
     _output_options(gen)
 
 
+def _add_suite_parser(sub: Any) -> None:
+    suite = sub.add_parser("suite", help="make bench: 50/s, 200/s, the maximum and the floor in one table")
+    _load_options(suite, concurrency=64, rate_options=False)
+    suite.add_argument("--url", default=DEFAULT_URL, help=f"the running hub (default {DEFAULT_URL})")
+    suite.add_argument("--rates", default="50,200", help="open-loop phases, submissions/s (default 50,200)")
+    suite.add_argument("--no-max", action="store_true", help="leave out the closed-loop maximum (and the floor)")
+    suite.add_argument("--no-floor", action="store_true", help="leave out the Kafka floor")
+    _settle_option(suite)
+    suite.add_argument("--no-streams", action="store_true",
+                       help="leave out the Kafka Streams (exactly_once_v2) comparison")
+    suite.add_argument("--samples", default=FANOUT_SAMPLE, help=f"as for e2e (default {FANOUT_SAMPLE})")
+    suite.add_argument("--hub-pid", type=int, action="append", default=[], metavar="PID",
+                       help="hub serve process(es); their children (the --split auditor) are measured too")
+
+
+def _settle_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--settle", type=float, default=DEFAULT_SETTLE_S, metavar="SECONDS",
+                        help="unmeasured load at the first rate before the first phase: a fresh broker and a fresh "
+                             "application settle in it, so the first column is their steady state "
+                             f"(default {DEFAULT_SETTLE_S:g}; 0: none)")
+
+
 def _add_streams_parser(sub: Any) -> None:
     streams = sub.add_parser("streams", help="the same pipeline as a Kafka Streams application (exactly_once_v2), "
                              "at 50/s, 200/s and its maximum, on fresh bench.streams.* topics")
     _load_options(streams, concurrency=64, rate_options=False)
     streams.add_argument("--rates", default="50,200", help="open-loop phases, submissions/s (default 50,200)")
     streams.add_argument("--no-max", action="store_true", help="leave out the closed-loop maximum")
+    _settle_option(streams)
     streams.add_argument("--samples", default=FANOUT_SAMPLE, help=f"as for e2e (default {FANOUT_SAMPLE})")
     streams.add_argument("--threads", type=int, default=1, help="Kafka Streams num.stream.threads (default 1)")
     streams.add_argument("--heap-mb", type=int, default=384, help="the application's -Xmx in MiB (default 384)")
@@ -151,7 +164,8 @@ def _streams_config(args: argparse.Namespace, bootstrap: str) -> StreamsBenchCon
     hub = settings_of(args).hub
     samples = () if args.samples == "all" else tuple(s for s in args.samples.split(",") if s)
     return StreamsBenchConfig(bootstrap=bootstrap, rates=_rates(args.rates), max=not args.no_max,
-                              duration=args.duration, warmup=args.warmup, concurrency=args.concurrency,
+                              duration=args.duration, warmup=args.warmup, settle=args.settle,
+                              concurrency=args.concurrency,
                               drain=args.drain, partitions=hub.partitions, commit_interval_ms=hub.commit_interval_ms,
                               threads=getattr(args, "threads", 1), heap_mb=getattr(args, "heap_mb", 384),
                               samples=samples, keep_topics=getattr(args, "keep_topics", False))
@@ -202,7 +216,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         floor_max: FloorRun = functools.partial(bench_floor, _floor_config(args, bootstrap, None))
         streams: StreamsRun = functools.partial(bench_streams, _streams_config(args, bootstrap))
         return await bench_suite(SuiteConfig(e2e=config, rates=_rates(args.rates), max=not args.no_max,
-                                             floor=not args.no_floor, streams=not args.no_streams),
+                                             floor=not args.no_floor, streams=not args.no_streams,
+                                             settle=args.settle),
                                  floor=floor_max, streams=streams)
     floor: FloorRun = functools.partial(bench_floor, _floor_config(args, bootstrap, rate))
     return await bench_e2e(config, floor=floor)

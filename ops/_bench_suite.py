@@ -25,6 +25,10 @@ from ops._streams import StreamsRun
 __all__ = ["STREAMS_TITLE", "SuiteConfig", "bench_suite", "render_streams", "render_suite"]
 
 DEFAULT_RATES: Final = (50.0, 200.0)
+#: Seconds of load at the first rate before the first phase, measured by nothing: a fresh broker and a fresh
+#: hub (the JVM's compiler, the clients' metadata, the first transactions, the caches) settle in it, so the
+#: first column is the steady state at that rate and not the start-up.
+DEFAULT_SETTLE_S: Final = 20.0
 #: Probe submissions per partition before the first phase: with random keys, 8 per partition leave a
 #: partition unprimed with a probability of about 1 in 1,000.
 PRIME_PER_PARTITION: Final = 8
@@ -41,6 +45,7 @@ class SuiteConfig:
     max: bool = True
     floor: bool = True
     streams: bool = True
+    settle: float = DEFAULT_SETTLE_S
 
 
 def phase_name(rate: float | None) -> str:
@@ -53,9 +58,15 @@ async def bench_suite(config: SuiteConfig, *, floor: FloorRun | None = None,
     started = time.time()
     phases: dict[str, Any] = {}
     plan: list[float | None] = [*config.rates, *([None] if config.max else [])]
+    primes = PRIME_PER_PARTITION * config.e2e.partitions  # every partition of every hop, before anything counts
+    settled: dict[str, Any] | None = None
+    if config.settle > 0 and plan:
+        settle = dataclasses.replace(config.e2e, rate=plan[0], duration=config.settle, with_floor=False, probes=primes)
+        settled = _settled(await bench_e2e(settle))
+        primes = 1
     for number, rate in enumerate(plan):
-        # The first phase primes every partition of every hop (transactional producers start lazily).
-        probes = PRIME_PER_PARTITION * config.e2e.partitions if number == 0 else 1
+        # The first run primes every partition of every hop (transactional producers start lazily).
+        probes = primes if number == 0 else 1
         phase = dataclasses.replace(config.e2e, rate=rate, with_floor=rate is None and config.floor, probes=probes)
         report = await bench_e2e(phase, floor=floor)
         if "floor" in report:
@@ -63,7 +74,7 @@ async def bench_suite(config: SuiteConfig, *, floor: FloorRun | None = None,
         phases[phase_name(rate)] = report
     order = [phase_name(r) for r in plan] + (["floor"] if "floor" in phases else [])
     top = phases.get("max", {})
-    suite: dict[str, Any] = {"kind": "suite", "started_at": int(started),
+    suite: dict[str, Any] = {"kind": "suite", "started_at": int(started), "settle": settled,
                              "phases": {name: phases[name] for name in order},
                              "max_completed_per_s": top.get("completed_per_s"), "floor_ratio": top.get("floor_ratio")}
     if config.streams and streams is not None:
@@ -74,6 +85,12 @@ async def bench_suite(config: SuiteConfig, *, floor: FloorRun | None = None,
         top_streams = suite["streams"]["phases"].get("max", {}).get("completed_per_s")
         suite["streams_ratio"] = round(top["completed_per_s"] / top_streams, 3) if top and top_streams else None
     return suite
+
+
+def _settled(report: dict[str, Any]) -> dict[str, Any]:
+    """What the settling run leaves in the report: that it ran, how long, and what it saw (in no column)."""
+    return {"rate": report.get("rate"), "duration_s": report.get("duration_s"),
+            "completed_per_s": report.get("completed_per_s"), "latency_ms": report.get("latency_ms")}
 
 
 # --------------------------------------------------------------------------- the table
@@ -138,6 +155,10 @@ def render_suite(report: dict[str, Any]) -> str:
     if isinstance(streams, dict) and streams.get("phases"):
         rows += _streams_rows(streams, names, hub=report["phases"])
     table = _layout(["", *names], rows)
+    settled = report.get("settle")
+    if isinstance(settled, dict) and settled.get("rate") is not None:
+        table += (f"\nBefore the first column: {_num(settled.get('duration_s'), 0)} s at {settled['rate']:g}/s, "
+                  "measured by nothing (a fresh broker and hub settle)")
     if isinstance(streams, dict) and streams.get("error"):
         table += f"\n{STREAMS_TITLE}: not measured: {streams['error']}"
     return table

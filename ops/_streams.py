@@ -83,6 +83,8 @@ class StreamsBenchConfig:
     max: bool = True
     duration: float = 20.0
     warmup: float = 2.0
+    #: Seconds of load at the first rate before the first phase, measured by nothing (as the hub's, in the suite).
+    settle: float = 0.0
     concurrency: int = 64
     drain: float = 60.0
     partitions: int = 6
@@ -98,7 +100,8 @@ class StreamsBenchConfig:
 
     def parameters(self) -> dict[str, Any]:
         return {"bootstrap": self.bootstrap, "rates": list(self.rates), "max": self.max,
-                "duration_s": self.duration, "warmup_s": self.warmup, "concurrency": self.concurrency,
+                "duration_s": self.duration, "warmup_s": self.warmup, "settle_s": self.settle,
+                "concurrency": self.concurrency,
                 "partitions": self.partitions, "commit_interval_ms": self.commit_interval_ms,
                 "threads": self.threads, "heap_mb": self.heap_mb, "samples": list(self.samples),
                 "processing_guarantee": "exactly_once_v2"}
@@ -243,6 +246,13 @@ def phase_name(rate: float | None) -> str:
     return "max" if rate is None else f"{rate:g}/s"
 
 
+def _lanes(config: StreamsBenchConfig, producer: Producer, topics: FloorTopics, *, prefix: str, payload: Any,
+           completions: Completions) -> list[ProducerLane]:
+    """The producer lanes of one phase, sharing one backlog counted from what was answered before it."""
+    backlog = Backlog(completions, config.max_backlog, already_answered=len(completions.first_seen))
+    return [ProducerLane(producer, topics.submissions, prefix, payload, backlog) for _ in range(config.concurrency)]
+
+
 async def bench_streams(config: StreamsBenchConfig) -> dict[str, Any]:
     """Start the application on fresh topics, run every phase against it, stop it; return the report."""
     run_id = uuid.uuid4().hex[:8]
@@ -264,12 +274,16 @@ async def bench_streams(config: StreamsBenchConfig) -> dict[str, Any]:
         processes = {"streams": app.pid, "bench": os.getpid()}
         if (kafka_pid := local_kafka_pid(config.bootstrap)) is not None:
             processes["kafka"] = kafka_pid
-        for number, rate in enumerate([*config.rates, *([None] if config.max else [])]):
+        rates = [*config.rates, *([None] if config.max else [])]
+        if config.settle > 0 and rates:  # unmeasured: the application and the broker settle at the first rate
+            settle = LoadPlan(rate=rates[0], duration=config.settle, warmup=0.0, concurrency=config.concurrency)
+            lanes = _lanes(config, producer, topics, prefix=f"{run_id}s", payload=payload, completions=completions)
+            await measure(settle, lanes, completions, RssSampler(processes), drain=config.drain)
+        for number, rate in enumerate(rates):
             plan = LoadPlan(rate=rate, duration=config.duration, warmup=config.warmup,
                             concurrency=config.concurrency)
-            backlog = Backlog(completions, config.max_backlog, already_answered=len(completions.first_seen))
-            lanes = [ProducerLane(producer, topics.submissions, f"{run_id}p{number}", payload, backlog)
-                     for _ in range(config.concurrency)]
+            lanes = _lanes(config, producer, topics, prefix=f"{run_id}p{number}", payload=payload,
+                           completions=completions)
             sampler = RssSampler(processes)
             meter = CostMeter(processes, config.bootstrap)
             await meter.start()

@@ -84,8 +84,10 @@ async def test_tiny_suite_prints_one_table_with_a_column_per_phase(hub: Hub, mon
     monkeypatch.setenv("NSW_API_KEY", auth(hub.config)["Authorization"].removeprefix("Bearer "))
     e2e = E2EConfig(url=f"http://{hub.config.host}:{hub.config.port}", bootstrap=bootstrap(), duration=2.0,
                     warmup=0.0, concurrency=4, drain=90.0, partitions=hub.config.partitions)
-    report = await bench_suite(SuiteConfig(e2e=e2e, rates=(10.0, 20.0), max=False, floor=False))
+    report = await bench_suite(SuiteConfig(e2e=e2e, rates=(10.0, 20.0), max=False, floor=False, settle=1.0))
     assert list(report["phases"]) == ["10/s", "20/s"]
+    assert report["settle"]["rate"] == 10.0  # the settling run went first, at the first rate, in no column
+    assert report["settle"]["duration_s"] == 1.0
     for phase in report["phases"].values():
         check_report(phase)
         check_cost(phase)

@@ -134,6 +134,41 @@ def test_each_submission_gets_its_own_id_in_its_samples_turn() -> None:
         payload_for([b"{}"])
 
 
+async def test_the_suite_settles_the_hub_at_the_first_rate_before_the_measured_phases() -> None:
+    """The settling run primes every partition and is measured by nothing; the first phase then probes once."""
+    runs: list[E2EConfig] = []
+
+    async def hub_phase(config: E2EConfig, *, floor: Any = None) -> dict[str, Any]:
+        runs.append(config)
+        return {"rate": config.rate, "duration_s": config.duration, "completed_per_s": config.rate, "errors": {},
+                "latency_ms": {"p50": float(len(runs))}}
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("ops._bench_suite.bench_e2e", hub_phase)
+        report = await bench_suite(SuiteConfig(e2e=E2EConfig(partitions=6), rates=(50.0, 200.0), max=False,
+                                               streams=False, settle=7.0))
+    assert [(r.rate, r.duration) for r in runs] == [(50.0, 7.0), (50.0, 20.0), (200.0, 20.0)]
+    assert [r.probes for r in runs] == [8 * 6, 1, 1]
+    assert list(report["phases"]) == ["50/s", "200/s"]
+    assert report["phases"]["50/s"]["latency_ms"] == {"p50": 2.0}  # the measured run's, not the settling one's
+    assert report["settle"] == {"rate": 50.0, "duration_s": 7.0, "completed_per_s": 50.0, "latency_ms": {"p50": 1.0}}
+    assert render_suite(report).endswith("Before the first column: 7 s at 50/s, measured by nothing (a fresh broker "
+                                         "and hub settle)")
+    without = await _suite_without_settling()
+    assert without["settle"] is None
+
+
+async def _suite_without_settling() -> dict[str, Any]:
+    async def hub_phase(config: E2EConfig, *, floor: Any = None) -> dict[str, Any]:
+        assert config.probes == 8 * 6  # the first measured phase primes the partitions itself
+        return {"completed_per_s": 1.0, "errors": {}}
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("ops._bench_suite.bench_e2e", hub_phase)
+        return await bench_suite(SuiteConfig(e2e=E2EConfig(partitions=6), rates=(50.0,), max=False, streams=False,
+                                             settle=0.0))
+
+
 async def test_a_failed_comparison_keeps_the_hubs_figures_and_says_why() -> None:
     async def hub_phase(config: E2EConfig, *, floor: Any = None) -> dict[str, Any]:
         return {"completed_per_s": 50.0, "completed": 10, "latency_ms": {"p50": 30.0}, "errors": {}}
