@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from broker._archive import key_hash
+from broker._archive import RecentKeys
 from schemas import InspectionResult
 
 __all__ = ["DAY_MS", "HOUR_MS", "Bucket", "Counts", "FeedbackStats", "SeriesPoint"]
@@ -93,17 +93,14 @@ class FeedbackStats:
         self._days = days
         self._hours = hours
         self._max_ids = max_ids
-        self._remember = remember
         self._entries: dict[tuple[str, str], _Entry] = {}
-        #: What was counted already: 64-bit hashes of the keys (a few words each, not the strings), in two
-        #: generations of at most ``remember / 2`` each: when the newer is full it becomes the older one.
-        self._seen: set[int] = set()
-        self._seen_before: set[int] = set()
+        #: What was counted already: the last ``remember`` keys, as 64-bit hashes.
+        self._seen = RecentKeys(remember)
         self.ignored_ids = 0  # ids not kept because max_ids was reached
 
     def sizes(self) -> dict[str, int]:
         """Entries per structure (the memory diagnostic)."""
-        return {"ids": len(self._entries), "seen": len(self._seen) + len(self._seen_before)}
+        return {"ids": len(self._entries), "seen": len(self._seen)}
 
     def _entry(self, agency: str, id_: str) -> _Entry | None:
         key = (agency, id_)
@@ -117,15 +114,7 @@ class FeedbackStats:
 
     def _repeat(self, key: str | None) -> bool:
         """Whether ``key`` was counted already (and remember it)."""
-        if key is None:
-            return False
-        hashed = key_hash(key)
-        if hashed in self._seen or hashed in self._seen_before:
-            return True
-        if len(self._seen) >= max(self._remember // 2, 1):
-            self._seen_before, self._seen = self._seen, set()
-        self._seen.add(hashed)
-        return False
+        return key is not None and self._seen.seen(key)
 
     def _add(self, agency: str, ids: Iterable[str], at_ms: int, **counts: int) -> None:
         for id_ in dict.fromkeys(ids):  # each id once, in order

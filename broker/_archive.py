@@ -17,7 +17,8 @@ is rebuilt from Kafka at every start (restore, catching up), so nothing on disk 
 suspension whose Art. 55 time-limit runs for ten working days): key, partition and due time on disk, so a
 timer asks for the keys due now and reads only those back.
 
-``LRU`` is the small cache of values read back on demand. Pure: no network, no clock.
+``LRU`` is the small cache of values read back on demand; ``RecentKeys`` remembers which of the latest keys
+were seen, in a bounded number of 64-bit hashes. Pure: no network, no clock.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Final, Generic, TypeVar
 
-__all__ = ["LRU", "CompactIndex", "TimerIndex", "key_hash"]
+__all__ = ["LRU", "CompactIndex", "RecentKeys", "TimerIndex", "key_hash"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -279,3 +280,31 @@ class LRU(Generic[K, V]):
 
     def pop(self, key: K) -> V | None:
         return self._values.pop(key, None)
+
+
+class RecentKeys:
+    """Whether a key was seen among the last ``remember`` to ``remember / 2`` distinct keys (``seen``).
+
+    Two generations of 64-bit hashes (a few words a key, not the strings), each at most ``remember / 2``: when
+    the newer is full it becomes the older and the older goes. Memory is bounded by ``remember`` at any rate;
+    a key seen again after that many others counts as new. For repeats that follow their first sighting
+    closely (a record read twice, a state rewritten without news), which is where they come from.
+    """
+
+    def __init__(self, remember: int) -> None:
+        self.remember = max(remember, 2)
+        self._newer: set[int] = set()
+        self._older: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._newer) + len(self._older)
+
+    def seen(self, key: str) -> bool:
+        """Whether ``key`` was seen already; it is remembered from now on either way."""
+        hashed = key_hash(key)
+        if hashed in self._newer or hashed in self._older:
+            return True
+        if len(self._newer) >= self.remember // 2:
+            self._older, self._newer = self._newer, set()
+        self._newer.add(hashed)
+        return False

@@ -17,9 +17,10 @@ import structlog
 from adapters._feedback import FeedbackStats
 from adapters.customs._service import CustomsAdapter
 from adapters.ipr._service import IPRAdapter
-from broker._archive import RECENT_KEYS, CompactIndex
+from broker._archive import RECENT_KEYS, CompactIndex, RecentKeys
 from broker._envelope import InMessage, OutMessage, avro_message
 from broker._memtrace import MallocTrim, MemoryTrace, growth, malloc_mib
+from broker._metrics import ResponseSampler
 from broker._state import MIN_AGE_MS, ChangelogStore
 from broker._topics import RESPONSES, WEBHOOK_DELIVERIES
 from broker._view import unplace
@@ -239,3 +240,27 @@ def test_the_embedded_adapters_report_their_state_to_the_memory_diagnostic() -> 
     assert ipr.sizes()["values"] == 0
     customs = CustomsAdapter(bootstrap="127.0.0.1:1")
     assert set(customs.sizes()) == {"feedback.ids", "feedback.seen"}
+
+
+def test_recent_keys_remember_the_latest_keys_within_their_bound() -> None:
+    recent = RecentKeys(1000)
+    assert not recent.seen("a")
+    assert recent.seen("a")
+    for n in range(10_000):
+        recent.seen(f"key-{n}")
+        assert len(recent) <= 1000
+    assert recent.seen("key-9999")  # among the latest
+    assert recent.seen("key-9500")  # the latest remember / 2 are always kept
+    assert not recent.seen("a")  # 10,000 keys ago: forgotten, so new again
+
+
+def test_the_response_sampler_holds_no_id_per_response_of_its_hour() -> None:
+    """At 200/s an hour was 720,000 response ids in memory; now a bounded set of hashes, whatever the rate."""
+    now_ms = int(NOW_S * 1000)
+    sampler = ResponseSampler(remember=2000, clock=lambda: NOW_S)
+    for n in range(50_000):
+        assert sampler.observe(f"S{n:025d}:1:1", issued_at=now_ms - (n % 3_000_000), received_at=now_ms - 3_600_000,
+                               first=True)  # fmt: skip
+    assert len(sampler._recent) <= 2000
+    assert sampler.summary().responses == 50_000
+    assert not sampler.observe("S0000000000000000000049999:1:1", issued_at=now_ms - 49_999, received_at=0, first=True)
