@@ -146,14 +146,9 @@ def test_licence_metadata_is_an_spdx_expression() -> None:
 # --------------------------------------------------------------------------- the first run, for real
 
 
-def _two_free_ports() -> tuple[int, int]:
-    first, second = free_ports(2)
-    return first, second
-
-
 @pytest.fixture(scope="module")
 def fresh_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
-    port, controller_port = _two_free_ports()
+    port, controller_port = free_ports(2)
     shared = LocalKafkaConfig.from_env()
     runtime = LocalKafka(LocalKafkaConfig(home=tmp_path_factory.mktemp("first-run-kafka"), cache=shared.cache,
                                           port=port, controller_port=controller_port, heap="512m"))

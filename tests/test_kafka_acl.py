@@ -92,6 +92,7 @@ from bus._auth import (
     context_acting_as,
 )
 from ops._kafka import LocalKafka, LocalKafkaConfig, kafka_command
+from ops._ports import free_ports
 from ops._security import (
     ADMIN,
     HUB_SERVICES,
@@ -108,7 +109,6 @@ from ops._security import (
 )
 from ops.errors import OpsConfigError
 from schemas import AGENCIES
-from tests.test_kafka_runtime import _free_ports
 
 SPS, CWC = "agency-sps", "agency-cwc"
 
@@ -331,7 +331,7 @@ def test_security_setting_from_env(tmp_path: Path) -> None:
 @contextmanager
 def sasl_broker(home: Path) -> Iterator[LocalKafka]:
     """A LocalKafka in sasl mode on free ports in ``home``, the hub's topics created (as nsw-ops)."""
-    port, controller_port = _free_ports(2)
+    port, controller_port = free_ports(2)
     config = LocalKafkaConfig(home=home, cache=LocalKafkaConfig.from_env().cache,
                               port=port, controller_port=controller_port, heap="512m", security="sasl")  # fmt: skip
     runtime = LocalKafka(config)

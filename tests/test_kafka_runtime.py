@@ -26,12 +26,8 @@ from ops import KafkaRuntimeError, LocalKafka, LocalKafkaConfig, OpsConfigError,
 from ops._ports import free_ports
 
 
-def _free_ports(n: int) -> list[int]:
-    return free_ports(n)
-
-
 def _config(home: Path) -> LocalKafkaConfig:
-    port, controller_port = _free_ports(2)
+    port, controller_port = free_ports(2)
     shared = LocalKafkaConfig.from_env()
     return LocalKafkaConfig(home=home, cache=shared.cache, port=port, controller_port=controller_port, heap="512m")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import socket
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from broker._provision import k8s_secret, provision, provision_files
 from broker._signing import KeyStore
 from broker._split import child_env
 from broker.errors import NSWError
+from ops._ports import free_ports
 from tests.conftest import bootstrap, free_port, hub_config, poll, started
 from tests.hubproc import HubProcess
 
@@ -192,20 +192,8 @@ def _samples(text: str) -> dict[str, float]:
     return {sample.name: sample.value for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
-def _two_free_ports() -> int:
-    """A port p with p + 1 also free (the admin ports of a hub and its --split child)."""
-    while True:
-        port = free_port()
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-
-
 async def test_a_split_child_has_its_own_admin_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    admin = _two_free_ports()
+    admin = free_ports(2, consecutive=True)[0]  # the admin ports of a hub and its --split child
     monkeypatch.setenv("NSW_ADMIN_PORT", str(admin))
     hub = HubProcess(bootstrap=bootstrap(), log=tmp_path / "hub.log", args=["--split", "auditor"])
     await hub.start()
