@@ -89,13 +89,14 @@ test: kafka-start chromium
 # Kafka Streams application (exactly_once_v2) on the same broker, in the same table. The report is also written to bench.json.
 # The hub gets up to 2 minutes to answer /healthz (it first reads its state back from Kafka).
 BENCH_PORT    ?= 8090
-# The services the bench's hub runs in its second process (nsw serve --split), on the other core.
+# The services the bench's hub runs in child processes (nsw serve --split), one child per space-separated group
+# (e.g. "router,adapters,aggregator auditor": the fused core and the auditor each in a process of their own).
 BENCH_SPLIT   ?= auditor
 BENCH_SECONDS ?= 20
 SOAK_MINUTES  ?= 30
 SOAK_RATE     ?= 200
 BENCH_HUB = NSW_LOG_LEVEL=warning NSW_RATE_LIMIT=100000 NSW_RATE_BURST=100000 NSW_MAX_IN_FLIGHT_PER_TRADER=100000 \
-	$(NSW) serve --port $(BENCH_PORT) --split $(BENCH_SPLIT) & pid=$$!; trap "kill $$pid" EXIT; \
+	$(NSW) serve --port $(BENCH_PORT) $(foreach group,$(BENCH_SPLIT),--split $(group)) & pid=$$!; trap "kill $$pid" EXIT; \
 	for i in $$(seq 600); do curl -sf http://127.0.0.1:$(BENCH_PORT)/healthz >/dev/null && break; sleep 0.2; done
 
 bench: kafka-start

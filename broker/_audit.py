@@ -97,6 +97,10 @@ log = structlog.get_logger("nsw.audit")
 AUDIT: Final = "nsw.audit"
 AUDIT_HEAD: Final = "nsw.audit.head"
 GENESIS: Final = "0" * 64
+#: The auditor's fetches wait up to this many seconds for ``AUDIT_FETCH_MIN_BYTES`` (``ProcessorSpec.fetch_wait``):
+#: the chain is a quarter of a second behind at most, and costs a few fetches and transactions a second.
+AUDIT_FETCH_WAIT: Final = 0.25
+AUDIT_FETCH_MIN_BYTES: Final = 1 << 20
 
 Kind = Literal["submission", "routing", "decision", "response", "dead-letter", "refused-decision", "inspection",
                "tuning", "account"]
@@ -539,6 +543,9 @@ def auditor_spec(auditor: Auditor, *, group_id: str = "nsw-auditor",
         dlq=auditor.topics.dlq,
         on_assign=auditor.on_assign,
         latest_only=frozenset({auditor.topics.head}),  # the chain head of a batch's last entry is the head
+        # No one waits for an entry: read what a quarter of a second brings, in one batch and transaction.
+        fetch_wait=AUDIT_FETCH_WAIT,
+        fetch_min_bytes=AUDIT_FETCH_MIN_BYTES,
     )
 
 

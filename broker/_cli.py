@@ -27,7 +27,7 @@ from broker._logging import configure_logging
 from broker._openapi_cmd import add_openapi_parser, run_openapi
 from broker._provision import k8s_secret, provision
 from broker._ready import ReadyInfo, ready_block, samples_report, wait_ready, write_block
-from broker._split import child_argv, child_env, run_child
+from broker._split import child_argv, child_env, run_child, split_groups
 from broker._verify_cmd import add_verify_parser, run_verify
 from broker.errors import NSWError
 from bus import describe_processors
@@ -180,13 +180,15 @@ async def _announce(config: HubConfig, only: frozenset[str]) -> None:
 
 async def _serve(args: argparse.Namespace) -> int:
     only = frozenset(args.only.split(",")) if args.only else frozenset(SERVICES)
-    split = frozenset(args.split.split(",")) if args.split else frozenset()
+    groups = split_groups(args.split or [])
+    split = frozenset().union(*groups)
     unknown = (only | split) - set(SERVICES)
     if unknown:
         sys.stderr.write(f"unknown service(s) {sorted(unknown)}; choose from {', '.join(SERVICES)}\n")
         return 2
-    if "ingress" in split or not split <= only:
-        sys.stderr.write("--split: services this process would run, but not the ingress (it holds the port)\n")
+    if "ingress" in split or not split <= only or sum(map(len, groups)) != len(split):
+        sys.stderr.write("--split: services this process would run, but not the ingress (it holds the port), "
+                         "each in one --split only\n")
         return 2
     only -= split
     settings = settings_of(args)
@@ -212,10 +214,10 @@ async def _serve(args: argparse.Namespace) -> int:
         await hub.stop()
         return 1
     tune_gc(threshold=config.gc_threshold, freeze=config.gc_freeze)  # the process's own: broker/_gc.py
-    child = None
-    if split:
-        argv = child_argv(sorted(split), bootstrap=args.bootstrap, bundles=args.bundle)
-        child = asyncio.create_task(run_child(argv, stop, env=child_env(config.admin_port)), name="split-child")
+    children = [asyncio.create_task(run_child(child_argv(sorted(group), bootstrap=args.bootstrap, bundles=args.bundle),
+                                              stop, env=child_env(config.admin_port, index)),
+                                    name=f"split-child-{index}")
+                for index, group in enumerate(groups, start=1)]
     await _announce(config, only)
     if args.post_samples and "ingress" in only:
         await _post_samples(_local_url(config), wait=30.0, status=_client_command(config, "status"),
@@ -225,7 +227,7 @@ async def _serve(args: argparse.Namespace) -> int:
     await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
     stop.set()
     await hub.stop()
-    if child is not None:
+    for child in children:
         await child
     for task in (waiter, stopper):
         task.cancel()
@@ -316,8 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (env NSW_BOOTSTRAP)")
     serve.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SERVICES)} (router, adapters "
                        "and aggregator together run fused in one step unless NSW_FUSED_CORE=0)")
-    serve.add_argument("--split", default=None, metavar="SERVICES",
-                       help="run these services in a child process (another core), e.g. auditor")
+    serve.add_argument("--split", action="append", default=None, metavar="SERVICES",
+                       help="run these services in a child process (another core), e.g. auditor; repeatable, "
+                       "one child each")
     serve.add_argument("--bundle", action="append", default=[], metavar="NAME=DIR",
                        help="an extra schema bundle, e.g. hmrc-cds=DIR (env NSW_BUNDLES); repeatable")
     serve.add_argument("--post-samples", action="store_true",

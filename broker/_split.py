@@ -1,4 +1,5 @@
-"""``nsw serve --split SERVICES``: some of the hub's services in a second process, on the other core.
+"""``nsw serve --split SERVICES``: some of the hub's services in a child process, on another core (the option
+repeated: one child per group).
 
 One Python process runs one event loop on one core. The auditor, which reads and chains every record of the
 lifecycle, costs about a third of the hub's CPU; run beside the others in a child process it lets a two-core
@@ -42,9 +43,15 @@ def child_argv(services: Sequence[str], *, bootstrap: str | None, bundles: Seque
     return argv
 
 
-def child_env(admin_port: int | None) -> dict[str, str] | None:
-    """The child's environment: the parent's, its admin server (if any) on the next port."""
-    return None if admin_port is None else {**os.environ, "NSW_ADMIN_PORT": str(admin_port + 1)}
+def split_groups(options: Sequence[str]) -> list[frozenset[str]]:
+    """The services of each child, one ``--split`` option each (comma-separated names; empty ones ignored)."""
+    groups = [frozenset(name.strip() for name in option.split(",") if name.strip()) for option in options]
+    return [group for group in groups if group]
+
+
+def child_env(admin_port: int | None, index: int = 1) -> dict[str, str] | None:
+    """The environment of child ``index`` (1-based): the parent's, its admin server (if any) ``index`` ports on."""
+    return None if admin_port is None else {**os.environ, "NSW_ADMIN_PORT": str(admin_port + index)}
 
 
 async def run_child(argv: Sequence[str], stop: asyncio.Event, *, max_delay: float = 15.0,

@@ -481,5 +481,9 @@ def notifier_spec(notifier: Notifier) -> ProcessorSpec:
         on_tick=notifier.tick,
         tick_seconds=0.25,
         latest_only=frozenset({WEBHOOK_DELIVERIES}),
+        # Most responses go to traders without a webhook and produce nothing: their offsets ride on the
+        # partition's next transaction (or the timer's), not one transaction per response. Read again after
+        # a crash, such a response again produces nothing (or a delivery, if the trader registered since).
+        defer_empty=True,
     )
 

@@ -26,7 +26,7 @@ from broker._hub import Hub
 from broker._keys_io import load_keys
 from broker._provision import k8s_secret, provision, provision_files
 from broker._signing import KeyStore
-from broker._split import child_env
+from broker._split import child_env, split_groups
 from broker.errors import NSWError
 from ops._ports import free_ports
 from tests.conftest import bootstrap, free_port, hub_config, poll, started
@@ -61,6 +61,15 @@ def test_a_split_child_gets_the_next_admin_port() -> None:
     assert env is not None
     assert env["NSW_ADMIN_PORT"] == "9465"
     assert env["PATH"] == os.environ["PATH"]
+    second = child_env(9464, 2)  # each further child (--split given twice) one port on
+    assert second is not None
+    assert second["NSW_ADMIN_PORT"] == "9466"
+
+
+def test_each_split_option_is_one_child_of_its_own() -> None:
+    assert split_groups(["router,adapters,aggregator", " auditor ", ""]) == [
+        frozenset({"router", "adapters", "aggregator"}), frozenset({"auditor"})]
+    assert split_groups([]) == []
 
 
 def test_files_are_made_once_and_kept(tmp_path: Path) -> None:

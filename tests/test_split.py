@@ -1,4 +1,5 @@
-"""``nsw serve --split auditor``: the auditor in a child process does its work, and never outlives the hub."""
+"""``nsw serve --split router,adapters,aggregator --split auditor``: the fused core and the auditor each in a child
+process of their own do their work (the parent serves the ingress), and neither outlives the hub."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from broker._topics import AUDIT
 from bus import read_to_end
-from tests.conftest import bootstrap, poll, sample
+from tests.conftest import bootstrap, expected_outcomes, poll, sample
 from tests.hubproc import HubProcess
 from tests.test_hub_e2e import final_status
 
@@ -46,29 +47,39 @@ async def audited(sid: str) -> list[str] | None:
     return kinds if len(kinds) >= 4 else None  # submission, routing, decision(s), response
 
 
-async def test_split_auditor_chains_in_a_child_that_dies_with_the_hub(tmp_path: Path) -> None:
-    hub = HubProcess(bootstrap=bootstrap(), log=tmp_path / "hub.log", args=["--split", "auditor"])
+async def test_the_core_and_the_auditor_work_in_children_that_die_with_the_hub(tmp_path: Path) -> None:
+    hub = HubProcess(bootstrap=bootstrap(), log=tmp_path / "hub.log",
+                     args=["--split", "router,adapters,aggregator", "--split", "auditor"])
     await hub.start()
     try:
-        child = await poll(lambda: _one_child(hub.pid), timeout=30, what="the auditor's child process")
+        children = await poll(lambda: _children(hub.pid, 2), timeout=30, what="the core's and the auditor's processes")
+        assert {_only(pid) for pid in children} == {"adapters,aggregator,router", "auditor"}
         async with httpx.AsyncClient(base_url=hub.url, timeout=30, headers=hub.headers) as client:
             posted = await client.post("/v1/submissions", content=sample("plain-goods.xml",
                                                                           reference=f"SPLIT-{uuid.uuid4().hex[:20]}"),
                                        headers={"Content-Type": "application/xml"})
             assert posted.status_code == 202, posted.text
             sid = posted.json()["submission_id"]
-            await final_status(client, sid)
-        await poll(lambda: audited(sid), timeout=90, what="audit entries written by the child")
+            await final_status(client, sid)  # decided by the core in its child: the parent runs no engine
+            answer = (await client.get(f"/v1/submissions/{sid}/response")).json()
+            assert answer["outcome"] == expected_outcomes()["plain-goods.xml"]["outcome"], answer
+        await poll(lambda: audited(sid), timeout=90, what="audit entries written by the auditor's child")
 
         os.kill(hub.pid, signal.SIGKILL)  # the parent alone: no shutdown path runs
-        await poll(lambda: _gone(child), timeout=30, what="the child's end after its parent was killed")
+        await poll(lambda: _all_gone(children), timeout=30, what="both children gone after their parent was killed")
     finally:
         await hub.stop()
 
 
-async def _one_child(pid: int) -> int | None:
+async def _children(pid: int, count: int) -> list[int] | None:
     found = children_of(pid)
-    return found[0] if len(found) == 1 else None
+    return found if len(found) == count else None
+
+
+def _only(pid: int) -> str:
+    """The services a child runs, from its command line (``--only A,B``)."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return argv[argv.index(b"--only") + 1].decode()
 
 
 def alive(pid: int) -> bool:
@@ -79,5 +90,5 @@ def alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
-async def _gone(pid: int) -> bool | None:
-    return None if alive(pid) else True
+async def _all_gone(pids: list[int]) -> bool | None:
+    return None if any(map(alive, pids)) else True

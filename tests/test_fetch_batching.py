@@ -1,0 +1,59 @@
+"""Services no one waits for read in larger batches: the auditor's fetches wait for data to gather, and the
+notifier gives no transaction of its own to responses that produce nothing (nothing here connects to Kafka)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from broker._audit import AUDIT_FETCH_MIN_BYTES, AUDIT_FETCH_WAIT, Auditor, AuditTopics, auditor_spec
+from broker._envelope import avro_message
+from broker._topics import RESPONSES
+from broker._webhook_secrets import SecretBox
+from broker._webhooks import Notifier, WebhookRegistry, notifier_spec
+from bus import KafkaBus, ProcessorSpec, TransactionalProcessor
+from bus._records import InMessage
+from schemas import AGENCIES
+
+NOWHERE = "127.0.0.1:1"
+
+
+def _spec(**changes: Any) -> ProcessorSpec:
+    spec = ProcessorSpec(service="test", group_id="g", topics=("t",), transactional_prefix="p",
+                         handler=lambda message: [], dlq="dlq")
+    return dataclasses.replace(spec, **changes)
+
+
+async def test_a_processor_asks_the_broker_to_hold_its_fetches_as_its_spec_says() -> None:
+    default = TransactionalProcessor(_spec(), NOWHERE)
+    patient = TransactionalProcessor(_spec(fetch_wait=0.4, fetch_min_bytes=65_536), NOWHERE)
+    try:
+        # Answered as soon as one record is there, unless the spec asks to wait for more.
+        assert (default._consumer._fetch_max_wait_ms, default._consumer._fetch_min_bytes) == (100, 1)
+        assert (patient._consumer._fetch_max_wait_ms, patient._consumer._fetch_min_bytes) == (400, 65_536)
+    finally:
+        for processor in (default, patient):
+            await processor.stop()
+
+
+def test_the_auditor_waits_for_its_records_to_gather_and_the_others_do_not() -> None:
+    spec = auditor_spec(Auditor(bus=KafkaBus(NOWHERE), topics=AuditTopics.hub(AGENCIES)))
+    assert (spec.fetch_wait, spec.fetch_min_bytes) == (AUDIT_FETCH_WAIT, AUDIT_FETCH_MIN_BYTES)
+    assert 0 < AUDIT_FETCH_WAIT <= 1.0 < AUDIT_FETCH_MIN_BYTES
+    assert (_spec().fetch_wait, _spec().fetch_min_bytes) == (0.1, 1)
+
+
+async def test_a_response_to_a_trader_without_a_webhook_gets_no_transaction_of_its_own() -> None:
+    notifier = Notifier(bus=KafkaBus(NOWHERE), registry=WebhookRegistry(KafkaBus(NOWHERE), SecretBox(bytes(32))))
+    try:
+        response = {
+            "response_id": "S-1:1:1", "submission_id": "S-1", "version": 1, "response_version": 1, "issued_at": 2,
+            "received_at": 1, "trader_reference": "R", "declarant_id": "D", "outcome": "RELEASE",
+            "function_code": "08", "agencies": [], "items": [], "invalidated": False, "trader": "nobody"}  # fmt: skip
+        out = avro_message(RESPONSES, "ReleaseResponse", response)
+        message = InMessage(topic=RESPONSES, partition=0, offset=0, timestamp=1, key=out.key, value=out.value,
+                            headers=out.headers)
+        assert notifier.handle(message) == []  # nothing to deliver ...
+        assert notifier_spec(notifier).defer_empty  # ... so its offset waits for the partition's next transaction
+    finally:
+        await notifier.close()
