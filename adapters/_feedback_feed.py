@@ -42,7 +42,7 @@ class FeedbackFeed:
         # The aggregator dead-letters a plan or decision it cannot read, the customs adapter's reader an inspection
         # or tuning record: this reader only skips and counts.
         self.tail = FollowedTail(name="feedback", bus=KafkaBus(bootstrap), topics=topics, apply=self.apply,
-                                 dead_letter=False)
+                                 dead_letter=False, patient=True)
 
     def apply(self, message: InMessage) -> None:
         """Learn one record (raises for a malformed one: the tail reports and skips it)."""

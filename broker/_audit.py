@@ -68,7 +68,7 @@ from broker._topics import (
     SUBMISSIONS,
     decisions_topic,
 )
-from bus import Bus, Processor, ProcessorSpec
+from bus import PATIENT_FETCH_MIN_BYTES, PATIENT_FETCH_WAIT, Bus, Processor, ProcessorSpec
 from schemas import registry
 from schemas.errors import NSWSchemaError
 
@@ -97,10 +97,6 @@ log = structlog.get_logger("nsw.audit")
 AUDIT: Final = "nsw.audit"
 AUDIT_HEAD: Final = "nsw.audit.head"
 GENESIS: Final = "0" * 64
-#: The auditor's fetches wait up to this many seconds for ``AUDIT_FETCH_MIN_BYTES`` (``ProcessorSpec.fetch_wait``):
-#: the chain is a quarter of a second behind at most, and costs a few fetches and transactions a second.
-AUDIT_FETCH_WAIT: Final = 0.25
-AUDIT_FETCH_MIN_BYTES: Final = 1 << 20
 
 Kind = Literal["submission", "routing", "decision", "response", "dead-letter", "refused-decision", "inspection",
                "tuning", "account"]
@@ -544,8 +540,8 @@ def auditor_spec(auditor: Auditor, *, group_id: str = "nsw-auditor",
         on_assign=auditor.on_assign,
         latest_only=frozenset({auditor.topics.head}),  # the chain head of a batch's last entry is the head
         # No one waits for an entry: read what a quarter of a second brings, in one batch and transaction.
-        fetch_wait=AUDIT_FETCH_WAIT,
-        fetch_min_bytes=AUDIT_FETCH_MIN_BYTES,
+        fetch_wait=PATIENT_FETCH_WAIT,
+        fetch_min_bytes=PATIENT_FETCH_MIN_BYTES,
     )
 
 

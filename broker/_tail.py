@@ -131,10 +131,12 @@ class FollowedTail:
     """A ``Tail`` of the bus read for the process's lifetime by a task that survives bad records and restarts."""
 
     def __init__(self, *, name: str, bus: Bus, topics: Sequence[str], apply: Apply,
-                 stuck_seconds: float = STUCK_SECONDS, dead_letter: bool = True) -> None:
+                 stuck_seconds: float = STUCK_SECONDS, dead_letter: bool = True, patient: bool = False) -> None:
         self.name = name
         self._bus = bus
         self._topics = tuple(topics)
+        #: A read model no one waits for by the millisecond: its fetches gather a quarter of a second (``Bus.tail``).
+        self._patient = patient
         self.letters = DeadLetters(bus)
         #: ``dead_letter=False``: a read model over other services' inputs, which dead-letter bad records themselves.
         self._apply = guarded(apply, reader=name, letters=self.letters if dead_letter else None)
@@ -152,7 +154,7 @@ class FollowedTail:
 
     async def start(self) -> None:
         """Start reading (raises when Kafka cannot be reached: the caller decides whether to wait)."""
-        self._tail = self._bus.tail(self._topics)
+        self._tail = self._bus.tail(self._topics, patient=self._patient)
         await self._tail.start()
         self._beat = time.monotonic()
         self._launch()
@@ -190,7 +192,7 @@ class FollowedTail:
         while True:
             try:
                 if self._tail is None:
-                    tail = self._bus.tail(self._topics)
+                    tail = self._bus.tail(self._topics, patient=self._patient)
                     self._tail = tail
                     await bounded(tail.start(resume=self._positions), 2 * self.stuck_seconds)
                     log.info("tail_restarted", tail=self.name, partitions=len(self._positions))

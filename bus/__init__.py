@@ -20,7 +20,7 @@ from bus._admin import (
     partition_counts,
     topic_configs,
 )
-from bus._clients import Partition, bounded, client_auth, key_partition
+from bus._clients import PATIENT_FETCH_MIN_BYTES, PATIENT_FETCH_WAIT, Partition, bounded, client_auth, key_partition
 from bus._cluster import broker_count, min_insync_for, replication_for
 from bus._interfaces import Admin, Bus, Processor, Publisher, Reader, Tail
 from bus._kafka_bus import KafkaBus
@@ -43,6 +43,8 @@ from bus.errors import FencedError, MessageError, OutputTooLarge, ProduceError, 
 
 __all__ = [
     "COMMIT_SECONDS",
+    "PATIENT_FETCH_MIN_BYTES",
+    "PATIENT_FETCH_WAIT",
     "VALUE_OMITTED_HEADER",
     "Admin",
     "AssignHook",

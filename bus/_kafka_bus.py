@@ -47,8 +47,8 @@ class KafkaBus:
                          ) -> dict[tuple[str, int], int | None]:
         return await offsets_at(self.bootstrap, partitions, timestamp_ms)
 
-    def tail(self, topics: Sequence[str]) -> Tail:
-        return TopicTail(self.bootstrap, topics)
+    def tail(self, topics: Sequence[str], *, patient: bool = False) -> Tail:
+        return TopicTail(self.bootstrap, topics, patient=patient)
 
     async def ensure_topics(self, specs: Iterable[TopicDeclaration]) -> list[str]:
         return await ensure_topics(self.bootstrap, specs)

@@ -152,8 +152,8 @@ class MemoryBus:
             found[(topic, number)] = next((r.offset for r in records if r.timestamp >= timestamp_ms), None)
         return found
 
-    def tail(self, topics: Sequence[str]) -> Tail:
-        return _MemoryTail(self, tuple(topics))
+    def tail(self, topics: Sequence[str], *, patient: bool = False) -> Tail:
+        return _MemoryTail(self, tuple(topics))  # nothing to wait for: every record is there at once
 
     async def ensure_topics(self, specs: Iterable[TopicDeclaration]) -> list[str]:
         created = []

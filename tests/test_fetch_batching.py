@@ -4,14 +4,18 @@ notifier gives no transaction of its own to responses that produce nothing (noth
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
-from broker._audit import AUDIT_FETCH_MIN_BYTES, AUDIT_FETCH_WAIT, Auditor, AuditTopics, auditor_spec
+from broker._aggregator import Aggregator
+from broker._audit import Auditor, AuditTopics, auditor_spec
 from broker._envelope import avro_message
-from broker._topics import RESPONSES
+from broker._router import Router
+from broker._topics import RESPONSES, ROUTING, SUBMISSIONS, decisions_topic, requests_topic
+from broker._view import StatusView
 from broker._webhook_secrets import SecretBox
 from broker._webhooks import Notifier, WebhookRegistry, notifier_spec
-from bus import KafkaBus, ProcessorSpec, TransactionalProcessor
+from bus import PATIENT_FETCH_MIN_BYTES, PATIENT_FETCH_WAIT, KafkaBus, ProcessorSpec, TopicTail, TransactionalProcessor
+from bus._processor import OCCASIONAL_OPEN_SECONDS
 from bus._records import InMessage
 from schemas import AGENCIES
 
@@ -38,9 +42,30 @@ async def test_a_processor_asks_the_broker_to_hold_its_fetches_as_its_spec_says(
 
 def test_the_auditor_waits_for_its_records_to_gather_and_the_others_do_not() -> None:
     spec = auditor_spec(Auditor(bus=KafkaBus(NOWHERE), topics=AuditTopics.hub(AGENCIES)))
-    assert (spec.fetch_wait, spec.fetch_min_bytes) == (AUDIT_FETCH_WAIT, AUDIT_FETCH_MIN_BYTES)
-    assert 0 < AUDIT_FETCH_WAIT <= 1.0 < AUDIT_FETCH_MIN_BYTES
+    assert (spec.fetch_wait, spec.fetch_min_bytes) == (PATIENT_FETCH_WAIT, PATIENT_FETCH_MIN_BYTES)
+    assert 0 < PATIENT_FETCH_WAIT <= 1.0 < PATIENT_FETCH_MIN_BYTES
     assert (_spec().fetch_wait, _spec().fetch_min_bytes) == (0.1, 1)
+
+
+async def test_a_patient_tail_lets_its_fetches_gather_and_a_plain_one_answers_at_once() -> None:
+    plain, patient = TopicTail(NOWHERE, ["t"]), TopicTail(NOWHERE, ["t"], patient=True)
+    try:
+        assert (plain._consumer._fetch_max_wait_ms, plain._consumer._fetch_min_bytes) == (100, 1)
+        assert (patient._consumer._fetch_max_wait_ms, patient._consumer._fetch_min_bytes) == (
+            round(PATIENT_FETCH_WAIT * 1000), PATIENT_FETCH_MIN_BYTES)
+    finally:
+        for tail in (plain, patient):
+            await tail._consumer.stop()
+
+
+def test_the_read_models_no_one_waits_for_are_patient_and_the_status_view_is_not() -> None:
+    from adapters._feedback_feed import FeedbackFeed  # noqa: PLC0415 - the read models, built without Kafka
+    from console._workbench import Workbench  # noqa: PLC0415
+
+    view = StatusView(NOWHERE)
+    assert FeedbackFeed(bootstrap=NOWHERE, agencies=AGENCIES).tail._patient
+    assert Workbench(bootstrap=NOWHERE, view=view, agencies=tuple(AGENCIES)).tail._patient
+    assert not view.tail._patient  # a trader's long poll waits for it
 
 
 async def test_a_response_to_a_trader_without_a_webhook_gets_no_transaction_of_its_own() -> None:
@@ -57,3 +82,63 @@ async def test_a_response_to_a_trader_without_a_webhook_gets_no_transaction_of_i
         assert notifier_spec(notifier).defer_empty  # ... so its offset waits for the partition's next transaction
     finally:
         await notifier.close()
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+class _Consumer:
+    """What ``_cycle_occasional`` asks of the consumer: the assignment, pause and resume (recorded)."""
+
+    def __init__(self, assigned: set[TopicPartition]) -> None:
+        self.assigned = assigned
+        self.paused: set[TopicPartition] = set()
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused |= set(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused -= set(tps)
+
+    async def stop(self) -> None:
+        return None
+
+
+async def test_occasional_inputs_are_fetched_a_quarter_second_each_second_and_work_inputs_always() -> None:
+    processor = TransactionalProcessor(_spec(topics=("work", "own"), occasional=frozenset({"own"})), NOWHERE)
+    await processor._consumer.stop()
+    own, work = TopicPartition("own", 0), TopicPartition("own", 1)
+    consumer = processor._consumer = _Consumer({own, work, TopicPartition("work", 0)})
+    start = processor._occasional_since
+    processor._cycle_occasional(start + 0.1)
+    assert consumer.paused == set()  # read at first, as any input
+    processor._cycle_occasional(start + OCCASIONAL_OPEN_SECONDS)
+    assert consumer.paused == {own, work}  # then paused ...
+    assert processor._resting(own)  # ... which is no stall
+    assert not processor._resting(TopicPartition("work", 0))
+    processor._cycle_occasional(start + OCCASIONAL_OPEN_SECONDS + 0.9)
+    assert consumer.paused == {own, work}
+    processor._lane(1).paused.add(work)  # its lane's batch is full: the lane resumes it, not the cycle
+    processor._cycle_occasional(start + OCCASIONAL_OPEN_SECONDS + 1.0)
+    assert consumer.paused == {work}
+    assert not processor._resting(own)
+    await processor._drain()
+
+
+async def test_the_core_reads_what_it_wrote_itself_occasionally_and_submissions_always() -> None:
+    from broker._core import FusedCore, core_spec  # noqa: PLC0415
+
+    aggregator = Aggregator(bus=KafkaBus(NOWHERE), agencies=AGENCIES)
+    core = FusedCore(router=Router(bus=KafkaBus(NOWHERE)), aggregator=aggregator, agencies=AGENCIES,
+                     engines={"sps": lambda message: [], "customs": lambda message: []})
+    spec = core_spec(core)
+    assert spec.occasional == {ROUTING, requests_topic("sps"), requests_topic("customs"), decisions_topic("sps"),
+                               decisions_topic("customs")}
+    assert spec.occasional < set(spec.topics)
+    assert SUBMISSIONS not in spec.occasional  # work, not echoes
+    assert decisions_topic("cwc") not in spec.occasional

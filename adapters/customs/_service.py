@@ -43,7 +43,7 @@ class CustomsAdapter:
         self.engine = CustomsEngine(rules, feedback=self.feedback)
         self._runner = AdapterRunner(self.engine)
         self.tail = FollowedTail(name="customs-feedback", bus=KafkaBus(bootstrap), topics=(INSPECTIONS, RISK_TUNING),
-                                 apply=self.apply)
+                                 apply=self.apply, patient=True)
         self.learnt = 0  # feedback records taken (tests and the console poll it)
 
     def __call__(self, message: InMessage) -> Sequence[OutMessage]:
