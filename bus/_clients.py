@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 Partition = tuple[str, int]
 
-#: A reader no one waits for by the millisecond (the auditor, the officers' worklists, the feedback statistics)
+#: A reader no one waits for by the millisecond (the auditor, the feedback statistics, the customs calibration)
 #: lets the broker hold its fetch up to this many seconds until this many bytes have gathered: a few fetches a
 #: second instead of one per record written, so fewer requests for the broker and fewer batches for the loop.
 PATIENT_FETCH_WAIT: Final = 0.25

@@ -53,8 +53,7 @@ class Workbench:
         self.worklist = Worklist(review_ms=review_ms if review_ms is not None else review_times_ms(agencies))
         # The adapters dead-letter a request they cannot read; this reader only skips it (counted).
         self.tail = FollowedTail(name="console-requests", bus=KafkaBus(bootstrap), topics=tuple(self._agency_of),
-                                 apply=self._request, dead_letter=False,
-                                 patient=True)
+                                 apply=self._request, dead_letter=False)
         view.watchers.append(self.watch)
 
     async def start(self) -> None:
