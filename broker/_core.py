@@ -30,10 +30,7 @@ the hub restarts fused is not decided; its deadline escalates it).
 A batch whose records produce no output at all (the core's own records read back, duplicates) does not get
 a transaction of its own: its offsets are committed with the partition's next transaction, or by the timer
 after a second of quiet (``ProcessorSpec.defer_empty``). Reading them again after a restart produces
-nothing again. Those topics (the plans, the embedded agencies' requests and decisions) are read a quarter of
-a second each second and paused in between (``ProcessorSpec.occasional``): the frequent fetches carry only
-submissions and the other agencies' decisions, and the core's own commits do not wake them. A redrive there,
-or an officer's decision for an embedded agency, waits up to a second longer.
+nothing again.
 
 Fusion needs one Kafka principal with the rights of the router, the engines and the aggregator together;
 with per-service credentials (``NSW_KAFKA_CREDENTIALS``, least privilege) the hub runs the separate services.
@@ -150,8 +147,6 @@ class FusedCore:
         self._agencies = tuple(agencies)
         self._requests = {requests_topic(a): a for a in self.engines}
         self._decisions = {decisions_topic(a): a for a in agencies}
-        #: What the core wrote itself, read back for redrives and officers' decisions (``ProcessorSpec.occasional``).
-        self.occasional = frozenset({ROUTING, *self._requests, *(decisions_topic(a) for a in self.engines)})
         self._timed = {a: h for a, h in self.engines.items() if isinstance(h, TimedHandler)}
         self._extra: dict[str, list[tuple[str, TimedHandler]]] = {}
         for agency, handler in self._timed.items():
@@ -333,8 +328,5 @@ def core_spec(core: FusedCore) -> ProcessorSpec:
         on_tick=core.tick,
         latest_only=core.latest_only,
         defer_empty=True,  # its own records read back produce nothing: no transaction of their own
-        # Plans and the embedded agencies' requests and decisions are, but for a redrive or an officer's decision,
-        # what the core wrote itself: read them once a second, not on every fetch (its own commits would wake it).
-        occasional=core.occasional,
         dead_letter_service=stage_of,
     )

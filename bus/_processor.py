@@ -33,7 +33,7 @@ from bus._producer import COMMIT_SECONDS, commit_batch, keep_latest
 from bus._records import InMessage, OutMessage
 from bus.errors import NSWError, OutputTooLarge, TransportError
 
-__all__ = ["LOST_MEMBERSHIP_SECONDS", "OCCASIONAL_OPEN_SECONDS", "PREPARE_SECONDS", "STALL_SECONDS", "AssignHook",
+__all__ = ["LOST_MEMBERSHIP_SECONDS", "PREPARE_SECONDS", "STALL_SECONDS", "AssignHook",
            "Handler", "PinnedPartitionProcessor", "ProcessorSpec", "RetryPolicy", "TransactionalProcessor",
            "consumer_lag", "describe_processors", "handle_record", "output_too_large", "transactional_producers"]
 
@@ -94,13 +94,6 @@ class ProcessorSpec:
     #: transactions, for the broker and for the event loop alike.
     fetch_wait: float = 0.1
     fetch_min_bytes: int = 1
-    #: Inputs that seldom hold work for this processor (the fused core reads its own outputs back only for what
-    #: an operator redrives or an officer decides there): fetched for ``OCCASIONAL_OPEN_SECONDS`` every
-    #: ``occasional_every`` seconds and paused in between, so that the frequent fetches carry only the inputs
-    #: that are work, and the processor's own commits do not wake its fetches. Their records wait at most
-    #: ``occasional_every`` seconds more; nothing is skipped (a paused partition keeps its position).
-    occasional: frozenset[str] = frozenset()
-    occasional_every: float = 1.0
     #: The service a dead letter names for an input topic (a processor doing several services' work names
     #: the one whose stage failed); None: ``service``.
     dead_letter_service: Callable[[str], str] | None = None
@@ -134,8 +127,6 @@ LOST_MEMBERSHIP_SECONDS = 45.0
 PREPARE_SECONDS = 90.0
 #: Seconds the offsets of a batch that produced nothing may wait for the partition's next transaction.
 DEFER_SECONDS = 1.0
-#: Seconds the occasional inputs (``ProcessorSpec.occasional``) stay fetchable each time: a fetch round or two.
-OCCASIONAL_OPEN_SECONDS = 0.25
 
 
 def consumer_lag() -> list[tuple[tuple[str, str, str], float]]:
@@ -257,9 +248,6 @@ class TransactionalProcessor:
         #: same partition waits for it (one worker per partition at a time, in order).
         self._retiring: dict[int, asyncio.Task[None]] = {}
         self._failure: BaseException | None = None
-        #: Whether the occasional inputs are fetchable now, and since when (or when they were paused).
-        self._occasional_open = True
-        self._occasional_since = time.monotonic()
         _LIVE.add(self)
         self.dead_lettered = 0
 
@@ -362,7 +350,6 @@ class TransactionalProcessor:
         try:
             while not self._stopping.is_set():
                 self._raise_failure()
-                self._cycle_occasional(time.monotonic())
                 async with kafka_errors(f"fetch for {self.spec.service}"):
                     batches = await self._consumer.getmany(timeout_ms=200, max_records=self.spec.max_records)
                 if batches:
@@ -393,27 +380,6 @@ class TransactionalProcessor:
         if self._failure is not None:
             failure, self._failure = self._failure, None
             raise failure
-
-    def _cycle_occasional(self, now: float) -> None:
-        """Pause the occasional inputs after ``OCCASIONAL_OPEN_SECONDS``, resume them ``occasional_every`` later
-        (a partition its lane paused because its batch is full stays paused: the lane resumes it)."""
-        if not self.spec.occasional:
-            return
-        elapsed = now - self._occasional_since
-        if self._occasional_open and elapsed >= OCCASIONAL_OPEN_SECONDS:
-            self._consumer.pause(*self._occasional_inputs())
-            self._occasional_open, self._occasional_since = False, now
-        elif not self._occasional_open and elapsed >= self.spec.occasional_every:
-            held = {tp for lane in self._lanes.values() for tp in lane.paused}
-            self._consumer.resume(*(tp for tp in self._occasional_inputs() if tp not in held))
-            self._occasional_open, self._occasional_since = True, now
-
-    def _occasional_inputs(self) -> list[Any]:
-        return [tp for tp in self._consumer.assignment() if tp.topic in self.spec.occasional]
-
-    def _resting(self, tp: Any) -> bool:
-        """An occasional input paused between its reads: records waiting there are not a stall."""
-        return tp.topic in self.spec.occasional and not self._occasional_open
 
     def _busy(self) -> bool:
         return any(lane.pending or lane.committing for lane in self._lanes.values())
@@ -542,7 +508,7 @@ class TransactionalProcessor:
             self._lost_since = 0.0
         waiting = []
         for tp in self._consumer.assignment():
-            if tp not in self._consumer.assignment() or self._resting(tp):  # revoked meanwhile, or paused on purpose
+            if tp not in self._consumer.assignment():  # revoked while an earlier partition's position was awaited
                 continue
             stable = self._consumer.last_stable_offset(tp)
             if stable is None:

@@ -4,18 +4,15 @@ notifier gives no transaction of its own to responses that produce nothing (noth
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any
 
-from broker._aggregator import Aggregator
 from broker._audit import Auditor, AuditTopics, auditor_spec
 from broker._envelope import avro_message
-from broker._router import Router
-from broker._topics import RESPONSES, ROUTING, SUBMISSIONS, decisions_topic, requests_topic
+from broker._topics import RESPONSES
 from broker._view import StatusView
 from broker._webhook_secrets import SecretBox
 from broker._webhooks import Notifier, WebhookRegistry, notifier_spec
 from bus import PATIENT_FETCH_MIN_BYTES, PATIENT_FETCH_WAIT, KafkaBus, ProcessorSpec, TopicTail, TransactionalProcessor
-from bus._processor import OCCASIONAL_OPEN_SECONDS
 from bus._records import InMessage
 from schemas import AGENCIES
 
@@ -83,63 +80,3 @@ async def test_a_response_to_a_trader_without_a_webhook_gets_no_transaction_of_i
         assert notifier_spec(notifier).defer_empty  # ... so its offset waits for the partition's next transaction
     finally:
         await notifier.close()
-
-
-class TopicPartition(NamedTuple):
-    topic: str
-    partition: int
-
-
-class _Consumer:
-    """What ``_cycle_occasional`` asks of the consumer: the assignment, pause and resume (recorded)."""
-
-    def __init__(self, assigned: set[TopicPartition]) -> None:
-        self.assigned = assigned
-        self.paused: set[TopicPartition] = set()
-
-    def assignment(self) -> set[TopicPartition]:
-        return self.assigned
-
-    def pause(self, *tps: TopicPartition) -> None:
-        self.paused |= set(tps)
-
-    def resume(self, *tps: TopicPartition) -> None:
-        self.paused -= set(tps)
-
-    async def stop(self) -> None:
-        return None
-
-
-async def test_occasional_inputs_are_fetched_a_quarter_second_each_second_and_work_inputs_always() -> None:
-    processor = TransactionalProcessor(_spec(topics=("work", "own"), occasional=frozenset({"own"})), NOWHERE)
-    await processor._consumer.stop()
-    own, work = TopicPartition("own", 0), TopicPartition("own", 1)
-    consumer = processor._consumer = _Consumer({own, work, TopicPartition("work", 0)})
-    start = processor._occasional_since
-    processor._cycle_occasional(start + 0.1)
-    assert consumer.paused == set()  # read at first, as any input
-    processor._cycle_occasional(start + OCCASIONAL_OPEN_SECONDS)
-    assert consumer.paused == {own, work}  # then paused ...
-    assert processor._resting(own)  # ... which is no stall
-    assert not processor._resting(TopicPartition("work", 0))
-    processor._cycle_occasional(start + OCCASIONAL_OPEN_SECONDS + 0.9)
-    assert consumer.paused == {own, work}
-    processor._lane(1).paused.add(work)  # its lane's batch is full: the lane resumes it, not the cycle
-    processor._cycle_occasional(start + OCCASIONAL_OPEN_SECONDS + 1.0)
-    assert consumer.paused == {work}
-    assert not processor._resting(own)
-    await processor._drain()
-
-
-async def test_the_core_reads_what_it_wrote_itself_occasionally_and_submissions_always() -> None:
-    from broker._core import FusedCore, core_spec  # noqa: PLC0415
-
-    aggregator = Aggregator(bus=KafkaBus(NOWHERE), agencies=AGENCIES)
-    core = FusedCore(router=Router(bus=KafkaBus(NOWHERE)), aggregator=aggregator, agencies=AGENCIES,
-                     engines={"sps": lambda message: [], "customs": lambda message: []})
-    spec = core_spec(core)
-    assert spec.occasional == {ROUTING, requests_topic("sps"), requests_topic("customs"), decisions_topic("sps"),
-                               decisions_topic("customs")}
-    assert spec.occasional < set(spec.topics)
-    assert SUBMISSIONS not in spec.occasional  # work, not echoes
-    assert decisions_topic("cwc") not in spec.occasional
