@@ -68,7 +68,7 @@ from broker._topics import (
     SUBMISSIONS,
     decisions_topic,
 )
-from bus import PATIENT_FETCH_MIN_BYTES, PATIENT_FETCH_WAIT, Bus, Processor, ProcessorSpec
+from bus import Bus, Processor, ProcessorSpec
 from schemas import registry
 from schemas.errors import NSWSchemaError
 
@@ -539,9 +539,7 @@ def auditor_spec(auditor: Auditor, *, group_id: str = "nsw-auditor",
         dlq=auditor.topics.dlq,
         on_assign=auditor.on_assign,
         latest_only=frozenset({auditor.topics.head}),  # the chain head of a batch's last entry is the head
-        # No one waits for an entry: read what a quarter of a second brings, in one batch and transaction.
-        fetch_wait=PATIENT_FETCH_WAIT,
-        fetch_min_bytes=PATIENT_FETCH_MIN_BYTES,
+        patient=True,  # no one waits for an entry: what a quarter of a second brings, in one batch and transaction
     )
 
 

@@ -2,7 +2,7 @@
 repeated: one child per group).
 
 One Python process runs one event loop on one core. The auditor, which reads and chains every record of the
-lifecycle, costs about a third of the hub's CPU; run beside the others in a child process it lets a two-core
+lifecycle, costs a good share of the hub's CPU; run beside the others in a child process it lets a two-core
 machine carry more (see README "Benchmarks"). The child is ``nsw serve --only <SERVICES>`` with the parent's
 environment and Kafka/bundle options; it is restarted if it dies, stopped with the parent, and on Linux it
 also dies when the parent is killed outright.

@@ -14,7 +14,7 @@ from bus._limits import FETCH_MAX_BYTES, MAX_MESSAGE_BYTES, dlq_limit
 from bus._records import InMessage
 
 __all__ = ["PATIENT_FETCH_MIN_BYTES", "PATIENT_FETCH_WAIT", "Partition", "bounded", "client_auth", "consumer_limits",
-           "key_partition", "producer_kwargs", "to_in_message"]
+           "fetch_timing", "key_partition", "producer_kwargs", "to_in_message"]
 
 T = TypeVar("T")
 
@@ -25,6 +25,14 @@ Partition = tuple[str, int]
 #: second instead of one per record written, so fewer requests for the broker and fewer batches for the loop.
 PATIENT_FETCH_WAIT: Final = 0.25
 PATIENT_FETCH_MIN_BYTES: Final = 1 << 20
+
+
+def fetch_timing(*, patient: bool) -> dict[str, Any]:
+    """How long the broker may hold a consumer's fetch, and for how many bytes: at once for one record, or
+    ``PATIENT_FETCH_WAIT`` / ``PATIENT_FETCH_MIN_BYTES`` for a ``patient`` reader."""
+    if patient:
+        return {"fetch_max_wait_ms": round(PATIENT_FETCH_WAIT * 1000), "fetch_min_bytes": PATIENT_FETCH_MIN_BYTES}
+    return {"fetch_max_wait_ms": 100, "fetch_min_bytes": 1}
 
 
 def client_auth() -> dict[str, Any]:

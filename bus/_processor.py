@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from bus._batching import PendingBatch
-from bus._clients import bounded, client_auth, consumer_limits, producer_kwargs, to_in_message
+from bus._clients import bounded, client_auth, consumer_limits, fetch_timing, producer_kwargs, to_in_message
 from bus._errors import kafka_errors
 from bus._letters import dead_letter, fit_dead_letter, out_size
 from bus._limits import MAX_MESSAGE_BYTES, dlq_limit
@@ -88,12 +88,10 @@ class ProcessorSpec:
     #: processor reads back from its own outputs, duplicates). Reading them again after a crash produces
     #: nothing again, so nothing is lost or doubled; it saves a transaction per such batch.
     defer_empty: bool = False
-    #: How long the broker may hold a fetch until ``fetch_min_bytes`` have gathered. The default answers as
-    #: soon as one record is there; a service no one waits for (the auditor) waits longer for more, so it
-    #: fetches a few times a second instead of once per record: fewer and larger fetches, batches and
-    #: transactions, for the broker and for the event loop alike.
-    fetch_wait: float = 0.1
-    fetch_min_bytes: int = 1
+    #: A service no one waits for by the millisecond (the auditor): its fetches gather what a quarter of a
+    #: second brings (``bus._clients.fetch_timing``) instead of answering once per record, so it makes fewer and
+    #: larger fetches, batches and transactions, for the broker and for the event loop alike.
+    patient: bool = False
     #: The service a dead letter names for an input topic (a processor doing several services' work names
     #: the one whose stage failed); None: ``service``.
     dead_letter_service: Callable[[str], str] | None = None
@@ -229,8 +227,7 @@ class TransactionalProcessor:
             isolation_level="read_committed",
             auto_offset_reset="earliest",
             partition_assignment_strategy=(RangePartitionAssignor,),
-            fetch_max_wait_ms=max(1, round(spec.fetch_wait * 1000)),
-            fetch_min_bytes=max(1, spec.fetch_min_bytes),
+            **fetch_timing(patient=spec.patient),
             max_poll_records=spec.max_records,
             # A crashed instance's partitions move after 6 s (the broker's minimum), not the default 45 s.
             session_timeout_ms=6000,

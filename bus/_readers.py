@@ -14,14 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
 from bus._admin import existing_partition_counts, partition_counts
-from bus._clients import (
-    PATIENT_FETCH_MIN_BYTES,
-    PATIENT_FETCH_WAIT,
-    Partition,
-    client_auth,
-    consumer_limits,
-    to_in_message,
-)
+from bus._clients import Partition, client_auth, consumer_limits, fetch_timing, to_in_message
 from bus._errors import kafka_errors
 from bus._records import InMessage
 from bus.errors import NSWError
@@ -70,7 +63,7 @@ class TopicTail:
     """Follows whole topics (every partition, from the beginning, no consumer group).
 
     For read models such as the status view: every instance sees everything, committed only. A ``patient``
-    tail (a read model no one waits for by the millisecond) fetches what ``PATIENT_FETCH_WAIT`` brings.
+    tail (a read model no one waits for by the millisecond) fetches what a quarter of a second brings.
     """
 
     def __init__(self, bootstrap: str, topics: Sequence[str], *, patient: bool = False) -> None:
@@ -79,9 +72,7 @@ class TopicTail:
         self._consumer = AIOKafkaConsumer(
             **client_auth(), **consumer_limits(),
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-            isolation_level="read_committed", max_poll_records=2000,
-            fetch_max_wait_ms=round(PATIENT_FETCH_WAIT * 1000) if patient else 100,
-            fetch_min_bytes=PATIENT_FETCH_MIN_BYTES if patient else 1,
+            isolation_level="read_committed", max_poll_records=2000, **fetch_timing(patient=patient),
         )
         self._ends: dict[Any, int] = {}
 

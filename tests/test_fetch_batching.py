@@ -27,11 +27,12 @@ def _spec(**changes: Any) -> ProcessorSpec:
 
 async def test_a_processor_asks_the_broker_to_hold_its_fetches_as_its_spec_says() -> None:
     default = TransactionalProcessor(_spec(), NOWHERE)
-    patient = TransactionalProcessor(_spec(fetch_wait=0.4, fetch_min_bytes=65_536), NOWHERE)
+    patient = TransactionalProcessor(_spec(patient=True), NOWHERE)
     try:
         # Answered as soon as one record is there, unless the spec asks to wait for more.
         assert (default._consumer._fetch_max_wait_ms, default._consumer._fetch_min_bytes) == (100, 1)
-        assert (patient._consumer._fetch_max_wait_ms, patient._consumer._fetch_min_bytes) == (400, 65_536)
+        assert (patient._consumer._fetch_max_wait_ms, patient._consumer._fetch_min_bytes) == (
+            round(PATIENT_FETCH_WAIT * 1000), PATIENT_FETCH_MIN_BYTES)
     finally:
         for processor in (default, patient):
             await processor.stop()
@@ -39,9 +40,9 @@ async def test_a_processor_asks_the_broker_to_hold_its_fetches_as_its_spec_says(
 
 def test_the_auditor_waits_for_its_records_to_gather_and_the_others_do_not() -> None:
     spec = auditor_spec(Auditor(bus=KafkaBus(NOWHERE), topics=AuditTopics.hub(AGENCIES)))
-    assert (spec.fetch_wait, spec.fetch_min_bytes) == (PATIENT_FETCH_WAIT, PATIENT_FETCH_MIN_BYTES)
+    assert spec.patient
     assert 0 < PATIENT_FETCH_WAIT <= 1.0 < PATIENT_FETCH_MIN_BYTES
-    assert (_spec().fetch_wait, _spec().fetch_min_bytes) == (0.1, 1)
+    assert not _spec().patient
 
 
 async def test_a_patient_tail_lets_its_fetches_gather_and_a_plain_one_answers_at_once() -> None:
