@@ -539,7 +539,8 @@ def auditor_spec(auditor: Auditor, *, group_id: str = "nsw-auditor",
         dlq=auditor.topics.dlq,
         on_assign=auditor.on_assign,
         latest_only=frozenset({auditor.topics.head}),  # the chain head of a batch's last entry is the head
-        patient=True,  # no one waits for an entry: what a quarter of a second brings, in one batch and transaction
+        # Not patient (yet): with patient fetches, tests/test_audit_kafka.py found a broken chain on the partition
+        # holding a stray record in about one run of four; the cause is not known.
     )
 
 
