@@ -33,9 +33,9 @@ from bus._producer import COMMIT_SECONDS, commit_batch, keep_latest
 from bus._records import InMessage, OutMessage
 from bus.errors import NSWError, OutputTooLarge, TransportError
 
-__all__ = ["LOST_MEMBERSHIP_SECONDS", "PREPARE_SECONDS", "STALL_SECONDS", "AssignHook",
-           "Handler", "PinnedPartitionProcessor", "ProcessorSpec", "RetryPolicy", "TransactionalProcessor",
-           "consumer_lag", "describe_processors", "handle_record", "output_too_large", "transactional_producers"]
+__all__ = ["LOST_MEMBERSHIP_SECONDS", "PREPARE_SECONDS", "STALL_SECONDS", "AssignHook", "Handler",
+           "PinnedPartitionProcessor", "ProcessorSpec", "RetryPolicy", "TransactionalProcessor", "consumer_lag",
+           "describe_processors", "handle_record", "output_too_large", "transactional_producers"]
 
 log = structlog.get_logger("nsw.kafka")
 
@@ -88,7 +88,7 @@ class ProcessorSpec:
     #: processor reads back from its own outputs, duplicates). Reading them again after a crash produces
     #: nothing again, so nothing is lost or doubled; it saves a transaction per such batch.
     defer_empty: bool = False
-    #: A service no one waits for by the millisecond (the auditor): its fetches gather what a quarter of a
+    #: A service no one waits for by the millisecond: its fetches gather what a quarter of a
     #: second brings (``bus._clients.fetch_timing``) instead of answering once per record, so it makes fewer and
     #: larger fetches, batches and transactions, for the broker and for the event loop alike.
     patient: bool = False

@@ -1,4 +1,4 @@
-"""Services no one waits for read in larger batches: the auditor's fetches wait for data to gather, and the
+"""Readers no one waits for read in larger batches (a patient processor or tail lets its fetches gather), and the
 notifier gives no transaction of its own to responses that produce nothing (nothing here connects to Kafka)."""
 
 from __future__ import annotations
