@@ -7,7 +7,8 @@ arguments; 3 Kafka unreachable.
 
 ``verify`` reads every audit partition from the beginning (read_committed) and checks it with the pure
 ``broker._audit.verify_chain``; the head the auditor recorded in ``nsw.audit.head`` anchors the last
-entry of each chain (which no successor protects).
+entry of each chain (which no successor protects). The heads are read before and after the entries, so a log
+the auditor is writing meanwhile verifies as intact (its newer entries are protected by their links).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from broker._audit import AUDIT, AUDIT_HEAD, ChainReport, verify_chain
+from broker._audit import AUDIT, AUDIT_HEAD, GENESIS, ChainReport, verify_chain
 from broker._envelope import InMessage
 from broker.errors import NSWError, TransportError
 from bus import existing_partition_counts, key_partition, read_range
@@ -63,7 +64,10 @@ async def verify_topic(bootstrap: str, *, topic: str = AUDIT, head_topic: str | 
     numbers = list(range(count)) if partition is None else [partition]
     if any(n < 0 or n >= count for n in numbers):
         raise OpsConfigError(f"{topic} has partitions 0..{count - 1}")
-    heads = await _heads(bootstrap, head_topic)
+    # The heads are read before and after the entries: while the auditor writes, the log may grow during the
+    # read (an entry and its head commit together); the later heads anchor a log read whole, the earlier ones a
+    # log that grew after (verify_chain).
+    earlier = await _heads(bootstrap, head_topic)
     entries: dict[int, list[tuple[int, bytes]]] = {n: [] for n in numbers}
     progress = Progress(f"reading {topic}")
 
@@ -73,13 +77,15 @@ async def verify_topic(bootstrap: str, *, topic: str = AUDIT, head_topic: str | 
 
     await read_range(bootstrap, [(topic, n, None, None) for n in numbers], keep)
     progress.finish()
+    heads = await _heads(bootstrap, head_topic)
     reports = []
     for number in numbers:
         rows = sorted(entries[number])
         head = heads.get(number)
         if head is None and heads and rows:
-            head = (-1, "0" * 64)  # the auditor recorded heads, but none for a partition that has entries
-        reports.append(verify_chain(rows, partition=number, expected_head=head))
+            head = (-1, GENESIS)  # the auditor recorded heads, but none for a partition that has entries
+        before = earlier.get(number, (-1, GENESIS)) if head is not None else None
+        reports.append(verify_chain(rows, partition=number, expected_head=head, earlier_head=before))
     return reports
 
 

@@ -100,6 +100,41 @@ def test_removed_last_entry_is_caught_by_the_recorded_head_only() -> None:
     assert report.anchored is False
 
 
+def test_a_log_that_grew_while_it_was_read_is_anchored_by_the_head_read_before_it() -> None:
+    entries = chain(9)
+    # Heads read before the entries (seq 4) and after them (seq 8); the log read in between holds seq 0..6.
+    earlier, later = (4, entries[4]["hash"]), (8, entries[8]["hash"])
+    report = verify_chain(as_log(entries[:7]), expected_head=later, earlier_head=earlier)
+    assert report.intact, report.problems
+    assert (report.anchored, report.head_seq) == (True, 6)
+    # An empty log when the read began: whatever the log then holds was written during the read.
+    assert verify_chain(as_log(entries[:2]), expected_head=later, earlier_head=(-1, GENESIS)).intact
+
+
+@pytest.mark.parametrize("kept", [3, 0])
+def test_entries_removed_before_the_read_are_found_although_the_log_grows(kept: int) -> None:
+    entries = chain(9)
+    report = verify_chain(as_log(entries[:kept]), expected_head=(8, entries[8]["hash"]),
+                          earlier_head=(4, entries[4]["hash"]))
+    assert report.first_problem is not None
+    assert (report.first_problem.kind, report.anchored) == ("removed", False)
+
+
+def test_an_earlier_head_does_not_excuse_a_rewritten_entry_or_a_log_ahead_of_the_writer() -> None:
+    entries = chain(7)
+    forged: dict[str, Any] = dict(entries[4])
+    forged["kind"] = "response"
+    forged["hash"] = entry_hash(forged)
+    # Entry 4 rewritten with a recomputed hash, the entries after it dropped: the earlier head names the real one.
+    report = verify_chain(as_log([*entries[:4], forged]), expected_head=(6, entries[6]["hash"]),
+                          earlier_head=(4, entries[4]["hash"]))
+    assert (report.intact, report.anchored) == (False, False)
+    # A log longer than the head the writer recorded after it was read: entries appended by someone else.
+    report = verify_chain(as_log(entries), expected_head=(5, entries[5]["hash"]), earlier_head=(3, entries[3]["hash"]))
+    assert report.first_problem is not None
+    assert (report.first_problem.kind, report.anchored) == ("forged-hash", False)
+
+
 def test_swapped_entries_are_reported_as_reordered_at_the_first_of_them() -> None:
     entries = chain(6)
     swapped = [*entries[:2], entries[3], entries[2], *entries[4:]]
