@@ -82,16 +82,17 @@ test: kafka-start chromium
 	$(BIN)/mypy
 	$(BIN)/pytest
 
-# Starts a hub of its own on BENCH_PORT (the auditor in a second process; per-trader rate and concurrency
+# Starts a hub of its own on BENCH_PORT (the fused core and the auditor each in a process of its own beside the
+# ingress, BENCH_SPLIT; per-trader rate and concurrency
 # limits lifted, as the load comes from one trader) and measures it in one run, printed as one table
 # (README "Benchmarks"): at 50/s (within its capacity here), at 200/s, at its maximum beside the Kafka floor,
 # with CPU per submission, RSS per process and transactions; then the same phases for the pipeline written as a
 # Kafka Streams application (exactly_once_v2) on the same broker, in the same table. The report is also written to bench.json.
 # The hub gets up to 2 minutes to answer /healthz (it first reads its state back from Kafka).
 BENCH_PORT    ?= 8090
-# The services the bench's hub runs in child processes (nsw serve --split), one child per space-separated group
-# (e.g. "router,adapters,aggregator auditor": the fused core and the auditor each in a process of their own).
-BENCH_SPLIT   ?= auditor
+# The services the bench's hub runs in child processes (nsw serve --split), one child per space-separated group:
+# by default the fused core and the auditor each in a process of their own ("auditor" alone: the core beside the ingress).
+BENCH_SPLIT   ?= router,adapters,aggregator auditor
 BENCH_SECONDS ?= 20
 SOAK_MINUTES  ?= 30
 SOAK_RATE     ?= 200
