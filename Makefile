@@ -83,8 +83,8 @@ test: kafka-start chromium
 	$(BIN)/pytest
 
 # Starts a hub of its own on BENCH_PORT (the fused core and the auditor each in a process of its own beside the
-# ingress, BENCH_SPLIT; per-trader rate and concurrency
-# limits lifted, as the load comes from one trader) and measures it in one run, printed as one table
+# ingress, BENCH_SPLIT; per-trader rate and concurrency limits lifted, as the load comes from one trader) and
+# measures it in one run, printed as one table
 # (README "Benchmarks"): at 50/s (within its capacity here), at 200/s, at its maximum beside the Kafka floor,
 # with CPU per submission, RSS per process and transactions; then the same phases for the pipeline written as a
 # Kafka Streams application (exactly_once_v2) on the same broker, in the same table. The report is also written to bench.json.

@@ -84,8 +84,8 @@ async def verify_topic(bootstrap: str, *, topic: str = AUDIT, head_topic: str | 
         head = heads.get(number)
         if head is None and heads and rows:
             head = (-1, GENESIS)  # the auditor recorded heads, but none for a partition that has entries
-        before = earlier.get(number, (-1, GENESIS)) if head is not None else None
-        reports.append(verify_chain(rows, partition=number, expected_head=head, earlier_head=before))
+        reports.append(verify_chain(rows, partition=number, expected_head=head,
+                                    earlier_head=earlier.get(number, (-1, GENESIS))))
     return reports
 
 
